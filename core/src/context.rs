@@ -1,0 +1,153 @@
+//! Evaluation contexts: what targeting rules read.
+//!
+//! The evaluator reads a context through the small [`Context`] trait, so callers
+//! can evaluate against their own context type (the `flagyard` crate implements it
+//! for OpenFeature's `EvaluationContext`) without copying it per call.
+
+use serde_json::{Map, Value};
+
+/// A borrowed view of one context attribute.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AttrValue<'a> {
+    /// JSON `null`.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// A number (JsonLogic numbers are IEEE doubles).
+    Number(f64),
+    /// A string.
+    Str(&'a str),
+    /// Any JSON value, including arrays and objects that rules may descend into.
+    Json(&'a Value),
+}
+
+/// What the evaluator needs from an evaluation context.
+///
+/// # Example
+/// ```
+/// use flagyard_core::{AttrValue, Context};
+///
+/// struct Tenant { id: String, plan: &'static str }
+///
+/// impl Context for Tenant {
+///     fn targeting_key(&self) -> Option<&str> { Some(&self.id) }
+///     fn attribute(&self, name: &str) -> Option<AttrValue<'_>> {
+///         (name == "plan").then_some(AttrValue::Str(self.plan))
+///     }
+/// }
+/// ```
+pub trait Context {
+    /// The targeting key, if the context has one.
+    fn targeting_key(&self) -> Option<&str>;
+    /// One top-level attribute by name; `None` when absent.
+    fn attribute(&self, name: &str) -> Option<AttrValue<'_>>;
+}
+
+/// A simple owned context: a targeting key plus JSON attributes.
+///
+/// # Example
+/// ```
+/// use flagyard_core::EvaluationContext;
+///
+/// let ctx = EvaluationContext::new()
+///     .with_targeting_key("user-42")
+///     .with_attribute("email", "ada@example.com");
+/// assert_eq!(ctx.targeting_key.as_deref(), Some("user-42"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EvaluationContext {
+    /// The targeting key (`targetingKey`).
+    pub targeting_key: Option<String>,
+    /// The other attributes.
+    pub attributes: Map<String, Value>,
+}
+
+impl EvaluationContext {
+    /// An empty context.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the targeting key.
+    pub fn with_targeting_key(mut self, key: impl Into<String>) -> Self {
+        self.targeting_key = Some(key.into());
+        self
+    }
+
+    /// Adds one attribute.
+    pub fn with_attribute(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.attributes.insert(name.into(), value.into());
+        self
+    }
+
+    /// Builds a context from a JSON object; a string `targetingKey` member becomes
+    /// the targeting key. Anything but an object (or `null`) is refused.
+    pub fn from_json(value: Value) -> Result<Self, crate::DocumentError> {
+        match value {
+            Value::Null => Ok(Self::default()),
+            Value::Object(mut attributes) => {
+                let targeting_key = match attributes.remove("targetingKey") {
+                    Some(Value::String(s)) => Some(s),
+                    Some(other) => {
+                        // Keep a non-string targetingKey visible to rules, as flagd does.
+                        attributes.insert("targetingKey".into(), other);
+                        None
+                    }
+                    None => None,
+                };
+                Ok(Self {
+                    targeting_key,
+                    attributes,
+                })
+            }
+            other => Err(crate::DocumentError::NotAnObject {
+                what: "evaluation context",
+                found: json_kind(&other),
+            }),
+        }
+    }
+}
+
+impl Context for EvaluationContext {
+    fn targeting_key(&self) -> Option<&str> {
+        self.targeting_key.as_deref()
+    }
+
+    fn attribute(&self, name: &str) -> Option<AttrValue<'_>> {
+        self.attributes.get(name).map(AttrValue::from_json)
+    }
+}
+
+impl<'a> AttrValue<'a> {
+    /// Views a JSON value; scalars become their own variants.
+    pub fn from_json(value: &'a Value) -> AttrValue<'a> {
+        match value {
+            Value::Null => AttrValue::Null,
+            Value::Bool(b) => AttrValue::Bool(*b),
+            Value::Number(n) => AttrValue::Number(n.as_f64().unwrap_or(f64::NAN)),
+            Value::String(s) => AttrValue::Str(s),
+            Value::Array(_) | Value::Object(_) => AttrValue::Json(value),
+        }
+    }
+}
+
+/// The empty context.
+impl Context for () {
+    fn targeting_key(&self) -> Option<&str> {
+        None
+    }
+    fn attribute(&self, _name: &str) -> Option<AttrValue<'_>> {
+        None
+    }
+}
+
+pub(crate) fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

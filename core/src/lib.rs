@@ -1,0 +1,39 @@
+//! # flagyard-core
+//!
+//! The pure part of Flagyard: flagd flag documents, their validation, the compiled
+//! targeting evaluator and the immutable [`Snapshot`] that evaluation runs on.
+//! No network, no files, no async.
+//!
+//! ```
+//! use flagyard_core::{EvaluationContext, Snapshot};
+//!
+//! let snapshot = Snapshot::parse(r#"{"flags": {"banner": {
+//!     "state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on"}}}"#)?;
+//! let on = snapshot.resolve("banner", false, &EvaluationContext::new()).value;
+//! assert!(on);
+//! # Ok::<(), flagyard_core::DocumentError>(())
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod context;
+mod error;
+pub(crate) mod logic;
+mod options;
+mod requested;
+mod resolution;
+mod snapshot;
+mod value;
+
+pub use context::{AttrValue, Context, EvaluationContext};
+pub use error::{DocumentError, Problem};
+pub use logic::FractionalVersion;
+pub use logic::murmur3;
+pub use options::{CompileOptions, Limits};
+pub use requested::{DefaultTypeError, RequestedType, UnknownType};
+pub use resolution::{
+    ErrorCode, ErrorMessage, EvalError, FlagMetadata, MetadataValue, Reason, Resolution,
+};
+pub use snapshot::{CompiledFlag, Evaluation, Snapshot};
+pub use value::{FlagType, FlagValue, ValueKind};

@@ -1,0 +1,621 @@
+//! Evaluation of compiled nodes against a context.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::{FractionalVersion, Node, Op, VarPath, semver};
+use crate::context::{AttrValue, Context};
+
+/// A value during evaluation; borrows from the snapshot and the context (`'a`).
+///
+/// Invariant: `Json` only holds arrays and objects; scalars use their own variants.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Val<'a> {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(&'a str),
+    String(String),
+    Json(&'a Value),
+    Array(Vec<Val<'a>>),
+}
+
+impl<'a> Val<'a> {
+    pub(crate) fn from_json(value: &'a Value) -> Val<'a> {
+        match value {
+            Value::Null => Val::Null,
+            Value::Bool(b) => Val::Bool(*b),
+            Value::Number(n) => Val::Num(n.as_f64().unwrap_or(f64::NAN)),
+            Value::String(s) => Val::Str(s),
+            Value::Array(_) | Value::Object(_) => Val::Json(value),
+        }
+    }
+
+    fn from_attr(value: AttrValue<'a>) -> Val<'a> {
+        match value {
+            AttrValue::Null => Val::Null,
+            AttrValue::Bool(b) => Val::Bool(b),
+            AttrValue::Number(n) => Val::Num(n),
+            AttrValue::Str(s) => Val::Str(s),
+            AttrValue::Json(j) => Val::from_json(j),
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> Option<&str> {
+        match self {
+            Val::Str(s) => Some(s),
+            Val::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn is_null(&self) -> bool {
+        matches!(self, Val::Null)
+    }
+
+    /// JsonLogic truthiness (JavaScript's, except that `[]` is false).
+    pub(crate) fn truthy(&self) -> bool {
+        match self {
+            Val::Null => false,
+            Val::Bool(b) => *b,
+            Val::Num(n) => *n != 0.0 && !n.is_nan(),
+            Val::Str(s) => !s.is_empty(),
+            Val::String(s) => !s.is_empty(),
+            Val::Json(Value::Array(a)) => !a.is_empty(),
+            Val::Json(_) => true,
+            Val::Array(a) => !a.is_empty(),
+        }
+    }
+
+    /// JavaScript's `Number(x)`.
+    fn to_number(&self) -> f64 {
+        match self {
+            Val::Null => 0.0,
+            Val::Bool(b) => f64::from(u8::from(*b)),
+            Val::Num(n) => *n,
+            Val::Str(s) => str_to_number(s),
+            Val::String(s) => str_to_number(s),
+            Val::Json(Value::Array(a)) => match a.as_slice() {
+                [] => 0.0,
+                [one] => Val::from_json(one).to_number(),
+                _ => f64::NAN,
+            },
+            Val::Json(_) => f64::NAN,
+            Val::Array(a) => match a.as_slice() {
+                [] => 0.0,
+                [one] => one.to_number(),
+                _ => f64::NAN,
+            },
+        }
+    }
+
+    /// JavaScript's `String(x)`, borrowing where it can.
+    pub(crate) fn to_text(&self) -> Cow<'_, str> {
+        match self {
+            Val::Str(s) => Cow::Borrowed(s),
+            Val::String(s) => Cow::Borrowed(s),
+            _ => {
+                let mut out = String::new();
+                self.write_text(&mut out);
+                Cow::Owned(out)
+            }
+        }
+    }
+
+    fn write_text(&self, out: &mut String) {
+        match self {
+            Val::Null => out.push_str("null"),
+            Val::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Val::Num(n) => write_number(*n, out),
+            Val::Str(s) => out.push_str(s),
+            Val::String(s) => out.push_str(s),
+            Val::Json(Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    // JavaScript prints null inside arrays as an empty string.
+                    if !item.is_null() {
+                        Val::from_json(item).write_text(out);
+                    }
+                }
+            }
+            Val::Json(_) => out.push_str("[object Object]"),
+            Val::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    if !item.is_null() {
+                        item.write_text(out);
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_array(&self) -> bool {
+        matches!(self, Val::Array(_) | Val::Json(Value::Array(_)))
+    }
+
+    /// Elements of an array value (nothing for non-arrays).
+    fn elements(&self) -> Vec<Val<'a>> {
+        match self {
+            Val::Json(Value::Array(items)) => items.iter().map(Val::from_json).collect(),
+            Val::Array(items) => items.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn into_elements(self) -> Vec<Val<'a>> {
+        match self {
+            Val::Json(Value::Array(items)) => items.iter().map(Val::from_json).collect(),
+            Val::Array(items) => items,
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Formats a number as JavaScript would for integers and common decimals.
+pub(crate) fn write_number(n: f64, out: &mut String) {
+    if n.is_nan() {
+        out.push_str("NaN");
+    } else if n.is_infinite() {
+        out.push_str(if n > 0.0 { "Infinity" } else { "-Infinity" });
+    } else if n == n.trunc() && n.abs() < 1e21 {
+        let _ = write!(out, "{}", n as i128);
+    } else {
+        let _ = write!(out, "{n}");
+    }
+}
+
+fn str_to_number(s: &str) -> f64 {
+    let t = s.trim();
+    if t.is_empty() {
+        return 0.0;
+    }
+    t.parse::<f64>().unwrap_or(f64::NAN)
+}
+
+/// JavaScript's `==` on the values JsonLogic produces.
+fn loose_eq(a: &Val<'_>, b: &Val<'_>) -> bool {
+    match (a, b) {
+        (Val::Null, Val::Null) => true,
+        (Val::Null, _) | (_, Val::Null) => false,
+        (Val::Bool(x), Val::Bool(y)) => x == y,
+        (Val::Num(x), Val::Num(y)) => x == y,
+        (Val::Bool(_), _) => loose_eq(&Val::Num(a.to_number()), b),
+        (_, Val::Bool(_)) => loose_eq(a, &Val::Num(b.to_number())),
+        _ if a.as_str().is_some() && b.as_str().is_some() => a.as_str() == b.as_str(),
+        (Val::Num(x), _) if b.as_str().is_some() => *x == b.to_number(),
+        (_, Val::Num(y)) if a.as_str().is_some() => a.to_number() == *y,
+        // An array or object against a primitive compares its string form.
+        (Val::Json(_) | Val::Array(_), Val::Num(_))
+        | (Val::Num(_), Val::Json(_) | Val::Array(_)) => a.to_number() == b.to_number(),
+        (Val::Json(_) | Val::Array(_), _) if b.as_str().is_some() => a.to_text() == b.to_text(),
+        (_, Val::Json(_) | Val::Array(_)) if a.as_str().is_some() => a.to_text() == b.to_text(),
+        _ => false,
+    }
+}
+
+/// JavaScript's `===`.
+fn strict_eq(a: &Val<'_>, b: &Val<'_>) -> bool {
+    match (a, b) {
+        (Val::Null, Val::Null) => true,
+        (Val::Bool(x), Val::Bool(y)) => x == y,
+        (Val::Num(x), Val::Num(y)) => x == y,
+        _ => match (a.as_str(), b.as_str()) {
+            (Some(x), Some(y)) => x == y,
+            _ => false,
+        },
+    }
+}
+
+/// JavaScript's relational comparison: strings compare as strings, anything else as numbers.
+fn compare(a: &Val<'_>, b: &Val<'_>) -> Option<std::cmp::Ordering> {
+    match (a.as_str(), b.as_str()) {
+        (Some(x), Some(y)) => Some(x.cmp(y)),
+        _ => a.to_number().partial_cmp(&b.to_number()),
+    }
+}
+
+/// Where `var` reads from: the context, or an element inside `map`/`filter`/`reduce`/...
+#[derive(Clone, Copy)]
+pub(crate) enum Data<'a, 'b> {
+    Root,
+    Item(&'b Val<'a>),
+    Reduce {
+        current: &'b Val<'a>,
+        accumulator: &'b Val<'a>,
+    },
+}
+
+/// Everything an evaluation needs besides the node.
+pub(crate) struct Env<'a, C: ?Sized> {
+    pub ctx: &'a C,
+    pub flag_key: &'a str,
+    pub fractional: FractionalVersion,
+}
+
+impl<'a, C: Context + ?Sized> Env<'a, C> {
+    pub(crate) fn eval(&self, node: &'a Node, data: Data<'a, '_>) -> Val<'a> {
+        match node {
+            Node::Null => Val::Null,
+            Node::Bool(b) => Val::Bool(*b),
+            Node::Num(n) => Val::Num(*n),
+            Node::Str(s) => Val::Str(s),
+            Node::Json(j) => Val::Json(j),
+            Node::Array(items) => Val::Array(items.iter().map(|n| self.eval(n, data)).collect()),
+            Node::FlagKey => Val::Str(self.flag_key),
+            Node::Timestamp => Val::Num(unix_seconds()),
+            Node::Var(var) => {
+                let found = match &var.path {
+                    VarPath::Static(segments) => self.lookup(segments.iter().map(|s| &**s), data),
+                    VarPath::Dynamic(path) => {
+                        let path = self.eval(path, data);
+                        let text = path.to_text();
+                        if text.is_empty() {
+                            self.lookup(std::iter::empty(), data)
+                        } else {
+                            self.lookup(text.split('.'), data)
+                        }
+                    }
+                };
+                match (found, &var.default) {
+                    (Val::Null, Some(default)) => self.eval(default, data),
+                    (found, _) => found,
+                }
+            }
+            Node::Op(op, args) => self.eval_op(*op, args, data),
+            Node::Fractional(f) => f.eval(self, data),
+        }
+    }
+
+    /// Resolves a dotted path against the data; `Null` when absent.
+    fn lookup<'p>(
+        &self,
+        mut segments: impl Iterator<Item = &'p str>,
+        data: Data<'a, '_>,
+    ) -> Val<'a> {
+        let start: Val<'a> = match data {
+            Data::Root => {
+                let Some(first) = segments.next() else {
+                    // The whole context has no borrowed JSON form; rules never need it.
+                    return Val::Null;
+                };
+                if first == "targetingKey" {
+                    if let Some(key) = self.ctx.targeting_key() {
+                        return descend_rest(Val::Str(key), segments);
+                    }
+                }
+                match self.ctx.attribute(first) {
+                    Some(v) => Val::from_attr(v),
+                    None => return Val::Null,
+                }
+            }
+            Data::Item(item) => item.clone(),
+            Data::Reduce {
+                current,
+                accumulator,
+            } => match segments.next() {
+                None => Val::Null,
+                Some("current") => current.clone(),
+                Some("accumulator") => accumulator.clone(),
+                Some(_) => return Val::Null,
+            },
+        };
+        descend_rest(start, segments)
+    }
+
+    fn eval_op(&self, op: Op, args: &'a [Node], data: Data<'a, '_>) -> Val<'a> {
+        let arg = |i: usize| -> Val<'a> { args.get(i).map_or(Val::Null, |n| self.eval(n, data)) };
+        match op {
+            Op::If => {
+                let mut i = 0;
+                while i + 1 < args.len() {
+                    if self.eval(&args[i], data).truthy() {
+                        return self.eval(&args[i + 1], data);
+                    }
+                    i += 2;
+                }
+                if i < args.len() {
+                    self.eval(&args[i], data)
+                } else {
+                    Val::Null
+                }
+            }
+            Op::Eq => Val::Bool(loose_eq(&arg(0), &arg(1))),
+            Op::Ne => Val::Bool(!loose_eq(&arg(0), &arg(1))),
+            Op::StrictEq => Val::Bool(strict_eq(&arg(0), &arg(1))),
+            Op::StrictNe => Val::Bool(!strict_eq(&arg(0), &arg(1))),
+            Op::Not => Val::Bool(!arg(0).truthy()),
+            Op::Truthy => Val::Bool(arg(0).truthy()),
+            Op::Or => {
+                let mut last = Val::Null;
+                for node in args {
+                    last = self.eval(node, data);
+                    if last.truthy() {
+                        return last;
+                    }
+                }
+                last
+            }
+            Op::And => {
+                let mut last = Val::Null;
+                for node in args {
+                    last = self.eval(node, data);
+                    if !last.truthy() {
+                        return last;
+                    }
+                }
+                last
+            }
+            Op::Gt => Val::Bool(compare(&arg(0), &arg(1)) == Some(std::cmp::Ordering::Greater)),
+            Op::Ge => Val::Bool(matches!(
+                compare(&arg(0), &arg(1)),
+                Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)
+            )),
+            Op::Lt | Op::Le => {
+                let ok = |o: Option<std::cmp::Ordering>| match o {
+                    Some(std::cmp::Ordering::Less) => true,
+                    Some(std::cmp::Ordering::Equal) => op == Op::Le,
+                    _ => false,
+                };
+                let (a, b) = (arg(0), arg(1));
+                if args.len() >= 3 {
+                    let c = arg(2);
+                    Val::Bool(ok(compare(&a, &b)) && ok(compare(&b, &c)))
+                } else {
+                    Val::Bool(ok(compare(&a, &b)))
+                }
+            }
+            Op::Max | Op::Min => {
+                let mut best: Option<f64> = None;
+                for node in args {
+                    let n = self.eval(node, data).to_number();
+                    if n.is_nan() {
+                        return Val::Null;
+                    }
+                    best = Some(match best {
+                        None => n,
+                        Some(b) if op == Op::Max => b.max(n),
+                        Some(b) => b.min(n),
+                    });
+                }
+                best.map_or(Val::Null, Val::Num)
+            }
+            Op::Add => Val::Num(args.iter().map(|n| self.eval(n, data).to_number()).sum()),
+            Op::Mul => Val::Num(
+                args.iter()
+                    .map(|n| self.eval(n, data).to_number())
+                    .product(),
+            ),
+            Op::Sub => match args.len() {
+                0 => Val::Null,
+                1 => Val::Num(-arg(0).to_number()),
+                _ => Val::Num(arg(0).to_number() - arg(1).to_number()),
+            },
+            Op::Div => Val::Num(arg(0).to_number() / arg(1).to_number()),
+            Op::Mod => Val::Num(arg(0).to_number() % arg(1).to_number()),
+            Op::Map | Op::Filter | Op::All | Op::None | Op::Some => {
+                self.eval_iteration(op, args, data)
+            }
+            Op::Reduce => {
+                let items = arg(0).into_elements();
+                let Some(body) = args.get(1) else {
+                    return Val::Null;
+                };
+                let mut accumulator = arg(2);
+                for current in &items {
+                    accumulator = self.eval(
+                        body,
+                        Data::Reduce {
+                            current,
+                            accumulator: &accumulator,
+                        },
+                    );
+                }
+                accumulator
+            }
+            Op::Merge => {
+                let mut out = Vec::new();
+                for node in args {
+                    let v = self.eval(node, data);
+                    if v.is_array() {
+                        out.extend(v.into_elements());
+                    } else {
+                        out.push(v);
+                    }
+                }
+                Val::Array(out)
+            }
+            Op::In => {
+                let (needle, haystack) = (arg(0), arg(1));
+                if let Some(h) = haystack.as_str() {
+                    return Val::Bool(h.contains(&*needle.to_text()));
+                }
+                match &haystack {
+                    Val::Json(Value::Array(items)) => {
+                        Val::Bool(items.iter().any(|i| strict_eq(&needle, &Val::from_json(i))))
+                    }
+                    Val::Array(items) => Val::Bool(items.iter().any(|i| strict_eq(&needle, i))),
+                    _ => Val::Bool(false),
+                }
+            }
+            Op::Cat => {
+                let mut out = String::new();
+                for node in args {
+                    self.eval(node, data).write_text(&mut out);
+                }
+                Val::String(out)
+            }
+            Op::Substr => {
+                let source = arg(0);
+                let text = source.to_text();
+                let chars: Vec<char> = text.chars().collect();
+                let len = chars.len() as i64;
+                let start = arg(1).to_number();
+                let start = if start.is_nan() { 0 } else { start as i64 };
+                let start = if start < 0 {
+                    (len + start).max(0)
+                } else {
+                    start.min(len)
+                };
+                let end = if args.len() >= 3 {
+                    let n = arg(2).to_number();
+                    let n = if n.is_nan() { 0 } else { n as i64 };
+                    if n < 0 {
+                        (len + n).max(start)
+                    } else {
+                        (start + n).min(len)
+                    }
+                } else {
+                    len
+                };
+                Val::String(
+                    chars[start as usize..end.max(start) as usize]
+                        .iter()
+                        .collect(),
+                )
+            }
+            Op::Missing => {
+                let keys: Vec<Val<'a>> = if args.len() == 1 || arg(0).is_array() {
+                    let first = arg(0);
+                    if first.is_array() {
+                        first.into_elements()
+                    } else {
+                        vec![first]
+                    }
+                } else {
+                    args.iter().map(|n| self.eval(n, data)).collect()
+                };
+                Val::Array(self.missing_keys(keys, data))
+            }
+            Op::MissingSome => {
+                let need = arg(0).to_number();
+                let keys = arg(1).into_elements();
+                let total = keys.len();
+                let missing = self.missing_keys(keys, data);
+                if (total - missing.len()) as f64 >= need {
+                    Val::Array(Vec::new())
+                } else {
+                    Val::Array(missing)
+                }
+            }
+            Op::StartsWith | Op::EndsWith => {
+                if args.len() != 2 {
+                    return Val::Null;
+                }
+                let (a, b) = (arg(0), arg(1));
+                match (a.as_str(), b.as_str()) {
+                    (Some(a), Some(b)) if op == Op::StartsWith => Val::Bool(a.starts_with(b)),
+                    (Some(a), Some(b)) => Val::Bool(a.ends_with(b)),
+                    _ => Val::Null,
+                }
+            }
+            Op::SemVer => {
+                if args.len() != 3 {
+                    return Val::Null;
+                }
+                let (a, operator, b) = (arg(0), arg(1), arg(2));
+                match operator.as_str() {
+                    Some(operator) => {
+                        semver::compare_values(&a, operator, &b).map_or(Val::Null, Val::Bool)
+                    }
+                    None => Val::Null,
+                }
+            }
+        }
+    }
+
+    fn eval_iteration(&self, op: Op, args: &'a [Node], data: Data<'a, '_>) -> Val<'a> {
+        let source = args.first().map_or(Val::Null, |n| self.eval(n, data));
+        let items = source.elements();
+        let Some(body) = args.get(1) else {
+            return if op == Op::Map || op == Op::Filter {
+                Val::Array(Vec::new())
+            } else {
+                Val::Bool(false)
+            };
+        };
+        match op {
+            Op::Map => Val::Array(
+                items
+                    .iter()
+                    .map(|item| self.eval(body, Data::Item(item)))
+                    .collect(),
+            ),
+            Op::Filter => Val::Array(
+                items
+                    .iter()
+                    .filter(|item| self.eval(body, Data::Item(item)).truthy())
+                    .map(|item| item.clone())
+                    .collect(),
+            ),
+            Op::All => Val::Bool(
+                !items.is_empty()
+                    && items
+                        .iter()
+                        .all(|item| self.eval(body, Data::Item(item)).truthy()),
+            ),
+            Op::None => Val::Bool(
+                !items
+                    .iter()
+                    .any(|item| self.eval(body, Data::Item(item)).truthy()),
+            ),
+            _ => Val::Bool(
+                items
+                    .iter()
+                    .any(|item| self.eval(body, Data::Item(item)).truthy()),
+            ),
+        }
+    }
+
+    fn missing_keys(&self, keys: Vec<Val<'a>>, data: Data<'a, '_>) -> Vec<Val<'a>> {
+        keys.into_iter()
+            .filter(|key| {
+                let text = key.to_text();
+                let found = if text.is_empty() {
+                    Val::Null
+                } else {
+                    self.lookup(text.split('.'), data)
+                };
+                match found {
+                    Val::Null => true,
+                    other => other.as_str() == Some(""),
+                }
+            })
+            .collect()
+    }
+}
+
+fn descend_rest<'a, 'p>(mut current: Val<'a>, segments: impl Iterator<Item = &'p str>) -> Val<'a> {
+    for segment in segments {
+        current = match current {
+            Val::Json(Value::Object(map)) => match map.get(segment) {
+                Some(v) => Val::from_json(v),
+                None => return Val::Null,
+            },
+            Val::Json(Value::Array(items)) => {
+                match segment.parse::<usize>().ok().and_then(|i| items.get(i)) {
+                    Some(v) => Val::from_json(v),
+                    None => return Val::Null,
+                }
+            }
+            Val::Array(mut items) => match segment.parse::<usize>() {
+                Ok(i) if i < items.len() => items.swap_remove(i),
+                _ => return Val::Null,
+            },
+            _ => return Val::Null,
+        };
+    }
+    current
+}
+
+fn unix_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs() as f64)
+}

@@ -1,0 +1,337 @@
+//! flagd's `fractional` operator, with the v2 and v3 hashing of DESIGN §2.
+
+use serde_json::Value;
+
+use super::FractionalVersion;
+use super::Node;
+use super::eval::{Data, Env, Val};
+use super::murmur3::Murmur3;
+use crate::context::Context;
+
+/// The largest total weight flagd accepts (weights are summed as i32).
+const MAX_TOTAL_WEIGHT: u64 = i32::MAX as u64;
+
+#[derive(Debug)]
+pub(crate) struct FractionalNode {
+    /// The bucketing expression, when the first argument is not itself a bucket.
+    seed: Option<Node>,
+    /// The bucket nodes.
+    buckets: Vec<Node>,
+    /// When every bucket is a literal: parsed once (`None` inside when invalid).
+    parsed: Option<Option<StaticBuckets>>,
+}
+
+#[derive(Debug)]
+struct StaticBuckets {
+    /// Bucket values (usually variant names) with their weights.
+    entries: Vec<(Value, u64)>,
+    total: u64,
+}
+
+fn is_bucket_node(node: &Node) -> bool {
+    matches!(node, Node::Array(_)) || matches!(node, Node::Json(j) if j.is_array())
+}
+
+impl FractionalNode {
+    pub(crate) fn new(mut nodes: Vec<Node>) -> FractionalNode {
+        let seed = match nodes.first() {
+            Some(first) if !is_bucket_node(first) => Some(nodes.remove(0)),
+            _ => None,
+        };
+        let parsed = nodes.iter().all(|n| matches!(n, Node::Json(_))).then(|| {
+            let vals: Vec<Val<'_>> = nodes
+                .iter()
+                .map(|n| match n {
+                    Node::Json(j) => Val::from_json(j),
+                    _ => Val::Null,
+                })
+                .collect();
+            parse_buckets(vals.iter()).map(|entries| StaticBuckets {
+                total: entries.iter().map(|(_, w)| *w).sum(),
+                entries: entries
+                    .into_iter()
+                    .map(|(name, w)| (val_to_json(&name), w))
+                    .collect(),
+            })
+        });
+        FractionalNode {
+            seed,
+            buckets: nodes,
+            parsed,
+        }
+    }
+
+    pub(crate) fn eval<'a, C: Context + ?Sized>(
+        &'a self,
+        env: &Env<'a, C>,
+        data: Data<'a, '_>,
+    ) -> Val<'a> {
+        let mut hasher = Murmur3::new(0);
+        // A seed expression that yields an array is a bucket after all.
+        let mut leading_bucket: Option<Val<'a>> = None;
+        match &self.seed {
+            None => {
+                if !hash_shorthand(&mut hasher, env) {
+                    return Val::Null;
+                }
+            }
+            Some(seed) => {
+                let value = env.eval(seed, data);
+                match (&value, env.fractional) {
+                    (Val::Array(_) | Val::Json(Value::Array(_)), _) => {
+                        if !hash_shorthand(&mut hasher, env) {
+                            return Val::Null;
+                        }
+                        leading_bucket = Some(value);
+                    }
+                    (Val::Null, _) => return Val::Null,
+                    (_, FractionalVersion::V2) => match value.as_str() {
+                        Some(s) => hasher.write(s.as_bytes()),
+                        None => return Val::Null,
+                    },
+                    (_, FractionalVersion::V3) => cbor::write_val(&mut hasher, &value),
+                }
+            }
+        }
+        let hash = hasher.finish();
+        if let (Some(parsed), None) = (&self.parsed, &leading_bucket) {
+            return match parsed {
+                Some(b) => pick(hash, b.total, b.entries.iter().map(|(n, w)| (n, *w)))
+                    .map_or(Val::Null, Val::from_json),
+                None => Val::Null,
+            };
+        }
+        let mut vals: Vec<Val<'a>> = Vec::with_capacity(self.buckets.len() + 1);
+        vals.extend(leading_bucket);
+        vals.extend(self.buckets.iter().map(|n| env.eval(n, data)));
+        let Some(entries) = parse_buckets(vals.iter()) else {
+            return Val::Null;
+        };
+        let total = entries.iter().map(|(_, w)| *w).sum();
+        let chosen = pick(
+            hash,
+            total,
+            entries.iter().enumerate().map(|(i, (_, w))| (i, *w)),
+        );
+        match chosen {
+            Some(i) => entries
+                .into_iter()
+                .nth(i)
+                .map_or(Val::Null, |(name, _)| name),
+            None => Val::Null,
+        }
+    }
+}
+
+/// Feeds the shorthand's bucketing input; `false` when v3 has no targeting key.
+fn hash_shorthand<C: Context + ?Sized>(hasher: &mut Murmur3, env: &Env<'_, C>) -> bool {
+    match env.fractional {
+        FractionalVersion::V2 => {
+            hasher.write(env.flag_key.as_bytes());
+            hasher.write(env.ctx.targeting_key().unwrap_or("").as_bytes());
+            true
+        }
+        FractionalVersion::V3 => match env.ctx.targeting_key() {
+            Some(key) => {
+                cbor::write_head(hasher, 4, 2);
+                cbor::write_text(hasher, env.flag_key);
+                cbor::write_text(hasher, key);
+                true
+            }
+            None => false,
+        },
+    }
+}
+
+/// Parses `[name, weight?]` buckets; `None` if any is malformed or the total is out of range.
+fn parse_buckets<'a: 'v, 'v>(
+    buckets: impl Iterator<Item = &'v Val<'a>>,
+) -> Option<Vec<(Val<'a>, u64)>> {
+    let mut out = Vec::new();
+    let mut total: u64 = 0;
+    for bucket in buckets {
+        let (name, weight) = match bucket {
+            Val::Json(Value::Array(items)) => (
+                items.first().map(Val::from_json)?,
+                items.get(1).map(Val::from_json),
+            ),
+            Val::Array(items) => (items.first()?.clone(), items.get(1).cloned()),
+            _ => return None,
+        };
+        // Bucket values are variant names; booleans and numbers are allowed too
+        // (flagd lets `fractional` serve as a condition).
+        if !matches!(
+            name,
+            Val::Str(_) | Val::String(_) | Val::Bool(_) | Val::Num(_)
+        ) {
+            return None;
+        }
+        let weight = match weight {
+            None => 1,
+            Some(Val::Num(w)) if w.fract() == 0.0 && w.is_finite() => {
+                if w < 0.0 {
+                    0
+                } else if w > MAX_TOTAL_WEIGHT as f64 {
+                    return None;
+                } else {
+                    w as u64
+                }
+            }
+            Some(_) => return None,
+        };
+        total += weight;
+        if total > MAX_TOTAL_WEIGHT {
+            return None;
+        }
+        out.push((name, weight));
+    }
+    if out.is_empty() {
+        return None;
+    }
+    Some(out)
+}
+
+/// `bucket = (hash × total) >> 32`; the first variant whose running total exceeds it.
+fn pick<T>(hash: u32, total: u64, entries: impl Iterator<Item = (T, u64)>) -> Option<T> {
+    if total == 0 {
+        return None;
+    }
+    let bucket = (u64::from(hash) * total) >> 32;
+    let mut running = 0;
+    for (name, weight) in entries {
+        running += weight;
+        if running > bucket {
+            return Some(name);
+        }
+    }
+    None
+}
+
+fn val_to_json(value: &Val<'_>) -> Value {
+    match value {
+        Val::Bool(b) => Value::Bool(*b),
+        Val::Num(n) => serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number),
+        other => other
+            .as_str()
+            .map_or(Value::Null, |s| Value::String(s.to_string())),
+    }
+}
+
+/// Deterministic CBOR (RFC 8949 §4.2.1) written straight into the hasher.
+pub(crate) mod cbor {
+    use super::Murmur3;
+    use crate::logic::eval::Val;
+    use serde_json::Value;
+
+    pub(crate) fn write_head(h: &mut Murmur3, major: u8, arg: u64) {
+        let m = major << 5;
+        if arg < 24 {
+            h.write(&[m | arg as u8]);
+        } else if arg <= 0xff {
+            h.write(&[m | 24, arg as u8]);
+        } else if arg <= 0xffff {
+            let b = (arg as u16).to_be_bytes();
+            h.write(&[m | 25, b[0], b[1]]);
+        } else if arg <= 0xffff_ffff {
+            let b = (arg as u32).to_be_bytes();
+            h.write(&[m | 26, b[0], b[1], b[2], b[3]]);
+        } else {
+            h.write(&[m | 27]);
+            h.write(&arg.to_be_bytes());
+        }
+    }
+
+    pub(crate) fn write_text(h: &mut Murmur3, s: &str) {
+        write_head(h, 3, s.len() as u64);
+        h.write(s.as_bytes());
+    }
+
+    /// Numbers: integral values in [-2^63, 2^64) as integers (±0 → 0), the rest as
+    /// the shortest float that holds them exactly.
+    pub(crate) fn write_number(h: &mut Murmur3, n: f64) {
+        if n.is_finite()
+            && n.fract() == 0.0
+            && (-9_223_372_036_854_775_808.0..18_446_744_073_709_551_616.0).contains(&n)
+        {
+            if n >= 0.0 {
+                write_head(h, 0, n as u64);
+            } else {
+                let magnitude = (-1i128 - n as i128) as u64;
+                write_head(h, 1, magnitude);
+            }
+            return;
+        }
+        if n.is_nan() {
+            h.write(&[0xf9, 0x7e, 0x00]);
+            return;
+        }
+        let half = half::f16::from_f64(n);
+        if half.to_f64() == n {
+            let b = half.to_bits().to_be_bytes();
+            h.write(&[0xf9, b[0], b[1]]);
+            return;
+        }
+        let single = n as f32;
+        if f64::from(single) == n {
+            h.write(&[0xfa]);
+            h.write(&single.to_bits().to_be_bytes());
+            return;
+        }
+        h.write(&[0xfb]);
+        h.write(&n.to_bits().to_be_bytes());
+    }
+
+    pub(crate) fn write_json(h: &mut Murmur3, value: &Value) {
+        match value {
+            Value::Null => h.write(&[0xf6]),
+            Value::Bool(b) => h.write(&[if *b { 0xf5 } else { 0xf4 }]),
+            Value::Number(n) => {
+                if let Some(u) = n.as_u64() {
+                    write_head(h, 0, u);
+                } else if let Some(i) = n.as_i64() {
+                    write_head(h, 1, (-1 - i128::from(i)) as u64);
+                } else {
+                    write_number(h, n.as_f64().unwrap_or(f64::NAN));
+                }
+            }
+            Value::String(s) => write_text(h, s),
+            Value::Array(items) => {
+                write_head(h, 4, items.len() as u64);
+                for item in items {
+                    write_json(h, item);
+                }
+            }
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                // Encoded text keys sort by length first, then bytewise.
+                entries.sort_by(|a, b| {
+                    a.0.len()
+                        .cmp(&b.0.len())
+                        .then_with(|| a.0.as_bytes().cmp(b.0.as_bytes()))
+                });
+                write_head(h, 5, entries.len() as u64);
+                for (k, v) in entries {
+                    write_text(h, k);
+                    write_json(h, v);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn write_val(h: &mut Murmur3, value: &Val<'_>) {
+        match value {
+            Val::Null => h.write(&[0xf6]),
+            Val::Bool(b) => h.write(&[if *b { 0xf5 } else { 0xf4 }]),
+            Val::Num(n) => write_number(h, *n),
+            Val::Str(s) => write_text(h, s),
+            Val::String(s) => write_text(h, s),
+            Val::Json(j) => write_json(h, j),
+            Val::Array(items) => {
+                write_head(h, 4, items.len() as u64);
+                for item in items {
+                    write_val(h, item);
+                }
+            }
+        }
+    }
+}

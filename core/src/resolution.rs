@@ -1,0 +1,189 @@
+//! Resolution details: value, variant, reason, error and flag metadata.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// Why a value was chosen, spelled as in OpenFeature and flagd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The flag has no targeting; the default variant was served.
+    Static,
+    /// Targeting selected a variant.
+    TargetingMatch,
+    /// Targeting returned no variant, or there is no default variant.
+    Default,
+    /// The flag is disabled; the code default was served.
+    Disabled,
+    /// An error occurred; the code default was served.
+    Error,
+}
+
+impl Reason {
+    /// The OpenFeature spelling (`STATIC`, `TARGETING_MATCH`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Static => "STATIC",
+            Reason::TargetingMatch => "TARGETING_MATCH",
+            Reason::Default => "DEFAULT",
+            Reason::Disabled => "DISABLED",
+            Reason::Error => "ERROR",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// OpenFeature error codes that an evaluation can report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// No document has been loaded yet.
+    ProviderNotReady,
+    /// The key names no flag.
+    FlagNotFound,
+    /// The flag's definition or targeting could not be compiled.
+    ParseError,
+    /// The flag's variants are not of the requested type.
+    TypeMismatch,
+    /// The context was unusable (for instance a missing targeting key where one is required).
+    TargetingKeyMissing,
+    /// The context is invalid.
+    InvalidContext,
+    /// Anything else, such as targeting naming a variant that does not exist.
+    General,
+}
+
+impl ErrorCode {
+    /// The OpenFeature spelling (`FLAG_NOT_FOUND`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::ProviderNotReady => "PROVIDER_NOT_READY",
+            ErrorCode::FlagNotFound => "FLAG_NOT_FOUND",
+            ErrorCode::ParseError => "PARSE_ERROR",
+            ErrorCode::TypeMismatch => "TYPE_MISMATCH",
+            ErrorCode::TargetingKeyMissing => "TARGETING_KEY_MISSING",
+            ErrorCode::InvalidContext => "INVALID_CONTEXT",
+            ErrorCode::General => "GENERAL",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A message that costs no allocation to hand out: a static text or one shared
+/// with the compiled flag it describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorMessage {
+    /// A fixed text.
+    Static(&'static str),
+    /// A text built when the document was compiled.
+    Shared(Arc<str>),
+}
+
+impl ErrorMessage {
+    /// The message text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ErrorMessage::Static(s) => s,
+            ErrorMessage::Shared(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for ErrorMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An evaluation error: an OpenFeature code and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvalError {
+    /// The OpenFeature error code.
+    pub code: ErrorCode,
+    /// What went wrong, naming the flag part where it can.
+    pub message: ErrorMessage,
+}
+
+impl EvalError {
+    pub(crate) const fn fixed(code: ErrorCode, message: &'static str) -> EvalError {
+        EvalError {
+            code,
+            message: ErrorMessage::Static(message),
+        }
+    }
+}
+
+/// A flag metadata value: flagd allows booleans, strings and numbers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetadataValue {
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A string.
+    String(String),
+}
+
+impl MetadataValue {
+    /// The value as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            MetadataValue::Bool(b) => (*b).into(),
+            MetadataValue::Int(i) => (*i).into(),
+            MetadataValue::Float(f) => serde_json::Number::from_f64(*f)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null),
+            MetadataValue::String(s) => s.clone().into(),
+        }
+    }
+}
+
+/// Flag metadata, with the flag set's metadata already merged in (the flag wins).
+pub type FlagMetadata = BTreeMap<String, MetadataValue>;
+
+/// The result of one evaluation, borrowing from the snapshot (`'s`) that produced it.
+///
+/// Never an `Err`: problems show as `reason == Reason::Error` and `error`, with the
+/// code default as `value`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolution<'s, T> {
+    /// The resolved value, or the code default.
+    pub value: T,
+    /// The variant name, when a variant was served.
+    pub variant: Option<&'s str>,
+    /// Why this value was chosen.
+    pub reason: Reason,
+    /// The error, when `reason` is `Error` (or targeting failed).
+    pub error: Option<EvalError>,
+    /// The flag's metadata (merged with the flag set's); empty for unknown flags.
+    pub metadata: &'s FlagMetadata,
+}
+
+impl<'s, T> Resolution<'s, T> {
+    /// Maps the value, keeping the rest of the details.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Resolution<'s, U> {
+        Resolution {
+            value: f(self.value),
+            variant: self.variant,
+            reason: self.reason,
+            error: self.error,
+            metadata: self.metadata,
+        }
+    }
+
+    /// The error code, if any.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        self.error.as_ref().map(|e| e.code)
+    }
+}

@@ -1,0 +1,152 @@
+//! Variant values, pre-built once per document.
+
+use std::sync::Arc;
+
+/// The value of one flag variant, built once when a document is compiled.
+///
+/// Strings and objects are reference-counted so a snapshot can hand them out
+/// without copying; numbers keep the integer/float distinction of the JSON text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FlagValue {
+    /// A boolean variant.
+    Bool(bool),
+    /// A JSON number without fraction or exponent that fits in an `i64`.
+    Int(i64),
+    /// Any other JSON number.
+    Float(f64),
+    /// A string variant.
+    String(Arc<str>),
+    /// A structured (JSON object) variant.
+    Object(Arc<serde_json::Value>),
+}
+
+impl FlagValue {
+    /// Builds a variant value from JSON; arrays and `null` are not variant values.
+    pub fn from_json(value: &serde_json::Value) -> Option<FlagValue> {
+        use serde_json::Value;
+        match value {
+            Value::Bool(b) => Some(FlagValue::Bool(*b)),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => Some(FlagValue::Int(i)),
+                None => n.as_f64().map(FlagValue::Float),
+            },
+            Value::String(s) => Some(FlagValue::String(Arc::from(s.as_str()))),
+            Value::Object(_) => Some(FlagValue::Object(Arc::new(value.clone()))),
+            Value::Null | Value::Array(_) => None,
+        }
+    }
+
+    /// The value as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            FlagValue::Bool(b) => serde_json::Value::Bool(*b),
+            FlagValue::Int(i) => serde_json::Value::from(*i),
+            FlagValue::Float(f) => serde_json::Number::from_f64(*f)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null),
+            FlagValue::String(s) => serde_json::Value::String(s.to_string()),
+            FlagValue::Object(o) => (**o).clone(),
+        }
+    }
+
+    /// The kind of this value.
+    pub fn kind(&self) -> ValueKind {
+        match self {
+            FlagValue::Bool(_) => ValueKind::Bool,
+            FlagValue::Int(_) | FlagValue::Float(_) => ValueKind::Number,
+            FlagValue::String(_) => ValueKind::String,
+            FlagValue::Object(_) => ValueKind::Object,
+        }
+    }
+}
+
+/// The four variant types of the flagd schema (integers and floats are both numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ValueKind {
+    /// `true` / `false`.
+    Bool,
+    /// Integer or float.
+    Number,
+    /// A string.
+    String,
+    /// A JSON object.
+    Object,
+}
+
+impl std::fmt::Display for ValueKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ValueKind::Bool => "boolean",
+            ValueKind::Number => "number",
+            ValueKind::String => "string",
+            ValueKind::Object => "object",
+        })
+    }
+}
+
+/// A type a flag can be requested as; implemented for `bool`, `i64`, `f64`,
+/// `&str` and `&serde_json::Value`.
+///
+/// The integer and float conversions follow flagd's resolver: both accept any
+/// number variant; an integer request of a float variant truncates toward zero.
+pub trait FlagType<'s>: Sized {
+    /// The name used in error messages (`boolean`, `integer`, ...).
+    const NAME: &'static str;
+    /// Converts a variant value, or `None` on a type mismatch.
+    fn from_flag_value(value: &'s FlagValue) -> Option<Self>;
+}
+
+impl<'s> FlagType<'s> for bool {
+    const NAME: &'static str = "boolean";
+    fn from_flag_value(value: &'s FlagValue) -> Option<Self> {
+        match value {
+            FlagValue::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+}
+
+impl<'s> FlagType<'s> for i64 {
+    const NAME: &'static str = "integer";
+    fn from_flag_value(value: &'s FlagValue) -> Option<Self> {
+        match value {
+            FlagValue::Int(i) => Some(*i),
+            // flagd resolves integers through float64 and truncates.
+            FlagValue::Float(f) if f.is_finite() && f.abs() < 9.223_372_036_854_776e18 => {
+                Some(*f as i64)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl<'s> FlagType<'s> for f64 {
+    const NAME: &'static str = "float";
+    fn from_flag_value(value: &'s FlagValue) -> Option<Self> {
+        match value {
+            FlagValue::Int(i) => Some(*i as f64),
+            FlagValue::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+}
+
+impl<'s> FlagType<'s> for &'s str {
+    const NAME: &'static str = "string";
+    fn from_flag_value(value: &'s FlagValue) -> Option<Self> {
+        match value {
+            FlagValue::String(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl<'s> FlagType<'s> for &'s serde_json::Value {
+    const NAME: &'static str = "object";
+    fn from_flag_value(value: &'s FlagValue) -> Option<Self> {
+        match value {
+            FlagValue::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+}
