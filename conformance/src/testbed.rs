@@ -168,20 +168,20 @@ pub fn check_case(snapshot: &Snapshot, case: &Case) -> Result<(), String> {
     let got = details.to_json();
     let mismatch =
         |what: &str, want: &dyn std::fmt::Debug| format!("{what}: want {want:?}, got {got}");
-    if let Some(want) = &case.expect.value {
-        if !same_value(want, &details.value) {
-            return Err(mismatch("value", want));
-        }
+    if let Some(want) = &case.expect.value
+        && !same_value(want, &details.value)
+    {
+        return Err(mismatch("value", want));
     }
-    if let Some(want) = &case.expect.reason {
-        if details.reason.as_str() != want {
-            return Err(mismatch("reason", want));
-        }
+    if let Some(want) = &case.expect.reason
+        && details.reason.as_str() != want
+    {
+        return Err(mismatch("reason", want));
     }
-    if let Some(want) = &case.expect.error_code {
-        if details.error_code().map(|c| c.as_str()) != Some(want.as_str()) {
-            return Err(mismatch("error code", want));
-        }
+    if let Some(want) = &case.expect.error_code
+        && details.error_code().map(|c| c.as_str()) != Some(want.as_str())
+    {
+        return Err(mismatch("error code", want));
     }
     if let Some(want) = &case.expect.metadata {
         let have: Map<String, Value> = details

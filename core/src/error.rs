@@ -35,7 +35,9 @@ pub enum DocumentError {
     #[error("document has no \"flags\" object")]
     MissingFlags,
     /// `flags` is not an object keyed by flag key.
-    #[error("\"flags\" must be an object keyed by flag key, found {found}")]
+    #[error(
+        "\"flags\" must be an object keyed by flag key, found {found} (the array form is only valid in documents whose $schema is flagd.json)"
+    )]
     FlagsNotObject {
         /// What was found instead.
         found: &'static str,

@@ -58,7 +58,7 @@ pub struct UnknownType(pub String);
 
 /// A code default that does not match the requested type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("default value for a {expected} flag must be {what}, found {found}")]
+#[error("default value must be {what} for type {expected}, found {found}")]
 pub struct DefaultTypeError {
     /// The requested type.
     pub expected: RequestedType,
@@ -149,5 +149,22 @@ impl Resolution<'_, Value> {
             out.insert("flagMetadata".into(), Value::Object(metadata));
         }
         Value::Object(out)
+    }
+}
+
+impl crate::snapshot::Evaluation<'_> {
+    /// The details as JSON, like [`Resolution::to_json`]; `value` is `null` when the
+    /// code default would be served (no default variant, disabled, or an error).
+    pub fn to_json(&self) -> Value {
+        let resolution = Resolution {
+            value: self
+                .value
+                .map_or(Value::Null, crate::value::FlagValue::to_json),
+            variant: self.variant,
+            reason: self.reason,
+            error: self.error.clone(),
+            metadata: self.metadata,
+        };
+        resolution.to_json()
     }
 }

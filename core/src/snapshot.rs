@@ -182,7 +182,9 @@ impl Snapshot {
         };
         let flags = match root.get("flags") {
             None => return Err(DocumentError::MissingFlags),
-            Some(Value::Object(flags)) => flags,
+            Some(Value::Object(flags)) => FlagList::Map(flags),
+            // flagd.json (the daemon's schema) also allows an array of flags with a `key`.
+            Some(Value::Array(flags)) if declares_flagd_schema(root) => FlagList::Array(flags),
             Some(other) => {
                 return Err(DocumentError::FlagsNotObject {
                     found: json_kind(other),
@@ -212,17 +214,53 @@ impl Snapshot {
             None => FlagMetadata::new(),
             Some(value) => read_metadata(value, None, "/metadata", &mut problems),
         };
-        let mut compiled = HashMap::with_capacity(flags.len());
-        for (key, definition) in flags {
-            let flag = compile_flag(
-                key,
-                definition,
-                evaluators,
-                &set_metadata,
-                options,
-                &mut problems,
-            );
-            compiled.insert(Box::from(key.as_str()), flag);
+        let mut compiled = HashMap::new();
+        let mut add =
+            |key: &str, pointer: String, definition: &Value, problems: &mut Vec<Problem>| {
+                let flag = compile_flag(
+                    key,
+                    pointer,
+                    definition,
+                    evaluators,
+                    &set_metadata,
+                    options,
+                    problems,
+                );
+                compiled.insert(Box::from(key), flag);
+            };
+        match flags {
+            FlagList::Map(flags) => {
+                for (key, definition) in flags {
+                    add(
+                        key,
+                        format!("/flags/{}", pointer_segment(key)),
+                        definition,
+                        &mut problems,
+                    );
+                }
+            }
+            FlagList::Array(flags) => {
+                let mut seen = std::collections::HashSet::new();
+                for (i, definition) in flags.iter().enumerate() {
+                    match definition.get("key") {
+                        Some(Value::String(key)) if !key.is_empty() => {
+                            if !seen.insert(key.as_str()) {
+                                problems.push(Problem {
+                                    flag: Some(key.clone()),
+                                    pointer: format!("/flags/{i}/key"),
+                                    message: format!("duplicate flag key '{key}'; the later definition wins"),
+                                });
+                            }
+                            add(key, format!("/flags/{i}"), definition, &mut problems);
+                        }
+                        _ => problems.push(Problem {
+                            flag: None,
+                            pointer: format!("/flags/{i}/key"),
+                            message: "a flag in the array form needs a non-empty string \"key\" (flag skipped)".into(),
+                        }),
+                    }
+                }
+            }
         }
         Ok(Snapshot {
             flags: compiled,
@@ -403,6 +441,18 @@ impl Snapshot {
     }
 }
 
+enum FlagList<'d> {
+    Map(&'d Map<String, Value>),
+    Array(&'d [Value]),
+}
+
+/// Whether the document declares flagd.json, the daemon's schema, as its `$schema`.
+fn declares_flagd_schema(root: &Map<String, Value>) -> bool {
+    root.get("$schema")
+        .and_then(Value::as_str)
+        .is_some_and(|s| s.trim_end_matches(['/', '#']).ends_with("flagd.json"))
+}
+
 fn mismatch_message(value: &FlagValue) -> &'static str {
     match value {
         FlagValue::Bool(_) => "type mismatch: the flag's value is a boolean",
@@ -471,13 +521,13 @@ fn read_metadata(
 
 fn compile_flag(
     key: &str,
+    base: String,
     definition: &Value,
     evaluators: Option<&Map<String, Value>>,
     set_metadata: &FlagMetadata,
     options: &CompileOptions,
     problems: &mut Vec<Problem>,
 ) -> CompiledFlag {
-    let base = format!("/flags/{}", pointer_segment(key));
     let mut flag = CompiledFlag {
         key: key.into(),
         enabled: false,
@@ -532,7 +582,7 @@ fn compile_flag(
                             None => flag.kind = Some(v.kind()),
                             Some(kind) if kind != v.kind() => r.fatal(pointer.clone(),
                                 format!(
-                                    "variant is {} but earlier variants are {kind}s; all variants must have one type",
+                                    "variant is a {} but other variants are {kind}s; all variants must have one type",
                                     v.kind()
                                 )),
                             Some(_) => {}

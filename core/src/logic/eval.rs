@@ -285,10 +285,10 @@ impl<'a, C: Context + ?Sized> Env<'a, C> {
                     // The whole context has no borrowed JSON form; rules never need it.
                     return Val::Null;
                 };
-                if first == "targetingKey" {
-                    if let Some(key) = self.ctx.targeting_key() {
-                        return descend_rest(Val::Str(key), segments);
-                    }
+                if first == "targetingKey"
+                    && let Some(key) = self.ctx.targeting_key()
+                {
+                    return descend_rest(Val::Str(key), segments);
                 }
                 match self.ctx.attribute(first) {
                     Some(v) => Val::from_attr(v),
@@ -551,7 +551,7 @@ impl<'a, C: Context + ?Sized> Env<'a, C> {
                 items
                     .iter()
                     .filter(|item| self.eval(body, Data::Item(item)).truthy())
-                    .map(|item| item.clone())
+                    .cloned()
                     .collect(),
             ),
             Op::All => Val::Bool(

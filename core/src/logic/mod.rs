@@ -11,6 +11,8 @@ pub(crate) mod eval;
 pub(crate) mod fractional;
 pub mod murmur3;
 pub(crate) mod semver;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use compile::{CompileCx, compile_rule};
 

@@ -1,0 +1,299 @@
+//! The `flagyard` binary, run as a user would, on real files.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{Value, json};
+
+fn flagyard(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flagyard"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("flagyard starts");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("flagyard finishes")
+}
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/flags.json")
+}
+
+fn stdout_json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is one JSON value")
+}
+
+#[test]
+fn validate_accepts_the_example_and_reports_problems_with_file_flag_and_pointer() {
+    let ok = flagyard(&["validate", example().to_str().unwrap()], None);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert!(ok.stdout.is_empty());
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"flags": {
+            "good": {"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": "a"},
+            "typo": {"state": "ENABLD", "variants": {"a": 1}},
+            "rule": {"state": "ENABLED", "variants": {"a": 1}, "targeting": {"iff": [true, "a"]}}
+        }}"#,
+    )
+    .expect("write");
+    let garbage = dir.path().join("garbage.json");
+    std::fs::write(&garbage, "{not json").expect("write");
+    let out = flagyard(
+        &["validate", bad.to_str().unwrap(), garbage.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("bad.json: flag 'typo' at /flags/typo/state: state must be"))
+    );
+    assert!(lines.iter().any(|l| {
+        l.contains("bad.json: flag 'rule' at /flags/rule/targeting/iff: unknown operator 'iff'")
+    }));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("garbage.json: not valid JSON at line 1, column 2"))
+    );
+}
+
+#[test]
+fn eval_one_flag_prints_full_details() {
+    let flags = example();
+    let out = flagyard(
+        &[
+            "eval",
+            "--flags",
+            flags.to_str().unwrap(),
+            "--flag",
+            "new-checkout",
+            "--type",
+            "boolean",
+            "--default",
+            "false",
+            "--context",
+            r#"{"targetingKey": "u1", "email": "ada@example.com"}"#,
+        ],
+        None,
+    );
+    assert_eq!(
+        stdout_json(&out),
+        json!({"value": true, "variant": "on", "reason": "TARGETING_MATCH",
+               "flagMetadata": {"flagSetId": "shop", "version": "1", "owner": "payments"}})
+    );
+    let out = flagyard(
+        &[
+            "eval",
+            "--flags",
+            flags.to_str().unwrap(),
+            "--flag",
+            "nope",
+            "--type",
+            "int",
+            "--default",
+            "3",
+        ],
+        None,
+    );
+    let v = stdout_json(&out);
+    assert_eq!(
+        (
+            v["value"].clone(),
+            v["errorCode"].clone(),
+            v["reason"].clone()
+        ),
+        (json!(3), json!("FLAG_NOT_FOUND"), json!("ERROR"))
+    );
+    assert!(
+        v.get("variant").is_none() && v.get("flagMetadata").is_none(),
+        "absent fields omitted: {v}"
+    );
+}
+
+#[test]
+fn fractional_version_changes_the_hashing() {
+    let flags = example();
+    let mut differ = false;
+    for i in 0..40 {
+        let ctx = format!(r#"{{"targetingKey": "user-{i}"}}"#);
+        let run = |v: &str| {
+            let out = flagyard(
+                &[
+                    "eval",
+                    "--flags",
+                    flags.to_str().unwrap(),
+                    "--flag",
+                    "banner-color",
+                    "--type",
+                    "string",
+                    "--default",
+                    "\"x\"",
+                    "--context",
+                    &ctx,
+                    "--fractional",
+                    v,
+                ],
+                None,
+            );
+            stdout_json(&out)["variant"].clone()
+        };
+        differ |= run("v2") != run("v3");
+    }
+    assert!(differ, "v2 and v3 hash differently for some of 40 keys");
+}
+
+#[test]
+fn batch_answers_every_line_in_order_and_survives_bad_lines() {
+    let flags = example();
+    let input = [
+        r#"{"flag": "max-items", "type": "integer", "default": 1, "context": {"appVersion": "2.0.1"}}"#,
+        "this is not json",
+        r#"{"flag": "max-items", "type": "int", "default": "one"}"#,
+        r#"{"flag": "theme", "type": "object", "default": {}}"#,
+        r#"{"flag": "max-items", "type": "decimal", "default": 1}"#,
+        r#"{"flag": "legacy-search", "type": "bool", "default": true}"#,
+    ]
+    .join("\n");
+    let out = flagyard(
+        &[
+            "eval",
+            "--flags",
+            flags.to_str().unwrap(),
+            "--batch",
+            "--fractional",
+            "v3",
+        ],
+        Some(&input),
+    );
+    assert!(out.status.success());
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 6);
+    assert_eq!(lines[0]["value"], json!(100));
+    assert!(
+        lines[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
+    assert!(
+        lines[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("must be an integer")
+    );
+    assert_eq!(lines[3]["value"], json!({"bg": "#fff"}));
+    assert!(
+        lines[4]["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown type 'decimal'")
+    );
+    assert_eq!(
+        (lines[5]["value"].clone(), lines[5]["reason"].clone()),
+        (json!(true), json!("DISABLED"))
+    );
+}
+
+#[test]
+fn all_resolves_every_flag() {
+    let flags = example();
+    let out = flagyard(
+        &[
+            "eval",
+            "--flags",
+            flags.to_str().unwrap(),
+            "--all",
+            "--context",
+            r#"{"email": "x@example.com"}"#,
+        ],
+        None,
+    );
+    let v = stdout_json(&out);
+    let keys: Vec<&String> = v.as_object().expect("object").keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "banner-color",
+            "legacy-search",
+            "max-items",
+            "new-checkout",
+            "theme"
+        ]
+    );
+    assert_eq!(v["new-checkout"]["value"], json!(true));
+    assert_eq!(v["legacy-search"]["reason"], json!("DISABLED"));
+}
+
+#[test]
+fn bad_invocations_fail_with_a_message() {
+    let flags = example();
+    let out = flagyard(
+        &["eval", "--flags", "/nonexistent/flags.json", "--all"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/flags.json: cannot read"));
+    let out = flagyard(
+        &[
+            "eval",
+            "--flags",
+            flags.to_str().unwrap(),
+            "--flag",
+            "theme",
+            "--type",
+            "object",
+            "--default",
+            "{",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--default is not valid JSON"));
+    let out = flagyard(
+        &[
+            "eval",
+            "--flags",
+            flags.to_str().unwrap(),
+            "--all",
+            "--context",
+            "[1]",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("evaluation context must be a JSON object")
+    );
+}
