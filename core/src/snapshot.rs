@@ -15,6 +15,10 @@ use crate::resolution::{
 };
 use crate::value::{FlagType, FlagValue, ValueKind};
 
+/// Flag keys are hashed with foldhash (randomly seeded): the flag lookup is on
+/// every read, and SipHash cost a measurable share of it (docs/BENCHMARKS.md).
+type FlagMap = HashMap<Box<str>, CompiledFlag, foldhash::fast::RandomState>;
+
 static EMPTY_METADATA: FlagMetadata = FlagMetadata::new();
 
 const NOT_FOUND: EvalError = EvalError::fixed(ErrorCode::FlagNotFound, "flag not found");
@@ -78,6 +82,7 @@ impl CompiledFlag {
         &self.metadata
     }
 
+    #[inline]
     fn variant(&self, name: &str) -> Option<(&str, &FlagValue)> {
         self.variants
             .iter()
@@ -127,7 +132,7 @@ pub struct Evaluation<'s> {
 /// ```
 #[derive(Debug)]
 pub struct Snapshot {
-    flags: HashMap<Box<str>, CompiledFlag>,
+    flags: FlagMap,
     problems: Vec<Problem>,
     options: CompileOptions,
 }
@@ -142,7 +147,7 @@ impl Snapshot {
     /// A snapshot without flags.
     pub fn empty(options: CompileOptions) -> Snapshot {
         Snapshot {
-            flags: HashMap::new(),
+            flags: FlagMap::default(),
             problems: Vec::new(),
             options,
         }
@@ -214,7 +219,7 @@ impl Snapshot {
             None => FlagMetadata::new(),
             Some(value) => read_metadata(value, None, "/metadata", &mut problems),
         };
-        let mut compiled = HashMap::new();
+        let mut compiled = FlagMap::default();
         let mut add =
             |key: &str, pointer: String, definition: &Value, problems: &mut Vec<Problem>| {
                 let flag = compile_flag(
@@ -302,6 +307,7 @@ impl Snapshot {
     }
 
     /// Evaluates a flag without a requested type.
+    #[inline]
     pub fn evaluate<C: Context + ?Sized>(&self, key: &str, ctx: &C) -> Evaluation<'_> {
         let Some(flag) = self.flags.get(key) else {
             return Evaluation {
@@ -398,6 +404,7 @@ impl Snapshot {
 
     /// Like [`resolve`](Self::resolve), converting the variant's value of type `T`
     /// into `U` (the type of the code default).
+    #[inline]
     pub fn resolve_map<'s, T, U, C>(
         &'s self,
         key: &str,

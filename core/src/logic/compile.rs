@@ -219,6 +219,11 @@ fn compile_var<'d>(
                 match s.as_str() {
                     "$flagd.flagKey" => return Ok(Node::FlagKey),
                     "$flagd.timestamp" => return Ok(Node::Timestamp),
+                    "targetingKey" => return Ok(Node::TargetingKey),
+                    name if !name.is_empty() && !name.contains('.') => {
+                        check_string(name, cx)?;
+                        return Ok(Node::Attr(name.into()));
+                    }
                     _ => {}
                 }
             }

@@ -249,6 +249,14 @@ impl<'a, C: Context + ?Sized> Env<'a, C> {
             Node::Json(j) => Val::Json(j),
             Node::Array(items) => Val::Array(items.iter().map(|n| self.eval(n, data)).collect()),
             Node::FlagKey => Val::Str(self.flag_key),
+            Node::Attr(name) => match data {
+                Data::Root => self.ctx.attribute(name).map_or(Val::Null, Val::from_attr),
+                _ => self.lookup(std::iter::once(&**name), data),
+            },
+            Node::TargetingKey => match (data, self.ctx.targeting_key()) {
+                (Data::Root, Some(key)) => Val::Str(key),
+                _ => self.lookup(std::iter::once("targetingKey"), data),
+            },
             Node::Timestamp => Val::Num(unix_seconds()),
             Node::Var(var) => {
                 let found = match &var.path {
@@ -315,7 +323,7 @@ impl<'a, C: Context + ?Sized> Env<'a, C> {
             Op::If => {
                 let mut i = 0;
                 while i + 1 < args.len() {
-                    if self.eval(&args[i], data).truthy() {
+                    if self.eval_bool(&args[i], data) {
                         return self.eval(&args[i + 1], data);
                     }
                     i += 2;
@@ -330,8 +338,8 @@ impl<'a, C: Context + ?Sized> Env<'a, C> {
             Op::Ne => Val::Bool(!loose_eq(&arg(0), &arg(1))),
             Op::StrictEq => Val::Bool(strict_eq(&arg(0), &arg(1))),
             Op::StrictNe => Val::Bool(!strict_eq(&arg(0), &arg(1))),
-            Op::Not => Val::Bool(!arg(0).truthy()),
-            Op::Truthy => Val::Bool(arg(0).truthy()),
+            Op::Not => Val::Bool(!args.first().is_some_and(|n| self.eval_bool(n, data))),
+            Op::Truthy => Val::Bool(args.first().is_some_and(|n| self.eval_bool(n, data))),
             Op::Or => {
                 let mut last = Val::Null;
                 for node in args {
@@ -504,17 +512,9 @@ impl<'a, C: Context + ?Sized> Env<'a, C> {
                     Val::Array(missing)
                 }
             }
-            Op::StartsWith | Op::EndsWith => {
-                if args.len() != 2 {
-                    return Val::Null;
-                }
-                let (a, b) = (arg(0), arg(1));
-                match (a.as_str(), b.as_str()) {
-                    (Some(a), Some(b)) if op == Op::StartsWith => Val::Bool(a.starts_with(b)),
-                    (Some(a), Some(b)) => Val::Bool(a.ends_with(b)),
-                    _ => Val::Null,
-                }
-            }
+            Op::StartsWith | Op::EndsWith => self
+                .string_test(op, args, data)
+                .map_or(Val::Null, Val::Bool),
             Op::SemVer => {
                 if args.len() != 3 {
                     return Val::Null;
@@ -528,6 +528,39 @@ impl<'a, C: Context + ?Sized> Env<'a, C> {
                 }
             }
         }
+    }
+
+    /// Evaluates a condition straight to its truthiness, skipping the `Val` where
+    /// the operator yields a boolean anyway (the hot path of `if` rules).
+    fn eval_bool(&self, node: &'a Node, data: Data<'a, '_>) -> bool {
+        match node {
+            Node::Op(op @ (Op::StartsWith | Op::EndsWith), args) => {
+                self.string_test(*op, args, data).unwrap_or(false)
+            }
+            _ => self.eval(node, data).truthy(),
+        }
+    }
+
+    /// `starts_with` / `ends_with`: exactly two string arguments, else `None` (null).
+    fn string_test(&self, op: Op, args: &'a [Node], data: Data<'a, '_>) -> Option<bool> {
+        let [subject, affix] = args else {
+            return None;
+        };
+        let subject = self.eval(subject, data);
+        let subject = subject.as_str()?;
+        let affix_val;
+        let affix = match affix {
+            Node::Str(literal) => &**literal,
+            other => {
+                affix_val = self.eval(other, data);
+                affix_val.as_str()?
+            }
+        };
+        Some(if op == Op::StartsWith {
+            subject.starts_with(affix)
+        } else {
+            subject.ends_with(affix)
+        })
     }
 
     fn eval_iteration(&self, op: Op, args: &'a [Node], data: Data<'a, '_>) -> Val<'a> {

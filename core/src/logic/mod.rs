@@ -136,6 +136,10 @@ pub(crate) enum Node {
     /// An array with at least one non-literal element.
     Array(Box<[Node]>),
     Var(Box<VarNode>),
+    /// `{"var": "name"}`: one top-level attribute, no default (the common case).
+    Attr(Box<str>),
+    /// `{"var": "targetingKey"}` without a default.
+    TargetingKey,
     /// `{"var": "$flagd.flagKey"}`.
     FlagKey,
     /// `{"var": "$flagd.timestamp"}`.
