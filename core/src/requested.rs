@@ -126,29 +126,47 @@ impl Snapshot {
     }
 }
 
+/// The wire shape of resolution details, fields in this order.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DetailsOut<'r> {
+    value: &'r Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<&'r str>,
+    reason: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_message: Option<&'r str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flag_metadata: Option<serde_json::Map<String, Value>>,
+}
+
+/// Serializes as `{"value", "variant", "reason", "errorCode", "errorMessage",
+/// "flagMetadata"}`, in that order, absent fields omitted.
+impl serde::Serialize for Resolution<'_, Value> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        DetailsOut {
+            value: &self.value,
+            variant: self.variant,
+            reason: self.reason.as_str(),
+            error_code: self.error.as_ref().map(|e| e.code.as_str()),
+            error_message: self.error.as_ref().map(|e| e.message.as_str()),
+            flag_metadata: (!self.metadata.is_empty()).then(|| {
+                self.metadata
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_json()))
+                    .collect()
+            }),
+        }
+        .serialize(serializer)
+    }
+}
+
 impl Resolution<'_, Value> {
-    /// The details as JSON: `value`, `variant`, `reason`, `errorCode`, `errorMessage`,
-    /// `flagMetadata` (absent fields omitted).
+    /// The details as JSON (see the `Serialize` impl for the shape).
     pub fn to_json(&self) -> Value {
-        let mut out = serde_json::Map::new();
-        out.insert("value".into(), self.value.clone());
-        if let Some(variant) = self.variant {
-            out.insert("variant".into(), variant.into());
-        }
-        out.insert("reason".into(), self.reason.as_str().into());
-        if let Some(error) = &self.error {
-            out.insert("errorCode".into(), error.code.as_str().into());
-            out.insert("errorMessage".into(), error.message.as_str().into());
-        }
-        if !self.metadata.is_empty() {
-            let metadata = self
-                .metadata
-                .iter()
-                .map(|(k, v)| (k.clone(), v.to_json()))
-                .collect();
-            out.insert("flagMetadata".into(), Value::Object(metadata));
-        }
-        Value::Object(out)
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 }
 
@@ -156,7 +174,13 @@ impl crate::snapshot::Evaluation<'_> {
     /// The details as JSON, like [`Resolution::to_json`]; `value` is `null` when the
     /// code default would be served (no default variant, disabled, or an error).
     pub fn to_json(&self) -> Value {
-        let resolution = Resolution {
+        self.as_resolution().to_json()
+    }
+
+    /// The untyped evaluation as a JSON-valued resolution (serializable in the
+    /// wire shape); `value` is `null` where the code default would be served.
+    pub fn as_resolution(&self) -> Resolution<'_, Value> {
+        Resolution {
             value: self
                 .value
                 .map_or(Value::Null, crate::value::FlagValue::to_json),
@@ -164,7 +188,6 @@ impl crate::snapshot::Evaluation<'_> {
             reason: self.reason,
             error: self.error.clone(),
             metadata: self.metadata,
-        };
-        resolution.to_json()
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! `flagyard`: validate and evaluate flagd flag documents from the command line.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -126,7 +127,7 @@ fn eval(args: &EvalArgs) -> Result<ExitCode, String> {
         None => EvaluationContext::new(),
     };
     let mut stdout = std::io::stdout().lock();
-    let mut emit = |value: Value| writeln!(stdout, "{value}").map_err(|e| e.to_string());
+    let mut emit = |line: String| writeln!(stdout, "{line}").map_err(|e| e.to_string());
     if args.batch {
         let stdin = std::io::stdin().lock();
         for line in stdin.lines() {
@@ -135,19 +136,23 @@ fn eval(args: &EvalArgs) -> Result<ExitCode, String> {
                 continue;
             }
             emit(match eval_line(&snapshot, &line) {
-                Ok(value) => value,
-                Err(message) => json!({ "error": message }),
+                Ok(details) => details,
+                Err(message) => json!({ "error": message }).to_string(),
             })?;
         }
         return Ok(ExitCode::SUCCESS);
     }
     if args.all {
-        let all: serde_json::Map<String, Value> = snapshot
+        let evaluations: Vec<(&str, _)> = snapshot
             .keys()
             .into_iter()
-            .map(|key| (key.to_string(), snapshot.evaluate(key, &context).to_json()))
+            .map(|key| (key, snapshot.evaluate(key, &context)))
             .collect();
-        emit(Value::Object(all))?;
+        let all: BTreeMap<&str, _> = evaluations
+            .iter()
+            .map(|(k, e)| (*k, e.as_resolution()))
+            .collect();
+        emit(to_line(&all)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     let (Some(flag), Some(kind), Some(default)) = (&args.flag, args.kind, &args.default) else {
@@ -157,12 +162,16 @@ fn eval(args: &EvalArgs) -> Result<ExitCode, String> {
     let details = snapshot
         .resolve_as(flag, kind, &default, &context)
         .map_err(|e| e.to_string())?;
-    emit(details.to_json())?;
+    emit(to_line(&details)?)?;
     Ok(ExitCode::SUCCESS)
 }
 
+fn to_line(value: &impl serde::Serialize) -> Result<String, String> {
+    serde_json::to_string(value).map_err(|e| format!("cannot encode the result: {e}"))
+}
+
 /// One `--batch` line: `{"flag", "type", "default", "context"}`.
-fn eval_line(snapshot: &Snapshot, line: &str) -> Result<Value, String> {
+fn eval_line(snapshot: &Snapshot, line: &str) -> Result<String, String> {
     let request = parse_json(line, "input line")?;
     let field = |name: &str| request.get(name);
     let flag = field("flag")
@@ -178,5 +187,5 @@ fn eval_line(snapshot: &Snapshot, line: &str) -> Result<Value, String> {
     let details = snapshot
         .resolve_as(flag, kind, default, &context)
         .map_err(|e| e.to_string())?;
-    Ok(details.to_json())
+    to_line(&details)
 }

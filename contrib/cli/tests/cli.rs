@@ -104,6 +104,13 @@ fn eval_one_flag_prints_full_details() {
         ],
         None,
     );
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        line.starts_with(
+            r#"{"value":true,"variant":"on","reason":"TARGETING_MATCH","flagMetadata":"#
+        ),
+        "fields in documented order: {line}"
+    );
     assert_eq!(
         stdout_json(&out),
         json!({"value": true, "variant": "on", "reason": "TARGETING_MATCH",

@@ -25,11 +25,8 @@ pub(crate) enum Val<'a> {
 impl<'a> Val<'a> {
     pub(crate) fn from_json(value: &'a Value) -> Val<'a> {
         match value {
-            Value::Null => Val::Null,
-            Value::Bool(b) => Val::Bool(*b),
-            Value::Number(n) => Val::Num(n.as_f64().unwrap_or(f64::NAN)),
-            Value::String(s) => Val::Str(s),
             Value::Array(_) | Value::Object(_) => Val::Json(value),
+            scalar => Val::from_attr(AttrValue::from_json(scalar)),
         }
     }
 
