@@ -21,6 +21,7 @@ mod context;
 mod error;
 pub(crate) mod logic;
 mod options;
+pub mod plugin;
 mod requested;
 mod resolution;
 mod snapshot;
@@ -31,6 +32,10 @@ pub use error::{DocumentError, Problem};
 pub use logic::FractionalVersion;
 pub use logic::murmur3;
 pub use options::{CompileOptions, Limits};
+pub use plugin::{
+    ErrorOrigin, Evaluator, Event, ExposureEvent, ProviderError, Sink, SinkError, Source,
+    SourceUpdates, Store, StoreError, TrackingEvent,
+};
 pub use requested::{DefaultTypeError, RequestedType, UnknownType};
 pub use resolution::{
     ErrorCode, ErrorMessage, EvalError, FlagMetadata, MetadataValue, Reason, Resolution,

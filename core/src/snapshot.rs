@@ -43,6 +43,9 @@ pub struct CompiledFlag {
     kind: Option<ValueKind>,
     /// Set when the flag's definition is invalid: every evaluation answers PARSE_ERROR.
     broken: Option<Arc<str>>,
+    /// Hash of everything that decides this flag's answers (its definition, the
+    /// set metadata, and the evaluators when it uses `$ref`).
+    fingerprint: u64,
 }
 
 #[derive(Debug)]
@@ -80,6 +83,11 @@ impl CompiledFlag {
     /// The merged metadata.
     pub fn metadata(&self) -> &FlagMetadata {
         &self.metadata
+    }
+    /// A hash of everything that decides this flag's answers; equal fingerprints
+    /// mean the flag did not change between two documents.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     #[inline]
@@ -301,6 +309,40 @@ impl Snapshot {
         keys
     }
 
+    /// The keys of flags added, removed or changed from `previous` to `self`, sorted.
+    ///
+    /// # Example
+    /// ```
+    /// use flagyard_core::Snapshot;
+    ///
+    /// let flag = |v: &str| format!(r#"{{"state": "ENABLED", "variants": {{"a": "{v}"}}, "defaultVariant": "a"}}"#);
+    /// let old = Snapshot::parse(&format!(r#"{{"flags": {{"x": {}, "y": {}}}}}"#, flag("1"), flag("1"))).unwrap();
+    /// let new = Snapshot::parse(&format!(r#"{{"flags": {{"x": {}, "z": {}}}}}"#, flag("2"), flag("1"))).unwrap();
+    /// assert_eq!(new.changed_flags(&old), ["x", "y", "z"]);
+    /// ```
+    pub fn changed_flags(&self, previous: &Snapshot) -> Vec<String> {
+        let mut changed: Vec<String> = self
+            .flags
+            .iter()
+            .filter(|(key, flag)| {
+                previous
+                    .flags
+                    .get(*key)
+                    .is_none_or(|old| old.fingerprint != flag.fingerprint)
+            })
+            .map(|(key, _)| key.to_string())
+            .chain(
+                previous
+                    .flags
+                    .keys()
+                    .filter(|key| !self.flags.contains_key(*key))
+                    .map(|key| key.to_string()),
+            )
+            .collect();
+        changed.sort_unstable();
+        changed
+    }
+
     /// One compiled flag.
     pub fn flag(&self, key: &str) -> Option<&CompiledFlag> {
         self.flags.get(key)
@@ -448,6 +490,26 @@ impl Snapshot {
     }
 }
 
+fn fingerprint(
+    definition: &Value,
+    set_metadata: &FlagMetadata,
+    evaluators: Option<&Map<String, Value>>,
+) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    let text = definition.to_string();
+    text.hash(&mut hasher);
+    format!("{set_metadata:?}").hash(&mut hasher);
+    if text.contains("\"$ref\"") {
+        if let Some(evaluators) = evaluators {
+            Value::Object(evaluators.clone())
+                .to_string()
+                .hash(&mut hasher);
+        }
+    }
+    hasher.finish()
+}
+
 enum FlagList<'d> {
     Map(&'d Map<String, Value>),
     Array(&'d [Value]),
@@ -544,6 +606,7 @@ fn compile_flag(
         metadata: set_metadata.clone(),
         kind: None,
         broken: None,
+        fingerprint: fingerprint(definition, set_metadata, evaluators),
     };
     let mut r = FlagReport {
         key,

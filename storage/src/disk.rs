@@ -1,0 +1,314 @@
+//! The disk cache: one file, written atomically, writes coalesced.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use flagyard_core::{Store, StoreError};
+
+/// Default coalescing delay: several updates within it cost one write.
+pub const DEFAULT_COALESCE: Duration = Duration::from_millis(2500);
+
+/// Keeps the last good document in a file so a provider can start without its
+/// source (offline, or before the network answers).
+///
+/// - Default location: `$XDG_DATA_HOME/flagyard/cache/flags.json`
+///   (`~/.local/share/flagyard/cache/flags.json`).
+/// - Writes are atomic: a temporary file in the same directory, `fsync`, rename.
+/// - Writes are coalesced (default 2.5 s) on a background thread; `flush()` (the
+///   provider's `close()`) writes what is pending at once.
+/// - An unreadable file (or one that is not UTF-8) is an error from `load()`; a
+///   file that is not a valid flag document is found when the provider compiles
+///   it. Either way the provider reports it (`Disk`) and goes on: never fatal.
+///
+/// # Example
+/// ```
+/// use flagyard_core::Store;
+/// use flagyard_storage::DiskCache;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let cache = DiskCache::builder().directory(dir.path()).build();
+/// cache.save(r#"{"flags": {}}"#).unwrap();
+/// cache.flush().unwrap();
+/// assert_eq!(cache.load().unwrap().as_deref(), Some(r#"{"flags": {}}"#));
+/// ```
+#[derive(Debug)]
+pub struct DiskCache {
+    path: PathBuf,
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The newest document not yet written, and when it arrived.
+    pending: Option<(String, Instant)>,
+    /// The error of the last background write, reported by the next call.
+    failed: Option<StoreError>,
+    stop: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    path: PathBuf,
+    coalesce: Duration,
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Builds a [`DiskCache`].
+#[derive(Debug, Clone, Default)]
+pub struct DiskCacheBuilder {
+    directory: Option<PathBuf>,
+    file_name: Option<String>,
+    coalesce: Option<Duration>,
+}
+
+impl DiskCacheBuilder {
+    /// The directory (default `$XDG_DATA_HOME/flagyard/cache`).
+    pub fn directory(mut self, directory: impl Into<PathBuf>) -> Self {
+        self.directory = Some(directory.into());
+        self
+    }
+
+    /// The file name inside the directory (default `flags.json`); use one per
+    /// flag set when several providers share a directory.
+    pub fn file_name(mut self, name: impl Into<String>) -> Self {
+        self.file_name = Some(name.into());
+        self
+    }
+
+    /// How long to wait for more updates before writing (default 2.5 s).
+    pub fn coalesce(mut self, delay: Duration) -> Self {
+        self.coalesce = Some(delay);
+        self
+    }
+
+    /// Builds the cache and starts its writer thread. Nothing is read or created
+    /// on disk until `load` or the first write.
+    pub fn build(self) -> DiskCache {
+        let directory = self.directory.unwrap_or_else(default_directory);
+        let path = directory.join(self.file_name.unwrap_or_else(|| "flags.json".into()));
+        let shared = Arc::new(Shared {
+            path: path.clone(),
+            coalesce: self.coalesce.unwrap_or(DEFAULT_COALESCE),
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+        });
+        let worker = Arc::clone(&shared);
+        let writer = std::thread::Builder::new()
+            .name("flagyard-disk-cache".into())
+            .spawn(move || write_loop(&worker))
+            .map_err(|e| tracing::error!(error = %e, "cannot start the disk cache writer; writes happen on flush"))
+            .ok();
+        DiskCache {
+            path,
+            shared,
+            writer: Mutex::new(writer),
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/flagyard/cache`, else `~/.local/share/flagyard/cache`, else
+/// `./.flagyard/cache`.
+pub fn default_directory() -> PathBuf {
+    directory_from(std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME"))
+}
+
+fn directory_from(
+    xdg_data_home: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> PathBuf {
+    if let Some(data) = xdg_data_home.filter(|v| !v.is_empty()) {
+        return PathBuf::from(data).join("flagyard/cache");
+    }
+    if let Some(home) = home.filter(|v| !v.is_empty()) {
+        return PathBuf::from(home).join(".local/share/flagyard/cache");
+    }
+    PathBuf::from(".flagyard/cache")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_directory_follows_xdg() {
+        assert_eq!(
+            directory_from(Some("/x".into()), Some("/home/a".into())),
+            PathBuf::from("/x/flagyard/cache")
+        );
+        assert_eq!(
+            directory_from(Some("".into()), Some("/home/a".into())),
+            PathBuf::from("/home/a/.local/share/flagyard/cache")
+        );
+        assert_eq!(directory_from(None, None), PathBuf::from(".flagyard/cache"));
+    }
+}
+
+impl DiskCache {
+    /// A builder with the defaults.
+    pub fn builder() -> DiskCacheBuilder {
+        DiskCacheBuilder::default()
+    }
+
+    /// A cache at the default location.
+    pub fn new() -> DiskCache {
+        Self::builder().build()
+    }
+
+    /// The cache file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Default for DiskCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `document` to `path` atomically: temporary file, fsync, rename, fsync dir.
+fn write_atomically(path: &Path, document: &str) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+    let file_name = path
+        .file_name()
+        .map_or_else(|| "flags.json".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
+        file.write_all(document.as_bytes())
+            .map_err(|e| io_error(&tmp, e))?;
+        file.sync_all().map_err(|e| io_error(&tmp, e))?;
+        fs::rename(&tmp, path).map_err(|e| io_error(path, e))?;
+        // Make the rename itself durable.
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn write_loop(shared: &Shared) {
+    let mut state = shared.lock();
+    loop {
+        if state.stop {
+            return;
+        }
+        match &state.pending {
+            None => {
+                state = shared
+                    .wake
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            Some((_, since)) => {
+                let due = *since + shared.coalesce;
+                let now = Instant::now();
+                if now < due {
+                    state = shared
+                        .wake
+                        .wait_timeout(state, due - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                    continue;
+                }
+                let Some((document, _)) = state.pending.take() else {
+                    continue;
+                };
+                drop(state);
+                let result = write_atomically(&shared.path, &document);
+                state = shared.lock();
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "disk cache write failed");
+                    state.failed = Some(e);
+                }
+            }
+        }
+    }
+}
+
+impl Store for DiskCache {
+    fn describe(&self) -> String {
+        format!("disk:{}", self.path.display())
+    }
+
+    fn load(&self) -> Result<Option<String>, StoreError> {
+        let bytes = match fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(&self.path, e)),
+        };
+        let text = String::from_utf8(bytes).map_err(|e| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: format!("not UTF-8 at byte {}", e.utf8_error().valid_up_to()),
+        })?;
+        Ok(Some(text))
+    }
+
+    fn save(&self, document: &str) -> Result<(), StoreError> {
+        let mut state = self.shared.lock();
+        state.pending = Some((document.to_string(), Instant::now()));
+        let failed = state.failed.take();
+        drop(state);
+        self.shared.wake.notify_one();
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        let mut state = self.shared.lock();
+        let pending = state.pending.take();
+        let failed = state.failed.take();
+        drop(state);
+        if let Some((document, _)) = pending {
+            write_atomically(&self.path, &document)?;
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for DiskCache {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::warn!(error = %e, "disk cache flush on drop failed");
+        }
+        self.shared.lock().stop = true;
+        self.shared.wake.notify_all();
+        if let Some(writer) = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            let _ = writer.join();
+        }
+    }
+}
