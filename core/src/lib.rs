@@ -40,5 +40,5 @@ pub use requested::{DefaultTypeError, RequestedType, UnknownType};
 pub use resolution::{
     ErrorCode, ErrorMessage, EvalError, FlagMetadata, MetadataValue, Reason, Resolution,
 };
-pub use snapshot::{CompiledFlag, Evaluation, Snapshot};
+pub use snapshot::{CompiledFlag, Evaluation, Snapshot, type_mismatch};
 pub use value::{FlagType, FlagValue, ValueKind};

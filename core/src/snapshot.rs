@@ -458,6 +458,24 @@ impl Snapshot {
         T: FlagType<'s>,
         C: Context + ?Sized,
     {
+        self.resolve_with(key, default, ctx, |value| {
+            T::from_flag_value(value).map(convert)
+        })
+    }
+
+    /// The general form: `convert` turns the served variant's value into `U`, or
+    /// `None` on a type mismatch (then the default is served with `TYPE_MISMATCH`).
+    #[inline]
+    pub fn resolve_with<'s, U, C>(
+        &'s self,
+        key: &str,
+        default: U,
+        ctx: &C,
+        convert: impl FnOnce(&'s FlagValue) -> Option<U>,
+    ) -> Resolution<'s, U>
+    where
+        C: Context + ?Sized,
+    {
         let evaluation = self.evaluate(key, ctx);
         let Some(value) = evaluation.value else {
             return Resolution {
@@ -468,9 +486,9 @@ impl Snapshot {
                 metadata: evaluation.metadata,
             };
         };
-        match T::from_flag_value(value) {
-            Some(typed) => Resolution {
-                value: convert(typed),
+        match convert(value) {
+            Some(converted) => Resolution {
+                value: converted,
                 variant: evaluation.variant,
                 reason: evaluation.reason,
                 error: None,
@@ -480,14 +498,16 @@ impl Snapshot {
                 value: default,
                 variant: None,
                 reason: Reason::Error,
-                error: Some(EvalError::fixed(
-                    ErrorCode::TypeMismatch,
-                    mismatch_message(value),
-                )),
+                error: Some(type_mismatch(value)),
                 metadata: evaluation.metadata,
             },
         }
     }
+}
+
+/// The `TYPE_MISMATCH` error for a value of the wrong type.
+pub fn type_mismatch(value: &FlagValue) -> EvalError {
+    EvalError::fixed(ErrorCode::TypeMismatch, mismatch_message(value))
 }
 
 fn fingerprint(

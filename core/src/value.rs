@@ -150,3 +150,50 @@ impl<'s> FlagType<'s> for &'s serde_json::Value {
         }
     }
 }
+
+impl From<bool> for FlagValue {
+    fn from(v: bool) -> Self {
+        FlagValue::Bool(v)
+    }
+}
+
+impl From<i64> for FlagValue {
+    fn from(v: i64) -> Self {
+        FlagValue::Int(v)
+    }
+}
+
+impl From<i32> for FlagValue {
+    fn from(v: i32) -> Self {
+        FlagValue::Int(i64::from(v))
+    }
+}
+
+impl From<f64> for FlagValue {
+    fn from(v: f64) -> Self {
+        FlagValue::Float(v)
+    }
+}
+
+impl From<&str> for FlagValue {
+    fn from(v: &str) -> Self {
+        FlagValue::String(Arc::from(v))
+    }
+}
+
+impl From<String> for FlagValue {
+    fn from(v: String) -> Self {
+        FlagValue::String(Arc::from(v))
+    }
+}
+
+/// Objects become object values; scalars their own kinds; arrays and `null`
+/// (not variant values in flagd) become objects holding them under `"value"`.
+impl From<serde_json::Value> for FlagValue {
+    fn from(v: serde_json::Value) -> Self {
+        match FlagValue::from_json(&v) {
+            Some(value) => value,
+            None => FlagValue::Object(Arc::new(serde_json::json!({ "value": v }))),
+        }
+    }
+}

@@ -1,1 +1,48 @@
-//! stub
+//! # flagyard
+//!
+//! OpenFeature providers composed from small parts, evaluating flags locally:
+//! a [`Source`](core::Source) delivers flagd documents, a [`Store`](core::Store)
+//! keeps the last good one for cold starts, the compiled evaluator answers in
+//! nanoseconds, and a [`Sink`](core::Sink) receives exposure events.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use flagyard::{DiskCache, FileSource, FlagyardProvider};
+//! use flagyard::core::EvaluationContext;
+//!
+//! # async fn demo() {
+//! let provider = FlagyardProvider::builder()
+//!     .source(FileSource::new("flags.json"))
+//!     .store(DiskCache::new())
+//!     .build();
+//! provider.wait_until_ready(Duration::from_secs(2)).await;
+//! let ctx = EvaluationContext::new().with_targeting_key("user-1");
+//! let color = provider.get_string("banner-color", "red", &ctx);
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+mod details;
+mod events;
+mod openfeature;
+mod provider;
+mod sinks;
+mod sources;
+
+/// The core crate: documents, the evaluator, the plug-in traits.
+pub use flagyard_core as core;
+/// The storage crate.
+pub use flagyard_storage as storage;
+
+pub use details::Details;
+pub use events::{ProviderEvent, ProviderStatus, Subscription};
+pub use openfeature::{OpenFeatureContext, json_to_struct};
+pub use provider::{FlagyardProvider, FlagyardProviderBuilder, ReadyResult};
+pub use sinks::{MemorySink, NoopSink};
+#[cfg(feature = "file")]
+pub use sources::FileSource;
+
+#[cfg(feature = "disk")]
+pub use flagyard_storage::DiskCache;
+pub use flagyard_storage::MemoryStore;

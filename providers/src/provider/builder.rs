@@ -1,0 +1,151 @@
+//! [`FlagyardProviderBuilder`].
+
+use std::path::Path;
+use std::sync::Arc;
+
+use flagyard_core::{CompileOptions, FractionalVersion, ProviderError, Sink, Source, Store};
+
+use super::FlagyardProvider;
+use super::state::StateInit;
+
+/// Default capacity of the exposure-event queue.
+pub const DEFAULT_EXPOSURE_QUEUE: usize = 10_000;
+
+/// Builds a [`FlagyardProvider`], in the manner of `reqwest::ClientBuilder`.
+///
+/// # Example
+/// ```
+/// use flagyard::{FlagyardProvider, MemoryStore};
+///
+/// let provider = FlagyardProvider::builder()
+///     .store(MemoryStore::with_document(r#"{"flags": {}}"#))
+///     .offline(true)
+///     .build();
+/// assert_eq!(provider.status(), flagyard::ProviderStatus::Ready);
+/// ```
+pub struct FlagyardProviderBuilder {
+    sources: Vec<Box<dyn Source>>,
+    store: Option<Arc<dyn Store>>,
+    sink: Option<Arc<dyn Sink>>,
+    on_error: Option<super::state::ErrorHook>,
+    preload: bool,
+    offline: bool,
+    bootstrap: Option<String>,
+    options: CompileOptions,
+    exposure_capacity: usize,
+}
+
+impl Default for FlagyardProviderBuilder {
+    fn default() -> Self {
+        FlagyardProviderBuilder {
+            sources: Vec::new(),
+            store: None,
+            sink: None,
+            on_error: None,
+            preload: true,
+            offline: false,
+            bootstrap: None,
+            options: CompileOptions::default(),
+            exposure_capacity: DEFAULT_EXPOSURE_QUEUE,
+        }
+    }
+}
+
+impl FlagyardProviderBuilder {
+    /// Adds a source of flag documents (several may be added; the newest document wins).
+    pub fn source(mut self, source: impl Source) -> Self {
+        self.sources.push(Box::new(source));
+        self
+    }
+
+    /// Where the last good document is kept and read back at start-up.
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// A shared store.
+    pub fn store_arc(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Where exposure and tracking events go.
+    pub fn sink(mut self, sink: impl Sink) -> Self {
+        self.sink = Some(Arc::new(sink));
+        self
+    }
+
+    /// A shared sink.
+    pub fn sink_arc(mut self, sink: Arc<dyn Sink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Called for every error: a bad document, an unavailable source, a failed
+    /// cache write. Runs on the thread that found it; keep it short.
+    pub fn on_error(mut self, hook: impl Fn(&ProviderError) + Send + Sync + 'static) -> Self {
+        self.on_error = Some(Arc::new(hook));
+        self
+    }
+
+    /// `true` (default): `build()` serves the store's (or bootstrap) document at
+    /// once and starts the sources in the background. `false`: lazy — nothing
+    /// starts until the first read, OpenFeature's `initialize`, or `start()`.
+    pub fn preload(mut self, preload: bool) -> Self {
+        self.preload = preload;
+        self
+    }
+
+    /// Never start sources (no network, no file watching): serve only the store
+    /// or the bootstrap document.
+    pub fn offline(mut self, offline: bool) -> Self {
+        self.offline = offline;
+        self
+    }
+
+    /// A document served at start-up when the store has none.
+    pub fn bootstrap_document(mut self, document: impl Into<String>) -> Self {
+        self.bootstrap = Some(document.into());
+        self
+    }
+
+    /// Reads the bootstrap document from a file now.
+    pub fn bootstrap_file(mut self, path: impl AsRef<Path>) -> std::io::Result<Self> {
+        self.bootstrap = Some(std::fs::read_to_string(path)?);
+        Ok(self)
+    }
+
+    /// The `fractional` hashing (v2 by default).
+    pub fn fractional(mut self, version: FractionalVersion) -> Self {
+        self.options.fractional = version;
+        self
+    }
+
+    /// All compile options (fractional version, size and depth limits).
+    pub fn compile_options(mut self, options: CompileOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Capacity of the exposure-event queue (default 10,000; oldest dropped when full).
+    pub fn exposure_queue(mut self, capacity: usize) -> Self {
+        self.exposure_capacity = capacity;
+        self
+    }
+
+    /// Builds the provider (and, when preloading, starts it).
+    pub fn build(self) -> FlagyardProvider {
+        let init = StateInit {
+            options: self.options,
+            on_error: self.on_error,
+            store: self.store,
+            sink: self.sink,
+            exposure_capacity: self.exposure_capacity,
+            sources: self.sources,
+            bootstrap: self.bootstrap,
+            offline: self.offline,
+        };
+        FlagyardProvider::from_init(init, self.preload)
+    }
+}

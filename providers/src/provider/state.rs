@@ -1,0 +1,248 @@
+//! The shared state behind a provider: the current snapshot, status, overrides,
+//! and how documents and source errors are applied.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use crossbeam_queue::ArrayQueue;
+use flagyard_core::{
+    CompileOptions, ErrorOrigin, Event, FlagValue, ProviderError, Sink, Snapshot, Source,
+    SourceUpdates, Store,
+};
+
+use super::exec::Exec;
+use crate::events::{EventBus, ProviderEvent, ProviderStatus};
+
+/// The `on_error` hook.
+pub(crate) type ErrorHook = Arc<dyn Fn(&ProviderError) + Send + Sync>;
+
+pub(crate) struct State {
+    pub snapshot: ArcSwapOption<Snapshot>,
+    pub overrides: ArcSwap<HashMap<String, FlagValue>>,
+    pub has_overrides: AtomicBool,
+    status: AtomicU8,
+    status_tx: tokio::sync::watch::Sender<ProviderStatus>,
+    pub last_error: Mutex<Option<String>>,
+    pub options: CompileOptions,
+    pub bus: Arc<EventBus>,
+    pub on_error: Option<ErrorHook>,
+    pub store: Option<Arc<dyn Store>>,
+    pub sink: Option<Arc<dyn Sink>>,
+    pub exposures: Option<ArrayQueue<Event>>,
+    pub exposures_dropped: AtomicU64,
+    pub sources: Mutex<Vec<Box<dyn Source>>>,
+    pub bootstrap: Option<String>,
+    pub offline: bool,
+    pub started: AtomicBool,
+    pub closed: AtomicBool,
+    pub exec: Mutex<Option<Exec>>,
+    pub tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Serializes document application so `flags_changed` is computed against
+    /// the snapshot actually replaced.
+    apply: Mutex<()>,
+}
+
+pub(crate) struct StateInit {
+    pub options: CompileOptions,
+    pub on_error: Option<ErrorHook>,
+    pub store: Option<Arc<dyn Store>>,
+    pub sink: Option<Arc<dyn Sink>>,
+    pub exposure_capacity: usize,
+    pub sources: Vec<Box<dyn Source>>,
+    pub bootstrap: Option<String>,
+    pub offline: bool,
+}
+
+impl State {
+    pub(crate) fn new(init: StateInit) -> State {
+        let (status_tx, _) = tokio::sync::watch::channel(ProviderStatus::NotReady);
+        let exposures = init
+            .sink
+            .as_ref()
+            .map(|_| ArrayQueue::new(init.exposure_capacity.max(1)));
+        State {
+            snapshot: ArcSwapOption::empty(),
+            overrides: ArcSwap::from_pointee(HashMap::new()),
+            has_overrides: AtomicBool::new(false),
+            status: AtomicU8::new(ProviderStatus::NotReady.to_u8()),
+            status_tx,
+            last_error: Mutex::new(None),
+            options: init.options,
+            bus: Arc::new(EventBus::default()),
+            on_error: init.on_error,
+            store: init.store,
+            sink: init.sink,
+            exposures,
+            exposures_dropped: AtomicU64::new(0),
+            sources: Mutex::new(init.sources),
+            bootstrap: init.bootstrap,
+            offline: init.offline,
+            started: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            exec: Mutex::new(None),
+            tasks: Mutex::new(Vec::new()),
+            apply: Mutex::new(()),
+        }
+    }
+
+    pub(crate) fn status(&self) -> ProviderStatus {
+        ProviderStatus::from_u8(self.status.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn watch_status(&self) -> tokio::sync::watch::Receiver<ProviderStatus> {
+        self.status_tx.subscribe()
+    }
+
+    /// Sets the status; returns whether it changed.
+    fn set_status(&self, status: ProviderStatus) -> bool {
+        let old = self.status.swap(status.to_u8(), Ordering::AcqRel);
+        if old != status.to_u8() {
+            self.status_tx.send_replace(status);
+            tracing::debug!(?status, "flagyard provider status");
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Reports an error to the hook and the log, and remembers it for `wait_until_ready`.
+    pub(crate) fn report(&self, error: &ProviderError) {
+        tracing::warn!(origin = %error.origin, transient = error.transient, "{}", error.message);
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
+        if let Some(hook) = &self.on_error {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(error)));
+            if result.is_err() {
+                tracing::error!("the flagyard on_error hook panicked");
+            }
+        }
+    }
+
+    /// Compiles and serves a document. `from` names where it came from; `save`
+    /// says whether to keep it in the store (not when it came from the store).
+    /// Returns whether the document was accepted.
+    pub(crate) fn apply_document(&self, text: &str, from: &str, save: bool) -> bool {
+        let _serial = self.apply.lock().unwrap_or_else(PoisonError::into_inner);
+        let snapshot = match Snapshot::parse_with(text, &self.options) {
+            Ok(snapshot) => snapshot,
+            Err(e) => {
+                let origin = if from.starts_with("store") {
+                    ErrorOrigin::Disk
+                } else {
+                    ErrorOrigin::Parser
+                };
+                let error = ProviderError::new(
+                    origin,
+                    false,
+                    format!("{from}: document rejected, keeping the last good one: {e}"),
+                );
+                self.report(&error);
+                self.bus.emit(&ProviderEvent::Error {
+                    message: error.message.clone(),
+                });
+                return false;
+            }
+        };
+        if !snapshot.problems().is_empty() {
+            let list: Vec<String> = snapshot
+                .problems()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            self.report(&ProviderError::new(
+                ErrorOrigin::Parser,
+                false,
+                format!(
+                    "{from}: {} problem(s), other flags loaded: {}",
+                    list.len(),
+                    list.join("; ")
+                ),
+            ));
+        }
+        let previous = self.snapshot.load_full();
+        let changed = match &previous {
+            Some(old) => snapshot.changed_flags(old),
+            None => snapshot.keys().into_iter().map(str::to_string).collect(),
+        };
+        self.snapshot.store(Some(Arc::new(snapshot)));
+        if save && let Some(store) = &self.store {
+            if let Err(e) = store.save(text) {
+                self.report(&e.to_provider_error());
+            }
+        }
+        let became_ready = self.set_status(ProviderStatus::Ready);
+        if became_ready {
+            self.bus.emit(&ProviderEvent::Ready);
+        }
+        if previous.is_some() && !changed.is_empty() {
+            self.bus.emit(&ProviderEvent::ConfigurationChanged {
+                flags_changed: changed,
+            });
+        }
+        true
+    }
+
+    /// A source could not deliver: Stale with a document, Error without.
+    pub(crate) fn source_failed(&self, error: &ProviderError) {
+        self.report(error);
+        let has_document = self.snapshot.load().is_some();
+        let (status, event) = if has_document {
+            (
+                ProviderStatus::Stale,
+                ProviderEvent::Stale {
+                    message: error.message.clone(),
+                },
+            )
+        } else {
+            (
+                ProviderStatus::Error,
+                ProviderEvent::Error {
+                    message: error.message.clone(),
+                },
+            )
+        };
+        if self.set_status(status) {
+            self.bus.emit(&event);
+        }
+    }
+
+    /// The source works again and has nothing new.
+    pub(crate) fn source_recovered(&self) {
+        if self.snapshot.load().is_some()
+            && self.status() == ProviderStatus::Stale
+            && self.set_status(ProviderStatus::Ready)
+        {
+            self.bus.emit(&ProviderEvent::Ready);
+        }
+    }
+}
+
+/// The runtime's end of a source.
+pub(crate) struct Updates {
+    pub state: Arc<State>,
+    pub from: String,
+}
+
+impl SourceUpdates for Updates {
+    fn document(&self, document: String) {
+        if self.state.closed.load(Ordering::Acquire) {
+            return;
+        }
+        self.state.apply_document(&document, &self.from, true);
+    }
+
+    fn error(&self, error: ProviderError) {
+        if self.state.closed.load(Ordering::Acquire) {
+            return;
+        }
+        self.state.source_failed(&error);
+    }
+
+    fn recovered(&self) {
+        self.state.source_recovered();
+    }
+}

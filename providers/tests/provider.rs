@@ -1,0 +1,321 @@
+//! The provider through its synchronous getters and through OpenFeature.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flagyard::core::{ErrorCode, ErrorOrigin, EvaluationContext, Event, ProviderError, Reason};
+use flagyard::{FlagyardProvider, MemorySink, MemoryStore, ProviderEvent, ProviderStatus};
+use open_feature::{EvaluationContext as OfContext, EvaluationReason, OpenFeature, StructValue};
+use serde_json::json;
+
+const DOC: &str = r##"{
+  "metadata": {"flagSetId": "shop"},
+  "flags": {
+    "checkout": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+                 "targeting": {"if": [{"ends_with": [{"var": "email"}, "@example.com"]}, "on"]}},
+    "limit": {"state": "ENABLED", "variants": {"low": 10, "high": 100}, "defaultVariant": "low"},
+    "ratio": {"state": "ENABLED", "variants": {"a": 0.25}, "defaultVariant": "a"},
+    "color": {"state": "ENABLED", "variants": {"red": "red", "blue": "blue"}, "defaultVariant": "red",
+              "targeting": {"fractional": [["red", 50], ["blue", 50]]}},
+    "theme": {"state": "ENABLED", "variants": {"dark": {"bg": "#000", "sizes": [1, 2], "none": null}}, "defaultVariant": "dark"},
+    "off": {"state": "DISABLED", "variants": {"on": true}, "defaultVariant": "on"}
+  }
+}"##;
+
+fn staff() -> EvaluationContext {
+    EvaluationContext::new()
+        .with_targeting_key("u1")
+        .with_attribute("email", "ada@example.com")
+}
+
+#[test]
+fn sync_getters_answer_every_type_with_details() {
+    let p = FlagyardProvider::from_document(DOC).expect("valid document");
+    assert_eq!(p.status(), ProviderStatus::Ready);
+    let ctx = staff();
+    assert!(p.get_bool("checkout", false, &ctx));
+    assert!(!p.get_bool("checkout", true, &EvaluationContext::new()));
+    assert_eq!(p.get_i64("limit", 0, &ctx), 10);
+    assert_eq!(p.get_f64("ratio", 0.0, &ctx), 0.25);
+    assert!(["red", "blue"].contains(&p.get_string("color", "x", &ctx).as_str()));
+    assert_eq!(
+        p.get_json("theme", json!({}), &ctx),
+        json!({"bg": "#000", "sizes": [1, 2], "none": null})
+    );
+
+    let d = p.get_bool_details("checkout", false, &ctx);
+    assert_eq!(
+        (d.value, d.variant.as_deref(), d.reason),
+        (true, Some("on"), Reason::TargetingMatch)
+    );
+    assert!(d.metadata.contains_key("flagSetId"));
+    let d = p.get_string_details("limit", "x", &ctx);
+    assert_eq!(
+        (d.value.as_str(), d.error_code()),
+        ("x", Some(ErrorCode::TypeMismatch))
+    );
+    let d = p.get_i64_details("nope", 7, &ctx);
+    assert_eq!(
+        (d.value, d.reason, d.error_code()),
+        (7, Reason::Error, Some(ErrorCode::FlagNotFound))
+    );
+    let d = p.get_f64_details("off", 1.5, &ctx);
+    assert_eq!(
+        (d.value, d.reason, d.error_code()),
+        (1.5, Reason::Disabled, None)
+    );
+    let d = p.get_json_details("theme", json!(null), &ctx);
+    assert_eq!(d.variant.as_deref(), Some("dark"));
+
+    let all = p.all_flags(&ctx);
+    assert_eq!(all.len(), 6);
+    assert_eq!(all["checkout"].value, json!(true));
+    assert_eq!(all["off"].reason, Reason::Disabled);
+}
+
+#[test]
+fn overrides_win_on_the_sync_path_until_cleared() {
+    let p = FlagyardProvider::from_document(DOC).expect("valid");
+    let ctx = EvaluationContext::new();
+    p.set_override("checkout", true);
+    p.set_override("limit", 5_i64);
+    p.set_override("brand-new", "hello");
+    assert!(p.get_bool("checkout", false, &ctx));
+    assert_eq!(p.get_i64("limit", 0, &ctx), 5);
+    assert_eq!(p.get_string("brand-new", "", &ctx), "hello");
+    let d = p.get_bool_details("limit", false, &ctx);
+    assert_eq!(d.error_code(), Some(ErrorCode::TypeMismatch));
+    p.clear_override("limit");
+    assert_eq!(p.get_i64("limit", 0, &ctx), 10);
+    assert!(p.get_bool("checkout", false, &ctx));
+    p.clear_all_overrides();
+    assert!(!p.get_bool("checkout", false, &ctx));
+    assert_eq!(p.get_string("brand-new", "gone", &ctx), "gone");
+}
+
+#[test]
+fn before_any_document_reads_answer_not_ready_without_blocking() {
+    let p = FlagyardProvider::builder().offline(true).build();
+    assert_eq!(p.status(), ProviderStatus::NotReady);
+    let d = p.get_bool_details("checkout", true, &staff());
+    assert_eq!(
+        (d.value, d.reason, d.error_code()),
+        (true, Reason::Error, Some(ErrorCode::ProviderNotReady))
+    );
+    assert!(p.all_flags(&staff()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_until_ready_times_out_with_a_reason() {
+    let p = FlagyardProvider::builder().offline(true).build();
+    let r = p.wait_until_ready(Duration::from_millis(50)).await;
+    assert!(!r.success);
+    assert!(r.reason.contains("NotReady"), "{}", r.reason);
+    let p = FlagyardProvider::from_document(DOC).expect("valid");
+    assert!(p.wait_until_ready(Duration::from_millis(50)).await.success);
+}
+
+#[test]
+fn lazy_providers_start_on_the_first_read() {
+    let store = MemoryStore::with_document(DOC);
+    let p = FlagyardProvider::builder()
+        .store(store)
+        .preload(false)
+        .build();
+    assert_eq!(
+        p.status(),
+        ProviderStatus::NotReady,
+        "nothing starts before a read"
+    );
+    // The first read never blocks: it starts loading in the background.
+    let first = p.get_i64_details("limit", -1, &());
+    assert!(first.value == -1 || first.value == 10);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while p.get_i64("limit", -1, &()) != 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lazy start never served the store's document"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(p.status(), ProviderStatus::Ready);
+}
+
+#[test]
+fn subscribers_added_after_ready_are_told_at_once_and_drop_unsubscribes() {
+    let p = FlagyardProvider::from_document(DOC).expect("valid");
+    let seen: Arc<Mutex<Vec<ProviderEvent>>> = Arc::default();
+    let log = Arc::clone(&seen);
+    let subscription = p.subscribe(move |e| log.lock().unwrap().push(e.clone()));
+    assert_eq!(*seen.lock().unwrap(), [ProviderEvent::Ready]);
+    drop(subscription);
+    let seen_after = seen.lock().unwrap().len();
+    assert_eq!(seen_after, 1);
+}
+
+#[test]
+fn a_bad_store_document_is_reported_and_ignored() {
+    let errors: Arc<Mutex<Vec<ProviderError>>> = Arc::default();
+    let log = Arc::clone(&errors);
+    let p = FlagyardProvider::builder()
+        .store(MemoryStore::with_document("{ truncated"))
+        .bootstrap_document(DOC)
+        .offline(true)
+        .on_error(move |e| log.lock().unwrap().push(e.clone()))
+        .build();
+    assert_eq!(
+        p.get_i64("limit", 0, &()),
+        10,
+        "the bootstrap document serves instead"
+    );
+    let errors = errors.lock().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].origin, ErrorOrigin::Disk);
+    assert!(
+        errors[0].message.contains("store memory"),
+        "{}",
+        errors[0].message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exposures_reach_the_sink_and_close_flushes_it() {
+    let sink = MemorySink::new();
+    let p = FlagyardProvider::builder()
+        .bootstrap_document(DOC)
+        .offline(true)
+        .sink(sink.clone())
+        .build();
+    let ctx = staff();
+    for _ in 0..3 {
+        p.get_bool("checkout", false, &ctx);
+    }
+    p.close();
+    p.close();
+    let events = sink.events();
+    assert_eq!(events.len(), 3);
+    let Event::Exposure(e) = &events[0] else {
+        panic!("an exposure")
+    };
+    assert_eq!(
+        (
+            e.flag.as_str(),
+            e.variant.as_deref(),
+            e.targeting_key.as_deref()
+        ),
+        ("checkout", Some("on"), Some("u1"))
+    );
+    assert_eq!(
+        sink.flush_count(),
+        1,
+        "close() flushes once, however often it is called"
+    );
+    assert!(
+        p.get_bool("checkout", false, &ctx),
+        "reads after close still answer"
+    );
+    assert_eq!(p.exposures_dropped(), 0);
+}
+
+#[test]
+fn a_full_exposure_queue_drops_the_oldest_and_counts() {
+    let sink = MemorySink::new();
+    let p = FlagyardProvider::builder()
+        .bootstrap_document(DOC)
+        .offline(true)
+        .sink(sink.clone())
+        .exposure_queue(2)
+        .preload(true)
+        .build();
+    for _ in 0..5 {
+        p.get_i64("limit", 0, &());
+    }
+    assert_eq!(p.exposures_dropped(), 3);
+    p.close();
+    assert_eq!(sink.events().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openfeature_client_sees_values_details_overrides_and_errors() {
+    let provider = FlagyardProvider::from_document(DOC).expect("valid");
+    let handle = provider.clone();
+    // initialize returns at once: set_provider holds OpenFeature's write lock meanwhile.
+    let started = std::time::Instant::now();
+    OpenFeature::singleton_mut()
+        .await
+        .set_provider(provider)
+        .await;
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let client = OpenFeature::singleton().await.create_client();
+
+    let ctx = OfContext::default()
+        .with_targeting_key("u1")
+        .with_custom_field("email", "ada@example.com");
+    assert!(
+        client
+            .get_bool_value("checkout", Some(&ctx), None)
+            .await
+            .expect("resolves")
+    );
+    let d = client
+        .get_bool_details("checkout", Some(&ctx), None)
+        .await
+        .expect("resolves");
+    assert_eq!(
+        (d.value, d.variant.as_deref(), d.reason),
+        (true, Some("on"), Some(EvaluationReason::TargetingMatch))
+    );
+    assert!(d.flag_metadata.values.contains_key("flagSetId"));
+    assert_eq!(
+        client
+            .get_int_value("limit", None, None)
+            .await
+            .expect("int"),
+        10
+    );
+    assert_eq!(
+        client
+            .get_float_value("ratio", None, None)
+            .await
+            .expect("float"),
+        0.25
+    );
+    let theme: StructValue = client
+        .get_struct_value("theme", None, None)
+        .await
+        .expect("struct");
+    assert_eq!(theme.fields["bg"].as_str(), Some("#000"));
+    assert!(
+        !theme.fields.contains_key("none"),
+        "nulls have no OpenFeature form"
+    );
+
+    let missing = client.get_bool_details("missing", None, None).await;
+    let err = missing.expect_err("unknown flag is an error result");
+    assert_eq!(err.code, open_feature::EvaluationErrorCode::FlagNotFound);
+    let mismatch = client
+        .get_string_value("limit", None, None)
+        .await
+        .expect_err("type mismatch");
+    assert_eq!(
+        mismatch.code,
+        open_feature::EvaluationErrorCode::TypeMismatch
+    );
+
+    handle.set_override("limit", 42_i64);
+    assert_eq!(
+        client
+            .get_int_value("limit", None, None)
+            .await
+            .expect("override"),
+        42
+    );
+    handle.clear_all_overrides();
+    assert_eq!(
+        client
+            .get_int_value("limit", None, None)
+            .await
+            .expect("back"),
+        10
+    );
+}
