@@ -1,11 +1,14 @@
 //! # flagyard-conformance
 //!
-//! Conformance checks shared by every Flagyard composition. This first part runs
-//! the flagd-testbed evaluation cases (`flagd-eval-cases.jsonl`, see
-//! `../shared/conformance-data/SOURCES.md`) through the evaluator, for both
-//! `fractional` profiles.
+//! Conformance checks shared by every Flagyard composition:
+//! - [`suite`]: scenarios every Source × Store composition must pass, driven
+//!   through a [`suite::Harness`] that builds a provider, publishes documents,
+//!   stops and restarts the source and injects bad payloads;
+//! - [`testbed`]: the flagd-testbed evaluation cases (`flagd-eval-cases.jsonl`,
+//!   see `../shared/conformance-data/SOURCES.md`) on both `fractional` profiles.
 
 #![warn(missing_docs)]
 
 pub mod data;
+pub mod suite;
 pub mod testbed;

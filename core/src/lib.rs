@@ -26,6 +26,7 @@ mod requested;
 mod resolution;
 mod snapshot;
 mod value;
+mod walk;
 
 pub use context::{AttrValue, Context, EvaluationContext};
 pub use error::{DocumentError, Problem};

@@ -517,14 +517,12 @@ fn fingerprint(
 ) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::hash::DefaultHasher::new();
-    let text = definition.to_string();
-    text.hash(&mut hasher);
+    let uses_ref = crate::walk::hash_json(definition, &mut hasher);
     format!("{set_metadata:?}").hash(&mut hasher);
-    if text.contains("\"$ref\"") {
-        if let Some(evaluators) = evaluators {
-            Value::Object(evaluators.clone())
-                .to_string()
-                .hash(&mut hasher);
+    if uses_ref && let Some(evaluators) = evaluators {
+        for (name, rule) in evaluators {
+            name.hash(&mut hasher);
+            crate::walk::hash_json(rule, &mut hasher);
         }
     }
     hasher.finish()
@@ -664,6 +662,16 @@ fn compile_flag(
                 let pointer = format!("{base}/variants/{}", pointer_segment(name));
                 if name.is_empty() {
                     r.fatal(pointer, "variant names must not be empty".into());
+                    continue;
+                }
+                if crate::walk::deeper_than(value, options.limits.max_rule_depth) {
+                    r.fatal(
+                        pointer,
+                        format!(
+                            "variant value nested deeper than {} levels",
+                            options.limits.max_rule_depth
+                        ),
+                    );
                     continue;
                 }
                 match FlagValue::from_json(value) {

@@ -249,7 +249,14 @@ fn deep_rules_built_in_memory_are_refused() {
                     serde_json::Value::Array(vec![rule]),
                 )]));
             }
-            let document = json!({"flags": {"deep": {"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": "a", "targeting": rule}}});
+            let mut variant = json!(1);
+            for _ in 0..100_000 {
+                variant = serde_json::Value::Object(serde_json::Map::from_iter([("k".to_string(), variant)]));
+            }
+            let document = json!({"flags": {
+                "deep": {"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": "a", "targeting": rule},
+                "deep-variant": {"state": "ENABLED", "variants": {"a": variant}, "defaultVariant": "a"}
+            }});
             let compiled = std::thread::scope(|scope| {
                 std::thread::Builder::new()
                     .stack_size(2 * 1024 * 1024)
@@ -259,7 +266,8 @@ fn deep_rules_built_in_memory_are_refused() {
                     .expect("compiling on a 1 MiB stack does not overflow")
             });
             let problems = compiled.expect("document loads");
-            assert!(problems.iter().any(|p| p.message.contains("deeper than 64")), "{problems:?}");
+            assert!(problems.iter().any(|p| p.message.contains("rule nested deeper than 64")), "{problems:?}");
+            assert!(problems.iter().any(|p| p.message.contains("variant value nested deeper than 64")), "{problems:?}");
         })
         .expect("spawn")
         .join()

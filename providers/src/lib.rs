@@ -25,6 +25,7 @@
 
 mod details;
 mod events;
+mod exposure;
 mod openfeature;
 mod provider;
 mod sinks;

@@ -137,24 +137,6 @@ fn directory_from(
     PathBuf::from(".flagyard/cache")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_directory_follows_xdg() {
-        assert_eq!(
-            directory_from(Some("/x".into()), Some("/home/a".into())),
-            PathBuf::from("/x/flagyard/cache")
-        );
-        assert_eq!(
-            directory_from(Some("".into()), Some("/home/a".into())),
-            PathBuf::from("/home/a/.local/share/flagyard/cache")
-        );
-        assert_eq!(directory_from(None, None), PathBuf::from(".flagyard/cache"));
-    }
-}
-
 impl DiskCache {
     /// A builder with the defaults.
     pub fn builder() -> DiskCacheBuilder {
@@ -310,5 +292,23 @@ impl Drop for DiskCache {
         {
             let _ = writer.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_directory_follows_xdg() {
+        assert_eq!(
+            directory_from(Some("/x".into()), Some("/home/a".into())),
+            PathBuf::from("/x/flagyard/cache")
+        );
+        assert_eq!(
+            directory_from(Some("".into()), Some("/home/a".into())),
+            PathBuf::from("/home/a/.local/share/flagyard/cache")
+        );
+        assert_eq!(directory_from(None, None), PathBuf::from(".flagyard/cache"));
     }
 }

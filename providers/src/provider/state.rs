@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use crossbeam_queue::ArrayQueue;
 use flagyard_core::{
-    CompileOptions, ErrorOrigin, Event, FlagValue, ProviderError, Sink, Snapshot, Source,
-    SourceUpdates, Store,
+    CompileOptions, ErrorOrigin, FlagValue, ProviderError, Sink, Snapshot, Source, SourceUpdates,
+    Store,
 };
 
 use super::exec::Exec;
 use crate::events::{EventBus, ProviderEvent, ProviderStatus};
+use crate::exposure::RawExposure;
 
 /// The `on_error` hook.
 pub(crate) type ErrorHook = Arc<dyn Fn(&ProviderError) + Send + Sync>;
@@ -30,8 +31,10 @@ pub(crate) struct State {
     pub on_error: Option<ErrorHook>,
     pub store: Option<Arc<dyn Store>>,
     pub sink: Option<Arc<dyn Sink>>,
-    pub exposures: Option<ArrayQueue<Event>>,
+    pub exposures: Option<ArrayQueue<RawExposure>>,
     pub exposures_dropped: AtomicU64,
+    /// Milliseconds since the epoch, refreshed by the exposure drain task.
+    pub clock_ms: AtomicU64,
     pub sources: Mutex<Vec<Box<dyn Source>>>,
     pub bootstrap: Option<String>,
     pub offline: bool,
@@ -76,6 +79,7 @@ impl State {
             sink: init.sink,
             exposures,
             exposures_dropped: AtomicU64::new(0),
+            clock_ms: AtomicU64::new(0),
             sources: Mutex::new(init.sources),
             bootstrap: init.bootstrap,
             offline: init.offline,
@@ -169,10 +173,11 @@ impl State {
             None => snapshot.keys().into_iter().map(str::to_string).collect(),
         };
         self.snapshot.store(Some(Arc::new(snapshot)));
-        if save && let Some(store) = &self.store {
-            if let Err(e) = store.save(text) {
-                self.report(&e.to_provider_error());
-            }
+        if save
+            && let Some(store) = &self.store
+            && let Err(e) = store.save(text)
+        {
+            self.report(&e.to_provider_error());
         }
         let became_ready = self.set_status(ProviderStatus::Ready);
         if became_ready {
