@@ -122,6 +122,12 @@ fn benches(c: &mut Criterion) {
         .offline(true)
         .sink(NoopSink)
         .build();
+    let recording_all = FlagyardProvider::builder()
+        .bootstrap_document(DOC)
+        .offline(true)
+        .sink(NoopSink)
+        .dedup_exposures(false)
+        .build();
     let (constant_client, flagyard_client) = runtime.block_on(async {
         let mut api = OpenFeature::singleton_mut().await;
         api.set_named_provider(
@@ -194,6 +200,9 @@ fn benches(c: &mut Criterion) {
     });
     group.bench_function("sync+exposures/ends-with-rule", |b| {
         b.iter(|| recording.get_bool(black_box("email-rule"), false, &users[next()]))
+    });
+    group.bench_function("sync+exposures-no-dedup/static-bool", |b| {
+        b.iter(|| recording_all.get_bool(black_box("static-bool"), false, &users[next()]))
     });
     group.finish();
 

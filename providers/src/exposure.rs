@@ -2,6 +2,8 @@
 //! without heap allocation for short strings, turned into [`ExposureEvent`]s by
 //! the background drain.
 
+use std::cell::RefCell;
+use std::hash::{BuildHasher, Hasher};
 use std::time::SystemTime;
 
 use flagyard_core::{Event, ExposureEvent, Reason};
@@ -65,9 +67,71 @@ impl RawExposure {
     }
 }
 
+/// Slots of the per-thread exposure filter (64 KiB of `u64`s per thread).
+const FILTER_SLOTS: usize = 8192;
+
+thread_local! {
+    static SEEN: RefCell<Box<[u64]>> = RefCell::new(vec![0u64; FILTER_SLOTS].into_boxed_slice());
+}
+
+/// A fixed hasher so one thread's filter gives the same answers every run.
+static FILTER_HASHER: std::sync::LazyLock<foldhash::fast::FixedState> =
+    std::sync::LazyLock::new(|| foldhash::fast::FixedState::with_seed(0x5eed_f1a9));
+
+/// Whether this thread recently recorded the same (provider, flag, variant,
+/// targeting key). A direct-mapped table of hashes: O(1), no allocation, no
+/// lock; a colliding entry simply evicts the older one (so an exposure may be
+/// recorded again later, never lost).
+#[inline]
+pub(crate) fn recently_seen(
+    provider: u64,
+    flag: &str,
+    variant: Option<&str>,
+    targeting_key: Option<&str>,
+) -> bool {
+    let mut h = FILTER_HASHER.build_hasher();
+    h.write_u64(provider);
+    h.write(flag.as_bytes());
+    h.write_u8(0xff);
+    h.write(variant.unwrap_or("").as_bytes());
+    h.write_u8(0xff);
+    h.write(targeting_key.unwrap_or("").as_bytes());
+    let hash = h.finish() | 1; // never 0, the empty slot
+    SEEN.with(|seen| {
+        let Ok(mut seen) = seen.try_borrow_mut() else {
+            return false;
+        };
+        let slot = &mut seen[(hash as usize) & (FILTER_SLOTS - 1)];
+        if *slot == hash {
+            true
+        } else {
+            *slot = hash;
+            false
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_filter_remembers_recent_exposures_per_provider() {
+        assert!(!recently_seen(1, "f", Some("on"), Some("u1")));
+        assert!(recently_seen(1, "f", Some("on"), Some("u1")));
+        assert!(
+            !recently_seen(1, "f", Some("off"), Some("u1")),
+            "another variant is a new exposure"
+        );
+        assert!(
+            !recently_seen(1, "f", Some("on"), Some("u2")),
+            "another user is a new exposure"
+        );
+        assert!(
+            !recently_seen(2, "f", Some("on"), Some("u1")),
+            "another provider is a new exposure"
+        );
+    }
 
     #[test]
     fn short_and_long_strings_round_trip() {

@@ -179,7 +179,7 @@ fn a_bad_store_document_is_reported_and_ignored() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exposures_reach_the_sink_and_close_flushes_it() {
+async fn exposures_reach_the_sink_deduplicated_and_close_flushes_it() {
     let sink = MemorySink::new();
     let p = FlagyardProvider::builder()
         .bootstrap_document(DOC)
@@ -190,10 +190,19 @@ async fn exposures_reach_the_sink_and_close_flushes_it() {
     for _ in 0..3 {
         p.get_bool("checkout", false, &ctx);
     }
+    p.get_bool(
+        "checkout",
+        false,
+        &EvaluationContext::new().with_targeting_key("u2"),
+    );
     p.close();
     p.close();
     let events = sink.events();
-    assert_eq!(events.len(), 3);
+    assert_eq!(
+        events.len(),
+        2,
+        "three identical exposures count once: {events:?}"
+    );
     let Event::Exposure(e) = &events[0] else {
         panic!("an exposure")
     };
@@ -204,6 +213,13 @@ async fn exposures_reach_the_sink_and_close_flushes_it() {
             e.targeting_key.as_deref()
         ),
         ("checkout", Some("on"), Some("u1"))
+    );
+    let age = std::time::SystemTime::now()
+        .duration_since(e.at)
+        .expect("timestamp in the past");
+    assert!(
+        age < Duration::from_secs(60),
+        "timestamp is now-ish: {age:?}"
     );
     assert_eq!(
         sink.flush_count(),
@@ -218,21 +234,33 @@ async fn exposures_reach_the_sink_and_close_flushes_it() {
 }
 
 #[test]
-fn a_full_exposure_queue_drops_the_oldest_and_counts() {
+fn without_dedup_every_read_is_an_exposure_and_a_full_queue_drops_the_newest() {
     let sink = MemorySink::new();
     let p = FlagyardProvider::builder()
         .bootstrap_document(DOC)
         .offline(true)
         .sink(sink.clone())
+        .dedup_exposures(false)
         .exposure_queue(2)
-        .preload(true)
         .build();
-    for _ in 0..5 {
-        p.get_i64("limit", 0, &());
+    for user in ["a", "b", "c", "d", "e"] {
+        p.get_i64(
+            "limit",
+            0,
+            &EvaluationContext::new().with_targeting_key(user),
+        );
     }
     assert_eq!(p.exposures_dropped(), 3);
     p.close();
-    assert_eq!(sink.events().len(), 2);
+    let keys: Vec<Option<String>> = sink
+        .events()
+        .into_iter()
+        .map(|e| match e {
+            Event::Exposure(e) => e.targeting_key,
+            Event::Tracking(_) => None,
+        })
+        .collect();
+    assert_eq!(keys, [Some("a".to_string()), Some("b".to_string())]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,6 +33,7 @@ pub struct FlagyardProviderBuilder {
     bootstrap: Option<String>,
     options: CompileOptions,
     exposure_capacity: usize,
+    dedup_exposures: bool,
 }
 
 impl Default for FlagyardProviderBuilder {
@@ -47,6 +48,7 @@ impl Default for FlagyardProviderBuilder {
             bootstrap: None,
             options: CompileOptions::default(),
             exposure_capacity: DEFAULT_EXPOSURE_QUEUE,
+            dedup_exposures: true,
         }
     }
 }
@@ -134,6 +136,15 @@ impl FlagyardProviderBuilder {
         self
     }
 
+    /// `true` (default): an exposure already recorded recently on the same thread
+    /// for the same flag, variant and targeting key is not recorded again (a
+    /// per-thread table of 8,192 recent exposures). `false`: every evaluation is
+    /// an exposure event.
+    pub fn dedup_exposures(mut self, dedup: bool) -> Self {
+        self.dedup_exposures = dedup;
+        self
+    }
+
     /// Builds the provider (and, when preloading, starts it).
     pub fn build(self) -> FlagyardProvider {
         let init = StateInit {
@@ -142,6 +153,7 @@ impl FlagyardProviderBuilder {
             store: self.store,
             sink: self.sink,
             exposure_capacity: self.exposure_capacity,
+            dedup_exposures: self.dedup_exposures,
             sources: self.sources,
             bootstrap: self.bootstrap,
             offline: self.offline,

@@ -408,7 +408,15 @@ impl FlagyardProvider {
             });
         };
         let resolution = snapshot.resolve_with(key, default, ctx, convert);
-        if let Some(queue) = &self.state.exposures {
+        if let Some(queue) = &self.state.exposures
+            && !(self.state.dedup_exposures
+                && crate::exposure::recently_seen(
+                    self.state.id,
+                    key,
+                    resolution.variant,
+                    ctx.targeting_key(),
+                ))
+        {
             let event = RawExposure {
                 flag: InlineStr::new(key),
                 variant: resolution.variant.map(InlineStr::new),

@@ -20,6 +20,8 @@ use crate::exposure::RawExposure;
 pub(crate) type ErrorHook = Arc<dyn Fn(&ProviderError) + Send + Sync>;
 
 pub(crate) struct State {
+    /// Unique per provider in this process (exposure de-duplication key).
+    pub id: u64,
     pub snapshot: ArcSwapOption<Snapshot>,
     pub overrides: ArcSwap<HashMap<String, FlagValue>>,
     pub has_overrides: AtomicBool,
@@ -33,6 +35,7 @@ pub(crate) struct State {
     pub sink: Option<Arc<dyn Sink>>,
     pub exposures: Option<ArrayQueue<RawExposure>>,
     pub exposures_dropped: AtomicU64,
+    pub dedup_exposures: bool,
     /// Milliseconds since the epoch, refreshed by the exposure drain task.
     pub clock_ms: AtomicU64,
     pub sources: Mutex<Vec<Box<dyn Source>>>,
@@ -53,6 +56,7 @@ pub(crate) struct StateInit {
     pub store: Option<Arc<dyn Store>>,
     pub sink: Option<Arc<dyn Sink>>,
     pub exposure_capacity: usize,
+    pub dedup_exposures: bool,
     pub sources: Vec<Box<dyn Source>>,
     pub bootstrap: Option<String>,
     pub offline: bool,
@@ -65,7 +69,9 @@ impl State {
             .sink
             .as_ref()
             .map(|_| ArrayQueue::new(init.exposure_capacity.max(1)));
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         State {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             snapshot: ArcSwapOption::empty(),
             overrides: ArcSwap::from_pointee(HashMap::new()),
             has_overrides: AtomicBool::new(false),
@@ -79,6 +85,7 @@ impl State {
             sink: init.sink,
             exposures,
             exposures_dropped: AtomicU64::new(0),
+            dedup_exposures: init.dedup_exposures,
             clock_ms: AtomicU64::new(0),
             sources: Mutex::new(init.sources),
             bootstrap: init.bootstrap,
