@@ -1,12 +1,22 @@
-//! Exposure events on the read path: recorded into a bounded lock-free queue
-//! without heap allocation for short strings, turned into [`ExposureEvent`]s by
-//! the background drain.
+//! Exposure events on the read path.
+//!
+//! Each reading thread records into its own bounded ring (one per provider), so
+//! the hot path touches only memory its own core owns: no lock, no contended
+//! atomic, no allocation for short strings. The provider's drain task empties
+//! every thread's ring into the sink every 10 ms and on `close()`. A per-thread
+//! filter drops exposures already recorded recently (same provider, flag,
+//! variant and targeting key).
 
 use std::cell::RefCell;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
-use flagyard_core::{Event, ExposureEvent, Reason};
+use arc_swap::ArcSwap;
+use crossbeam_queue::ArrayQueue;
+
+use flagyard_core::{Event, ExposureEvent, Reason, Sink};
 
 /// Bytes kept inline; longer strings go to the heap. 47 covers flag keys,
 /// variant names and UUID or e-mail targeting keys in the common case.
@@ -67,8 +77,121 @@ impl RawExposure {
     }
 }
 
-/// Slots of the per-thread exposure filter (64 KiB of `u64`s per thread).
-const FILTER_SLOTS: usize = 8192;
+/// One thread's ring for one provider.
+struct Ring {
+    queue: ArrayQueue<RawExposure>,
+    dropped: AtomicU64,
+    /// Set when the provider closes: the thread forgets the ring on its next record.
+    closed: Arc<AtomicBool>,
+}
+
+thread_local! {
+    /// This thread's rings, by provider id (usually one entry).
+    static RINGS: RefCell<Vec<(u64, Arc<Ring>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A provider's exposure rings, one per thread that has recorded.
+pub(crate) struct Exposures {
+    provider: u64,
+    per_thread: usize,
+    dedup: bool,
+    rings: ArcSwap<Vec<Arc<Ring>>>,
+    closed: Arc<AtomicBool>,
+}
+
+impl Exposures {
+    pub(crate) fn new(provider: u64, per_thread: usize, dedup: bool) -> Exposures {
+        Exposures {
+            provider,
+            per_thread: per_thread.max(1),
+            dedup,
+            rings: ArcSwap::from_pointee(Vec::new()),
+            closed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Records one exposure (unless recently seen); `make` runs only when needed.
+    #[inline]
+    pub(crate) fn record(
+        &self,
+        flag: &str,
+        variant: Option<&str>,
+        targeting_key: Option<&str>,
+        make: impl FnOnce() -> RawExposure,
+    ) {
+        if self.dedup && recently_seen(self.provider, flag, variant, targeting_key) {
+            return;
+        }
+        RINGS.with(|rings| {
+            let Ok(mut rings) = rings.try_borrow_mut() else {
+                return;
+            };
+            let ring = match rings.iter().position(|(id, _)| *id == self.provider) {
+                Some(i) => &rings[i].1,
+                None => {
+                    rings.retain(|(_, r)| !r.closed.load(Ordering::Relaxed));
+                    let ring = Arc::new(Ring {
+                        queue: ArrayQueue::new(self.per_thread),
+                        dropped: AtomicU64::new(0),
+                        closed: Arc::clone(&self.closed),
+                    });
+                    self.rings.rcu(|all| {
+                        let mut next = Vec::clone(all);
+                        next.push(Arc::clone(&ring));
+                        next
+                    });
+                    rings.push((self.provider, ring));
+                    &rings[rings.len() - 1].1
+                }
+            };
+            // When this thread's ring is full, the newest event is dropped and
+            // counted (without building it).
+            if ring.queue.is_full() || ring.queue.push(make()).is_err() {
+                ring.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+
+    /// Hands every recorded exposure to the sink, and forgets the rings of
+    /// threads that have ended.
+    pub(crate) fn drain(&self, sink: &dyn Sink) {
+        let rings = self.rings.load();
+        let mut ended = false;
+        for ring in rings.iter() {
+            while let Some(event) = ring.queue.pop() {
+                sink.record(event.into_event());
+            }
+            // Only the registry holds it: its thread is gone.
+            ended |= Arc::strong_count(ring) == 1;
+        }
+        drop(rings);
+        if ended {
+            self.rings.rcu(|all| {
+                all.iter()
+                    .filter(|r| Arc::strong_count(r) > 1 || !r.queue.is_empty())
+                    .cloned()
+                    .collect::<Vec<_>>()
+            });
+        }
+    }
+
+    /// Events dropped because a thread's ring was full.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.rings
+            .load()
+            .iter()
+            .map(|r| r.dropped.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Marks the rings closed so threads let go of them.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Slots of the per-thread exposure filter (128 KiB of `u64`s per thread).
+const FILTER_SLOTS: usize = 16_384;
 
 thread_local! {
     static SEEN: RefCell<Box<[u64]>> = RefCell::new(vec![0u64; FILTER_SLOTS].into_boxed_slice());

@@ -347,3 +347,37 @@ async fn openfeature_client_sees_values_details_overrides_and_errors() {
         10
     );
 }
+
+#[test]
+fn exposures_from_threads_that_ended_are_still_delivered() {
+    let sink = MemorySink::new();
+    let p = FlagyardProvider::builder()
+        .bootstrap_document(DOC)
+        .offline(true)
+        .sink(sink.clone())
+        .build();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let p = p.clone();
+            s.spawn(move || {
+                for u in 0..10 {
+                    let ctx = EvaluationContext::new().with_targeting_key(format!("t{t}-u{u}"));
+                    p.get_bool("checkout", false, &ctx);
+                }
+            });
+        }
+    });
+    p.close();
+    let mut keys: Vec<String> = sink
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Exposure(e) => e.targeting_key,
+            Event::Tracking(_) => None,
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 40, "every thread's exposures arrive: {keys:?}");
+    assert_eq!(p.exposures_dropped(), 0);
+}

@@ -8,8 +8,8 @@ use flagyard_core::{CompileOptions, FractionalVersion, ProviderError, Sink, Sour
 use super::FlagyardProvider;
 use super::state::StateInit;
 
-/// Default capacity of the exposure-event queue.
-pub const DEFAULT_EXPOSURE_QUEUE: usize = 10_000;
+/// Default capacity of each thread's exposure ring (drained every 10 ms).
+pub const DEFAULT_EXPOSURE_QUEUE: usize = 1024;
 
 /// Builds a [`FlagyardProvider`], in the manner of `reqwest::ClientBuilder`.
 ///
@@ -130,7 +130,8 @@ impl FlagyardProviderBuilder {
         self
     }
 
-    /// Capacity of the exposure-event queue (default 10,000; oldest dropped when full).
+    /// Capacity of each reading thread's exposure ring (default 1,024; drained
+    /// every 10 ms; when full the newest event is dropped and counted).
     pub fn exposure_queue(mut self, capacity: usize) -> Self {
         self.exposure_capacity = capacity;
         self
@@ -138,7 +139,7 @@ impl FlagyardProviderBuilder {
 
     /// `true` (default): an exposure already recorded recently on the same thread
     /// for the same flag, variant and targeting key is not recorded again (a
-    /// per-thread table of 8,192 recent exposures). `false`: every evaluation is
+    /// per-thread table of 16,384 recent exposures). `false`: every evaluation is
     /// an exposure event.
     pub fn dedup_exposures(mut self, dedup: bool) -> Self {
         self.dedup_exposures = dedup;

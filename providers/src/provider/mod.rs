@@ -315,6 +315,9 @@ impl FlagyardProvider {
             exec.shutdown();
         }
         drain_exposures(state);
+        if let Some(exposures) = &state.exposures {
+            exposures.close();
+        }
         if let Some(sink) = &state.sink
             && let Err(e) = sink.close()
         {
@@ -339,7 +342,7 @@ impl FlagyardProvider {
 
     /// How many exposure events were dropped because the queue was full.
     pub fn exposures_dropped(&self) -> u64 {
-        self.state.exposures_dropped.load(Ordering::Relaxed)
+        self.state.exposures.as_ref().map_or(0, |e| e.dropped())
     }
 
     // ---- overrides -------------------------------------------------------
@@ -408,27 +411,16 @@ impl FlagyardProvider {
             });
         };
         let resolution = snapshot.resolve_with(key, default, ctx, convert);
-        if let Some(queue) = &self.state.exposures
-            && !(self.state.dedup_exposures
-                && crate::exposure::recently_seen(
-                    self.state.id,
-                    key,
-                    resolution.variant,
-                    ctx.targeting_key(),
-                ))
-        {
-            let event = RawExposure {
-                flag: InlineStr::new(key),
-                variant: resolution.variant.map(InlineStr::new),
-                reason: resolution.reason,
-                targeting_key: ctx.targeting_key().map(InlineStr::new),
-                at: self.state.exposure_clock(),
-            };
-            // Under overload the newest event is dropped (and counted): a failed
-            // push costs one check, where evicting the oldest costs two CASes.
-            if queue.push(event).is_err() {
-                self.state.exposures_dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(exposures) = &self.state.exposures {
+            exposures.record(key, resolution.variant, ctx.targeting_key(), || {
+                RawExposure {
+                    flag: InlineStr::new(key),
+                    variant: resolution.variant.map(InlineStr::new),
+                    reason: resolution.reason,
+                    targeting_key: ctx.targeting_key().map(InlineStr::new),
+                    at: self.state.exposure_clock(),
+                }
+            });
         }
         finish(resolution)
     }
@@ -612,11 +604,8 @@ impl State {
 }
 
 fn drain_exposures(state: &State) {
-    let (Some(queue), Some(sink)) = (&state.exposures, &state.sink) else {
-        return;
-    };
-    while let Some(event) = queue.pop() {
-        sink.record(event.into_event());
+    if let (Some(exposures), Some(sink)) = (&state.exposures, &state.sink) {
+        exposures.drain(sink.as_ref());
     }
 }
 

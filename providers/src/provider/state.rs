@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use crossbeam_queue::ArrayQueue;
 use flagyard_core::{
     CompileOptions, ErrorOrigin, FlagValue, ProviderError, Sink, Snapshot, Source, SourceUpdates,
     Store,
@@ -14,14 +13,12 @@ use flagyard_core::{
 
 use super::exec::Exec;
 use crate::events::{EventBus, ProviderEvent, ProviderStatus};
-use crate::exposure::RawExposure;
+use crate::exposure::Exposures;
 
 /// The `on_error` hook.
 pub(crate) type ErrorHook = Arc<dyn Fn(&ProviderError) + Send + Sync>;
 
 pub(crate) struct State {
-    /// Unique per provider in this process (exposure de-duplication key).
-    pub id: u64,
     pub snapshot: ArcSwapOption<Snapshot>,
     pub overrides: ArcSwap<HashMap<String, FlagValue>>,
     pub has_overrides: AtomicBool,
@@ -33,9 +30,7 @@ pub(crate) struct State {
     pub on_error: Option<ErrorHook>,
     pub store: Option<Arc<dyn Store>>,
     pub sink: Option<Arc<dyn Sink>>,
-    pub exposures: Option<ArrayQueue<RawExposure>>,
-    pub exposures_dropped: AtomicU64,
-    pub dedup_exposures: bool,
+    pub exposures: Option<Exposures>,
     /// Milliseconds since the epoch, refreshed by the exposure drain task.
     pub clock_ms: AtomicU64,
     pub sources: Mutex<Vec<Box<dyn Source>>>,
@@ -65,13 +60,13 @@ pub(crate) struct StateInit {
 impl State {
     pub(crate) fn new(init: StateInit) -> State {
         let (status_tx, _) = tokio::sync::watch::channel(ProviderStatus::NotReady);
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let exposures = init
             .sink
             .as_ref()
-            .map(|_| ArrayQueue::new(init.exposure_capacity.max(1)));
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+            .map(|_| Exposures::new(id, init.exposure_capacity, init.dedup_exposures));
         State {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             snapshot: ArcSwapOption::empty(),
             overrides: ArcSwap::from_pointee(HashMap::new()),
             has_overrides: AtomicBool::new(false),
@@ -84,8 +79,6 @@ impl State {
             store: init.store,
             sink: init.sink,
             exposures,
-            exposures_dropped: AtomicU64::new(0),
-            dedup_exposures: init.dedup_exposures,
             clock_ms: AtomicU64::new(0),
             sources: Mutex::new(init.sources),
             bootstrap: init.bootstrap,
