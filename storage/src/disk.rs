@@ -118,23 +118,9 @@ impl DiskCacheBuilder {
     }
 }
 
-/// `$XDG_DATA_HOME/flagyard/cache`, else `~/.local/share/flagyard/cache`, else
-/// `./.flagyard/cache`.
+/// `$XDG_DATA_HOME/flagyard/cache` (see [`data_directory`](crate::data_directory)).
 pub fn default_directory() -> PathBuf {
-    directory_from(std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME"))
-}
-
-fn directory_from(
-    xdg_data_home: Option<std::ffi::OsString>,
-    home: Option<std::ffi::OsString>,
-) -> PathBuf {
-    if let Some(data) = xdg_data_home.filter(|v| !v.is_empty()) {
-        return PathBuf::from(data).join("flagyard/cache");
-    }
-    if let Some(home) = home.filter(|v| !v.is_empty()) {
-        return PathBuf::from(home).join(".local/share/flagyard/cache");
-    }
-    PathBuf::from(".flagyard/cache")
+    crate::data_directory().join("cache")
 }
 
 impl DiskCache {
@@ -292,23 +278,5 @@ impl Drop for DiskCache {
         {
             let _ = writer.join();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_directory_follows_xdg() {
-        assert_eq!(
-            directory_from(Some("/x".into()), Some("/home/a".into())),
-            PathBuf::from("/x/flagyard/cache")
-        );
-        assert_eq!(
-            directory_from(Some("".into()), Some("/home/a".into())),
-            PathBuf::from("/home/a/.local/share/flagyard/cache")
-        );
-        assert_eq!(directory_from(None, None), PathBuf::from(".flagyard/cache"));
     }
 }

@@ -5,13 +5,21 @@
 //!
 //! - [`MemoryStore`]: in process, for tests and for sharing between providers.
 //! - [`DiskCache`] (feature `disk`, default): one file, atomic writes, coalesced.
+//! - [`SqliteStore`] (feature `sqlite`): a SQLite file; [`SqliteDocuments`] is the
+//!   versioned document with history that the flag server keeps in the same format.
 
 #![warn(missing_docs)]
 
 #[cfg(feature = "disk")]
 mod disk;
 mod memory;
+mod paths;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 #[cfg(feature = "disk")]
 pub use disk::{DEFAULT_COALESCE, DiskCache, DiskCacheBuilder, default_directory};
 pub use memory::MemoryStore;
+pub use paths::data_directory;
+#[cfg(feature = "sqlite")]
+pub use sqlite::{HistoryEntry, SqliteDocuments, SqliteStore, StoredDocument};

@@ -1,0 +1,47 @@
+//! Server configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a [`Server`](crate::Server) runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen (default `127.0.0.1:8013`).
+    pub listen: SocketAddr,
+    /// The SQLite database holding the document and its history.
+    pub db_path: PathBuf,
+    /// A document to seed an empty database with.
+    pub seed_file: Option<PathBuf>,
+    /// Bearer token for the admin API; `None` refuses every write.
+    pub admin_token: Option<String>,
+    /// When set, reads (`/v1/flags`, streams, OFREP) need this key.
+    pub sdk_key: Option<String>,
+    /// Interval of SSE heartbeat comments and WebSocket pings (default 15 s).
+    pub heartbeat: Duration,
+    /// OFREP requests allowed per second (all clients together); `None`: no limit.
+    pub ofrep_rate_limit: Option<u32>,
+    /// Largest document accepted by the admin API (default 5 MiB).
+    pub max_document_bytes: usize,
+}
+
+impl ServerConfig {
+    /// The defaults, with the database at `db_path`.
+    pub fn new(db_path: impl Into<PathBuf>) -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8013)),
+            db_path: db_path.into(),
+            seed_file: None,
+            admin_token: None,
+            sdk_key: None,
+            heartbeat: Duration::from_secs(15),
+            ofrep_rate_limit: None,
+            max_document_bytes: 5 * 1024 * 1024,
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/flagyard/server.sqlite` (else `~/.local/share/flagyard/...`).
+pub fn default_db_path() -> PathBuf {
+    flagyard_storage::data_directory().join("server.sqlite")
+}

@@ -1,0 +1,114 @@
+//! # flagyard-server
+//!
+//! The flag server behind `flagyard serve`: holds one flag document in SQLite
+//! (created on first run) and publishes it over `GET /v1/flags` (strong ETag),
+//! Server-Sent Events (`/v1/stream`), WebSocket (`/v1/ws`) and OFREP, with an
+//! admin API behind a bearer token. The wire protocol is in `docs/PROTOCOL.md`.
+//!
+//! ```no_run
+//! use flagyard_server::{Server, ServerConfig};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut config = ServerConfig::new("flags.sqlite");
+//! config.admin_token = Some("s3cret".into());
+//! let server = Server::bind(config).await?;
+//! println!("listening on {}", server.local_addr());
+//! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+mod auth;
+mod config;
+mod error;
+mod published;
+mod routes;
+mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use config::{ServerConfig, default_db_path};
+pub use error::ApiError;
+pub use published::Published;
+pub use routes::router;
+pub use state::{AppState, ServerError};
+
+/// A bound, not yet running server.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Server {
+    /// Opens the database (seeding or initializing it) and binds the address.
+    pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let addr = config.listen;
+        let state = tokio::task::block_in_place(|| AppState::open(config, stopped))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        Ok(Server {
+            listener,
+            state,
+            stop,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The shared state (the current document, for embedding).
+    pub fn state(&self) -> Arc<AppState> {
+        Arc::clone(&self.state)
+    }
+
+    /// Serves until `shutdown` completes, then closes the streams and waits for
+    /// in-flight requests. The database is consistent at every point (each
+    /// change is one transaction).
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let stop = self.stop;
+        let app = router(Arc::clone(&self.state));
+        tracing::info!(addr = %self.listener.local_addr()?, "flagyard server listening");
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: closing streams");
+                let _ = stop.send(true);
+            })
+            .await
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

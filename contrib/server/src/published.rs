@@ -1,0 +1,48 @@
+//! The document as served: compact JSON, version, strong ETag, compiled snapshot.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use flagyard_core::Snapshot;
+use serde_json::Value;
+
+/// One published version of the document.
+#[derive(Debug)]
+pub struct Published {
+    /// Increases with every accepted change.
+    pub version: u64,
+    /// The document, compact JSON on one line.
+    pub body: Arc<str>,
+    /// `{"version": N, "document": {...}}` — the SSE and WebSocket message.
+    pub message: Arc<str>,
+    /// Strong ETag, quoted.
+    pub etag: String,
+    /// The compiled document, for OFREP.
+    pub snapshot: Arc<Snapshot>,
+}
+
+impl Published {
+    /// Builds the published form of a validated document.
+    pub fn new(version: u64, document: &Value, snapshot: Snapshot) -> Published {
+        let body = document.to_string();
+        let mut h = std::hash::DefaultHasher::new();
+        body.hash(&mut h);
+        let etag = format!("\"{version}-{:016x}\"", h.finish());
+        let message = format!(r#"{{"version":{version},"document":{body}}}"#);
+        Published {
+            version,
+            body: Arc::from(body),
+            message: Arc::from(message),
+            etag,
+            snapshot: Arc::new(snapshot),
+        }
+    }
+}
+
+/// Whether an `If-None-Match` header value matches `etag` (a list, `*`, or weak forms).
+pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    if_none_match
+        .split(',')
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == etag)
+}

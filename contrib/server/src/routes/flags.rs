@@ -1,0 +1,61 @@
+//! `GET /v1/flags`: the document with a strong ETag.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::require_reader;
+use crate::error::ApiError;
+use crate::published::etag_matches;
+use crate::state::AppState;
+
+pub(super) async fn get_flags(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require_reader(
+        &headers,
+        state.config.sdk_key.as_deref(),
+        state.config.admin_token.as_deref(),
+    )?;
+    let current = state.current();
+    let etag =
+        HeaderValue::from_str(&current.etag).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let version = HeaderValue::from(current.version);
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| etag_matches(v, &current.etag));
+    if not_modified {
+        return Ok((
+            StatusCode::NOT_MODIFIED,
+            [
+                (header::ETAG, etag),
+                (
+                    header::HeaderName::from_static("x-flagyard-version"),
+                    version,
+                ),
+            ],
+        )
+            .into_response());
+    }
+    Ok((
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::ETAG, etag),
+            (
+                header::HeaderName::from_static("x-flagyard-version"),
+                version,
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        current.body.to_string(),
+    )
+        .into_response())
+}

@@ -1,0 +1,468 @@
+//! The flag server over real loopback HTTP, SSE and WebSocket.
+
+use std::path::Path;
+use std::time::Duration;
+
+use flagyard_server::{Server, ServerConfig};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+const TOKEN: &str = "admin-secret";
+
+struct Running {
+    base: String,
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(10), self.done)
+            .await
+            .expect("server stops in time")
+            .expect("server task")
+            .expect("server ran");
+    }
+}
+
+async fn start(db: &Path, tweak: impl FnOnce(&mut ServerConfig)) -> Running {
+    let mut config = ServerConfig::new(db);
+    config.listen = "127.0.0.1:0".parse().expect("addr");
+    config.admin_token = Some(TOKEN.into());
+    config.heartbeat = Duration::from_millis(200);
+    tweak(&mut config);
+    let server = Server::bind(config).await.expect("server binds");
+    let base = format!("http://{}", server.local_addr());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    Running {
+        base,
+        stop: Some(stop),
+        done,
+    }
+}
+
+fn flag(on: bool) -> Value {
+    json!({"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": if on { "on" } else { "off" }})
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn put_flag(
+    base: &str,
+    key: &str,
+    definition: &Value,
+    token: Option<&str>,
+) -> reqwest::Response {
+    let mut request = client()
+        .put(format!("{base}/v1/admin/flags/{key}"))
+        .json(definition);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("request")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_an_empty_document_with_etag_and_304() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(&dir.path().join("db.sqlite"), |_| {}).await;
+    let response = client()
+        .get(format!("{}/v1/flags", server.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 200);
+    let etag = response.headers()["etag"]
+        .to_str()
+        .expect("etag")
+        .to_string();
+    assert!(
+        etag.starts_with('"') && !etag.starts_with("W/"),
+        "strong etag: {etag}"
+    );
+    assert_eq!(
+        response.json::<Value>().await.expect("json"),
+        json!({"flags": {}})
+    );
+    let again = client()
+        .get(format!("{}/v1/flags", server.base))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(again.status(), 304);
+    assert!(again.bytes().await.expect("body").is_empty());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_writes_need_the_token_and_bad_documents_change_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("db.sqlite");
+    let server = start(&db, |_| {}).await;
+    let base = server.base.clone();
+
+    assert_eq!(put_flag(&base, "a", &flag(true), None).await.status(), 401);
+    assert_eq!(
+        put_flag(&base, "a", &flag(true), Some("wrong"))
+            .await
+            .status(),
+        401
+    );
+    let ok = put_flag(&base, "a", &flag(true), Some(TOKEN)).await;
+    assert_eq!(ok.status(), 200);
+    let version = ok.json::<Value>().await.expect("json")["version"]
+        .as_u64()
+        .expect("version");
+
+    let bad = put_flag(
+        &base,
+        "b",
+        &json!({"state": "ON", "variants": {}}),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(bad.status(), 400);
+    let message = bad.json::<Value>().await.expect("json")["error"]
+        .as_str()
+        .expect("error")
+        .to_string();
+    assert!(
+        message.contains("/flags/b/state"),
+        "names the problem: {message}"
+    );
+    let garbage = client()
+        .put(format!("{base}/v1/admin/document"))
+        .bearer_auth(TOKEN)
+        .body("{not json")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(garbage.status(), 400);
+
+    let doc: Value = client()
+        .get(format!("{base}/v1/flags"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        doc["flags"].as_object().expect("flags").len(),
+        1,
+        "nothing changed: {doc}"
+    );
+
+    let missing = client()
+        .delete(format!("{base}/v1/admin/flags/nope"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(missing.status(), 404);
+    let deleted = client()
+        .delete(format!("{base}/v1/admin/flags/a"))
+        .bearer_auth(TOKEN)
+        .header("x-flagyard-actor", "ops-bot")
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(
+        deleted.json::<Value>().await.expect("json")["version"],
+        json!(version + 1)
+    );
+
+    let history: Value = client()
+        .get(format!("{base}/v1/admin/history"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("history")
+        .json()
+        .await
+        .expect("json");
+    let entries = history["history"].as_array().expect("entries");
+    assert_eq!(entries[0]["action"], "delete-flag");
+    assert_eq!(entries[0]["actor"], "ops-bot");
+    assert_eq!(entries[0]["detail"], "a");
+    assert_eq!(entries[1]["action"], "set-flag");
+    server.stop().await;
+
+    // The database keeps the last version across restarts.
+    let server = start(&db, |_| {}).await;
+    let response = client()
+        .get(format!("{}/v1/flags", server.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        response.headers()["x-flagyard-version"]
+            .to_str()
+            .expect("version"),
+        (version + 1).to_string()
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_admin_token_writes_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(&dir.path().join("db.sqlite"), |c| c.admin_token = None).await;
+    let response = put_flag(&server.base, "a", &flag(true), Some("anything")).await;
+    assert_eq!(response.status(), 403);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_sends_the_document_on_connect_and_on_change_with_heartbeats() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(&dir.path().join("db.sqlite"), |_| {}).await;
+    let response = client()
+        .get(format!("{}/v1/stream", server.base))
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !text.contains("\"version\":1") {
+        let chunk = tokio::time::timeout_at(deadline, body.next())
+            .await
+            .expect("first event")
+            .expect("chunk")
+            .expect("bytes");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        text.contains("event: document") && text.contains("id: 1"),
+        "{text}"
+    );
+    put_flag(&server.base, "live", &flag(true), Some(TOKEN)).await;
+    while !(text.contains("id: 2") && text.contains(": heartbeat")) {
+        let chunk = match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(c) => c.expect("chunk").expect("bytes"),
+            Err(_) => panic!("change and heartbeat; got {text:?}"),
+        };
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains(r#""live":"#), "{text}");
+    // Shutting down ends the stream.
+    server.stop().await;
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(_)) = body.next().await {}
+    })
+    .await;
+    assert!(end.is_ok(), "the stream closed on shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_sends_the_same_messages_and_pings() {
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(&dir.path().join("db.sqlite"), |_| {}).await;
+    let url = format!("{}/v1/ws", server.base.replace("http://", "ws://"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("connects");
+    let first = socket.next().await.expect("message").expect("ok");
+    let first: Value = serde_json::from_str(first.to_text().expect("text")).expect("json");
+    assert_eq!(first, json!({"version": 1, "document": {"flags": {}}}));
+    put_flag(&server.base, "ws", &flag(false), Some(TOKEN)).await;
+    let mut saw_ping = false;
+    let mut saw_change = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !(saw_ping && saw_change) {
+        match tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("ok")
+        {
+            Message::Ping(_) => saw_ping = true,
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(&t).expect("json");
+                assert_eq!(v["version"], 2);
+                assert!(v["document"]["flags"]["ws"].is_object());
+                saw_change = true;
+            }
+            _ => {}
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ofrep_single_and_bulk_with_errors_etag_and_rate_limit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let seed = dir.path().join("seed.json");
+    std::fs::write(
+        &seed,
+        json!({"metadata": {"flagSetId": "shop"}, "flags": {
+            "checkout": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+                         "targeting": {"if": [{"ends_with": [{"var": "email"}, "@example.com"]}, "on"]}},
+            "old": {"state": "DISABLED", "variants": {"on": true}, "defaultVariant": "on"}
+        }})
+        .to_string(),
+    )
+    .expect("seed");
+    let server = start(&dir.path().join("db.sqlite"), |c| {
+        c.seed_file = Some(seed.clone());
+        c.ofrep_rate_limit = Some(5);
+    })
+    .await;
+    let base = server.base.clone();
+    let eval = |key: &str, body: Value| {
+        client()
+            .post(format!("{base}/ofrep/v1/evaluate/flags/{key}"))
+            .json(&body)
+            .send()
+    };
+    let r = eval(
+        "checkout",
+        json!({"context": {"targetingKey": "u1", "email": "ada@example.com"}}),
+    )
+    .await
+    .expect("post");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(
+        v,
+        json!({"key": "checkout", "value": true, "reason": "TARGETING_MATCH", "variant": "on", "metadata": {"flagSetId": "shop"}})
+    );
+    let r = eval("nope", json!({})).await.expect("post");
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["errorCode"],
+        "FLAG_NOT_FOUND"
+    );
+    let r = eval("old", json!({})).await.expect("post");
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["reason"], "DISABLED");
+    assert!(v.get("value").is_none(), "defers to the code default: {v}");
+    let r = client()
+        .post(format!("{base}/ofrep/v1/evaluate/flags/checkout"))
+        .body("[1,2]")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["errorCode"],
+        "INVALID_CONTEXT"
+    );
+
+    // The rate limit (5/s) was used up by the calls above plus this one.
+    let limited = loop {
+        let r = eval("checkout", json!({})).await.expect("post");
+        if r.status() == 429 {
+            break r;
+        }
+    };
+    assert!(limited.headers().contains_key("retry-after"));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let bulk = client()
+        .post(format!("{base}/ofrep/v1/evaluate/flags"))
+        .json(&json!({"context": {"targetingKey": "u2"}}))
+        .send()
+        .await
+        .expect("bulk");
+    assert_eq!(bulk.status(), 200);
+    let etag = bulk.headers()["etag"].to_str().expect("etag").to_string();
+    let v: Value = bulk.json().await.expect("json");
+    let keys: Vec<&str> = v["flags"]
+        .as_array()
+        .expect("flags")
+        .iter()
+        .map(|f| f["key"].as_str().expect("key"))
+        .collect();
+    assert_eq!(keys, ["checkout", "old"]);
+    let cached = client()
+        .post(format!("{base}/ofrep/v1/evaluate/flags"))
+        .header("if-none-match", &etag)
+        .json(&json!({"context": {"targetingKey": "u2"}}))
+        .send()
+        .await
+        .expect("bulk");
+    assert_eq!(cached.status(), 304);
+    let other_context = client()
+        .post(format!("{base}/ofrep/v1/evaluate/flags"))
+        .header("if-none-match", &etag)
+        .json(&json!({"context": {"targetingKey": "u3"}}))
+        .send()
+        .await
+        .expect("bulk");
+    assert_eq!(
+        other_context.status(),
+        200,
+        "another context is another answer"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sdk_key_guards_reads() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(&dir.path().join("db.sqlite"), |c| {
+        c.sdk_key = Some("sdk-1".into())
+    })
+    .await;
+    let base = server.base.clone();
+    assert_eq!(
+        client()
+            .get(format!("{base}/v1/flags"))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        401
+    );
+    assert_eq!(
+        client()
+            .get(format!("{base}/v1/flags"))
+            .bearer_auth("sdk-2")
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        401
+    );
+    assert_eq!(
+        client()
+            .get(format!("{base}/v1/flags"))
+            .bearer_auth("sdk-1")
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        200
+    );
+    assert_eq!(
+        client()
+            .get(format!("{base}/v1/flags"))
+            .header("x-api-key", "sdk-1")
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        200
+    );
+    let r = client()
+        .post(format!("{base}/ofrep/v1/evaluate/flags"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 401);
+    server.stop().await;
+}

@@ -1,0 +1,259 @@
+//! SQLite persistence: one current flag document with a version, and the history
+//! of every accepted change. The flag server keeps its state here; a provider can
+//! use the same file format as its cache ([`SqliteStore`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use flagyard_core::{Store, StoreError};
+use rusqlite::{Connection, OptionalExtension, params};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS document (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    version    INTEGER NOT NULL,
+    body       TEXT    NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS history (
+    version INTEGER PRIMARY KEY,
+    at      INTEGER NOT NULL,
+    actor   TEXT    NOT NULL,
+    action  TEXT    NOT NULL,
+    detail  TEXT    NOT NULL,
+    body    TEXT    NOT NULL
+);
+";
+
+/// The current document and its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDocument {
+    /// Increases by one with every accepted change.
+    pub version: u64,
+    /// The document (JSON text).
+    pub body: String,
+}
+
+/// One accepted change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The version the change produced.
+    pub version: u64,
+    /// When (Unix milliseconds).
+    pub at_ms: u64,
+    /// Who (the admin API's actor, `seed`, `cache`, ...).
+    pub actor: String,
+    /// What kind of change (`put-document`, `set-flag`, `delete-flag`, `seed`).
+    pub action: String,
+    /// Details, such as the flag key.
+    pub detail: String,
+}
+
+/// A SQLite file holding one versioned document and its history.
+///
+/// Writes are transactions (the document row and the history row change
+/// together), so a crash leaves the previous or the new version, never a mix.
+///
+/// # Example
+/// ```
+/// use flagyard_storage::SqliteDocuments;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = SqliteDocuments::open(dir.path().join("flags.sqlite")).unwrap();
+/// let v = db.replace(r#"{"flags": {}}"#, "me", "put-document", "").unwrap();
+/// assert_eq!(db.current().unwrap().unwrap().version, v);
+/// ```
+#[derive(Debug)]
+pub struct SqliteDocuments {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+fn db_error(path: &Path, e: rusqlite::Error) -> StoreError {
+    StoreError::Other(format!("{}: {e}", path.display()))
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl SqliteDocuments {
+    /// Opens (creating if needed) the database file and its tables.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteDocuments, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(&path).map_err(|e| db_error(&path, e))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| db_error(&path, e))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| db_error(&path, e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| db_error(&path, e))?;
+        conn.execute_batch(SCHEMA).map_err(|e| {
+            // A file that is not a database says so here.
+            StoreError::Corrupt {
+                path: path.clone(),
+                detail: e.to_string(),
+            }
+        })?;
+        Ok(SqliteDocuments {
+            path,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The current document, if any.
+    pub fn current(&self) -> Result<Option<StoredDocument>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT version, body FROM document WHERE id = 1",
+                [],
+                |row| {
+                    Ok(StoredDocument {
+                        version: row.get::<_, i64>(0)? as u64,
+                        body: row.get(1)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| db_error(&self.path, e))
+    }
+
+    /// Makes `body` the current document with the next version and records the
+    /// change; returns the new version.
+    pub fn replace(
+        &self,
+        body: &str,
+        actor: &str,
+        action: &str,
+        detail: &str,
+    ) -> Result<u64, StoreError> {
+        self.replace_if(body, actor, action, detail, None)
+    }
+
+    /// Like [`replace`](Self::replace), only if the current version is still
+    /// `expected` (`Some(0)`: no document yet). Returns `Ok(0)` when it was not.
+    pub fn replace_if(
+        &self,
+        body: &str,
+        actor: &str,
+        action: &str,
+        detail: &str,
+        expected: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| db_error(&self.path, e))?;
+        let current: u64 = tx
+            .query_row("SELECT version FROM document WHERE id = 1", [], |row| {
+                row.get::<_, i64>(0)
+            })
+            .optional()
+            .map_err(|e| db_error(&self.path, e))?
+            .map_or(0, |v| v as u64);
+        if expected.is_some_and(|e| e != current) {
+            return Ok(0);
+        }
+        let version = current + 1;
+        let at = now_ms() as i64;
+        tx.execute(
+            "INSERT INTO document (id, version, body, updated_at) VALUES (1, ?1, ?2, ?3)
+             ON CONFLICT(id) DO UPDATE SET version = excluded.version, body = excluded.body,
+             updated_at = excluded.updated_at",
+            params![version as i64, body, at],
+        )
+        .map_err(|e| db_error(&self.path, e))?;
+        tx.execute(
+            "INSERT INTO history (version, at, actor, action, detail, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![version as i64, at, actor, action, detail, body],
+        )
+        .map_err(|e| db_error(&self.path, e))?;
+        tx.commit().map_err(|e| db_error(&self.path, e))?;
+        Ok(version)
+    }
+
+    /// The newest `limit` history entries, newest first.
+    pub fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT version, at, actor, action, detail FROM history ORDER BY version DESC LIMIT ?1")
+            .map_err(|e| db_error(&self.path, e))?;
+        let rows = stmt
+            .query_map(params![limit as i64], |row| {
+                Ok(HistoryEntry {
+                    version: row.get::<_, i64>(0)? as u64,
+                    at_ms: row.get::<_, i64>(1)? as u64,
+                    actor: row.get(2)?,
+                    action: row.get(3)?,
+                    detail: row.get(4)?,
+                })
+            })
+            .map_err(|e| db_error(&self.path, e))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| db_error(&self.path, e))
+    }
+
+    /// Drops history entries older than the newest `keep`.
+    pub fn trim_history(&self, keep: usize) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "DELETE FROM history WHERE version <= (SELECT MAX(version) FROM history) - ?1",
+                params![keep as i64],
+            )
+            .map(|_| ())
+            .map_err(|e| db_error(&self.path, e))
+    }
+}
+
+/// A provider cache in a SQLite file (the same format as the flag server's).
+///
+/// Each save is one transaction; only the newest document is kept (history is
+/// trimmed to the last few versions).
+#[derive(Debug)]
+pub struct SqliteStore {
+    db: SqliteDocuments,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the cache file.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        Ok(SqliteStore {
+            db: SqliteDocuments::open(path)?,
+        })
+    }
+}
+
+impl Store for SqliteStore {
+    fn describe(&self) -> String {
+        format!("sqlite:{}", self.db.path().display())
+    }
+
+    fn load(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.db.current()?.map(|d| d.body))
+    }
+
+    fn save(&self, document: &str) -> Result<(), StoreError> {
+        self.db.replace(document, "cache", "save", "")?;
+        self.db.trim_history(3)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

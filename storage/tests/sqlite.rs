@@ -1,0 +1,93 @@
+//! SqliteDocuments and SqliteStore on real SQLite files.
+
+use flagyard_core::{Store, StoreError};
+use flagyard_storage::{SqliteDocuments, SqliteStore};
+
+#[test]
+fn versions_history_and_reopen() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("nested/server.sqlite");
+    let db = SqliteDocuments::open(&path).expect("creates the file and its directory");
+    assert!(db.current().expect("query").is_none());
+    assert_eq!(
+        db.replace(r#"{"flags": {}}"#, "seed", "seed", "flags.json")
+            .expect("write"),
+        1
+    );
+    assert_eq!(
+        db.replace(r#"{"flags": {"a": 1}}"#, "ops", "set-flag", "a")
+            .expect("write"),
+        2
+    );
+    // A conditional write against a stale version changes nothing.
+    assert_eq!(
+        db.replace_if("{}", "late", "put-document", "", Some(1))
+            .expect("checked"),
+        0
+    );
+    drop(db);
+
+    let db = SqliteDocuments::open(&path).expect("reopen");
+    let current = db.current().expect("query").expect("a document");
+    assert_eq!(
+        (current.version, current.body.as_str()),
+        (2, r#"{"flags": {"a": 1}}"#)
+    );
+    let history = db.history(10).expect("history");
+    let summary: Vec<(u64, &str, &str, &str)> = history
+        .iter()
+        .map(|h| {
+            (
+                h.version,
+                h.actor.as_str(),
+                h.action.as_str(),
+                h.detail.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (2, "ops", "set-flag", "a"),
+            (1, "seed", "seed", "flags.json")
+        ]
+    );
+    assert!(history[0].at_ms >= history[1].at_ms);
+}
+
+#[test]
+fn sqlite_store_round_trips_and_trims_history() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("cache.sqlite");
+    let store = SqliteStore::open(&path).expect("open");
+    assert!(store.load().expect("load").is_none());
+    for i in 0..10 {
+        store
+            .save(&format!(r#"{{"flags": {{}}, "metadata": {{"n": {i}}}}}"#))
+            .expect("save");
+    }
+    assert_eq!(
+        store.load().expect("load").as_deref(),
+        Some(r#"{"flags": {}, "metadata": {"n": 9}}"#)
+    );
+    let db = SqliteDocuments::open(&path).expect("same file");
+    assert!(db.history(100).expect("history").len() <= 4);
+    assert!(store.describe().contains("cache.sqlite"));
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_reported() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("garbage.sqlite");
+    std::fs::write(
+        &path,
+        b"this is not a SQLite database, just text that is long enough to matter",
+    )
+    .expect("write");
+    let err = SqliteStore::open(&path).expect_err("refused");
+    assert!(
+        matches!(err, StoreError::Corrupt { .. } | StoreError::Other(_)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("garbage.sqlite"), "{err}");
+}
