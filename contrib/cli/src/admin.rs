@@ -1,0 +1,128 @@
+//! `flagyard admin`: the admin API from the command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use serde_json::Value;
+
+/// `flagyard admin` options.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The server's base URL.
+    #[arg(long, env = "FLAGYARD_SERVER", default_value = "http://127.0.0.1:8013")]
+    server: String,
+    /// The admin token.
+    #[arg(long, env = "FLAGYARD_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Recorded in the history as who made the change.
+    #[arg(long, env = "USER")]
+    actor: Option<String>,
+    #[command(subcommand)]
+    action: AdminAction,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminAction {
+    /// Create or replace one flag: its definition from --json or --file.
+    SetFlag {
+        /// The flag key.
+        key: String,
+        /// The flag definition as JSON.
+        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+        json: Option<String>,
+        /// A file holding the flag definition.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Delete one flag.
+    DeleteFlag {
+        /// The flag key.
+        key: String,
+    },
+    /// Replace the whole document with a file.
+    PutDocument {
+        /// The flag document.
+        file: PathBuf,
+    },
+    /// Show the newest changes.
+    History {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
+pub fn admin(args: AdminArgs) -> Result<ExitCode, String> {
+    let base = args.server.trim_end_matches('/').to_string();
+    let client = reqwest::Client::new();
+    let (method, url, body): (reqwest::Method, String, Option<String>) = match &args.action {
+        AdminAction::SetFlag { key, json, file } => {
+            let text = match (json, file) {
+                (Some(json), _) => json.clone(),
+                (None, Some(file)) => {
+                    std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?
+                }
+                (None, None) => return Err("set-flag needs --json or --file".into()),
+            };
+            serde_json::from_str::<Value>(&text)
+                .map_err(|e| format!("the flag definition is not JSON: {e}"))?;
+            (
+                reqwest::Method::PUT,
+                format!("{base}/v1/admin/flags/{key}"),
+                Some(text),
+            )
+        }
+        AdminAction::DeleteFlag { key } => (
+            reqwest::Method::DELETE,
+            format!("{base}/v1/admin/flags/{key}"),
+            None,
+        ),
+        AdminAction::PutDocument { file } => {
+            let text =
+                std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            (
+                reqwest::Method::PUT,
+                format!("{base}/v1/admin/document"),
+                Some(text),
+            )
+        }
+        AdminAction::History { limit } => (
+            reqwest::Method::GET,
+            format!("{base}/v1/admin/history?limit={limit}"),
+            None,
+        ),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let mut request = client.request(method, &url);
+        if let Some(token) = &args.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(actor) = &args.actor {
+            request = request.header("x-flagyard-actor", actor);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        let response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| format!("{url}: {e}"))?;
+        if status.is_success() {
+            println!("{text}");
+            Ok(ExitCode::SUCCESS)
+        } else {
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or(text);
+            eprintln!("flagyard: {url}: {status}: {message}");
+            Ok(ExitCode::from(1))
+        }
+    })
+}

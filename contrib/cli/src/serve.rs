@@ -1,0 +1,74 @@
+//! `flagyard serve`: the flag server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use flagyard_server::{Server, ServerConfig, default_db_path, shutdown_signal};
+
+/// `flagyard serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Seed an empty database with this flag document.
+    #[arg(long)]
+    flags: Option<PathBuf>,
+    /// The SQLite database (default `$XDG_DATA_HOME/flagyard/server.sqlite`).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8013")]
+    listen: SocketAddr,
+    /// Bearer token for the admin API; without one, writes are refused.
+    #[arg(long, env = "FLAGYARD_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Require this key for reads (Authorization: Bearer or X-API-Key).
+    #[arg(long, env = "FLAGYARD_SDK_KEY", hide_env_values = true)]
+    sdk_key: Option<String>,
+    /// Seconds between SSE heartbeats and WebSocket pings.
+    #[arg(long, default_value_t = 15)]
+    heartbeat: u64,
+    /// OFREP requests per second for all clients together (default: unlimited).
+    #[arg(long)]
+    ofrep_rate_limit: Option<u32>,
+}
+
+pub fn serve(args: ServeArgs) -> Result<ExitCode, String> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut config = ServerConfig::new(args.db.unwrap_or_else(default_db_path));
+    config.listen = args.listen;
+    config.seed_file = args.flags;
+    config.admin_token = args.admin_token.filter(|t| !t.is_empty());
+    config.sdk_key = args.sdk_key.filter(|k| !k.is_empty());
+    config.heartbeat = Duration::from_secs(args.heartbeat.max(1));
+    config.ofrep_rate_limit = args.ofrep_rate_limit;
+    let runtime =
+        tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let db = config.db_path.clone();
+        let writes = if config.admin_token.is_some() {
+            "enabled"
+        } else {
+            "disabled (no --admin-token)"
+        };
+        let server = Server::bind(config).await.map_err(|e| e.to_string())?;
+        eprintln!(
+            "flagyard: serving http://{} (database {}, admin writes {writes})",
+            server.local_addr(),
+            db.display()
+        );
+        server
+            .run(shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())?;
+        eprintln!("flagyard: stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}

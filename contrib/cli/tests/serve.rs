@@ -1,0 +1,192 @@
+//! `flagyard serve` and `flagyard admin` as processes, against each other.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_flagyard")
+}
+
+/// Starts `flagyard serve` on a free port; returns the process and its base URL.
+fn serve(db: &Path, extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(db)
+        .args(extra)
+        .env("FLAGYARD_ADMIN_TOKEN", "tok")
+        .env_remove("FLAGYARD_SDK_KEY")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("flagyard serve starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("the server announces itself")
+            .expect("utf-8 line");
+        if let Some(rest) = line.strip_prefix("flagyard: serving ") {
+            break rest.split_whitespace().next().expect("url").to_string();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}
+
+fn stop(mut child: Child) {
+    let pid = child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "graceful exit: {status}");
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn admin(base: &str, args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .args([
+            "admin", "--server", base, "--token", "tok", "--actor", "tester",
+        ])
+        .args(args)
+        .output()
+        .expect("flagyard admin runs")
+}
+
+#[test]
+fn serve_seed_admin_changes_and_restart_keeps_them() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("server.sqlite");
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/flags.json");
+    let (child, base) = serve(&db, &["--flags", seed.to_str().expect("utf-8 path")]);
+
+    let doc: Value = reqwest::blocking::get(format!("{base}/v1/flags"))
+        .expect("get")
+        .json()
+        .expect("json");
+    assert!(doc["flags"]["new-checkout"].is_object());
+
+    let out = admin(
+        &base,
+        &[
+            "set-flag",
+            "beta",
+            "--json",
+            &json!({"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "on"})
+                .to_string(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reply: Value = serde_json::from_slice(&out.stdout).expect("json reply");
+    assert_eq!(reply["version"], 2);
+
+    let out = admin(
+        &base,
+        &["set-flag", "bad", "--json", r#"{"state": "nope"}"#],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/flags/bad/state"));
+
+    let out = Command::new(bin())
+        .args([
+            "admin",
+            "--server",
+            &base,
+            "--token",
+            "wrong",
+            "delete-flag",
+            "beta",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+
+    let doc_file = dir.path().join("doc.json");
+    std::fs::write(&doc_file, json!({"flags": {"only": {"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": "a"}}}).to_string())
+        .expect("write");
+    assert!(
+        admin(&base, &["put-document", doc_file.to_str().expect("path")])
+            .status
+            .success()
+    );
+    assert!(admin(&base, &["delete-flag", "only"]).status.success());
+
+    let out = admin(&base, &["history", "--limit", "2"]);
+    let history: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(history["history"][0]["action"], "delete-flag");
+    assert_eq!(history["history"][0]["actor"], "tester");
+    assert_eq!(history["history"][1]["action"], "put-document");
+    stop(child);
+
+    let (child, base) = serve(&db, &[]);
+    let response = reqwest::blocking::get(format!("{base}/v1/flags")).expect("get");
+    assert_eq!(response.headers()["x-flagyard-version"], "4");
+    assert_eq!(
+        response.json::<Value>().expect("json"),
+        json!({"flags": {}})
+    );
+    stop(child);
+}
+
+#[test]
+fn serve_alone_starts_with_an_empty_document_and_refuses_writes_without_a_token() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(dir.path().join("fresh.sqlite"))
+        .env_remove("FLAGYARD_ADMIN_TOKEN")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines.next().expect("announces").expect("line");
+        if let Some(rest) = line.strip_prefix("flagyard: serving ") {
+            assert!(line.contains("admin writes disabled"), "{line}");
+            break rest.split_whitespace().next().expect("url").to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let doc: Value = reqwest::blocking::get(format!("{base}/v1/flags"))
+        .expect("get")
+        .json()
+        .expect("json");
+    assert_eq!(doc, json!({"flags": {}}));
+    let out = Command::new(bin())
+        .args([
+            "admin",
+            "--server",
+            &base,
+            "--token",
+            "x",
+            "delete-flag",
+            "a",
+        ])
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("403"));
+    stop(child);
+}
