@@ -38,11 +38,21 @@ pub use flagyard_storage as storage;
 
 pub use details::Details;
 pub use events::{ProviderEvent, ProviderStatus, Subscription};
+#[cfg(feature = "sqlite")]
+pub use flagyard_storage::SqliteStore;
 pub use openfeature::{OpenFeatureContext, json_to_struct};
 pub use provider::{FlagyardProvider, FlagyardProviderBuilder, ReadyResult};
 pub use sinks::{MemorySink, NoopSink};
 #[cfg(feature = "file")]
 pub use sources::FileSource;
+#[cfg(feature = "http")]
+pub use sources::PollingSource;
+#[cfg(feature = "sse")]
+pub use sources::SseSource;
+#[cfg(feature = "ws")]
+pub use sources::WebSocketSource;
+#[cfg(feature = "network")]
+pub use sources::{DEFAULT_MAX_PAYLOAD, NetworkOptions, ReconnectPolicy};
 
 #[cfg(feature = "disk")]
 pub use flagyard_storage::DiskCache;

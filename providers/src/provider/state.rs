@@ -191,11 +191,19 @@ impl State {
         true
     }
 
-    /// A source could not deliver: Stale with a document, Error without.
+    /// A source could not deliver. A bad payload (origin `Parser`) is reported
+    /// and changes no status; a refusal (not transient, such as 401/403) makes
+    /// the status `Error`; otherwise `Stale` with a document, `Error` without.
     pub(crate) fn source_failed(&self, error: &ProviderError) {
         self.report(error);
+        if error.origin == ErrorOrigin::Parser {
+            self.bus.emit(&ProviderEvent::Error {
+                message: error.message.clone(),
+            });
+            return;
+        }
         let has_document = self.snapshot.load().is_some();
-        let (status, event) = if has_document {
+        let (status, event) = if has_document && error.transient {
             (
                 ProviderStatus::Stale,
                 ProviderEvent::Stale {

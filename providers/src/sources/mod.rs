@@ -2,6 +2,16 @@
 
 #[cfg(feature = "file")]
 mod file;
+#[cfg(feature = "network")]
+mod network;
 
 #[cfg(feature = "file")]
 pub use file::FileSource;
+#[cfg(feature = "http")]
+pub use network::PollingSource;
+#[cfg(feature = "sse")]
+pub use network::SseSource;
+#[cfg(feature = "ws")]
+pub use network::WebSocketSource;
+#[cfg(feature = "network")]
+pub use network::{DEFAULT_MAX_PAYLOAD, NetworkOptions, ReconnectPolicy};

@@ -1,0 +1,183 @@
+//! Network sources: HTTP polling with ETag, Server-Sent Events, WebSocket, and
+//! a streaming-with-polling-fallback composition. They share the connection
+//! options, the reconnection policy and message decoding here.
+
+mod backoff;
+#[cfg(feature = "http")]
+mod polling;
+#[cfg(feature = "sse")]
+mod sse;
+#[cfg(feature = "ws")]
+mod ws;
+
+use std::time::Duration;
+
+pub(crate) use backoff::Backoff;
+pub use backoff::ReconnectPolicy;
+#[cfg(feature = "http")]
+pub use polling::PollingSource;
+#[cfg(feature = "sse")]
+pub use sse::SseSource;
+#[cfg(feature = "ws")]
+pub use ws::WebSocketSource;
+
+use flagyard_core::{ErrorOrigin, ProviderError};
+use serde_json::Value;
+
+/// Default payload cap: 5 MB.
+pub const DEFAULT_MAX_PAYLOAD: usize = 5 * 1024 * 1024;
+
+/// Connection settings shared by the network sources.
+#[derive(Debug, Clone)]
+pub struct NetworkOptions {
+    /// Extra request headers (the SDK key goes here as `Authorization`).
+    pub headers: Vec<(String, String)>,
+    /// Largest message or response accepted (default 5 MB); larger ones are
+    /// dropped, reported, and (for streams) the connection is re-opened.
+    pub max_payload: usize,
+    /// Reconnection timing.
+    pub reconnect: ReconnectPolicy,
+    /// A stream that sends nothing (not even a heartbeat) for this long is
+    /// considered dead and re-opened (default 45 s: three missed 15 s heartbeats).
+    pub read_timeout: Duration,
+    /// Connection timeout (default 10 s).
+    pub connect_timeout: Duration,
+}
+
+impl Default for NetworkOptions {
+    fn default() -> Self {
+        NetworkOptions {
+            headers: Vec::new(),
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            reconnect: ReconnectPolicy::default(),
+            read_timeout: Duration::from_secs(45),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Builder methods shared by the network sources.
+macro_rules! network_builder_methods {
+    () => {
+        /// Sends `Authorization: Bearer <key>` (the server's SDK key).
+        pub fn sdk_key(mut self, key: impl Into<String>) -> Self {
+            self.options
+                .headers
+                .push(("authorization".into(), format!("Bearer {}", key.into())));
+            self
+        }
+
+        /// Adds a request header.
+        pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+            self.options.headers.push((name.into(), value.into()));
+            self
+        }
+
+        /// The largest payload accepted (default 5 MB).
+        pub fn max_payload(mut self, bytes: usize) -> Self {
+            self.options.max_payload = bytes;
+            self
+        }
+
+        /// Reconnection timing.
+        pub fn reconnect(mut self, policy: $crate::sources::ReconnectPolicy) -> Self {
+            self.options.reconnect = policy;
+            self
+        }
+
+        /// Silence after which a connection is considered dead (default 45 s).
+        pub fn read_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.options.read_timeout = timeout;
+            self
+        }
+    };
+}
+pub(crate) use network_builder_methods;
+
+/// Decodes one message or response body: the server's envelope
+/// `{"version": N, "document": {...}}` or a bare flag document.
+pub(crate) fn decode(
+    payload: &str,
+    max: usize,
+    from: &str,
+) -> Result<(Option<u64>, String), ProviderError> {
+    let bad = |why: String| {
+        ProviderError::new(
+            ErrorOrigin::Parser,
+            false,
+            format!("{from}: payload dropped: {why}"),
+        )
+    };
+    if payload.len() > max {
+        return Err(bad(format!(
+            "{} bytes, over the {max}-byte cap",
+            payload.len()
+        )));
+    }
+    let value: Value = serde_json::from_str(payload).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let Value::Object(mut map) = value else {
+        return Err(bad("not a JSON object".into()));
+    };
+    if let Some(document) = map.remove("document") {
+        if !document.is_object() {
+            return Err(bad("\"document\" is not a JSON object".into()));
+        }
+        let version = map.get("version").and_then(Value::as_u64);
+        return Ok((version, document.to_string()));
+    }
+    if map.contains_key("flags") {
+        return Ok((None, Value::Object(map).to_string()));
+    }
+    Err(bad(
+        "neither a flag document nor a {\"version\", \"document\"} message".into(),
+    ))
+}
+
+/// A network error for `on_error`.
+pub(crate) fn network_error(
+    from: &str,
+    transient: bool,
+    why: impl std::fmt::Display,
+) -> ProviderError {
+    ProviderError::new(ErrorOrigin::Network, transient, format!("{from}: {why}"))
+}
+
+/// Whether an HTTP status means "your credentials are wrong" (slow retry).
+pub(crate) fn is_auth_status(status: u16) -> bool {
+    status == 401 || status == 403
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_envelopes_and_bare_documents_and_refuses_the_rest() {
+        assert_eq!(
+            decode(r#"{"version": 3, "document": {"flags": {}}}"#, 100, "x").expect("envelope"),
+            (Some(3), r#"{"flags":{}}"#.to_string())
+        );
+        assert_eq!(decode(r#"{"flags": {}}"#, 100, "x").expect("bare").0, None);
+        for bad in [
+            "[1]",
+            "{nope",
+            r#"{"version": 1, "document": 5}"#,
+            r#"{"other": 1}"#,
+        ] {
+            let e = decode(bad, 100, "src").expect_err(bad);
+            assert_eq!(e.origin, ErrorOrigin::Parser);
+            assert!(
+                e.message.starts_with("src: payload dropped"),
+                "{}",
+                e.message
+            );
+        }
+        let e = decode(
+            &format!(r#"{{"flags": {{}}, "pad": "{}"}}"#, "x".repeat(200)),
+            100,
+            "src",
+        )
+        .expect_err("too big");
+        assert!(e.message.contains("over the 100-byte cap"), "{}", e.message);
+    }
+}

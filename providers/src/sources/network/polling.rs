@@ -1,0 +1,200 @@
+//! [`PollingSource`]: `GET` the document every interval, with `If-None-Match`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flagyard_core::plugin::BoxFuture;
+use flagyard_core::{Source, SourceUpdates};
+use reqwest::header::{ETAG, IF_NONE_MATCH, RETRY_AFTER};
+
+use super::{
+    Backoff, NetworkOptions, decode, is_auth_status, network_builder_methods, network_error,
+};
+
+/// Polls a URL serving a flag document (such as a flag server's `/v1/flags`).
+///
+/// Sends the last `ETag` as `If-None-Match`, so an unchanged document costs a
+/// `304` and nothing else; honours `Retry-After` on 429/503; backs off on
+/// errors; never gives up.
+///
+/// # Example
+/// ```
+/// use std::time::Duration;
+/// use flagyard::PollingSource;
+///
+/// let source = PollingSource::new("http://127.0.0.1:8013/v1/flags")
+///     .interval(Duration::from_secs(10))
+///     .sdk_key("my-sdk-key");
+/// ```
+#[derive(Debug, Clone)]
+pub struct PollingSource {
+    url: String,
+    interval: Duration,
+    options: NetworkOptions,
+}
+
+impl PollingSource {
+    /// Polls `url` every 30 s.
+    pub fn new(url: impl Into<String>) -> Self {
+        PollingSource {
+            url: url.into(),
+            interval: Duration::from_secs(30),
+            options: NetworkOptions::default(),
+        }
+    }
+
+    /// How often to poll (default 30 s).
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    network_builder_methods!();
+
+    async fn poll(self, updates: Arc<dyn SourceUpdates>) {
+        let from = self.describe();
+        let client = match reqwest::Client::builder()
+            .connect_timeout(self.options.connect_timeout)
+            .timeout(self.options.read_timeout)
+            .build()
+        {
+            Ok(client) => client,
+            Err(e) => {
+                updates.error(network_error(
+                    &from,
+                    false,
+                    format!("cannot build the HTTP client: {e}"),
+                ));
+                return;
+            }
+        };
+        let mut backoff = Backoff::new(self.options.reconnect.clone());
+        let mut etag: Option<String> = None;
+        loop {
+            let mut request = client.get(&self.url);
+            for (name, value) in &self.options.headers {
+                request = request.header(name, value);
+            }
+            if let Some(etag) = &etag {
+                request = request.header(IF_NONE_MATCH, etag);
+            }
+            let wait = match request.send().await {
+                Err(e) => {
+                    updates.error(network_error(&from, true, e));
+                    backoff.failed()
+                }
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    match status {
+                        200 => {
+                            let new_etag = response
+                                .headers()
+                                .get(ETAG)
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_string);
+                            match read_capped(response, self.options.max_payload, &from).await {
+                                Ok(body) => match decode(&body, self.options.max_payload, &from) {
+                                    Ok((_, document)) => {
+                                        backoff.connected();
+                                        etag = new_etag;
+                                        updates.document(document);
+                                        self.interval
+                                    }
+                                    Err(e) => {
+                                        updates.error(e);
+                                        backoff.failed()
+                                    }
+                                },
+                                Err(e) => {
+                                    updates.error(e);
+                                    backoff.failed()
+                                }
+                            }
+                        }
+                        304 => {
+                            backoff.connected();
+                            updates.recovered();
+                            self.interval
+                        }
+                        s if is_auth_status(s) => {
+                            updates.error(network_error(
+                                &from,
+                                false,
+                                format!("the server refused the credentials ({s})"),
+                            ));
+                            backoff.refused()
+                        }
+                        429 | 503 => {
+                            let after = response
+                                .headers()
+                                .get(RETRY_AFTER)
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| v.trim().parse::<u64>().ok());
+                            updates.error(network_error(
+                                &from,
+                                true,
+                                format!("status {status}, retry after {after:?} s"),
+                            ));
+                            after.map_or_else(|| backoff.failed(), Duration::from_secs)
+                        }
+                        s => {
+                            updates.error(network_error(
+                                &from,
+                                true,
+                                format!("unexpected status {s}"),
+                            ));
+                            backoff.failed()
+                        }
+                    }
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// Reads a body, refusing more than `max` bytes without buffering them all.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    max: usize,
+    from: &str,
+) -> Result<String, flagyard_core::ProviderError> {
+    let too_big = |size: String| {
+        flagyard_core::ProviderError::new(
+            flagyard_core::ErrorOrigin::Parser,
+            false,
+            format!("{from}: payload dropped: {size} bytes, over the {max}-byte cap"),
+        )
+    };
+    if let Some(n) = response.content_length().filter(|n| *n as usize > max) {
+        return Err(too_big(n.to_string()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| network_error(from, true, e))?
+    {
+        if body.len() + chunk.len() > max {
+            return Err(too_big(format!("more than {max}")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).map_err(|e| {
+        flagyard_core::ProviderError::new(
+            flagyard_core::ErrorOrigin::Parser,
+            false,
+            format!("{from}: payload dropped: not UTF-8: {e}"),
+        )
+    })
+}
+
+impl Source for PollingSource {
+    fn describe(&self) -> String {
+        format!("poll:{}", self.url)
+    }
+
+    fn run(self: Box<Self>, updates: Arc<dyn SourceUpdates>) -> BoxFuture<()> {
+        Box::pin(self.poll(updates))
+    }
+}

@@ -1,0 +1,167 @@
+//! [`WebSocketSource`]: documents over a WebSocket.
+
+use std::sync::Arc;
+
+use flagyard_core::plugin::BoxFuture;
+use flagyard_core::{Source, SourceUpdates};
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use super::{
+    Backoff, NetworkOptions, decode, is_auth_status, network_builder_methods, network_error,
+};
+
+/// Follows a WebSocket (a flag server's `/v1/ws`): each text message carries the
+/// whole document. Same reconnection, read-timeout and payload rules as
+/// [`SseSource`](crate::SseSource); the server's pings keep the connection alive.
+///
+/// # Example
+/// ```
+/// use flagyard::WebSocketSource;
+///
+/// let source = WebSocketSource::new("ws://127.0.0.1:8013/v1/ws");
+/// ```
+#[derive(Debug, Clone)]
+pub struct WebSocketSource {
+    url: String,
+    options: NetworkOptions,
+}
+
+impl WebSocketSource {
+    /// Follows the WebSocket at `url` (`ws://` or `wss://`).
+    pub fn new(url: impl Into<String>) -> Self {
+        WebSocketSource {
+            url: url.into(),
+            options: NetworkOptions::default(),
+        }
+    }
+
+    network_builder_methods!();
+
+    async fn follow(self, updates: Arc<dyn SourceUpdates>) {
+        let from = self.describe();
+        let mut backoff = Backoff::new(self.options.reconnect.clone());
+        loop {
+            let refused = self.session(&*updates, &from, &mut backoff).await;
+            let wait = if refused {
+                backoff.refused()
+            } else {
+                backoff.failed()
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One connection; returns whether the server refused the credentials.
+    async fn session(
+        &self,
+        updates: &dyn SourceUpdates,
+        from: &str,
+        backoff: &mut Backoff,
+    ) -> bool {
+        let mut request = match self.url.as_str().into_client_request() {
+            Ok(request) => request,
+            Err(e) => {
+                updates.error(network_error(from, false, format!("bad URL: {e}")));
+                return false;
+            }
+        };
+        for (name, value) in &self.options.headers {
+            if let (Ok(name), Ok(value)) = (
+                tungstenite::http::HeaderName::from_bytes(name.as_bytes()),
+                tungstenite::http::HeaderValue::from_str(value),
+            ) {
+                request.headers_mut().insert(name, value);
+            }
+        }
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(self.options.max_payload))
+            .max_frame_size(Some(self.options.max_payload));
+        let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), false);
+        let mut socket = match tokio::time::timeout(self.options.connect_timeout, connect).await {
+            Ok(Ok((socket, _))) => socket,
+            Ok(Err(tungstenite::Error::Http(response)))
+                if is_auth_status(response.status().as_u16()) =>
+            {
+                updates.error(network_error(
+                    from,
+                    false,
+                    format!("the server refused the credentials ({})", response.status()),
+                ));
+                return true;
+            }
+            Ok(Err(e)) => {
+                updates.error(network_error(from, true, e));
+                return false;
+            }
+            Err(_) => {
+                updates.error(network_error(
+                    from,
+                    true,
+                    format!("no connection within {:?}", self.options.connect_timeout),
+                ));
+                return false;
+            }
+        };
+        backoff.connected();
+        loop {
+            match tokio::time::timeout(self.options.read_timeout, socket.next()).await {
+                Err(_) => {
+                    updates.error(network_error(
+                        from,
+                        true,
+                        format!("silent for {:?}; reconnecting", self.options.read_timeout),
+                    ));
+                    return false;
+                }
+                Ok(None) => {
+                    updates.error(network_error(from, true, "the connection closed"));
+                    return false;
+                }
+                Ok(Some(Err(tungstenite::Error::Capacity(e)))) => {
+                    updates.error(flagyard_core::ProviderError::new(
+                        flagyard_core::ErrorOrigin::Parser,
+                        false,
+                        format!("{from}: payload dropped: {e}"),
+                    ));
+                    return false;
+                }
+                Ok(Some(Err(e))) => {
+                    updates.error(network_error(from, true, e));
+                    return false;
+                }
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    match decode(&text, self.options.max_payload, from) {
+                        Ok((_, document)) => updates.document(document),
+                        Err(e) => {
+                            updates.error(e);
+                            let _ = socket.close(None).await;
+                            return false;
+                        }
+                    }
+                }
+                Ok(Some(Ok(Message::Close(_)))) => {
+                    updates.error(network_error(
+                        from,
+                        true,
+                        "the server closed the connection",
+                    ));
+                    return false;
+                }
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+}
+
+impl Source for WebSocketSource {
+    fn describe(&self) -> String {
+        format!("ws:{}", self.url)
+    }
+
+    fn run(self: Box<Self>, updates: Arc<dyn SourceUpdates>) -> BoxFuture<()> {
+        Box::pin(self.follow(updates))
+    }
+}
