@@ -52,7 +52,7 @@ pub use sources::SseSource;
 #[cfg(feature = "ws")]
 pub use sources::WebSocketSource;
 #[cfg(feature = "network")]
-pub use sources::{DEFAULT_MAX_PAYLOAD, NetworkOptions, ReconnectPolicy};
+pub use sources::{DEFAULT_MAX_PAYLOAD, FallbackSource, NetworkOptions, ReconnectPolicy};
 
 #[cfg(feature = "disk")]
 pub use flagyard_storage::DiskCache;

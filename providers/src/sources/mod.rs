@@ -14,4 +14,4 @@ pub use network::SseSource;
 #[cfg(feature = "ws")]
 pub use network::WebSocketSource;
 #[cfg(feature = "network")]
-pub use network::{DEFAULT_MAX_PAYLOAD, NetworkOptions, ReconnectPolicy};
+pub use network::{DEFAULT_MAX_PAYLOAD, FallbackSource, NetworkOptions, ReconnectPolicy};

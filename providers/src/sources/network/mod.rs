@@ -3,6 +3,7 @@
 //! options, the reconnection policy and message decoding here.
 
 mod backoff;
+mod fallback;
 #[cfg(feature = "http")]
 mod polling;
 #[cfg(feature = "sse")]
@@ -13,6 +14,7 @@ mod ws;
 use std::time::Duration;
 
 pub(crate) use backoff::Backoff;
+pub use fallback::FallbackSource;
 pub use backoff::ReconnectPolicy;
 #[cfg(feature = "http")]
 pub use polling::PollingSource;
