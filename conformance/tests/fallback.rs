@@ -11,7 +11,9 @@ use axum::routing::get;
 use flagyard::{FallbackSource, FlagyardProvider, PollingSource, ReconnectPolicy, SseSource};
 
 fn doc(value: &str) -> String {
-    format!(r#"{{"flags": {{"color": {{"state": "ENABLED", "variants": {{"c": "{value}"}}, "defaultVariant": "c"}}}}}}"#)
+    format!(
+        r#"{{"flags": {{"color": {{"state": "ENABLED", "variants": {{"c": "{value}"}}, "defaultVariant": "c"}}}}}}"#
+    )
 }
 
 async fn until(what: &str, mut check: impl FnMut() -> bool) {
@@ -48,13 +50,20 @@ async fn polls_only_while_the_stream_is_down() {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         Some((Ok::<_, std::io::Error>(": heartbeat\n\n".to_string()), ()))
                     });
-                    let body = futures_util::stream::once(async move { Ok::<_, std::io::Error>(first) });
+                    let body =
+                        futures_util::stream::once(async move { Ok::<_, std::io::Error>(first) });
                     let body = futures_util::StreamExt::chain(body, heartbeats);
-                    ([("content-type", "text/event-stream")], axum::body::Body::from_stream(body)).into_response()
+                    (
+                        [("content-type", "text/event-stream")],
+                        axum::body::Body::from_stream(body),
+                    )
+                        .into_response()
                 }
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -64,17 +73,28 @@ async fn polls_only_while_the_stream_is_down() {
     let provider = FlagyardProvider::builder()
         .source(FallbackSource::new(
             SseSource::new(format!("{base}/v1/stream")).reconnect(policy.clone()),
-            PollingSource::new(format!("{base}/v1/flags")).interval(Duration::from_millis(50)).reconnect(policy),
+            PollingSource::new(format!("{base}/v1/flags"))
+                .interval(Duration::from_millis(50))
+                .reconnect(policy),
         ))
         .build();
-    until("a document from the fallback", || provider.get_string("color", "", &()) == "from-polling").await;
+    until("a document from the fallback", || {
+        provider.get_string("color", "", &()) == "from-polling"
+    })
+    .await;
     until("several polls", || polls.load(Ordering::SeqCst) >= 3).await;
 
     stream_up.store(true, Ordering::SeqCst);
-    until("the stream's document", || provider.get_string("color", "", &()) == "from-stream").await;
+    until("the stream's document", || {
+        provider.get_string("color", "", &()) == "from-stream"
+    })
+    .await;
     let settled = polls.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(polls.load(Ordering::SeqCst) <= settled + 1, "polling stopped once the stream delivered");
+    assert!(
+        polls.load(Ordering::SeqCst) <= settled + 1,
+        "polling stopped once the stream delivered"
+    );
     assert_eq!(provider.get_string("color", "", &()), "from-stream");
     provider.close();
     server.abort();

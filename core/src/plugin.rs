@@ -74,6 +74,12 @@ pub trait SourceUpdates: Send + Sync {
     /// A whole new flag document (JSON text). The runtime validates it; a bad one
     /// is reported and the last good document stays.
     fn document(&self, document: String);
+    /// A whole new document with the version the server gave it (the flag
+    /// server's `{"version", "document"}` messages, its `X-Flagyard-Version`).
+    fn versioned_document(&self, document: String, version: u64) {
+        let _ = version;
+        self.document(document);
+    }
     /// The source could not deliver (file missing, connection lost, ...).
     fn error(&self, error: ProviderError);
     /// The source is delivering again after an error, with nothing new to apply.

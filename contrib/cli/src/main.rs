@@ -4,6 +4,7 @@
 mod admin;
 mod eval;
 mod serve;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +33,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Change flags on a running server through its admin API.
     Admin(admin::AdminArgs),
+    /// Follow a source as an app would: one JSON line per applied change and
+    /// per status transition.
+    Watch(watch::WatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::eval(&args),
         Command::Serve(args) => serve::serve(args),
         Command::Admin(args) => admin::admin(args),
+        Command::Watch(args) => watch::watch(args),
     };
     match result {
         Ok(code) => code,

@@ -190,3 +190,61 @@ fn serve_alone_starts_with_an_empty_document_and_refuses_writes_without_a_token(
     assert!(String::from_utf8_lossy(&out.stderr).contains("403"));
     stop(child);
 }
+
+#[test]
+fn watch_shows_what_an_app_sees_over_sse_websocket_and_polling() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (server, base) = serve(&dir.path().join("w.sqlite"), &[]);
+    let ws_base = base.replace("http://", "ws://");
+    let sources = [
+        format!("{base}/v1/stream"),
+        format!("{ws_base}/v1/ws"),
+        format!("{base}/v1/flags"),
+    ];
+    let watchers: Vec<Child> = sources
+        .iter()
+        .map(|source| {
+            Command::new(bin())
+                .args([
+                    "watch",
+                    "--source",
+                    source,
+                    "--interval",
+                    "1",
+                    "--seconds",
+                    "4",
+                ])
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("watch starts")
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1200));
+    let out = admin(
+        &base,
+        &[
+            "set-flag",
+            "seen",
+            "--json",
+            r#"{"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "on"}"#,
+        ],
+    );
+    assert!(out.status.success());
+    for (source, watcher) in sources.iter().zip(watchers) {
+        let output = watcher.wait_with_output().expect("watch ends");
+        assert!(output.status.success(), "{source}");
+        let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect();
+        assert_eq!(lines[0]["status"], "Ready", "{source}: {lines:?}");
+        assert_eq!(lines[0]["version"], 1, "{source}: {lines:?}");
+        assert!(
+            lines.iter().any(|l| l["changed"] == json!(["seen"])
+                && l["version"] == 2
+                && l["at"].is_string()),
+            "{source}: {lines:?}"
+        );
+    }
+    stop(server);
+}

@@ -139,15 +139,19 @@ impl FlagyardProvider {
         if let Some(store) = &state.store {
             match store.load() {
                 Ok(Some(text)) => {
-                    served =
-                        state.apply_document(&text, &format!("store {}", store.describe()), false);
+                    served = state.apply_document(
+                        &text,
+                        &format!("store {}", store.describe()),
+                        false,
+                        None,
+                    );
                 }
                 Ok(None) => {}
                 Err(e) => state.report(&e.to_provider_error()),
             }
         }
         if !served && let Some(text) = &state.bootstrap {
-            state.apply_document(text, "bootstrap document", false);
+            state.apply_document(text, "bootstrap document", false, None);
         }
     }
 
@@ -338,6 +342,12 @@ impl FlagyardProvider {
     pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
         self.ensure_started();
         self.state.snapshot.load_full()
+    }
+
+    /// The served document's version, when its source reported one (the flag
+    /// server does); `None` for files, caches and bootstrap documents.
+    pub fn document_version(&self) -> Option<u64> {
+        Some(self.state.version.load(Ordering::Acquire)).filter(|v| *v > 0)
     }
 
     /// How many exposure events were dropped because the queue was full.

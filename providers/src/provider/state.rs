@@ -31,6 +31,8 @@ pub(crate) struct State {
     pub store: Option<Arc<dyn Store>>,
     pub sink: Option<Arc<dyn Sink>>,
     pub exposures: Option<Exposures>,
+    /// The served document's version when its source gave one (0: none).
+    pub version: AtomicU64,
     /// Milliseconds since the epoch, refreshed by the exposure drain task.
     pub clock_ms: AtomicU64,
     pub sources: Mutex<Vec<Box<dyn Source>>>,
@@ -80,6 +82,7 @@ impl State {
             sink: init.sink,
             exposures,
             clock_ms: AtomicU64::new(0),
+            version: AtomicU64::new(0),
             sources: Mutex::new(init.sources),
             bootstrap: init.bootstrap,
             offline: init.offline,
@@ -129,7 +132,13 @@ impl State {
     /// Compiles and serves a document. `from` names where it came from; `save`
     /// says whether to keep it in the store (not when it came from the store).
     /// Returns whether the document was accepted.
-    pub(crate) fn apply_document(&self, text: &str, from: &str, save: bool) -> bool {
+    pub(crate) fn apply_document(
+        &self,
+        text: &str,
+        from: &str,
+        save: bool,
+        version: Option<u64>,
+    ) -> bool {
         let _serial = self.apply.lock().unwrap_or_else(PoisonError::into_inner);
         let snapshot = match Snapshot::parse_with(text, &self.options) {
             Ok(snapshot) => snapshot,
@@ -173,6 +182,7 @@ impl State {
             None => snapshot.keys().into_iter().map(str::to_string).collect(),
         };
         self.snapshot.store(Some(Arc::new(snapshot)));
+        self.version.store(version.unwrap_or(0), Ordering::Release);
         if save
             && let Some(store) = &self.store
             && let Err(e) = store.save(text)
@@ -245,7 +255,15 @@ impl SourceUpdates for Updates {
         if self.state.closed.load(Ordering::Acquire) {
             return;
         }
-        self.state.apply_document(&document, &self.from, true);
+        self.state.apply_document(&document, &self.from, true, None);
+    }
+
+    fn versioned_document(&self, document: String, version: u64) {
+        if self.state.closed.load(Ordering::Acquire) {
+            return;
+        }
+        self.state
+            .apply_document(&document, &self.from, true, Some(version));
     }
 
     fn error(&self, error: ProviderError) {

@@ -59,8 +59,15 @@ impl SourceUpdates for Primary {
         self.inner.document(document);
     }
 
+    fn versioned_document(&self, document: String, version: u64) {
+        self.healthy.send_replace(true);
+        self.inner.versioned_document(document, version);
+    }
+
     fn error(&self, error: ProviderError) {
-        let was_healthy = self.healthy.send_replace(error.origin != ErrorOrigin::Network);
+        let was_healthy = self
+            .healthy
+            .send_replace(error.origin != ErrorOrigin::Network);
         if was_healthy || error.origin != ErrorOrigin::Network {
             self.inner.error(error);
         } else {

@@ -14,8 +14,8 @@ mod ws;
 use std::time::Duration;
 
 pub(crate) use backoff::Backoff;
-pub use fallback::FallbackSource;
 pub use backoff::ReconnectPolicy;
+pub use fallback::FallbackSource;
 #[cfg(feature = "http")]
 pub use polling::PollingSource;
 #[cfg(feature = "sse")]

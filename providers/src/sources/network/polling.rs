@@ -92,12 +92,20 @@ impl PollingSource {
                                 .get(ETAG)
                                 .and_then(|v| v.to_str().ok())
                                 .map(str::to_string);
+                            let header_version = response
+                                .headers()
+                                .get("x-flagyard-version")
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| v.parse::<u64>().ok());
                             match read_capped(response, self.options.max_payload, &from).await {
                                 Ok(body) => match decode(&body, self.options.max_payload, &from) {
-                                    Ok((_, document)) => {
+                                    Ok((version, document)) => {
                                         backoff.connected();
                                         etag = new_etag;
-                                        updates.document(document);
+                                        match version.or(header_version) {
+                                            Some(v) => updates.versioned_document(document, v),
+                                            None => updates.document(document),
+                                        }
                                         self.interval
                                     }
                                     Err(e) => {

@@ -82,7 +82,10 @@ impl SseSource {
                             continue;
                         }
                         match decode(&message.data, self.options.max_payload, &from) {
-                            Ok((_, document)) => updates.document(document),
+                            Ok((Some(version), document)) => {
+                                updates.versioned_document(document, version)
+                            }
+                            Ok((None, document)) => updates.document(document),
                             Err(e) => {
                                 updates.error(e);
                                 break;

@@ -134,7 +134,10 @@ impl WebSocketSource {
                 }
                 Ok(Some(Ok(Message::Text(text)))) => {
                     match decode(&text, self.options.max_payload, from) {
-                        Ok((_, document)) => updates.document(document),
+                        Ok((Some(version), document)) => {
+                            updates.versioned_document(document, version)
+                        }
+                        Ok((None, document)) => updates.document(document),
                         Err(e) => {
                             updates.error(e);
                             let _ = socket.close(None).await;

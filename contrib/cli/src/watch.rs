@@ -1,0 +1,138 @@
+//! `flagyard watch`: what an app sees from a source.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime};
+
+use clap::Args;
+use flagyard::core::Source;
+use flagyard::{
+    FileSource, FlagyardProvider, PollingSource, ProviderEvent, SseSource, WebSocketSource,
+};
+use serde_json::{Value, json};
+
+/// `flagyard watch` options.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// `http(s)://…/v1/flags` (polling), `http(s)://…/v1/stream` (SSE),
+    /// `ws(s)://…/v1/ws` (WebSocket) or `file://PATH`.
+    #[arg(long)]
+    source: String,
+    /// Send this SDK key.
+    #[arg(long, env = "FLAGYARD_SDK_KEY", hide_env_values = true)]
+    sdk_key: Option<String>,
+    /// Polling interval in seconds.
+    #[arg(long, default_value_t = 5)]
+    interval: u64,
+    /// Stop after this many seconds (default: run until interrupted).
+    #[arg(long)]
+    seconds: Option<u64>,
+}
+
+fn source(args: &WatchArgs) -> Result<Box<dyn Source>, String> {
+    let url = args.source.as_str();
+    let key = args.sdk_key.clone();
+    if let Some(path) = url.strip_prefix("file://") {
+        return Ok(Box::new(FileSource::new(path)));
+    }
+    if url.starts_with("ws://") || url.starts_with("wss://") {
+        let s = WebSocketSource::new(url);
+        return Ok(Box::new(match key {
+            Some(k) => s.sdk_key(k),
+            None => s,
+        }));
+    }
+    if url.starts_with("http://") || url.starts_with("https://") {
+        if url.trim_end_matches('/').ends_with("/stream") {
+            let s = SseSource::new(url);
+            return Ok(Box::new(match key {
+                Some(k) => s.sdk_key(k),
+                None => s,
+            }));
+        }
+        let s = PollingSource::new(url).interval(Duration::from_secs(args.interval.max(1)));
+        return Ok(Box::new(match key {
+            Some(k) => s.sdk_key(k),
+            None => s,
+        }));
+    }
+    Err(format!(
+        "unsupported --source '{url}': use http(s)://, ws(s):// or file://"
+    ))
+}
+
+/// A boxed source is a source.
+struct Boxed(Box<dyn Source>);
+
+impl Source for Boxed {
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+    fn run(
+        self: Box<Self>,
+        updates: std::sync::Arc<dyn flagyard::core::SourceUpdates>,
+    ) -> flagyard::core::plugin::BoxFuture<()> {
+        self.0.run(updates)
+    }
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+pub fn watch(args: WatchArgs) -> Result<ExitCode, String> {
+    let source = source(&args)?;
+    let runtime =
+        tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let (tx, rx) = mpsc::channel::<Value>();
+        let stop = tx.clone();
+        let provider = FlagyardProvider::builder()
+            .source(Boxed(source))
+            .preload(false)
+            .build();
+        let handle = provider.clone();
+        let _subscription = provider.subscribe(move |event| {
+            let version = handle.document_version();
+            let line = match event {
+                ProviderEvent::Ready => json!({
+                    "status": "Ready", "version": version,
+                    "flags": handle.snapshot().map_or(0, |s| s.len()), "at": now()
+                }),
+                ProviderEvent::ConfigurationChanged { flags_changed } => {
+                    json!({ "version": version, "changed": flags_changed, "at": now() })
+                }
+                ProviderEvent::Stale { message } => {
+                    json!({ "status": "Stale", "message": message, "at": now() })
+                }
+                ProviderEvent::Error { message } => {
+                    json!({ "status": "Error", "message": message, "at": now() })
+                }
+            };
+            let _ = tx.send(line);
+        });
+        provider.start();
+        let printer = std::thread::spawn(move || {
+            let mut out = std::io::stdout().lock();
+            for line in rx {
+                if line.is_null() {
+                    return;
+                }
+                if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                    return;
+                }
+            }
+        });
+        match args.seconds {
+            Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        provider.close();
+        let _ = stop.send(Value::Null);
+        let _ = printer.join();
+        Ok(ExitCode::SUCCESS)
+    })
+}
