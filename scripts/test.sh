@@ -14,6 +14,22 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+# The Python OFREP client the server is tested against (openfeature-provider-ofrep,
+# from PyPI) lives in a virtual environment of its own.
+VENV=.venv-test
+if ! command -v python3 >/dev/null 2>&1; then
+    echo "python3 not found: install Python 3.9+ (Debian: apt-get install python3 python3-venv)" >&2
+    exit 1
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV" || {
+        echo "python3 -m venv failed: install the venv module (Debian: apt-get install python3-venv)" >&2
+        exit 1
+    }
+fi
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "openfeature-provider-ofrep==0.3.0"
+export FLAGYARD_TEST_PYTHON="$PWD/$VENV/bin/python"
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

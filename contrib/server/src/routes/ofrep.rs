@@ -96,9 +96,11 @@ fn evaluate(key: &str, evaluation: &Evaluation<'_>) -> (StatusCode, Value) {
         body.insert("value".into(), value.to_json());
     }
     body.insert("reason".into(), reason(evaluation.reason).into());
-    if let Some(variant) = evaluation.variant {
-        body.insert("variant".into(), variant.into());
-    }
+    // Always present (null when none): some OFREP clients index it unconditionally.
+    body.insert(
+        "variant".into(),
+        evaluation.variant.map_or(Value::Null, Value::from),
+    );
     body.insert("metadata".into(), metadata_json(evaluation));
     (StatusCode::OK, Value::Object(body))
 }
