@@ -1,0 +1,185 @@
+//! Measures how fast a change made through the admin API reaches stream clients:
+//! 100 SSE and 100 WebSocket clients on loopback (DESIGN §8: p99 ≤ 10 ms).
+//!
+//! ```sh
+//! cargo run --release -p flagyard-server --example propagation -- [CHANGES] [SSE_CLIENTS] [WS_CLIENTS]
+//! ```
+//!
+//! Starts a server on a free port with a temporary database, connects the
+//! clients, makes CHANGES (default 50) admin writes one after another, and for
+//! each records the time from sending the write to each client seeing the new
+//! version. Prints p50/p90/p99/max per protocol and overall, as text and JSON.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flagyard_server::{Server, ServerConfig};
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::sync::{Mutex, mpsc};
+
+const TOKEN: &str = "bench";
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn summary(name: &str, mut samples: Vec<Duration>) -> serde_json::Value {
+    samples.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let (p50, p90, p99, max) = (
+        percentile(&samples, 50.0),
+        percentile(&samples, 90.0),
+        percentile(&samples, 99.0),
+        samples.last().copied().unwrap_or_default(),
+    );
+    println!(
+        "{name:>9}: {:>6} deliveries  p50 {:>7.3} ms  p90 {:>7.3} ms  p99 {:>7.3} ms  max {:>7.3} ms",
+        samples.len(),
+        ms(p50),
+        ms(p90),
+        ms(p99),
+        ms(max)
+    );
+    json!({"deliveries": samples.len(), "p50_ms": ms(p50), "p90_ms": ms(p90), "p99_ms": ms(p99), "max_ms": ms(max)})
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let changes = args.first().copied().unwrap_or(50);
+    let sse_clients = args.get(1).copied().unwrap_or(100);
+    let ws_clients = args.get(2).copied().unwrap_or(100);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = ServerConfig::new(dir.path().join("bench.sqlite"));
+    config.listen = "127.0.0.1:0".parse().expect("addr");
+    config.admin_token = Some(TOKEN.into());
+    let server = Server::bind(config).await.expect("server");
+    let base = format!("http://{}", server.local_addr());
+    tokio::spawn(server.run(std::future::pending()));
+
+    // Each client reports (protocol, version, when seen).
+    let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<(&'static str, u64, Instant)>();
+    let ready = Arc::new(Mutex::new(0usize));
+    for _ in 0..sse_clients {
+        let (url, tx, ready) = (
+            format!("{base}/v1/stream"),
+            seen_tx.clone(),
+            Arc::clone(&ready),
+        );
+        tokio::spawn(async move {
+            let response = reqwest::Client::new()
+                .get(url)
+                .send()
+                .await
+                .expect("sse connects");
+            let mut body = response.bytes_stream();
+            let mut buffer = String::new();
+            let mut counted = false;
+            while let Some(Ok(chunk)) = body.next().await {
+                let now = Instant::now();
+                buffer.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buffer.find("\n\n") {
+                    let event: String = buffer.drain(..end + 2).collect();
+                    if let Some(id) = event.lines().find_map(|l| l.strip_prefix("id: ")) {
+                        let version: u64 = id.trim().parse().unwrap_or(0);
+                        if !counted {
+                            counted = true;
+                            *ready.lock().await += 1;
+                        }
+                        let _ = tx.send(("sse", version, now));
+                    }
+                }
+            }
+        });
+    }
+    for _ in 0..ws_clients {
+        let (url, tx, ready) = (
+            format!("{}/v1/ws", base.replace("http://", "ws://")),
+            seen_tx.clone(),
+            Arc::clone(&ready),
+        );
+        tokio::spawn(async move {
+            let (mut socket, _) = tokio_tungstenite::connect_async(url)
+                .await
+                .expect("ws connects");
+            let mut counted = false;
+            while let Some(Ok(message)) = socket.next().await {
+                let now = Instant::now();
+                if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+                    let version = serde_json::from_str::<serde_json::Value>(&text)
+                        .ok()
+                        .and_then(|v| v["version"].as_u64())
+                        .unwrap_or(0);
+                    if !counted {
+                        counted = true;
+                        *ready.lock().await += 1;
+                    }
+                    let _ = tx.send(("ws", version, now));
+                }
+            }
+        });
+    }
+    drop(seen_tx);
+    let total = sse_clients + ws_clients;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while *ready.lock().await < total {
+        assert!(Instant::now() < deadline, "clients did not connect");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    while seen_rx.try_recv().is_ok() {}
+
+    let client = reqwest::Client::new();
+    let (mut sse, mut ws) = (Vec::new(), Vec::new());
+    for i in 0..changes {
+        let body = json!({"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": if i % 2 == 0 { "on" } else { "off" }});
+        let sent = Instant::now();
+        let reply: serde_json::Value = client
+            .put(format!("{base}/v1/admin/flags/bench"))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("admin write")
+            .json()
+            .await
+            .expect("reply");
+        let version = reply["version"].as_u64().expect("version");
+        let mut got = 0;
+        while got < total {
+            let (kind, v, at) = tokio::time::timeout(Duration::from_secs(10), seen_rx.recv())
+                .await
+                .expect("every client sees the change")
+                .expect("clients alive");
+            if v != version {
+                continue;
+            }
+            got += 1;
+            let latency = at.saturating_duration_since(sent);
+            if kind == "sse" {
+                sse.push(latency)
+            } else {
+                ws.push(latency)
+            }
+        }
+    }
+    println!(
+        "{changes} changes through the admin API, {sse_clients} SSE + {ws_clients} WebSocket clients on loopback"
+    );
+    let all: Vec<Duration> = sse.iter().chain(ws.iter()).copied().collect();
+    let report = json!({
+        "changes": changes,
+        "sse": summary("SSE", sse),
+        "websocket": summary("WebSocket", ws),
+        "all": summary("all", all),
+    });
+    println!("{report}");
+}
