@@ -10,5 +10,6 @@
 #![warn(missing_docs)]
 
 pub mod data;
+pub mod redis_server;
 pub mod suite;
 pub mod testbed;

@@ -38,6 +38,8 @@ pub use flagyard_storage as storage;
 
 pub use details::Details;
 pub use events::{ProviderEvent, ProviderStatus, Subscription};
+#[cfg(feature = "redis")]
+pub use flagyard_storage::RedisStore;
 #[cfg(feature = "sqlite")]
 pub use flagyard_storage::SqliteStore;
 pub use openfeature::{OpenFeatureContext, json_to_struct};
@@ -47,6 +49,8 @@ pub use sinks::{MemorySink, NoopSink};
 pub use sources::FileSource;
 #[cfg(feature = "http")]
 pub use sources::PollingSource;
+#[cfg(feature = "redis")]
+pub use sources::RedisSource;
 #[cfg(feature = "sse")]
 pub use sources::SseSource;
 #[cfg(feature = "ws")]

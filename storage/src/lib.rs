@@ -12,14 +12,20 @@
 
 #[cfg(feature = "disk")]
 mod disk;
+mod documents;
 mod memory;
 mod paths;
+#[cfg(feature = "redis")]
+mod redis_store;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
 #[cfg(feature = "disk")]
 pub use disk::{DEFAULT_COALESCE, DiskCache, DiskCacheBuilder, default_directory};
+pub use documents::{HistoryEntry, StoredDocument};
 pub use memory::MemoryStore;
 pub use paths::data_directory;
+#[cfg(feature = "redis")]
+pub use redis_store::{RedisDocuments, RedisStore};
 #[cfg(feature = "sqlite")]
-pub use sqlite::{HistoryEntry, SqliteDocuments, SqliteStore, StoredDocument};
+pub use sqlite::{SqliteDocuments, SqliteStore};

@@ -9,6 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use flagyard_core::{Store, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::documents::{HistoryEntry, StoredDocument};
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS document (
     id         INTEGER PRIMARY KEY CHECK (id = 1),
@@ -25,30 +27,6 @@ CREATE TABLE IF NOT EXISTS history (
     body    TEXT    NOT NULL
 );
 ";
-
-/// The current document and its version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredDocument {
-    /// Increases by one with every accepted change.
-    pub version: u64,
-    /// The document (JSON text).
-    pub body: String,
-}
-
-/// One accepted change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistoryEntry {
-    /// The version the change produced.
-    pub version: u64,
-    /// When (Unix milliseconds).
-    pub at_ms: u64,
-    /// Who (the admin API's actor, `seed`, `cache`, ...).
-    pub actor: String,
-    /// What kind of change (`put-document`, `set-flag`, `delete-flag`, `seed`).
-    pub action: String,
-    /// Details, such as the flag key.
-    pub detail: String,
-}
 
 /// A SQLite file holding one versioned document and its history.
 ///

@@ -9,6 +9,8 @@ mod network;
 pub use file::FileSource;
 #[cfg(feature = "http")]
 pub use network::PollingSource;
+#[cfg(feature = "redis")]
+pub use network::RedisSource;
 #[cfg(feature = "sse")]
 pub use network::SseSource;
 #[cfg(feature = "ws")]

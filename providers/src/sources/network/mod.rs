@@ -6,6 +6,8 @@ mod backoff;
 mod fallback;
 #[cfg(feature = "http")]
 mod polling;
+#[cfg(feature = "redis")]
+mod redis;
 #[cfg(feature = "sse")]
 mod sse;
 #[cfg(feature = "ws")]
@@ -18,6 +20,8 @@ pub use backoff::ReconnectPolicy;
 pub use fallback::FallbackSource;
 #[cfg(feature = "http")]
 pub use polling::PollingSource;
+#[cfg(feature = "redis")]
+pub use redis::RedisSource;
 #[cfg(feature = "sse")]
 pub use sse::SseSource;
 #[cfg(feature = "ws")]

@@ -1,0 +1,104 @@
+//! RedisDocuments and RedisStore against a real redis-server.
+
+use flagyard::core::Store;
+use flagyard_conformance::redis_server::TestRedis;
+use flagyard_storage::{RedisDocuments, RedisStore};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_move_forward_atomically_with_history() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let docs = RedisDocuments::open(&redis.url(), "t1")
+        .await
+        .expect("connects");
+    assert!(docs.current().await.expect("query").is_none());
+    assert_eq!(
+        docs.replace(r#"{"flags":{}}"#, "seed", "seed", "file.json")
+            .await
+            .expect("write"),
+        1
+    );
+    assert_eq!(
+        docs.replace(r#"{"flags":{"a":1}}"#, "ops \"quoted\"", "set-flag", "a")
+            .await
+            .expect("write"),
+        2
+    );
+    assert_eq!(
+        docs.replace_if("{}", "late", "put-document", "", Some(1))
+            .await
+            .expect("checked"),
+        0
+    );
+    assert!(
+        !docs
+            .put_version(r#"{"flags":{"old":1}}"#, 2)
+            .await
+            .expect("put"),
+        "an equal version is not newer"
+    );
+    assert!(
+        docs.put_version(r#"{"flags":{"new":1}}"#, 9)
+            .await
+            .expect("put")
+    );
+    let current = docs.current().await.expect("query").expect("doc");
+    assert_eq!(
+        (current.version, current.body.as_str()),
+        (9, r#"{"flags":{"new":1}}"#)
+    );
+    let history = docs.history(10).await.expect("history");
+    assert_eq!(history[0].actor, "ops \"quoted\"");
+    assert_eq!((history[0].version, history[0].detail.as_str()), (2, "a"));
+    assert_eq!(history[1].version, 1);
+
+    // Concurrent writers: every version is distinct and the stored body is the
+    // one written with the final version.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let docs = docs.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = format!(r#"{{"flags":{{}},"metadata":{{"writer":{i}}}}}"#);
+            (
+                docs.replace(&body, "w", "put-document", "")
+                    .await
+                    .expect("write"),
+                body,
+            )
+        }));
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.expect("task"));
+    }
+    let mut versions: Vec<u64> = results.iter().map(|(v, _)| *v).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    assert_eq!(versions.len(), 20);
+    let last = results.iter().max_by_key(|(v, _)| *v).expect("some");
+    let current = docs.current().await.expect("query").expect("doc");
+    assert_eq!((current.version, &current.body), (last.0, &last.1));
+}
+
+#[test]
+fn redis_store_round_trips_and_reports_a_dead_server() {
+    let Some(mut redis) = TestRedis::start() else {
+        return;
+    };
+    let store = RedisStore::new(&redis.url(), "cache").expect("client");
+    assert!(store.load().expect("load").is_none());
+    store.save(r#"{"flags":{}}"#).expect("save");
+    assert_eq!(
+        store.load().expect("load").as_deref(),
+        Some(r#"{"flags":{}}"#)
+    );
+    redis.stop();
+    let err = store.save(r#"{"flags":{}}"#).expect_err("server down");
+    assert!(err.to_string().contains(&redis.url()), "{err}");
+    redis.restart();
+    assert_eq!(
+        store.load().expect("data survived the restart").as_deref(),
+        Some(r#"{"flags":{}}"#)
+    );
+}

@@ -1,0 +1,294 @@
+//! Redis persistence: the versioned document (with history) that several flag
+//! servers share, and a provider cache in the same layout.
+//!
+//! Keys under a prefix (default `flagyard`): `{prefix}:document` is a hash with
+//! `version` and `body`; `{prefix}:history` a list of JSON entries, newest
+//! first (trimmed to 1,000); every accepted write publishes its version on the
+//! channel `{prefix}:changes`. Writes are Lua scripts, so the body and its
+//! version change together and a version only moves forward.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use flagyard_core::{Store, StoreError};
+use redis::AsyncCommands;
+
+use crate::documents::{HistoryEntry, StoredDocument};
+
+const HISTORY_KEEP: i64 = 1000;
+
+/// Increments the version, stores the body and the history entry, publishes.
+/// ARGV: body, entry-without-version (JSON with a `__V__` placeholder), keep,
+/// expected version (or -1).
+const REPLACE: &str = r#"
+local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+local expected = tonumber(ARGV[4])
+if expected >= 0 and expected ~= current then
+  return 0
+end
+local version = current + 1
+redis.call('HSET', KEYS[1], 'version', version, 'body', ARGV[1])
+redis.call('LPUSH', KEYS[2], string.gsub(ARGV[2], '"__V__"', tostring(version)))
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+redis.call('PUBLISH', KEYS[3], version)
+return version
+"#;
+
+/// Stores a body with a given version only if it is newer than the stored one.
+const PUT_VERSION: &str = r#"
+local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+local version = tonumber(ARGV[2])
+if version <= current then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'version', version, 'body', ARGV[1])
+redis.call('PUBLISH', KEYS[3], version)
+return version
+"#;
+
+fn redis_error(url: &str, e: redis::RedisError) -> StoreError {
+    StoreError::Other(format!("redis {url}: {e}"))
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The document and its history in Redis, shared by several servers.
+///
+/// # Example
+/// ```no_run
+/// # async fn demo() -> Result<(), flagyard_core::StoreError> {
+/// use flagyard_storage::RedisDocuments;
+///
+/// let docs = RedisDocuments::open("redis://127.0.0.1:6379", "flagyard").await?;
+/// let version = docs.replace(r#"{"flags": {}}"#, "me", "put-document", "").await?;
+/// assert_eq!(docs.current().await?.unwrap().version, version);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisDocuments {
+    url: String,
+    prefix: String,
+    client: redis::Client,
+    conn: redis::aio::MultiplexedConnection,
+}
+
+impl std::fmt::Debug for RedisDocuments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisDocuments")
+            .field("url", &self.url)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+impl RedisDocuments {
+    /// Connects to `url` (`redis://host:port/db`) using keys under `prefix`.
+    pub async fn open(url: &str, prefix: &str) -> Result<RedisDocuments, StoreError> {
+        let client = redis::Client::open(url).map_err(|e| redis_error(url, e))?;
+        let conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| redis_error(url, e))?;
+        Ok(RedisDocuments {
+            url: url.to_string(),
+            prefix: prefix.to_string(),
+            client,
+            conn,
+        })
+    }
+
+    /// The Redis client (for subscribing to [`changes_channel`](Self::changes_channel)).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// The URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}:{name}", self.prefix)
+    }
+
+    /// The channel on which every accepted version is published.
+    pub fn changes_channel(&self) -> String {
+        self.key("changes")
+    }
+
+    /// The current version (0: none), without the body.
+    pub async fn version(&self) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        let v: Option<u64> = conn
+            .hget(self.key("document"), "version")
+            .await
+            .map_err(|e| redis_error(&self.url, e))?;
+        Ok(v.unwrap_or(0))
+    }
+
+    /// The current document, if any.
+    pub async fn current(&self) -> Result<Option<StoredDocument>, StoreError> {
+        let mut conn = self.conn.clone();
+        let (version, body): (Option<u64>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.key("document"))
+            .arg("version")
+            .arg("body")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| redis_error(&self.url, e))?;
+        Ok(match (version, body) {
+            (Some(version), Some(body)) => Some(StoredDocument { version, body }),
+            _ => None,
+        })
+    }
+
+    /// Makes `body` the current document with the next version; returns it.
+    pub async fn replace(
+        &self,
+        body: &str,
+        actor: &str,
+        action: &str,
+        detail: &str,
+    ) -> Result<u64, StoreError> {
+        self.replace_if(body, actor, action, detail, None).await
+    }
+
+    /// Like [`replace`](Self::replace), only if the current version is
+    /// `expected`; returns 0 when it is not.
+    pub async fn replace_if(
+        &self,
+        body: &str,
+        actor: &str,
+        action: &str,
+        detail: &str,
+        expected: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        let entry = serde_json_entry(actor, action, detail);
+        let mut conn = self.conn.clone();
+        redis::Script::new(REPLACE)
+            .key(self.key("document"))
+            .key(self.key("history"))
+            .key(self.key("changes"))
+            .arg(body)
+            .arg(entry)
+            .arg(HISTORY_KEEP)
+            .arg(expected.map_or(-1, |e| e as i64))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| redis_error(&self.url, e))
+    }
+
+    /// Stores `body` as `version` only if that is newer than what is stored
+    /// (for mirrors); returns whether it was stored.
+    pub async fn put_version(&self, body: &str, version: u64) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let stored: u64 = redis::Script::new(PUT_VERSION)
+            .key(self.key("document"))
+            .key(self.key("history"))
+            .key(self.key("changes"))
+            .arg(body)
+            .arg(version)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| redis_error(&self.url, e))?;
+        Ok(stored > 0)
+    }
+
+    /// The newest `limit` history entries, newest first.
+    pub async fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
+        let mut conn = self.conn.clone();
+        let raw: Vec<String> = conn
+            .lrange(self.key("history"), 0, limit.max(1) as isize - 1)
+            .await
+            .map_err(|e| redis_error(&self.url, e))?;
+        Ok(raw.iter().filter_map(|r| parse_entry(r)).collect())
+    }
+}
+
+/// A history entry as JSON, with a `"__V__"` placeholder for the version the
+/// script assigns.
+fn serde_json_entry(actor: &str, action: &str, detail: &str) -> String {
+    serde_json::json!({"version": "__V__", "atMs": now_ms(), "actor": actor, "action": action, "detail": detail})
+        .to_string()
+}
+
+fn parse_entry(raw: &str) -> Option<HistoryEntry> {
+    let v: serde_json::Value = serde_json::from_str(raw).ok()?;
+    Some(HistoryEntry {
+        version: v["version"].as_u64()?,
+        at_ms: v["atMs"].as_u64()?,
+        actor: v["actor"].as_str()?.to_string(),
+        action: v["action"].as_str()?.to_string(),
+        detail: v["detail"].as_str()?.to_string(),
+    })
+}
+
+/// A provider cache in Redis (the same layout as the servers'), under its own
+/// prefix. Calls are synchronous with short timeouts; the store is only used
+/// when a document is applied, never on the read path.
+#[derive(Debug)]
+pub struct RedisStore {
+    url: String,
+    prefix: String,
+    client: redis::Client,
+    timeout: Duration,
+}
+
+impl RedisStore {
+    /// A cache at `url` under `prefix` (for example `myapp-cache`).
+    pub fn new(url: &str, prefix: &str) -> Result<RedisStore, StoreError> {
+        Ok(RedisStore {
+            url: url.to_string(),
+            prefix: prefix.to_string(),
+            client: redis::Client::open(url).map_err(|e| redis_error(url, e))?,
+            timeout: Duration::from_secs(2),
+        })
+    }
+
+    fn conn(&self) -> Result<redis::Connection, StoreError> {
+        let conn = self
+            .client
+            .get_connection_with_timeout(self.timeout)
+            .map_err(|e| redis_error(&self.url, e))?;
+        conn.set_read_timeout(Some(self.timeout))
+            .map_err(|e| redis_error(&self.url, e))?;
+        conn.set_write_timeout(Some(self.timeout))
+            .map_err(|e| redis_error(&self.url, e))?;
+        Ok(conn)
+    }
+}
+
+impl Store for RedisStore {
+    fn describe(&self) -> String {
+        format!("redis:{} ({})", self.url, self.prefix)
+    }
+
+    fn load(&self) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn()?;
+        redis::Commands::hget(&mut conn, format!("{}:document", self.prefix), "body")
+            .map_err(|e| redis_error(&self.url, e))
+    }
+
+    fn save(&self, document: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let entry = serde_json_entry("cache", "save", "");
+        let _: u64 = redis::Script::new(REPLACE)
+            .key(format!("{}:document", self.prefix))
+            .key(format!("{}:history", self.prefix))
+            .key(format!("{}:changes", self.prefix))
+            .arg(document)
+            .arg(entry)
+            .arg(3)
+            .arg(-1)
+            .invoke(&mut conn)
+            .map_err(|e| redis_error(&self.url, e))?;
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
