@@ -14,6 +14,18 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+# The Redis tests start their own redis-server on a free port; make sure it is
+# installed (Debian's package, installed here when running as root).
+if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "== installing redis-server"
+        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    else
+        echo "redis-server not found: install it (Debian: sudo apt-get install redis-server)" >&2
+        exit 1
+    fi
+fi
+
 # The Python OFREP client the server is tested against (openfeature-provider-ofrep,
 # from PyPI) lives in a virtual environment of its own.
 VENV=.venv-test

@@ -202,3 +202,99 @@ async fn redis_killed_during_updates_loses_nothing_and_recovers() {
     assert!(!provider.get_bool("a", true, &()));
     provider.close();
 }
+
+/// A flag server on a shared Redis, on a free port.
+async fn redis_server(url: &str) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = flagyard_server::ServerConfig::new(dir.path().join("unused.sqlite"));
+    config.listen = "127.0.0.1:0".parse().expect("addr");
+    config.redis_url = Some(url.to_string());
+    config.admin_token = Some("t".into());
+    config.heartbeat = Duration::from_millis(200);
+    let server = flagyard_server::Server::bind(config)
+        .await
+        .expect("server on redis");
+    let base = format!("http://{}", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    (base, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_redis_fan_changes_out_to_each_others_clients() {
+    let Some(mut redis) = TestRedis::start() else {
+        return;
+    };
+    let (a, stop_a) = redis_server(&redis.url()).await;
+    let (b, stop_b) = redis_server(&redis.url()).await;
+    let policy = ReconnectPolicy::fast(Duration::from_millis(50));
+    let on_a = FlagyardProvider::builder()
+        .source(flagyard::SseSource::new(format!("{a}/v1/stream")).reconnect(policy.clone()))
+        .build();
+    let on_b = FlagyardProvider::builder()
+        .source(flagyard::SseSource::new(format!("{b}/v1/stream")).reconnect(policy))
+        .build();
+    assert!(on_a.wait_until_ready(Duration::from_secs(10)).await.success);
+    assert!(on_b.wait_until_ready(Duration::from_secs(10)).await.success);
+
+    let put = |base: String, on: bool| async move {
+        let response = reqwest::Client::new()
+            .put(format!("{base}/v1/admin/flags/shared"))
+            .bearer_auth("t")
+            .json(&serde_json::json!({"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": if on { "on" } else { "off" }}))
+            .send()
+            .await
+            .expect("admin write");
+        assert!(response.status().is_success(), "{}", response.status());
+    };
+    put(a.clone(), true).await;
+    until("server B's client sees A's change", || {
+        on_b.get_bool("shared", false, &())
+    })
+    .await;
+    until("server A's client too", || {
+        on_a.get_bool("shared", false, &())
+    })
+    .await;
+    put(b.clone(), false).await;
+    until("A's client sees B's change", || {
+        !on_a.get_bool("shared", true, &())
+    })
+    .await;
+    assert_eq!(on_a.document_version(), on_b.document_version());
+
+    // Redis restarts: both servers reconnect; a later change still reaches both.
+    redis.stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = reqwest::Client::new()
+            .put(format!("{a}/v1/admin/flags/after-restart"))
+            .bearer_auth("t")
+            .json(&serde_json::json!({"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "on"}))
+            .send()
+            .await
+            .expect("admin write");
+        if response.status().is_success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server A never wrote to the restarted Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    until("B's client sees the change after the restart", || {
+        on_b.get_bool("after-restart", false, &())
+    })
+    .await;
+    assert!(on_b.get_bool("after-restart", false, &()));
+    assert_eq!(on_b.status(), ProviderStatus::Ready);
+    on_a.close();
+    on_b.close();
+    let _ = stop_a.send(());
+    let _ = stop_b.send(());
+}

@@ -72,7 +72,8 @@ pub struct RedisDocuments {
     url: String,
     prefix: String,
     client: redis::Client,
-    conn: redis::aio::MultiplexedConnection,
+    /// Reconnects by itself after Redis restarts.
+    conn: redis::aio::ConnectionManager,
 }
 
 impl std::fmt::Debug for RedisDocuments {
@@ -88,8 +89,12 @@ impl RedisDocuments {
     /// Connects to `url` (`redis://host:port/db`) using keys under `prefix`.
     pub async fn open(url: &str, prefix: &str) -> Result<RedisDocuments, StoreError> {
         let client = redis::Client::open(url).map_err(|e| redis_error(url, e))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2);
         let conn = client
-            .get_multiplexed_async_connection()
+            .get_connection_manager_with_config(config)
             .await
             .map_err(|e| redis_error(url, e))?;
         Ok(RedisDocuments {

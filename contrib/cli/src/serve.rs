@@ -15,8 +15,16 @@ pub struct ServeArgs {
     #[arg(long)]
     flags: Option<PathBuf>,
     /// The SQLite database (default `$XDG_DATA_HOME/flagyard/server.sqlite`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "store")]
     db: Option<PathBuf>,
+    /// Keep the document in Redis instead (`redis://host:port/db`): any number
+    /// of servers pointed at the same Redis share it, and a change made on one
+    /// reaches the clients of all.
+    #[arg(long, value_name = "redis://…")]
+    store: Option<String>,
+    /// Key prefix in Redis.
+    #[arg(long, default_value = "flagyard")]
+    redis_prefix: String,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8013")]
     listen: SocketAddr,
@@ -43,6 +51,18 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         .with_writer(std::io::stderr)
         .init();
     let mut config = ServerConfig::new(args.db.unwrap_or_else(default_db_path));
+    if let Some(store) = args.store {
+        if !(store.starts_with("redis://")
+            || store.starts_with("rediss://")
+            || store.starts_with("redis+unix://"))
+        {
+            return Err(format!(
+                "--store '{store}': expected a redis:// URL (SQLite is the default; use --db)"
+            ));
+        }
+        config.redis_url = Some(store);
+        config.redis_prefix = args.redis_prefix;
+    }
     config.listen = args.listen;
     config.seed_file = args.flags;
     config.admin_token = args.admin_token.filter(|t| !t.is_empty());
@@ -52,7 +72,10 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
-        let db = config.db_path.clone();
+        let db = match &config.redis_url {
+            Some(url) => std::path::PathBuf::from(url),
+            None => config.db_path.clone(),
+        };
         let writes = if config.admin_token.is_some() {
             "enabled"
         } else {
@@ -60,7 +83,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         };
         let server = Server::bind(config).await.map_err(|e| e.to_string())?;
         eprintln!(
-            "flagyard: serving http://{} (database {}, admin writes {writes})",
+            "flagyard: serving http://{} (store {}, admin writes {writes})",
             server.local_addr(),
             db.display()
         );

@@ -9,8 +9,14 @@ use std::time::Duration;
 pub struct ServerConfig {
     /// Where to listen (default `127.0.0.1:8013`).
     pub listen: SocketAddr,
-    /// The SQLite database holding the document and its history.
+    /// The SQLite database holding the document and its history (when no
+    /// `redis_url` is set).
     pub db_path: PathBuf,
+    /// Keep the document in Redis instead (`redis://host:port/db`), shared by
+    /// every server pointed at it; changes fan out through pub/sub.
+    pub redis_url: Option<String>,
+    /// Key prefix in Redis (default `flagyard`).
+    pub redis_prefix: String,
     /// A document to seed an empty database with.
     pub seed_file: Option<PathBuf>,
     /// Bearer token for the admin API; `None` refuses every write.
@@ -31,6 +37,8 @@ impl ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8013)),
             db_path: db_path.into(),
+            redis_url: None,
+            redis_prefix: "flagyard".into(),
             seed_file: None,
             admin_token: None,
             sdk_key: None,

@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+mod backend;
 mod config;
 mod error;
 mod published;
@@ -30,6 +31,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use backend::Backend;
 pub use config::{ServerConfig, default_db_path};
 pub use error::ApiError;
 pub use published::Published;
@@ -48,7 +50,7 @@ impl Server {
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let addr = config.listen;
-        let state = tokio::task::block_in_place(|| AppState::open(config, stopped))?;
+        let state = AppState::open(config, stopped).await?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
@@ -80,6 +82,9 @@ impl Server {
     ) -> std::io::Result<()> {
         let stop = self.stop;
         let app = router(Arc::clone(&self.state));
+        if let Backend::Redis(docs) = &self.state.backend {
+            tokio::spawn(follow_redis(Arc::clone(&self.state), docs.clone()));
+        }
         tracing::info!(addr = %self.listener.local_addr()?, "flagyard server listening");
         axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {
@@ -88,6 +93,52 @@ impl Server {
                 let _ = stop.send(true);
             })
             .await
+    }
+}
+
+/// Follows the other servers' writes through Redis pub/sub (with a periodic
+/// version check in case a message was missed) and serves them locally.
+async fn follow_redis(state: Arc<AppState>, docs: flagyard_storage::RedisDocuments) {
+    use futures_util::StreamExt;
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        let session = async {
+            let mut pubsub = docs
+                .client()
+                .get_async_pubsub()
+                .await
+                .map_err(|e| e.to_string())?;
+            pubsub
+                .subscribe(docs.changes_channel())
+                .await
+                .map_err(|e| e.to_string())?;
+            state.refresh().await?;
+            let mut messages = pubsub.on_message();
+            let mut check = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    message = messages.next() => {
+                        if message.is_none() {
+                            return Err::<(), String>("the pub/sub connection closed".into());
+                        }
+                        state.refresh().await?;
+                    }
+                    _ = check.tick() => state.refresh().await?,
+                }
+            }
+        };
+        tokio::select! {
+            result = session => {
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "redis fan-out interrupted; reconnecting");
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
+        }
     }
 }
 

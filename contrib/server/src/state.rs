@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use flagyard_core::{CompileOptions, Limits, Snapshot};
-use flagyard_storage::SqliteDocuments;
+use flagyard_storage::{RedisDocuments, SqliteDocuments};
+
+use crate::backend::Backend;
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 
@@ -80,7 +82,7 @@ impl RateLimiter {
 /// Everything the handlers share.
 pub struct AppState {
     pub(crate) current: ArcSwap<Published>,
-    pub(crate) db: Arc<SqliteDocuments>,
+    pub(crate) backend: Backend,
     pub(crate) changes: broadcast::Sender<Arc<Published>>,
     pub(crate) config: ServerConfig,
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -93,6 +95,26 @@ pub(crate) fn compile_options(config: &ServerConfig) -> CompileOptions {
         max_document_bytes: config.max_document_bytes,
         ..Limits::default()
     })
+}
+
+/// Compiles a stored document leniently: it was valid when written, and a
+/// newer rule set must never stop a server from serving it.
+fn compile_stored(
+    version: u64,
+    body: &str,
+    config: &ServerConfig,
+) -> Result<Published, ServerError> {
+    let value: Value = serde_json::from_str(body).map_err(|e| ServerError::InvalidDocument {
+        what: format!("stored version {version}"),
+        message: e.to_string(),
+    })?;
+    let snapshot = Snapshot::from_value(&value, &compile_options(config)).map_err(|e| {
+        ServerError::InvalidDocument {
+            what: format!("stored version {version}"),
+            message: e.to_string(),
+        }
+    })?;
+    Ok(Published::new(version, &value, snapshot))
 }
 
 /// Validates a document strictly: any problem refuses it (writes must not
@@ -112,23 +134,33 @@ pub(crate) fn validate(document: &Value, config: &ServerConfig) -> Result<Snapsh
 }
 
 impl AppState {
-    /// Opens the database, seeding it when empty, and publishes its document.
-    pub fn open(
+    /// Opens the store (SQLite or Redis), seeding or initializing it when
+    /// empty, and publishes its document.
+    pub async fn open(
         config: ServerConfig,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Arc<AppState>, ServerError> {
-        let db = SqliteDocuments::open(&config.db_path)?;
-        let stored = db.current()?;
-        let (version, body) = match (stored, &config.seed_file) {
+        let backend = match &config.redis_url {
+            Some(url) => Backend::Redis(RedisDocuments::open(url, &config.redis_prefix).await?),
+            None => {
+                let path = config.db_path.clone();
+                let db = tokio::task::spawn_blocking(move || SqliteDocuments::open(path))
+                    .await
+                    .map_err(|e| flagyard_core::StoreError::Other(e.to_string()))??;
+                Backend::Sqlite(Arc::new(db))
+            }
+        };
+        let stored = backend.current().await?;
+        let stored = match (stored, &config.seed_file) {
             (Some(stored), seed) => {
                 if let Some(seed) = seed {
                     tracing::warn!(
                         seed = %seed.display(),
                         version = stored.version,
-                        "the database already holds a document; the seed file is not applied"
+                        "the store already holds a document; the seed file is not applied"
                     );
                 }
-                (stored.version, stored.body)
+                stored
             }
             (None, Some(seed)) => {
                 let text = std::fs::read_to_string(seed).map_err(|source| ServerError::Seed {
@@ -145,40 +177,79 @@ impl AppState {
                     message,
                 })?;
                 let body = value.to_string();
-                let version = db.replace(&body, "seed", "seed", &seed.display().to_string())?;
-                (version, body)
+                // Another server may seed at the same moment: only the first write wins.
+                backend
+                    .replace_if(
+                        body,
+                        "seed".into(),
+                        "seed".into(),
+                        seed.display().to_string(),
+                        Some(0),
+                    )
+                    .await?;
+                backend
+                    .current()
+                    .await?
+                    .ok_or_else(|| ServerError::InvalidDocument {
+                        what: "seeded store".into(),
+                        message: "no document after seeding".into(),
+                    })?
             }
             (None, None) => {
-                let body = r#"{"flags":{}}"#.to_string();
-                let version = db.replace(&body, "server", "init", "empty document")?;
-                (version, body)
+                backend
+                    .replace_if(
+                        r#"{"flags":{}}"#.into(),
+                        "server".into(),
+                        "init".into(),
+                        "empty document".into(),
+                        Some(0),
+                    )
+                    .await?;
+                backend
+                    .current()
+                    .await?
+                    .ok_or_else(|| ServerError::InvalidDocument {
+                        what: "initialized store".into(),
+                        message: "no document after initializing".into(),
+                    })?
             }
         };
-        let value: Value =
-            serde_json::from_str(&body).map_err(|e| ServerError::InvalidDocument {
-                what: format!("stored version {version}"),
-                message: e.to_string(),
-            })?;
-        // A stored document was valid when written; compile leniently so a newer
-        // rule set never stops the server from starting.
-        let snapshot = Snapshot::from_value(&value, &compile_options(&config)).map_err(|e| {
-            ServerError::InvalidDocument {
-                what: format!("stored version {version}"),
-                message: e.to_string(),
-            }
-        })?;
-        let published = Arc::new(Published::new(version, &value, snapshot));
+        let published = Arc::new(compile_stored(stored.version, &stored.body, &config)?);
         let (changes, _) = broadcast::channel(64);
         let limiter = config.ofrep_rate_limit.map(RateLimiter::new);
+        tracing::info!(store = %backend.describe(), version = stored.version, "document loaded");
         Ok(Arc::new(AppState {
             current: ArcSwap::new(published),
-            db: Arc::new(db),
+            backend,
             changes,
             config,
             shutdown,
             limiter,
             writes: tokio::sync::Mutex::new(()),
         }))
+    }
+
+    /// Serves a version written by another server (read back from the shared
+    /// store) if it is newer than the one served.
+    pub(crate) async fn refresh(&self) -> Result<(), String> {
+        let _serial = self.writes.lock().await;
+        let Some(stored) = self.backend.current().await.map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        if stored.version <= self.current.load().version {
+            return Ok(());
+        }
+        let published = Arc::new(
+            compile_stored(stored.version, &stored.body, &self.config)
+                .map_err(|e| e.to_string())?,
+        );
+        self.current.store(Arc::clone(&published));
+        let _ = self.changes.send(published);
+        tracing::info!(
+            version = stored.version,
+            "document published (written by another server)"
+        );
+        Ok(())
     }
 
     /// The document being served.
@@ -188,14 +259,34 @@ impl AppState {
 
     /// Applies a change: `edit` turns the current document into the next one,
     /// which is validated, stored (with history) and published. Writes are
-    /// serialized; nothing changes when any step fails.
+    /// serialized; nothing changes when any step fails. When another server
+    /// wrote first (shared Redis), the newer document is loaded and the edit
+    /// applied to it again.
     pub async fn change(
         &self,
-        edit: impl FnOnce(Value) -> Result<Value, ApiError>,
+        edit: impl Fn(Value) -> Result<Value, ApiError>,
         actor: &str,
         action: &str,
         detail: &str,
     ) -> Result<Arc<Published>, ApiError> {
+        for _attempt in 0..5 {
+            if let Some(published) = self.try_change(&edit, actor, action, detail).await? {
+                return Ok(published);
+            }
+            self.refresh().await.map_err(ApiError::Internal)?;
+        }
+        Err(ApiError::Internal(
+            "too many concurrent writers; try again".into(),
+        ))
+    }
+
+    async fn try_change(
+        &self,
+        edit: &impl Fn(Value) -> Result<Value, ApiError>,
+        actor: &str,
+        action: &str,
+        detail: &str,
+    ) -> Result<Option<Arc<Published>>, ApiError> {
         let _serial = self.writes.lock().await;
         let current = self.current.load_full();
         let document: Value = serde_json::from_str(&current.body)
@@ -211,25 +302,25 @@ impl AppState {
         }
         let snapshot = validate(&next, &self.config)
             .map_err(|e| ApiError::BadRequest(format!("document refused: {e}")))?;
-        let db = Arc::clone(&self.db);
-        let (actor, action, detail) = (actor.to_string(), action.to_string(), detail.to_string());
-        let expected = current.version;
-        let version = tokio::task::spawn_blocking(move || {
-            db.replace_if(&body, &actor, &action, &detail, Some(expected))
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("database task: {e}")))?
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let version = self
+            .backend
+            .replace_if(
+                body,
+                actor.into(),
+                action.into(),
+                detail.into(),
+                Some(current.version),
+            )
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
         if version == 0 {
-            return Err(ApiError::Internal(
-                "the database changed underneath this server".into(),
-            ));
+            return Ok(None);
         }
         let published = Arc::new(Published::new(version, &next, snapshot));
         self.current.store(Arc::clone(&published));
         let _ = self.changes.send(Arc::clone(&published));
         tracing::info!(version, "document published");
-        Ok(published)
+        Ok(Some(published))
     }
 
     /// Whether the server is shutting down.

@@ -47,7 +47,12 @@ pub(super) async fn put_document(
     require_admin(&headers, state.config.admin_token.as_deref())?;
     let document = parse(&body, state.config.max_document_bytes)?;
     let published = state
-        .change(|_| Ok(document), &actor(&headers), "put-document", "")
+        .change(
+            |_| Ok(document.clone()),
+            &actor(&headers),
+            "put-document",
+            "",
+        )
         .await?;
     Ok(accepted(&published))
 }
@@ -73,7 +78,7 @@ pub(super) async fn set_flag(
                     .ok_or_else(|| {
                         ApiError::Internal("current document has no flags object".into())
                     })?;
-                flags.insert(flag_key, definition);
+                flags.insert(flag_key.clone(), definition.clone());
                 Ok(document)
             },
             &actor(&headers),
@@ -125,10 +130,10 @@ pub(super) async fn history(
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&headers, state.config.admin_token.as_deref())?;
     let limit = query.limit.unwrap_or(50).clamp(1, 1000);
-    let db = Arc::clone(&state.db);
-    let entries = tokio::task::spawn_blocking(move || db.history(limit))
+    let entries = state
+        .backend
+        .history(limit)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let entries: Vec<Value> = entries
         .into_iter()
