@@ -12,7 +12,7 @@ pub enum Backend {
     /// A SQLite file (the default).
     Sqlite(Arc<SqliteDocuments>),
     /// A Redis shared with other servers.
-    Redis(RedisDocuments),
+    Redis(Box<RedisDocuments>),
 }
 
 fn join_error(e: tokio::task::JoinError) -> StoreError {

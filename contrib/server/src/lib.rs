@@ -83,7 +83,7 @@ impl Server {
         let stop = self.stop;
         let app = router(Arc::clone(&self.state));
         if let Backend::Redis(docs) = &self.state.backend {
-            tokio::spawn(follow_redis(Arc::clone(&self.state), docs.clone()));
+            tokio::spawn(follow_redis(Arc::clone(&self.state), (**docs).clone()));
         }
         tracing::info!(addr = %self.listener.local_addr()?, "flagyard server listening");
         axum::serve(self.listener, app)

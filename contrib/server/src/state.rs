@@ -141,7 +141,9 @@ impl AppState {
         shutdown: watch::Receiver<bool>,
     ) -> Result<Arc<AppState>, ServerError> {
         let backend = match &config.redis_url {
-            Some(url) => Backend::Redis(RedisDocuments::open(url, &config.redis_prefix).await?),
+            Some(url) => Backend::Redis(Box::new(
+                RedisDocuments::open(url, &config.redis_prefix).await?,
+            )),
             None => {
                 let path = config.db_path.clone();
                 let db = tokio::task::spawn_blocking(move || SqliteDocuments::open(path))
