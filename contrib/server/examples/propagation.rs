@@ -3,6 +3,8 @@
 //!
 //! ```sh
 //! cargo run --release -p flagyard-server --example propagation -- [CHANGES] [SSE_CLIENTS] [WS_CLIENTS]
+//! # two servers on one Redis: writes to A, clients on B
+//! cargo run --release -p flagyard-server --example propagation -- --redis redis://127.0.0.1:6379 [CHANGES] [SSE] [WS]
 //! ```
 //!
 //! Starts a server on a free port with a temporary database, connects the
@@ -50,21 +52,38 @@ fn summary(name: &str, mut samples: Vec<Duration>) -> serde_json::Value {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let redis_url = raw
+        .iter()
+        .position(|a| a == "--redis")
+        .and_then(|i| raw.get(i + 1).cloned());
+    let args: Vec<usize> = raw.iter().filter_map(|a| a.parse().ok()).collect();
     let changes = args.first().copied().unwrap_or(50);
     let sse_clients = args.get(1).copied().unwrap_or(100);
     let ws_clients = args.get(2).copied().unwrap_or(100);
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = ServerConfig::new(dir.path().join("bench.sqlite"));
-    config.listen = "127.0.0.1:0".parse().expect("addr");
-    config.admin_token = Some(TOKEN.into());
-    let server = Server::bind(config).await.expect("server");
-    let base = format!("http://{}", server.local_addr());
-    tokio::spawn(server.run(std::future::pending()));
+    let start = |name: &str| {
+        let mut config = ServerConfig::new(dir.path().join(format!("{name}.sqlite")));
+        config.listen = "127.0.0.1:0".parse().expect("addr");
+        config.admin_token = Some(TOKEN.into());
+        config.redis_url = redis_url.clone();
+        config.redis_prefix = format!("propagation-{}", std::process::id());
+        async move {
+            let server = Server::bind(config).await.expect("server");
+            let base = format!("http://{}", server.local_addr());
+            tokio::spawn(server.run(std::future::pending()));
+            base
+        }
+    };
+    // Writes go to `writer`; clients follow `base` (the same server, or a second
+    // one sharing the Redis).
+    let writer = start("a").await;
+    let base = if redis_url.is_some() {
+        start("b").await
+    } else {
+        writer.clone()
+    };
 
     // Each client reports (protocol, version, when seen).
     let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<(&'static str, u64, Instant)>();
@@ -143,7 +162,7 @@ async fn main() {
         let body = json!({"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": if i % 2 == 0 { "on" } else { "off" }});
         let sent = Instant::now();
         let reply: serde_json::Value = client
-            .put(format!("{base}/v1/admin/flags/bench"))
+            .put(format!("{writer}/v1/admin/flags/bench"))
             .bearer_auth(TOKEN)
             .json(&body)
             .send()
@@ -171,9 +190,14 @@ async fn main() {
             }
         }
     }
-    println!(
-        "{changes} changes through the admin API, {sse_clients} SSE + {ws_clients} WebSocket clients on loopback"
-    );
+    match &redis_url {
+        Some(url) => println!(
+            "{changes} changes through server A's admin API, {sse_clients} SSE + {ws_clients} WebSocket clients on server B, one Redis ({url})"
+        ),
+        None => println!(
+            "{changes} changes through the admin API, {sse_clients} SSE + {ws_clients} WebSocket clients on loopback"
+        ),
+    }
     let all: Vec<Duration> = sse.iter().chain(ws.iter()).copied().collect();
     let report = json!({
         "changes": changes,
