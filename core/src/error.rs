@@ -85,7 +85,11 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Escapes one JSON-pointer segment.
-pub(crate) fn pointer_segment(segment: &str) -> String {
-    segment.replace('~', "~0").replace('/', "~1")
+/// Escapes one JSON-pointer segment (borrowed when nothing needs escaping).
+pub(crate) fn pointer_segment(segment: &str) -> std::borrow::Cow<'_, str> {
+    if segment.contains(['~', '/']) {
+        std::borrow::Cow::Owned(segment.replace('~', "~0").replace('/', "~1"))
+    } else {
+        std::borrow::Cow::Borrowed(segment)
+    }
 }

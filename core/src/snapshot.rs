@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use crate::context::{Context, json_kind};
 use crate::error::{DocumentError, Problem, pointer_segment};
 use crate::logic::eval::{Data, Env, Val};
-use crate::logic::{CompileCx, Node, compile_rule};
+use crate::logic::{CompileCx, Node, compile_rule, link_variants};
 use crate::options::CompileOptions;
 use crate::resolution::{
     ErrorCode, ErrorMessage, EvalError, FlagMetadata, MetadataValue, Reason, Resolution,
@@ -92,9 +92,14 @@ impl CompiledFlag {
 
     #[inline]
     fn variant(&self, name: &str) -> Option<(&str, &FlagValue)> {
-        self.variants
+        // A name produced by a linked literal is the variant's own string:
+        // found by address, without comparing bytes.
+        let by_address = self
+            .variants
             .iter()
-            .find(|(k, _)| &**k == name)
+            .find(|(k, _)| std::ptr::eq(k.as_ptr(), name.as_ptr()) && k.len() == name.len());
+        by_address
+            .or_else(|| self.variants.iter().find(|(k, _)| &**k == name))
             .map(|(k, v)| (&**k, v))
     }
 }
@@ -179,7 +184,15 @@ impl Snapshot {
             });
         }
         let value: Value = serde_json::from_str(text).map_err(|e| DocumentError::from_json(&e))?;
-        Snapshot::from_value(&value, options)
+        let snapshot = Snapshot::from_value(&value, options);
+        // Freeing a large parsed document takes milliseconds: do it off the
+        // caller's thread (cold starts read the first flag sooner).
+        if text.len() > 256 * 1024 {
+            let _ = std::thread::Builder::new()
+                .name("flagyard-free".into())
+                .spawn(move || drop(value));
+        }
+        snapshot
     }
 
     /// Compiles an already parsed document.
@@ -411,6 +424,7 @@ impl Snapshot {
         let env = Env {
             ctx,
             flag_key: &flag.key,
+            variants: &flag.variants,
             fractional: self.options.fractional,
         };
         let result = env.eval(rule, Data::Root);
@@ -729,7 +743,10 @@ fn compile_flag(
         Some(rule @ Value::Object(_)) => {
             let mut cx = CompileCx::new(evaluators, &options.limits);
             match compile_rule(rule, &mut cx) {
-                Ok(node) => flag.targeting = Targeting::Rule(node),
+                Ok(mut node) => {
+                    link_variants(&mut node, &flag.variants);
+                    flag.targeting = Targeting::Rule(node);
+                }
                 Err(e) => {
                     let pointer = format!("{base}/targeting{}", e.pointer);
                     let message = format!("invalid targeting at {pointer}: {}", e.message);

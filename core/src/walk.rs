@@ -31,7 +31,14 @@ pub(crate) fn hash_json(value: &Value, hasher: &mut impl Hasher) -> bool {
         match v {
             Value::Null => 0u8.hash(hasher),
             Value::Bool(b) => (1u8, *b).hash(hasher),
-            Value::Number(n) => (2u8, n.to_string()).hash(hasher),
+            Value::Number(n) => {
+                2u8.hash(hasher);
+                match (n.as_i64(), n.as_u64()) {
+                    (Some(i), _) => (0u8, i).hash(hasher),
+                    (None, Some(u)) => (1u8, u).hash(hasher),
+                    (None, None) => (2u8, n.as_f64().unwrap_or(f64::NAN).to_bits()).hash(hasher),
+                }
+            }
             Value::String(s) => (3u8, s).hash(hasher),
             Value::Array(items) => {
                 (4u8, items.len()).hash(hasher);

@@ -242,3 +242,25 @@ pub(crate) fn split_path(path: &str) -> Box<[Box<str>]> {
     }
     path.split('.').map(Box::from).collect()
 }
+
+/// Rewrites string literals in result positions (the rule itself, the branches
+/// of `if`) that name a variant into [`Node::Variant`].
+pub(crate) fn link_variants<V>(node: &mut Node, variants: &[(Box<str>, V)]) {
+    match node {
+        Node::Str(s) => {
+            if let Some(i) = variants.iter().position(|(name, _)| **name == **s) {
+                *node = Node::Variant(i);
+            }
+        }
+        Node::Op(Op::If, args) => {
+            let len = args.len();
+            for (i, arg) in args.iter_mut().enumerate() {
+                // Odd positions are branches; a trailing even one is the else.
+                if i % 2 == 1 || (i == len - 1 && len % 2 == 1) {
+                    link_variants(arg, variants);
+                }
+            }
+        }
+        _ => {}
+    }
+}

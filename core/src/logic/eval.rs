@@ -233,6 +233,8 @@ pub(crate) enum Data<'a, 'b> {
 pub(crate) struct Env<'a, C: ?Sized> {
     pub ctx: &'a C,
     pub flag_key: &'a str,
+    /// The flag's variants, for [`Node::Variant`].
+    pub variants: &'a [(Box<str>, crate::value::FlagValue)],
     pub fractional: FractionalVersion,
 }
 
@@ -246,6 +248,10 @@ impl<'a, C: Context + ?Sized> Env<'a, C> {
             Node::Json(j) => Val::Json(j),
             Node::Array(items) => Val::Array(items.iter().map(|n| self.eval(n, data)).collect()),
             Node::FlagKey => Val::Str(self.flag_key),
+            Node::Variant(i) => self
+                .variants
+                .get(*i)
+                .map_or(Val::Null, |(name, _)| Val::Str(name)),
             Node::Attr(name) => match data {
                 Data::Root => self.ctx.attribute(name).map_or(Val::Null, Val::from_attr),
                 _ => self.lookup(std::iter::once(&**name), data),
@@ -271,6 +277,15 @@ impl<'a, C: Context + ?Sized> Env<'a, C> {
                 match (found, &var.default) {
                     (Val::Null, Some(default)) => self.eval(default, data),
                     (found, _) => found,
+                }
+            }
+            // The common rule shape, `if(condition, then, else)`, without
+            // entering the general operator dispatch.
+            Node::Op(Op::If, args) if args.len() == 3 => {
+                if self.eval_bool(&args[0], data) {
+                    self.eval(&args[1], data)
+                } else {
+                    self.eval(&args[2], data)
                 }
             }
             Node::Op(op, args) => self.eval_op(*op, args, data),

@@ -14,7 +14,7 @@ pub(crate) mod semver;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use compile::{CompileCx, compile_rule};
+pub(crate) use compile::{CompileCx, compile_rule, link_variants};
 
 /// Which `fractional` hashing a snapshot uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -142,6 +142,10 @@ pub(crate) enum Node {
     TargetingKey,
     /// `{"var": "$flagd.flagKey"}`.
     FlagKey,
+    /// A string literal in a result position that names one of the flag's
+    /// variants: evaluates to the variant's own name, so the variant is found
+    /// by address instead of by comparing strings.
+    Variant(usize),
     /// `{"var": "$flagd.timestamp"}`.
     Timestamp,
     Op(Op, Box<[Node]>),

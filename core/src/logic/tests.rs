@@ -26,6 +26,7 @@ fn run(rule: Value, ctx: &EvaluationContext) -> Value {
     let env = Env {
         ctx,
         flag_key: "the-flag",
+        variants: &[],
         fractional: FractionalVersion::V2,
     };
     val_json(&env.eval(&node, Data::Root))

@@ -177,9 +177,10 @@ impl State {
             ));
         }
         let previous = self.snapshot.load_full();
+        // The first document is announced as Ready, not as a change.
         let changed = match &previous {
             Some(old) => snapshot.changed_flags(old),
-            None => snapshot.keys().into_iter().map(str::to_string).collect(),
+            None => Vec::new(),
         };
         self.snapshot.store(Some(Arc::new(snapshot)));
         self.version.store(version.unwrap_or(0), Ordering::Release);

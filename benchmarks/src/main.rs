@@ -1,0 +1,464 @@
+//! Flagyard against the anchors, on the same work, in one run.
+//!
+//! `cargo run --release` (from `benchmarks/`) prints a table and writes
+//! `results.json`. See the README and docs/BENCHMARKS.md.
+
+mod alloc;
+mod cold;
+mod docs;
+mod timing;
+
+use std::collections::HashMap;
+use std::hint::black_box;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use flagyard::core::EvaluationContext;
+use flagyard::{FlagyardProvider, NoopSink};
+use open_feature::provider::{FeatureProvider, ProviderMetadata, ResolutionDetails};
+use open_feature::{EvaluationContext as OfContext, EvaluationResult, OpenFeature, StructValue};
+use open_feature_flagd::resolver::in_process::resolver::FileResolver;
+use open_feature_flagd::{FlagdOptions, FlagdProvider, ResolverType};
+use serde_json::{Value, json};
+use unleash_yggdrasil::state::EnrichedContext;
+use unleash_yggdrasil::{Context as UnleashContext, EngineState, UpdateMessage};
+
+use timing::{Measurement, measure};
+
+#[global_allocator]
+static ALLOCATOR: alloc::Counting = alloc::Counting;
+
+/// The work items.
+const ITEMS: [(&str, &str); 4] = [
+    ("static boolean", "static-bool"),
+    ("ends_with rule", "email-rule"),
+    ("50/50 fractional", "split"),
+    ("rule among 10,000 flags", "email-rule"),
+];
+
+struct ConstantProvider(ProviderMetadata);
+
+#[async_trait]
+impl FeatureProvider for ConstantProvider {
+    fn metadata(&self) -> &ProviderMetadata {
+        &self.0
+    }
+    async fn resolve_bool_value(
+        &self,
+        _: &str,
+        _: &OfContext,
+    ) -> EvaluationResult<ResolutionDetails<bool>> {
+        Ok(ResolutionDetails::new(true))
+    }
+    async fn resolve_int_value(
+        &self,
+        _: &str,
+        _: &OfContext,
+    ) -> EvaluationResult<ResolutionDetails<i64>> {
+        Ok(ResolutionDetails::new(1))
+    }
+    async fn resolve_float_value(
+        &self,
+        _: &str,
+        _: &OfContext,
+    ) -> EvaluationResult<ResolutionDetails<f64>> {
+        Ok(ResolutionDetails::new(1.0))
+    }
+    async fn resolve_string_value(
+        &self,
+        _: &str,
+        _: &OfContext,
+    ) -> EvaluationResult<ResolutionDetails<String>> {
+        Ok(ResolutionDetails::new("red".to_string()))
+    }
+    async fn resolve_struct_value(
+        &self,
+        _: &str,
+        _: &OfContext,
+    ) -> EvaluationResult<ResolutionDetails<StructValue>> {
+        Ok(ResolutionDetails::new(StructValue::default()))
+    }
+}
+
+enum HandRule {
+    Static,
+    EndsWith,
+    Split,
+}
+
+fn hand_written(rule: &HandRule, key: &str, ctx: &EvaluationContext) -> bool {
+    match rule {
+        HandRule::Static => true,
+        HandRule::EndsWith => ctx
+            .attributes
+            .get("email")
+            .and_then(Value::as_str)
+            .is_some_and(|e| e.ends_with("@example.com")),
+        HandRule::Split => {
+            let mut h = flagyard::core::murmur3::Murmur3::new(0);
+            h.write(key.as_bytes());
+            h.write(ctx.targeting_key.as_deref().unwrap_or("").as_bytes());
+            ((u64::from(h.finish()) * 100) >> 32) < 50
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("cold-start-child") {
+        cold::child(&args[2..]);
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let small_path = dir.path().join("small.json");
+    let large_path = dir.path().join("large.json");
+    std::fs::write(&small_path, docs::flagd(false).to_string()).expect("write");
+    std::fs::write(&large_path, docs::flagd(true).to_string()).expect("write");
+
+    let users = docs::users();
+    let of_users: Vec<OfContext> = users.iter().map(docs::of_context).collect();
+    let unleash_users: Vec<UnleashContext> = users.iter().map(docs::unleash_context).collect();
+
+    // --- Flagyard -----------------------------------------------------------
+    // The contrib flagd provider buckets `fractional` the v3 way (CBOR), so
+    // Flagyard runs v3 too: the same answers for the same work.
+    let flagyard = |large: bool, sink: bool| {
+        let builder = FlagyardProvider::builder()
+            .bootstrap_document(docs::flagd(large).to_string())
+            .offline(true)
+            .fractional(flagyard::core::FractionalVersion::V3);
+        if sink {
+            builder.sink(NoopSink).build()
+        } else {
+            builder.build()
+        }
+    };
+    let flagyard_small = flagyard(false, false);
+    let flagyard_large = flagyard(true, false);
+    let recording_small = flagyard(false, true);
+    let recording_large = flagyard(true, true);
+
+    // --- Anchors --------------------------------------------------------------
+    let flagd_options = |path: &std::path::Path| FlagdOptions {
+        resolver_type: ResolverType::File,
+        source_configuration: Some(path.display().to_string()),
+        cache_settings: None,
+        ..Default::default()
+    };
+    let (flagd_small, flagd_large, resolver_small, resolver_large) = runtime.block_on(async {
+        (
+            FlagdProvider::new(flagd_options(&small_path))
+                .await
+                .expect("flagd provider (small)"),
+            FlagdProvider::new(flagd_options(&large_path))
+                .await
+                .expect("flagd provider (large)"),
+            FileResolver::new(small_path.display().to_string(), None)
+                .await
+                .expect("flagd resolver (small)"),
+            FileResolver::new(large_path.display().to_string(), None)
+                .await
+                .expect("flagd resolver (large)"),
+        )
+    });
+    let clients = runtime.block_on(async {
+        let mut api = OpenFeature::singleton_mut().await;
+        api.set_named_provider(
+            "constant",
+            ConstantProvider(ProviderMetadata::new("constant")),
+        )
+        .await;
+        api.set_named_provider("flagd-small", flagd_small).await;
+        api.set_named_provider("flagd-large", flagd_large).await;
+        api.set_named_provider("flagyard-small", flagyard_small.clone())
+            .await;
+        api.set_named_provider("flagyard-large", flagyard_large.clone())
+            .await;
+        [
+            "constant",
+            "flagd-small",
+            "flagd-large",
+            "flagyard-small",
+            "flagyard-large",
+        ]
+        .map(|name| (name, api.create_named_client(name)))
+        .into_iter()
+        .collect::<HashMap<_, _>>()
+    });
+    let ygg_small = EngineState::default();
+    let _ = ygg_small.take_state(UpdateMessage::FullResponse(
+        serde_json::from_value(docs::unleash(false)).expect("unleash features"),
+    ));
+    let ygg_large = EngineState::default();
+    let _ = ygg_large.take_state(UpdateMessage::FullResponse(
+        serde_json::from_value(docs::unleash(true)).expect("unleash features"),
+    ));
+
+    let floor_bools: ArcSwap<HashMap<String, bool>> = ArcSwap::from_pointee(
+        (0..docs::LARGE)
+            .map(|i| (format!("flag-{i}"), i % 2 == 0))
+            .chain([("static-bool".into(), true)])
+            .collect(),
+    );
+    let floor_small: ArcSwap<HashMap<String, HandRule>> = ArcSwap::from_pointee(
+        [
+            ("static-bool".to_string(), HandRule::Static),
+            ("email-rule".into(), HandRule::EndsWith),
+            ("split".into(), HandRule::Split),
+        ]
+        .into_iter()
+        .collect(),
+    );
+    let floor_large: ArcSwap<HashMap<String, HandRule>> = ArcSwap::from_pointee(
+        (0..docs::LARGE)
+            .map(|i| (format!("flag-{i}"), HandRule::Static))
+            .chain([("email-rule".to_string(), HandRule::EndsWith)])
+            .collect(),
+    );
+
+    // --- Correctness: every implementation gives the same answers ------------
+    for (i, u) in users.iter().enumerate().take(200) {
+        let want_rule = flagyard_small.get_bool("email-rule", false, u);
+        let ygg = ygg_small
+            .check_enabled(&EnrichedContext::from(
+                &unleash_users[i],
+                "email-rule",
+                None,
+            ))
+            .unwrap_or(false);
+        assert_eq!(
+            ygg, want_rule,
+            "yggdrasil and flagyard disagree on the rule for user {i}"
+        );
+        let flagd: bool = runtime
+            .block_on(resolver_small.resolve_bool_value("email-rule", &of_users[i]))
+            .map(|d| d.value)
+            .unwrap_or(false);
+        assert_eq!(
+            flagd, want_rule,
+            "flagd and flagyard disagree on the rule for user {i}"
+        );
+        let flagd_split = runtime
+            .block_on(resolver_small.resolve_string_value("split", &of_users[i]))
+            .map(|d| d.value)
+            .unwrap_or_default();
+        assert_eq!(
+            flagd_split,
+            flagyard_small.get_string("split", "", u),
+            "flagd and flagyard disagree on the split for user {i}"
+        );
+    }
+
+    let mut results: Vec<Measurement> = Vec::new();
+    let mut next = 0usize;
+    let mut pick = move || {
+        next = (next + 1) % docs::USERS;
+        next
+    };
+    for (item, key) in ITEMS {
+        let large = item.starts_with("rule among");
+        let fractional = key == "split";
+        let (fy, rec, resolver, ygg, client_fy, client_flagd, floor) = if large {
+            (
+                &flagyard_large,
+                &recording_large,
+                &resolver_large,
+                &ygg_large,
+                &clients["flagyard-large"],
+                &clients["flagd-large"],
+                &floor_large,
+            )
+        } else {
+            (
+                &flagyard_small,
+                &recording_small,
+                &resolver_small,
+                &ygg_small,
+                &clients["flagyard-small"],
+                &clients["flagd-small"],
+                &floor_small,
+            )
+        };
+        let constant = &clients["constant"];
+        let floor_name = if key == "static-bool" {
+            "floor: ArcSwap<HashMap> lookup"
+        } else {
+            "floor: hand-written rule"
+        };
+        if key == "static-bool" {
+            results.push(measure(item, floor_name, "floor", || {
+                black_box(&users[pick()]);
+                black_box(floor_bools.load().get(black_box(key)).copied())
+            }));
+        } else {
+            results.push(measure(item, floor_name, "floor", || {
+                let u = &users[pick()];
+                black_box(
+                    floor
+                        .load()
+                        .get(black_box(key))
+                        .map(|r| hand_written(r, key, u)),
+                )
+            }));
+        }
+        results.push(measure(
+            item,
+            "yggdrasil (unleash-yggdrasil)",
+            "anchor",
+            || {
+                let u = &unleash_users[pick()];
+                if fractional {
+                    black_box(ygg.get_variant(black_box(key), u, &None).name.len());
+                } else {
+                    black_box(ygg.check_enabled(&EnrichedContext::from(u, black_box(key), None)));
+                }
+            },
+        ));
+        results.push(measure(
+            item,
+            "flagd provider, resolver called directly",
+            "anchor",
+            || {
+                let u = &of_users[pick()];
+                if fractional {
+                    black_box(
+                        runtime
+                            .block_on(resolver.resolve_string_value(black_box(key), u))
+                            .map(|d| d.value.len())
+                            .ok(),
+                    );
+                } else {
+                    black_box(
+                        runtime
+                            .block_on(resolver.resolve_bool_value(black_box(key), u))
+                            .map(|d| d.value)
+                            .ok(),
+                    );
+                }
+            },
+        ));
+        results.push(measure(
+            item,
+            "OpenFeature client → flagd provider",
+            "anchor",
+            || {
+                let u = &of_users[pick()];
+                if fractional {
+                    black_box(
+                        runtime
+                            .block_on(client_flagd.get_string_value(black_box(key), Some(u), None))
+                            .map(|v| v.len())
+                            .ok(),
+                    );
+                } else {
+                    black_box(
+                        runtime
+                            .block_on(client_flagd.get_bool_value(black_box(key), Some(u), None))
+                            .ok(),
+                    );
+                }
+            },
+        ));
+        results.push(measure(
+            item,
+            "OpenFeature client → constant provider",
+            "sdk",
+            || {
+                let u = &of_users[pick()];
+                if fractional {
+                    black_box(
+                        runtime
+                            .block_on(constant.get_string_value(black_box(key), Some(u), None))
+                            .map(|v| v.len())
+                            .ok(),
+                    );
+                } else {
+                    black_box(
+                        runtime
+                            .block_on(constant.get_bool_value(black_box(key), Some(u), None))
+                            .ok(),
+                    );
+                }
+            },
+        ));
+        results.push(measure(item, "Flagyard sync path", "flagyard", || {
+            let u = &users[pick()];
+            if fractional {
+                black_box(fy.get_string(black_box(key), "", u).len());
+            } else {
+                black_box(fy.get_bool(black_box(key), false, u));
+            }
+        }));
+        results.push(measure(
+            item,
+            "Flagyard sync path + exposure events",
+            "flagyard",
+            || {
+                let u = &users[pick()];
+                if fractional {
+                    black_box(rec.get_string(black_box(key), "", u).len());
+                } else {
+                    black_box(rec.get_bool(black_box(key), false, u));
+                }
+            },
+        ));
+        results.push(measure(
+            item,
+            "OpenFeature client → Flagyard",
+            "flagyard",
+            || {
+                let u = &of_users[pick()];
+                if fractional {
+                    black_box(
+                        runtime
+                            .block_on(client_fy.get_string_value(black_box(key), Some(u), None))
+                            .map(|v| v.len())
+                            .ok(),
+                    );
+                } else {
+                    black_box(
+                        runtime
+                            .block_on(client_fy.get_bool_value(black_box(key), Some(u), None))
+                            .ok(),
+                    );
+                }
+            },
+        ));
+    }
+
+    let threads = vec![
+        timing::scaling("floor: hand-written rule", |i| {
+            black_box(
+                floor_small
+                    .load()
+                    .get("email-rule")
+                    .map(|r| hand_written(r, "email-rule", &users[i])),
+            );
+        }),
+        timing::scaling("yggdrasil", |i| {
+            black_box(ygg_small.check_enabled(&EnrichedContext::from(
+                &unleash_users[i],
+                "email-rule",
+                None,
+            )));
+        }),
+        timing::scaling("Flagyard sync path", |i| {
+            black_box(flagyard_small.get_bool("email-rule", false, &users[i]));
+        }),
+    ];
+    let memory = alloc::memory_per_flag(&large_path);
+    let cold = cold::measure(dir.path());
+    let report = timing::report(&results, &threads, &memory, &cold);
+    println!("{}", report.0);
+    std::fs::write(
+        "results.json",
+        serde_json::to_string_pretty(&report.1).expect("json"),
+    )
+    .expect("write results.json");
+    println!("results written to benchmarks/results.json");
+    let _ = json!(null);
+}

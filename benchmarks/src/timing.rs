@@ -1,0 +1,234 @@
+//! Batches, medians, thread scaling and the report.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub struct Measurement {
+    pub item: &'static str,
+    pub name: String,
+    pub kind: &'static str,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+const BATCHES: usize = 7;
+const BATCH_TIME: Duration = Duration::from_millis(80);
+
+/// Calibrates a batch size to ~80 ms, then times 7 batches; ns/op per batch.
+pub fn measure<R>(
+    item: &'static str,
+    name: &str,
+    kind: &'static str,
+    mut op: impl FnMut() -> R,
+) -> Measurement {
+    let mut n = 64usize;
+    loop {
+        let t = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(op());
+        }
+        let e = t.elapsed();
+        if e >= BATCH_TIME / 4 {
+            n = ((n as f64) * (BATCH_TIME.as_secs_f64() / e.as_secs_f64())).max(1.0) as usize;
+            break;
+        }
+        n *= 4;
+    }
+    let mut per_op: Vec<f64> = (0..BATCHES)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(op());
+            }
+            t.elapsed().as_nanos() as f64 / n as f64
+        })
+        .collect();
+    per_op.sort_by(f64::total_cmp);
+    let m = Measurement {
+        item,
+        name: name.to_string(),
+        kind,
+        median: per_op[BATCHES / 2],
+        min: per_op[0],
+        max: per_op[BATCHES - 1],
+    };
+    eprintln!("  {:<26} {:<44} {:>10.1} ns/op", m.item, m.name, m.median);
+    m
+}
+
+/// Throughput with 1 and 2 threads (each thread walks the user pool).
+pub fn scaling(name: &str, op: impl Fn(usize) + Sync) -> Value {
+    let run = |threads: usize| -> f64 {
+        let per_thread = 2_000_000usize;
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for k in 0..threads {
+                let op = &op;
+                s.spawn(move || {
+                    for i in 0..per_thread {
+                        op((i * 7 + k * 13) % super::docs::USERS);
+                    }
+                });
+            }
+        });
+        (threads * per_thread) as f64 / t.elapsed().as_secs_f64()
+    };
+    let _warm = run(1);
+    let one = run(1);
+    let two = run(2);
+    eprintln!(
+        "  threads: {name}: 1 thread {one:.0} ops/s, 2 threads {two:.0} ops/s ({:.2}×)",
+        two / one
+    );
+    json!({"implementation": name, "item": "ends_with rule", "one_thread_ops_per_s": one, "two_threads_ops_per_s": two, "scaling": two / one})
+}
+
+/// The text table and the JSON document.
+pub fn report(
+    results: &[Measurement],
+    threads: &[Value],
+    memory: &[Value],
+    cold: &[Value],
+) -> (String, Value) {
+    let mut text = String::new();
+    let mut rows = Vec::new();
+    let mut current = "";
+    for m in results {
+        if m.item != current {
+            current = m.item;
+            let _ = writeln!(text, "\n{current}");
+            let _ = writeln!(
+                text,
+                "  {:<44} {:>10} {:>10} {:>10} {:>12} {:>10}",
+                "implementation", "median ns", "min", "max", "÷ best anchor", "÷ floor"
+            );
+        }
+        let same: Vec<&Measurement> = results.iter().filter(|r| r.item == m.item).collect();
+        let best_anchor = same
+            .iter()
+            .filter(|r| r.kind == "anchor")
+            .map(|r| r.median)
+            .fold(f64::INFINITY, f64::min);
+        let floor = same
+            .iter()
+            .find(|r| r.kind == "floor")
+            .map_or(f64::NAN, |r| r.median);
+        let (vs_anchor, vs_floor) = (m.median / best_anchor, m.median / floor);
+        let _ = writeln!(
+            text,
+            "  {:<44} {:>10.1} {:>10.1} {:>10.1} {:>11.2}× {:>9.2}×",
+            m.name, m.median, m.min, m.max, vs_anchor, vs_floor
+        );
+        rows.push(json!({"item": m.item, "implementation": m.name, "kind": m.kind, "median_ns": m.median,
+                         "min_ns": m.min, "max_ns": m.max, "ratio_to_best_anchor": vs_anchor, "ratio_to_floor": vs_floor}));
+    }
+    let _ = writeln!(text, "\n2-thread scaling (ends_with rule)");
+    for t in threads {
+        let _ = writeln!(
+            text,
+            "  {:<44} {:>12.0} ops/s → {:>12.0} ops/s  {:.2}×",
+            t["implementation"].as_str().unwrap_or(""),
+            t["one_thread_ops_per_s"].as_f64().unwrap_or(0.0),
+            t["two_threads_ops_per_s"].as_f64().unwrap_or(0.0),
+            t["scaling"].as_f64().unwrap_or(0.0)
+        );
+    }
+    let _ = writeln!(text, "\nmemory for 10,003 flags");
+    for m in memory {
+        let _ = writeln!(
+            text,
+            "  {:<44} live heap {:>8.0} B/flag   RSS growth {:>8.0} B/flag",
+            m["implementation"].as_str().unwrap_or(""),
+            m["heap_per_flag"].as_f64().unwrap_or(0.0),
+            m["rss_per_flag"].as_f64().unwrap_or(0.0)
+        );
+    }
+    let _ = writeln!(
+        text,
+        "\ncold start, process start → first correct read, 10,003 flags, no source"
+    );
+    for c in cold {
+        let _ = writeln!(
+            text,
+            "  {:<44} median {:>7.1} ms  (min {:.1}, max {:.1})",
+            format!("from {}", c["store"].as_str().unwrap_or("")),
+            c["median_ms"].as_f64().unwrap_or(0.0),
+            c["min_ms"].as_f64().unwrap_or(0.0),
+            c["max_ms"].as_f64().unwrap_or(0.0)
+        );
+    }
+    let budgets = budgets(results, threads, memory, cold);
+    let _ = writeln!(text, "\nbudgets (issue 7)");
+    for b in &budgets {
+        let _ = writeln!(
+            text,
+            "  {:<7} {}",
+            if b["met"].as_bool().unwrap_or(false) {
+                "met"
+            } else {
+                "MISSED"
+            },
+            b["budget"].as_str().unwrap_or("")
+        );
+    }
+    (
+        text,
+        json!({"evaluation": rows, "threads": threads, "memory": memory, "cold_start": cold, "budgets": budgets}),
+    )
+}
+
+fn budgets(
+    results: &[Measurement],
+    threads: &[Value],
+    memory: &[Value],
+    cold: &[Value],
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    let median = |item: &str, name: &str| {
+        results
+            .iter()
+            .find(|r| r.item == item && r.name == name)
+            .map_or(f64::NAN, |r| r.median)
+    };
+    let mut items: Vec<&str> = results.iter().map(|r| r.item).collect();
+    items.dedup();
+    for item in items {
+        let sync = median(item, "Flagyard sync path");
+        let best_anchor = results
+            .iter()
+            .filter(|r| r.item == item && r.kind == "anchor")
+            .map(|r| r.median)
+            .fold(f64::INFINITY, f64::min);
+        let floor = results
+            .iter()
+            .find(|r| r.item == item && r.kind == "floor")
+            .map_or(f64::NAN, |r| r.median);
+        out.push(json!({"budget": format!("{item}: sync path faster than every anchor ({sync:.1} vs best anchor {best_anchor:.1} ns)"), "met": sync < best_anchor}));
+        out.push(json!({"budget": format!("{item}: sync path within 2x the floor ({:.2}x)", sync / floor), "met": sync <= 2.0 * floor}));
+        let of = median(item, "OpenFeature client → Flagyard");
+        let constant = median(item, "OpenFeature client → constant provider");
+        out.push(json!({"budget": format!("{item}: OpenFeature client at most 10% over the constant provider (+{:.1}%)", (of / constant - 1.0) * 100.0), "met": of <= constant * 1.10}));
+    }
+    if let Some(t) = threads
+        .iter()
+        .find(|t| t["implementation"] == "Flagyard sync path")
+    {
+        let scaling = t["scaling"].as_f64().unwrap_or(0.0);
+        out.push(json!({"budget": format!("2-thread scaling at least 1.8x ({scaling:.2}x)"), "met": scaling >= 1.8}));
+    }
+    if let Some(m) = memory
+        .iter()
+        .find(|m| m["implementation"] == "Flagyard snapshot")
+    {
+        let heap = m["heap_per_flag"].as_f64().unwrap_or(f64::INFINITY);
+        out.push(json!({"budget": format!("memory under 1 KB per flag ({heap:.0} B live heap)"), "met": heap < 1024.0}));
+    }
+    for c in cold {
+        let ms = c["median_ms"].as_f64().unwrap_or(f64::INFINITY);
+        out.push(json!({"budget": format!("cold start from {} under 50 ms ({ms:.1} ms)", c["store"].as_str().unwrap_or("")), "met": ms < 50.0}));
+    }
+    out
+}
