@@ -252,6 +252,7 @@ pub(crate) fn link_variants<V>(node: &mut Node, variants: &[(Box<str>, V)]) {
                 *node = Node::Variant(i);
             }
         }
+        Node::Fractional(fractional) => fractional.link_variants(variants),
         Node::Op(Op::If, args) => {
             let len = args.len();
             for (i, arg) in args.iter_mut().enumerate() {

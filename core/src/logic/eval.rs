@@ -558,8 +558,19 @@ impl<'a, C: Context + ?Sized> Env<'a, C> {
         let [subject, affix] = args else {
             return None;
         };
-        let subject = self.eval(subject, data);
-        let subject = subject.as_str()?;
+        // A top-level attribute read straight from the context: no `Val`.
+        let subject_val;
+        let subject: &str = match (subject, data) {
+            (Node::Attr(name), Data::Root) => match self.ctx.attribute(name)? {
+                AttrValue::Str(s) => s,
+                AttrValue::Json(Value::String(s)) => s,
+                _ => return None,
+            },
+            (other, _) => {
+                subject_val = self.eval(other, data);
+                subject_val.as_str()?
+            }
+        };
         let affix_val;
         let affix = match affix {
             Node::Str(literal) => &**literal,

@@ -23,8 +23,9 @@ pub(crate) struct FractionalNode {
 
 #[derive(Debug)]
 struct StaticBuckets {
-    /// Bucket values (usually variant names) with their weights.
-    entries: Vec<(Value, u64)>,
+    /// Bucket values (usually variant names) with their weights, and the index
+    /// of the flag variant each names (set by `link_variants`).
+    entries: Vec<(Value, u64, Option<usize>)>,
     total: u64,
 }
 
@@ -33,6 +34,17 @@ fn is_bucket_node(node: &Node) -> bool {
 }
 
 impl FractionalNode {
+    /// Notes which flag variant each literal bucket names.
+    pub(crate) fn link_variants<V>(&mut self, variants: &[(Box<str>, V)]) {
+        if let Some(Some(buckets)) = &mut self.parsed {
+            for (name, _, index) in &mut buckets.entries {
+                if let Value::String(name) = name {
+                    *index = variants.iter().position(|(v, _)| **v == **name);
+                }
+            }
+        }
+    }
+
     pub(crate) fn new(mut nodes: Vec<Node>) -> FractionalNode {
         let seed = match nodes.first() {
             Some(first) if !is_bucket_node(first) => Some(nodes.remove(0)),
@@ -50,7 +62,7 @@ impl FractionalNode {
                 total: entries.iter().map(|(_, w)| *w).sum(),
                 entries: entries
                     .into_iter()
-                    .map(|(name, w)| (val_to_json(&name), w))
+                    .map(|(name, w)| (val_to_json(&name), w, None))
                     .collect(),
             })
         });
@@ -96,8 +108,15 @@ impl FractionalNode {
         let hash = hasher.finish();
         if let (Some(parsed), None) = (&self.parsed, &leading_bucket) {
             return match parsed {
-                Some(b) => pick(hash, b.total, b.entries.iter().map(|(n, w)| (n, *w)))
-                    .map_or(Val::Null, Val::from_json),
+                Some(b) => match pick(hash, b.total, b.entries.iter().map(|e| (e, e.1))) {
+                    // A linked variant name is the variant's own string (found by address).
+                    Some((_, _, Some(i))) => env
+                        .variants
+                        .get(*i)
+                        .map_or(Val::Null, |(name, _)| Val::Str(name)),
+                    Some((name, _, None)) => Val::from_json(name),
+                    None => Val::Null,
+                },
                 None => Val::Null,
             };
         }
@@ -133,9 +152,24 @@ fn hash_shorthand<C: Context + ?Sized>(hasher: &mut Murmur3, env: &Env<'_, C>) -
         }
         FractionalVersion::V3 => match env.ctx.targeting_key() {
             Some(key) => {
-                cbor::write_head(hasher, 4, 2);
-                cbor::write_text(hasher, env.flag_key);
-                cbor::write_text(hasher, key);
+                // `[flagKey, targetingKey]` as CBOR. Short ones (the usual case)
+                // are laid out on the stack and hashed in one pass; the streaming
+                // writer handles any length.
+                let (flag, key) = (env.flag_key.as_bytes(), key.as_bytes());
+                let mut buffer = [0u8; 128];
+                if flag.len() < 24 && key.len() < 24 {
+                    buffer[0] = 0x82;
+                    buffer[1] = 0x60 | flag.len() as u8;
+                    buffer[2..2 + flag.len()].copy_from_slice(flag);
+                    let at = 2 + flag.len();
+                    buffer[at] = 0x60 | key.len() as u8;
+                    buffer[at + 1..at + 1 + key.len()].copy_from_slice(key);
+                    hasher.write(&buffer[..at + 1 + key.len()]);
+                } else {
+                    cbor::write_head(hasher, 4, 2);
+                    cbor::write_text(hasher, env.flag_key);
+                    cbor::write_text(hasher, env.ctx.targeting_key().unwrap_or(""));
+                }
                 true
             }
             None => false,
