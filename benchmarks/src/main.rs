@@ -178,12 +178,18 @@ fn main() {
             .await;
         api.set_named_provider("flagyard-large", flagyard_large.clone())
             .await;
+        api.set_named_provider("flagyard-rec-small", recording_small.clone())
+            .await;
+        api.set_named_provider("flagyard-rec-large", recording_large.clone())
+            .await;
         [
             "constant",
             "flagd-small",
             "flagd-large",
             "flagyard-small",
             "flagyard-large",
+            "flagyard-rec-small",
+            "flagyard-rec-large",
         ]
         .map(|name| (name, api.create_named_client(name)))
         .into_iter()
@@ -284,6 +290,11 @@ fn main() {
             )
         };
         let constant = &clients["constant"];
+        let client_rec = if large {
+            &clients["flagyard-rec-large"]
+        } else {
+            &clients["flagyard-rec-small"]
+        };
         let floor_name = if key == "static-bool" {
             "floor: ArcSwap<HashMap> lookup"
         } else {
@@ -423,6 +434,28 @@ fn main() {
                     black_box(
                         runtime
                             .block_on(client_fy.get_bool_value(black_box(key), Some(u), None))
+                            .ok(),
+                    );
+                }
+            },
+        ));
+        results.push(measure(
+            item,
+            "OpenFeature client → Flagyard + exposure events",
+            "flagyard",
+            || {
+                let u = &of_users[pick()];
+                if fractional {
+                    black_box(
+                        runtime
+                            .block_on(client_rec.get_string_value(black_box(key), Some(u), None))
+                            .map(|v| v.len())
+                            .ok(),
+                    );
+                } else {
+                    black_box(
+                        runtime
+                            .block_on(client_rec.get_bool_value(black_box(key), Some(u), None))
                             .ok(),
                     );
                 }
