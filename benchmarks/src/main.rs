@@ -399,7 +399,7 @@ fn main() {
         results.push(measure(item, "Flagyard sync path", "flagyard", || {
             let u = &users[pick()];
             if fractional {
-                black_box(fy.get_string(black_box(key), "", u).len());
+                black_box(fy.with_str(black_box(key), "", u, str::len));
             } else {
                 black_box(fy.get_bool(black_box(key), false, u));
             }
@@ -411,7 +411,7 @@ fn main() {
             || {
                 let u = &users[pick()];
                 if fractional {
-                    black_box(rec.get_string(black_box(key), "", u).len());
+                    black_box(rec.with_str(black_box(key), "", u, str::len));
                 } else {
                     black_box(rec.get_bool(black_box(key), false, u));
                 }

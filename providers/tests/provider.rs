@@ -381,3 +381,19 @@ fn exposures_from_threads_that_ended_are_still_delivered() {
     assert_eq!(keys.len(), 40, "every thread's exposures arrive: {keys:?}");
     assert_eq!(p.exposures_dropped(), 0);
 }
+
+#[test]
+fn with_str_lends_the_value_or_the_default_without_copying() {
+    let p = FlagyardProvider::from_document(DOC).expect("valid");
+    let ctx = staff();
+    let color = p.with_str("color", "none", &ctx, str::to_string);
+    assert!(color == "red" || color == "blue", "{color}");
+    assert_eq!(
+        p.with_str("limit", "none", &ctx, str::to_string),
+        "none",
+        "a number flag serves the default"
+    );
+    assert_eq!(p.with_str("missing", "none", &ctx, str::len), 4);
+    p.set_override("missing", "over");
+    assert_eq!(p.with_str("missing", "none", &ctx, str::to_string), "over");
+}

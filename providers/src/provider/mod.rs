@@ -496,6 +496,45 @@ impl FlagyardProvider {
     pub fn get_string<C: Context + ?Sized>(&self, key: &str, default: &str, ctx: &C) -> String {
         self.with_resolution(key, default.to_string(), ctx, string_value, |r| r.value)
     }
+    /// A string flag's value (or `default`) lent to `f`, without copying it:
+    /// the zero-allocation form of [`get_string`](Self::get_string) for hot loops.
+    ///
+    /// # Example
+    /// ```
+    /// use flagyard::FlagyardProvider;
+    ///
+    /// let provider = FlagyardProvider::from_document(
+    ///     r#"{"flags": {"color": {"state": "ENABLED", "variants": {"r": "red"}, "defaultVariant": "r"}}}"#,
+    /// ).unwrap();
+    /// assert_eq!(provider.with_str("color", "none", &(), |c| c.len()), 3);
+    /// ```
+    pub fn with_str<C: Context + ?Sized, R>(
+        &self,
+        key: &str,
+        default: &str,
+        ctx: &C,
+        f: impl FnOnce(&str) -> R,
+    ) -> R {
+        // `f` runs exactly once: on the variant's string inside the snapshot
+        // (borrowed, not copied) when the flag serves a string, else on `default`.
+        let f = std::cell::Cell::new(Some(f));
+        let call = |s: &str| f.take().map(|f| f(s));
+        self.with_resolution(
+            key,
+            None,
+            ctx,
+            |v| match v {
+                FlagValue::String(s) => Some(call(s)),
+                _ => None,
+            },
+            |r| match r.value {
+                Some(result) => Some(result),
+                None => call(default),
+            },
+        )
+        .expect("with_str calls its closure exactly once")
+    }
+
     /// A string flag's resolution details.
     pub fn get_string_details<C: Context + ?Sized>(
         &self,
