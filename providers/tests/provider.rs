@@ -397,3 +397,23 @@ fn with_str_lends_the_value_or_the_default_without_copying() {
     p.set_override("missing", "over");
     assert_eq!(p.with_str("missing", "none", &ctx, str::to_string), "over");
 }
+
+#[test]
+fn a_lazy_provider_closed_before_its_first_read_never_starts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("flags.json");
+    std::fs::write(&path, DOC).expect("write");
+    let p = FlagyardProvider::builder()
+        .source(flagyard::FileSource::new(&path))
+        .preload(false)
+        .build();
+    p.close();
+    let d = p.get_bool_details("checkout", true, &());
+    assert_eq!(d.error_code(), Some(ErrorCode::ProviderNotReady));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        p.status(),
+        ProviderStatus::NotReady,
+        "nothing was loaded after close"
+    );
+}

@@ -157,6 +157,10 @@ impl FlagyardProvider {
 
     fn spawn_background(&self) {
         let state = &self.state;
+        // A provider closed before it started (lazy mode) starts nothing.
+        if state.closed.load(Ordering::Acquire) {
+            return;
+        }
         let sources: Vec<_> = if state.offline {
             Vec::new()
         } else {
@@ -177,6 +181,12 @@ impl FlagyardProvider {
             }
         };
         let mut tasks = state.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        // close() takes this lock to abort the tasks: checking again under it
+        // means no task can start after close() has run.
+        if state.closed.load(Ordering::Acquire) {
+            exec.shutdown();
+            return;
+        }
         for source in sources {
             let updates = Arc::new(Updates {
                 state: Arc::clone(state),
