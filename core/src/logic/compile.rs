@@ -83,17 +83,18 @@ fn compile<'d>(value: &'d Value, cx: &mut CompileCx<'d>, depth: usize) -> Result
                 Node::Array(nodes.into_boxed_slice())
             }
         }
-        Value::Object(map) if map.len() == 1 => {
-            let (name, args) = map.iter().next().expect("map has exactly one entry");
-            compile_operation(name, args, cx, depth).map_err(|e| e.under(name))?
-        }
-        Value::Object(map) => {
-            // Objects that are not a single-key operation are data literals.
-            for (k, v) in map {
-                check_literal(v, cx, depth + 1).map_err(|e| e.under(k))?;
+        Value::Object(map) => match map.iter().next() {
+            Some((name, args)) if map.len() == 1 => {
+                compile_operation(name, args, cx, depth).map_err(|e| e.under(name))?
             }
-            Node::Json(Box::new(value.clone()))
-        }
+            _ => {
+                // Objects that are not a single-key operation are data literals.
+                for (k, v) in map {
+                    check_literal(v, cx, depth + 1).map_err(|e| e.under(k))?;
+                }
+                Node::Json(Box::new(value.clone()))
+            }
+        },
     })
 }
 
