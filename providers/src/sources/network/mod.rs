@@ -62,6 +62,28 @@ impl Default for NetworkOptions {
     }
 }
 
+#[cfg(feature = "http")]
+impl NetworkOptions {
+    /// The HTTP client of the HTTP-based sources: connection and read timeouts,
+    /// and the configured headers on every request.
+    pub(crate) fn http_client(&self, from: &str) -> Result<reqwest::Client, ProviderError> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (name, value) in &self.headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| network_error(from, false, format!("header name '{name}': {e}")))?;
+            let value = reqwest::header::HeaderValue::from_str(value)
+                .map_err(|e| network_error(from, false, format!("header '{name}': {e}")))?;
+            headers.insert(name, value);
+        }
+        reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .read_timeout(self.read_timeout)
+            .default_headers(headers)
+            .build()
+            .map_err(|e| network_error(from, false, format!("cannot build the HTTP client: {e}")))
+    }
+}
+
 /// Builder methods shared by the network sources.
 macro_rules! network_builder_methods {
     () => {
@@ -156,6 +178,18 @@ pub(crate) fn is_auth_status(status: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "http")]
+    #[test]
+    fn a_bad_header_is_a_clear_error_naming_it() {
+        let mut options = NetworkOptions::default();
+        options.headers.push(("bad header".into(), "x".into()));
+        let e = options.http_client("poll:http://x").expect_err("refused");
+        assert_eq!(e.origin, flagyard_core::ErrorOrigin::Network);
+        assert!(e.message.contains("bad header"), "{}", e.message);
+        options.headers = vec![("authorization".into(), "Bearer k".into())];
+        assert!(options.http_client("poll:http://x").is_ok());
+    }
 
     #[test]
     fn decodes_envelopes_and_bare_documents_and_refuses_the_rest() {

@@ -53,28 +53,18 @@ impl PollingSource {
 
     async fn poll(self, updates: Arc<dyn SourceUpdates>) {
         let from = self.describe();
-        let client = match reqwest::Client::builder()
-            .connect_timeout(self.options.connect_timeout)
-            .timeout(self.options.read_timeout)
-            .build()
-        {
+        let client = match self.options.http_client(&from) {
             Ok(client) => client,
             Err(e) => {
-                updates.error(network_error(
-                    &from,
-                    false,
-                    format!("cannot build the HTTP client: {e}"),
-                ));
+                updates.error(e);
                 return;
             }
         };
         let mut backoff = Backoff::new(self.options.reconnect.clone());
         let mut etag: Option<String> = None;
         loop {
-            let mut request = client.get(&self.url);
-            for (name, value) in &self.options.headers {
-                request = request.header(name, value);
-            }
+            // The whole request is bounded too: a poll must not hang.
+            let mut request = client.get(&self.url).timeout(self.options.read_timeout);
             if let Some(etag) = &etag {
                 request = request.header(IF_NONE_MATCH, etag);
             }

@@ -44,27 +44,16 @@ impl SseSource {
 
     async fn follow(self, updates: Arc<dyn SourceUpdates>) {
         let from = self.describe();
-        let client = match reqwest::Client::builder()
-            .connect_timeout(self.options.connect_timeout)
-            .read_timeout(self.options.read_timeout)
-            .build()
-        {
+        let client = match self.options.http_client(&from) {
             Ok(client) => client,
             Err(e) => {
-                updates.error(network_error(
-                    &from,
-                    false,
-                    format!("cannot build the HTTP client: {e}"),
-                ));
+                updates.error(e);
                 return;
             }
         };
         let mut backoff = Backoff::new(self.options.reconnect.clone());
         loop {
-            let mut request = client.get(&self.url);
-            for (name, value) in &self.options.headers {
-                request = request.header(name, value);
-            }
+            let request = client.get(&self.url);
             let mut stream = match EventSource::new(request) {
                 Ok(stream) => stream,
                 Err(e) => {

@@ -69,11 +69,21 @@ impl WebSocketSource {
             }
         };
         for (name, value) in &self.options.headers {
-            if let (Ok(name), Ok(value)) = (
+            match (
                 tungstenite::http::HeaderName::from_bytes(name.as_bytes()),
                 tungstenite::http::HeaderValue::from_str(value),
             ) {
-                request.headers_mut().insert(name, value);
+                (Ok(name), Ok(value)) => {
+                    request.headers_mut().insert(name, value);
+                }
+                _ => {
+                    updates.error(network_error(
+                        from,
+                        false,
+                        format!("invalid header '{name}'"),
+                    ));
+                    return false;
+                }
             }
         }
         let config = WebSocketConfig::default()
