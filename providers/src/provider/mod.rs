@@ -526,7 +526,11 @@ impl FlagyardProvider {
         f: impl FnOnce(&str) -> R,
     ) -> R {
         // `f` runs exactly once: on the variant's string inside the snapshot
-        // (borrowed, not copied) when the flag serves a string, else on `default`.
+        // (borrowed, not copied) when the flag serves a string, else on
+        // `default`. `convert` calls it only when it returns `Some`, and then
+        // `finish` sees `Some` and does not call it; when `convert` returns
+        // `None` (or is not called) `f` is still there for `finish`. So `call`
+        // returns `Some` on the one call made, and the `expect` cannot fire.
         let f = std::cell::Cell::new(Some(f));
         let call = |s: &str| f.take().map(|f| f(s));
         self.with_resolution(
