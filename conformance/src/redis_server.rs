@@ -4,6 +4,10 @@
 //! Where `redis-server` is not installed, [`TestRedis::start`] returns `None`
 //! after printing why, except under `CI=true`, where it panics: CI must run the
 //! Redis tests (`scripts/test.sh` installs `redis-server`).
+//!
+//! This is test support: a server that cannot be started (no free port, no
+//! temporary directory, no answer to PING within 10 s) panics with the reason,
+//! failing the test that asked for it.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
