@@ -13,6 +13,8 @@ pub enum Reason {
     TargetingMatch,
     /// Targeting returned no variant, or there is no default variant.
     Default,
+    /// A pseudorandom or hashed assignment chose the variant (the `sample` operator).
+    Split,
     /// The flag is disabled; the code default was served.
     Disabled,
     /// An error occurred; the code default was served.
@@ -26,6 +28,7 @@ impl Reason {
             Reason::Static => "STATIC",
             Reason::TargetingMatch => "TARGETING_MATCH",
             Reason::Default => "DEFAULT",
+            Reason::Split => "SPLIT",
             Reason::Disabled => "DISABLED",
             Reason::Error => "ERROR",
         }

@@ -39,6 +39,8 @@ pub struct CompiledFlag {
     variants: Box<[(Box<str>, FlagValue)]>,
     default_variant: Option<usize>,
     targeting: Targeting,
+    /// The reason a targeting match reports: SPLIT for rules that use `sample`.
+    match_reason: Reason,
     metadata: FlagMetadata,
     kind: Option<ValueKind>,
     /// Set when the flag's definition is invalid: every evaluation answers PARSE_ERROR.
@@ -440,7 +442,7 @@ impl Snapshot {
             Some((variant, value)) => Evaluation {
                 value: Some(value),
                 variant: Some(variant),
-                reason: Reason::TargetingMatch,
+                reason: flag.match_reason,
                 error: None,
                 metadata: &flag.metadata,
             },
@@ -635,6 +637,7 @@ fn compile_flag(
         variants: Box::new([]),
         default_variant: None,
         targeting: Targeting::None,
+        match_reason: Reason::TargetingMatch,
         metadata: set_metadata.clone(),
         kind: None,
         broken: None,
@@ -745,6 +748,9 @@ fn compile_flag(
             match compile_rule(rule, &mut cx) {
                 Ok(mut node) => {
                     link_variants(&mut node, &flag.variants);
+                    if node.uses_sample() {
+                        flag.match_reason = Reason::Split;
+                    }
                     flag.targeting = Targeting::Rule(node);
                 }
                 Err(e) => {

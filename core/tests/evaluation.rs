@@ -308,3 +308,23 @@ fn huge_strings_are_refused() {
             .contains("over the 1048576-byte limit")
     );
 }
+
+#[test]
+fn a_rule_that_uses_sample_resolves_with_reason_split() {
+    let snapshot = Snapshot::parse(
+        r#"{"flags": {"BETA": {"state": "ENABLED", "variants": {"on": true, "off": false},
+            "defaultVariant": "off",
+            "targeting": {"if": [{"sample": [100, {"var": "targetingKey"}]}, "on", "off"]}},
+          "PLAIN": {"state": "ENABLED", "variants": {"on": true, "off": false},
+            "defaultVariant": "off", "targeting": {"if": [true, "on"]}}}}"#,
+    )
+    .expect("valid");
+    let ctx = EvaluationContext::new().with_targeting_key("ada");
+    let details = snapshot.resolve("BETA", false, &ctx);
+    assert!(details.value);
+    assert_eq!(details.reason, Reason::Split);
+    assert_eq!(
+        snapshot.resolve("PLAIN", false, &ctx).reason,
+        Reason::TargetingMatch
+    );
+}

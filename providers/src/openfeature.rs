@@ -51,6 +51,7 @@ fn reason(reason: Reason) -> EvaluationReason {
         Reason::Static => EvaluationReason::Static,
         Reason::TargetingMatch => EvaluationReason::TargetingMatch,
         Reason::Default => EvaluationReason::Default,
+        Reason::Split => EvaluationReason::Split,
         Reason::Disabled => EvaluationReason::Disabled,
         Reason::Error => EvaluationReason::Error,
     }

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::fractional::FractionalNode;
-use super::{Node, Op, VarNode, VarPath};
+use super::{IN_SET_MIN_LEN, InSetNode, Node, Op, VarNode, VarPath};
 use crate::Limits;
 
 /// Why a rule could not be compiled, with the JSON pointer (relative to the rule)
@@ -162,6 +162,41 @@ fn compile_operation<'d>(
         "fractional" => {
             let nodes = compile_list(arg_list(args), cx, depth)?;
             Ok(Node::Fractional(Box::new(FractionalNode::new(nodes))))
+        }
+        "sample" => {
+            let nodes = compile_list(arg_list(args), cx, depth)?;
+            if !(1..=2).contains(&nodes.len()) {
+                return Err(RuleError::new(
+                    "sample takes a percentage (0-100) and optionally a value to bucket by",
+                ));
+            }
+            if let Node::Num(percent) = nodes[0]
+                && !(0.0..=100.0).contains(&percent)
+            {
+                return Err(RuleError::new(format!(
+                    "sample percentage {percent} is outside 0-100"
+                ))
+                .under("0"));
+            }
+            Ok(Node::Sample(nodes.into_boxed_slice()))
+        }
+        "in" => {
+            let mut nodes = compile_list(arg_list(args), cx, depth)?;
+            if let [_, Node::Json(list)] = nodes.as_slice()
+                && let Value::Array(items) = &**list
+                && items.len() >= IN_SET_MIN_LEN
+                && items.iter().all(Value::is_string)
+            {
+                let set = items
+                    .iter()
+                    .filter_map(|item| item.as_str().map(Box::from))
+                    .collect();
+                nodes.truncate(1);
+                if let Some(needle) = nodes.pop() {
+                    return Ok(Node::InSet(Box::new(InSetNode { needle, set })));
+                }
+            }
+            Ok(Node::Op(Op::In, nodes.into_boxed_slice()))
         }
         _ => {
             let op = Op::from_name(name)

@@ -290,7 +290,34 @@ impl<'a, C: Context + ?Sized> Env<'a, C> {
             }
             Node::Op(op, args) => self.eval_op(*op, args, data),
             Node::Fractional(f) => f.eval(self, data),
+            Node::InSet(in_set) => {
+                let needle = self.eval(&in_set.needle, data);
+                Val::Bool(needle.as_str().is_some_and(|s| in_set.set.contains(s)))
+            }
+            Node::Sample(args) => self.sample(args, data),
         }
+    }
+
+    /// `{"sample": [percent, bucketBy?]}`: a uniform draw in [0, 100) below
+    /// `percent`; the draw is MurmurHash3 of the flag key followed by `bucketBy`'s
+    /// text when it is given and not null (the same key always gets the same
+    /// answer for a flag, independently of other flags), random otherwise.
+    fn sample(&self, args: &'a [Node], data: Data<'a, '_>) -> Val<'a> {
+        let percent = self.eval(&args[0], data).to_number();
+        if percent.is_nan() {
+            return Val::Null;
+        }
+        let bucket = args.get(1).map(|node| self.eval(node, data));
+        let draw = match &bucket {
+            Some(value) if !value.is_null() => {
+                let mut hasher = super::murmur3::Murmur3::new(0);
+                hasher.write(self.flag_key.as_bytes());
+                hasher.write(value.to_text().as_bytes());
+                f64::from(hasher.finish()) / 4_294_967_296.0 * 100.0
+            }
+            _ => fastrand::f64() * 100.0,
+        };
+        Val::Bool(draw < percent)
     }
 
     /// Resolves a dotted path against the data; `Null` when absent.

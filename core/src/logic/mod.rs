@@ -150,6 +150,36 @@ pub(crate) enum Node {
     Timestamp,
     Op(Op, Box<[Node]>),
     Fractional(Box<fractional::FractionalNode>),
+    /// `{"in": [needle, [literal strings…]]}` over a long list: a hash-set lookup.
+    InSet(Box<InSetNode>),
+    /// `{"sample": [percent, bucketBy?]}` (a Flagyard extension): true for
+    /// `percent`% of checks, at random or hashed on `bucketBy`.
+    Sample(Box<[Node]>),
+}
+
+/// Lists at least this long in `in` are compiled into a hash set.
+pub(crate) const IN_SET_MIN_LEN: usize = 8;
+
+#[derive(Debug)]
+pub(crate) struct InSetNode {
+    pub needle: Node,
+    pub set: std::collections::HashSet<Box<str>, foldhash::fast::RandomState>,
+}
+
+impl Node {
+    /// Whether the rule uses `sample` anywhere (its matches resolve with reason SPLIT).
+    pub(crate) fn uses_sample(&self) -> bool {
+        match self {
+            Node::Sample(_) => true,
+            Node::Array(items) | Node::Op(_, items) => items.iter().any(Node::uses_sample),
+            Node::Var(var) => {
+                var.default.as_ref().is_some_and(Node::uses_sample)
+                    || matches!(&var.path, VarPath::Dynamic(path) if path.uses_sample())
+            }
+            Node::InSet(in_set) => in_set.needle.uses_sample(),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug)]

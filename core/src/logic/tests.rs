@@ -207,3 +207,71 @@ fn unknown_operators_and_refs_are_compile_errors() {
     let err = compile_rule(&json!({"if": [{"nope": [1]}, "a"]}), &mut cx).expect_err("error");
     assert_eq!(err.pointer, "/if/0/nope");
 }
+
+#[test]
+fn in_over_a_long_literal_list_is_a_set_lookup_with_the_same_answers() {
+    let list: Vec<String> = (0..20).map(|i| format!("user-{i}")).collect();
+    let rule = json!({"in": [{"var": "targetingKey"}, list]});
+    let limits = Limits::default();
+    let node = compile_rule(&rule, &mut CompileCx::new(None, &limits)).expect("compiles");
+    assert!(matches!(node, super::Node::InSet(_)), "{node:?}");
+    for (key, want) in [
+        ("user-0", true),
+        ("user-19", true),
+        ("user-20", false),
+        ("user", false),
+    ] {
+        let ctx = EvaluationContext::new().with_targeting_key(key);
+        assert_eq!(run(rule.clone(), &ctx), json!(want), "{key}");
+    }
+    // A number never strictly equals a string; a short list stays an `in`.
+    let ctx = EvaluationContext::new().with_attribute("n", 3);
+    assert_eq!(
+        run(
+            json!({"in": [{"var": "n"}, ["3","1","2","4","5","6","7","8"]]}),
+            &ctx
+        ),
+        json!(false)
+    );
+    assert_eq!(run(json!({"in": ["b", ["a", "b"]]}), &ctx), json!(true));
+}
+
+#[test]
+fn sample_hashes_on_the_bucket_value_or_draws_at_random() {
+    let checks = 20_000;
+    for percent in [0.0, 25.0, 100.0] {
+        let random = (0..checks)
+            .filter(|_| run(json!({"sample": [percent]}), &EvaluationContext::new()) == json!(true))
+            .count() as f64;
+        let hashed = (0..checks)
+            .filter(|i| {
+                let ctx = EvaluationContext::new().with_targeting_key(format!("user-{i}"));
+                run(json!({"sample": [percent, {"var": "targetingKey"}]}), &ctx) == json!(true)
+            })
+            .count() as f64;
+        for (mode, count) in [("random", random), ("hashed", hashed)] {
+            let share = count / checks as f64 * 100.0;
+            assert!(
+                (share - percent).abs() < 1.5,
+                "{mode} at {percent}%: {share:.2}%"
+            );
+        }
+    }
+    // Hashed: the same key always gets the same answer.
+    let ctx = EvaluationContext::new().with_targeting_key("ada");
+    let first = run(json!({"sample": [50, {"var": "targetingKey"}]}), &ctx);
+    for _ in 0..50 {
+        assert_eq!(
+            run(json!({"sample": [50, {"var": "targetingKey"}]}), &ctx),
+            first
+        );
+    }
+    let limits = Limits::default();
+    for (rule, words) in [
+        (json!({"sample": [140]}), "outside 0-100"),
+        (json!({"sample": []}), "takes a percentage"),
+    ] {
+        let err = compile_rule(&rule, &mut CompileCx::new(None, &limits)).expect_err("rejected");
+        assert!(err.message.contains(words), "{rule}: {}", err.message);
+    }
+}
