@@ -47,6 +47,8 @@ pub use provider::{FlagyardProvider, FlagyardProviderBuilder, ReadyResult};
 pub use sinks::{MemorySink, NoopSink};
 #[cfg(feature = "file")]
 pub use sources::FileSource;
+#[cfg(feature = "pancake")]
+pub use sources::PancakeSource;
 #[cfg(feature = "http")]
 pub use sources::PollingSource;
 #[cfg(feature = "redis")]

@@ -14,6 +14,8 @@
 mod disk;
 mod documents;
 mod memory;
+#[cfg(feature = "pancake")]
+pub mod pancake;
 mod paths;
 #[cfg(feature = "redis")]
 mod redis_store;

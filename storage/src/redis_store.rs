@@ -220,7 +220,7 @@ fn serde_json_entry(actor: &str, action: &str, detail: &str) -> String {
         .to_string()
 }
 
-fn parse_entry(raw: &str) -> Option<HistoryEntry> {
+pub(crate) fn parse_entry(raw: &str) -> Option<HistoryEntry> {
     let v: serde_json::Value = serde_json::from_str(raw).ok()?;
     Some(HistoryEntry {
         version: v["version"].as_u64()?,

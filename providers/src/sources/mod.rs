@@ -4,6 +4,8 @@
 mod file;
 #[cfg(feature = "network")]
 mod network;
+#[cfg(feature = "pancake")]
+mod pancake;
 
 #[cfg(feature = "file")]
 pub use file::FileSource;
@@ -17,3 +19,5 @@ pub use network::SseSource;
 pub use network::WebSocketSource;
 #[cfg(feature = "network")]
 pub use network::{DEFAULT_MAX_PAYLOAD, FallbackSource, NetworkOptions, ReconnectPolicy};
+#[cfg(feature = "pancake")]
+pub use pancake::PancakeSource;

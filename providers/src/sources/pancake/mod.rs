@@ -1,0 +1,383 @@
+//! [`PancakeSource`]: flask-pancake's switches, flags and samples in Redis,
+//! mirrored locally and served as boolean flags.
+
+mod document;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flagyard_core::plugin::BoxFuture;
+use flagyard_core::{ErrorOrigin, ProviderError, Source, SourceUpdates};
+use flagyard_storage::pancake::{
+    DEFAULT_EXTENSION, DEFAULT_GROUP, Kind, Pancake, PancakeState, validate_name,
+};
+use futures_util::StreamExt;
+
+use super::network::{Backoff, ReconnectPolicy, network_error};
+use document::{Layout, to_document};
+
+/// Serves flask-pancake's switches, flags and samples (in its Redis key
+/// layout) as OpenFeature boolean flags, from a local mirror: reads never
+/// touch Redis.
+///
+/// - a **switch** is its stored value (reason `STATIC`);
+/// - a **flag** checks the groups in order: the first group whose override
+///   list names the context's value for that group's attribute wins
+///   (`TARGETING_MATCH`), else the global value (`DEFAULT`); the `user` group
+///   keys on the targeting key;
+/// - a **sample** is on for its ratio of checks, drawn at random on every
+///   check as flask-pancake does, or hashed on the targeting key with
+///   [`sticky_samples`](Self::sticky_samples) (reason `SPLIT` either way).
+///
+/// The mirror is refreshed at once on Flagyard's own writes (pub/sub), on
+/// keyspace notifications where Redis sends them (writes by flask-pancake or
+/// redis-cli), and by a periodic rescan as the fallback (default every 2 s).
+/// Declared names get their default stored where nothing is (as flask-pancake
+/// does on first use). A value that is not what its kind stores is reported
+/// (origin Parser, naming the key) and the last good value stays.
+///
+/// # Example
+/// ```no_run
+/// use std::time::Duration;
+/// use flagyard::{FlagyardProvider, PancakeSource};
+/// use flagyard::core::EvaluationContext;
+///
+/// # async fn demo() {
+/// let provider = FlagyardProvider::builder()
+///     .source(
+///         PancakeSource::new("redis://127.0.0.1:6379")
+///             .switch("NEW_UI", false)
+///             .flag("BETA", false)
+///             .sample("ROLLOUT", 25.0),
+///     )
+///     .build();
+/// provider.wait_until_ready(Duration::from_secs(2)).await;
+/// let ada = EvaluationContext::new().with_targeting_key("ada");
+/// let beta = provider.get_bool("BETA", false, &ada);
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PancakeSource {
+    url: String,
+    ext: String,
+    groups: Vec<(String, String)>,
+    declared: BTreeMap<(Kind, String), f64>,
+    invalid: Vec<String>,
+    sticky_samples: bool,
+    lowercase_keys: bool,
+    enable_keyspace_events: bool,
+    rescan_every: Duration,
+    reconnect: ReconnectPolicy,
+}
+
+impl PancakeSource {
+    /// Mirrors the default extension (`pancake`) at `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        PancakeSource {
+            url: url.into(),
+            ext: DEFAULT_EXTENSION.to_string(),
+            groups: Vec::new(),
+            declared: BTreeMap::new(),
+            invalid: Vec::new(),
+            sticky_samples: false,
+            lowercase_keys: false,
+            enable_keyspace_events: false,
+            rescan_every: Duration::from_secs(2),
+            reconnect: ReconnectPolicy::default(),
+        }
+    }
+
+    /// The flask-pancake extension name (its `FlaskPancake(name=…)`).
+    pub fn extension(mut self, ext: impl Into<String>) -> Self {
+        self.ext = ext.into();
+        self
+    }
+
+    /// Adds a group of flag overrides, keyed on the context attribute
+    /// `attribute` (`targetingKey` for the targeting key). Groups are checked
+    /// in the order added; without any, the one group is `user` on the
+    /// targeting key.
+    pub fn group(mut self, group: impl Into<String>, attribute: impl Into<String>) -> Self {
+        self.groups.push((group.into(), attribute.into()));
+        self
+    }
+
+    fn declare(mut self, kind: Kind, name: &str, default: f64) -> Self {
+        match validate_name(name) {
+            Ok(upper) => {
+                self.declared.insert((kind, upper), default);
+            }
+            Err(e) => self.invalid.push(e.to_string()),
+        }
+        self
+    }
+
+    /// Declares a switch and its default.
+    pub fn switch(self, name: &str, default: bool) -> Self {
+        self.declare(Kind::Switch, name, f64::from(u8::from(default)))
+    }
+
+    /// Declares a flag and its global default.
+    pub fn flag(self, name: &str, default: bool) -> Self {
+        self.declare(Kind::Flag, name, f64::from(u8::from(default)))
+    }
+
+    /// Declares a sample and its default ratio (0–100).
+    pub fn sample(self, name: &str, default_ratio: f64) -> Self {
+        self.declare(Kind::Sample, name, default_ratio)
+    }
+
+    /// Samples hash on the targeting key (the same user always gets the same
+    /// answer for a ratio) instead of drawing at random on every check; a
+    /// context without a targeting key still draws at random.
+    pub fn sticky_samples(mut self, sticky: bool) -> Self {
+        self.sticky_samples = sticky;
+        self
+    }
+
+    /// Exposes each name lower-cased (`NEW_UI` → `new_ui`).
+    pub fn lowercase_keys(mut self, lowercase: bool) -> Self {
+        self.lowercase_keys = lowercase;
+        self
+    }
+
+    /// Turns Redis's keyspace notifications on (`CONFIG SET
+    /// notify-keyspace-events`, adding `K$g` to what is set) so writes by
+    /// other programs are seen at once. Off by default: it changes the server's
+    /// configuration, and some hosted Redis refuse `CONFIG`.
+    pub fn enable_keyspace_events(mut self, enable: bool) -> Self {
+        self.enable_keyspace_events = enable;
+        self
+    }
+
+    /// How often the whole state is rescanned (default 2 s): the fallback
+    /// for writes by other programs when keyspace notifications are off.
+    pub fn rescan_every(mut self, interval: Duration) -> Self {
+        self.rescan_every = interval;
+        self
+    }
+
+    /// Reconnection timing.
+    pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
+        self.reconnect = policy;
+        self
+    }
+
+    fn layout(&self) -> Layout {
+        let groups = if self.groups.is_empty() {
+            vec![(DEFAULT_GROUP.to_string(), "targetingKey".to_string())]
+        } else {
+            self.groups.clone()
+        };
+        Layout {
+            groups,
+            declared: self.declared.clone(),
+            sticky_samples: self.sticky_samples,
+            lowercase_keys: self.lowercase_keys,
+        }
+    }
+
+    async fn follow(self, updates: Arc<dyn SourceUpdates>) {
+        let from = self.describe();
+        for message in &self.invalid {
+            updates.error(ProviderError::new(
+                ErrorOrigin::Parser,
+                false,
+                format!("{from}: declared {message} (ignored)"),
+            ));
+        }
+        let mut mirror = Mirror {
+            layout: self.layout(),
+            good: PancakeState::default(),
+            last_document: None,
+            last_problems: Vec::new(),
+        };
+        let mut backoff = Backoff::new(self.reconnect.clone());
+        loop {
+            if let Err(why) = self
+                .session(&*updates, &from, &mut backoff, &mut mirror)
+                .await
+            {
+                updates.error(network_error(&from, true, why));
+            }
+            tokio::time::sleep(backoff.failed()).await;
+        }
+    }
+
+    /// One connection: declare, subscribe, load, follow. Returns why it ended.
+    async fn session(
+        &self,
+        updates: &dyn SourceUpdates,
+        from: &str,
+        backoff: &mut Backoff,
+        mirror: &mut Mirror,
+    ) -> Result<(), String> {
+        let pancake = Pancake::open(&self.url, &self.ext)
+            .await
+            .map_err(|e| e.to_string())?;
+        for ((kind, name), default) in &self.declared {
+            if let Err(e) = pancake.declare(*kind, name, *default).await {
+                match e {
+                    flagyard_storage::pancake::PancakeError::Redis { .. } => {
+                        return Err(e.to_string());
+                    }
+                    other => updates.error(ProviderError::new(
+                        ErrorOrigin::Parser,
+                        false,
+                        format!("{from}: declared {kind} {name}: {other}"),
+                    )),
+                }
+            }
+        }
+        let keyspace = self.keyspace_events(&pancake, from).await;
+        let mut pubsub = pancake
+            .client()
+            .get_async_pubsub()
+            .await
+            .map_err(|e| e.to_string())?;
+        pubsub
+            .subscribe(pancake.changes_channel())
+            .await
+            .map_err(|e| e.to_string())?;
+        let db = pancake.client().get_connection_info().redis_settings().db();
+        for pattern in pancake.keyspace_patterns(db) {
+            pubsub
+                .psubscribe(pattern)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        // Subscribed first, then loaded: nothing written in between is missed.
+        mirror.load(&pancake, updates, from).await?;
+        backoff.connected();
+        let rescan = if keyspace {
+            self.rescan_every.max(Duration::from_secs(10))
+        } else {
+            self.rescan_every
+        };
+        let mut messages = pubsub.on_message();
+        let mut tick = tokio::time::interval(rescan);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                message = messages.next() => {
+                    if message.is_none() {
+                        return Err("the pub/sub connection closed".into());
+                    }
+                    // A burst (clear_all_users, a script) arrives as many
+                    // messages: take what follows within 2 ms, load once.
+                    while let Ok(Some(_)) =
+                        tokio::time::timeout(Duration::from_millis(2), messages.next()).await
+                    {}
+                    mirror.load(&pancake, updates, from).await?;
+                }
+                _ = tick.tick() => mirror.load(&pancake, updates, from).await?,
+            }
+        }
+    }
+
+    /// Whether Redis sends the keyspace notifications the mirror needs
+    /// (turning them on first when asked to).
+    async fn keyspace_events(&self, pancake: &Pancake, from: &str) -> bool {
+        let mut conn = match pancake.client().get_multiplexed_async_connection().await {
+            Ok(conn) => conn,
+            Err(_) => return false,
+        };
+        let current: Result<Vec<String>, _> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("notify-keyspace-events")
+            .query_async(&mut conn)
+            .await;
+        let flags = match current {
+            Ok(pair) => pair.get(1).cloned().unwrap_or_default(),
+            Err(e) => {
+                tracing::info!(source = from, error = %e, "cannot read notify-keyspace-events; rescanning instead");
+                return false;
+            }
+        };
+        let covers =
+            |f: &str| f.contains('K') && (f.contains('A') || (f.contains('$') && f.contains('g')));
+        if covers(&flags) {
+            return true;
+        }
+        if !self.enable_keyspace_events {
+            tracing::info!(
+                source = from,
+                flags,
+                "keyspace notifications off; rescanning every {:?}",
+                self.rescan_every
+            );
+            return false;
+        }
+        let wanted = format!("{flags}K$g");
+        let set: Result<(), _> = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("notify-keyspace-events")
+            .arg(&wanted)
+            .query_async(&mut conn)
+            .await;
+        match set {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(source = from, error = %e, "cannot turn keyspace notifications on; rescanning instead");
+                false
+            }
+        }
+    }
+}
+
+/// The last good state and what was last delivered.
+struct Mirror {
+    layout: Layout,
+    good: PancakeState,
+    last_document: Option<String>,
+    last_problems: Vec<String>,
+}
+
+impl Mirror {
+    async fn load(
+        &mut self,
+        pancake: &Pancake,
+        updates: &dyn SourceUpdates,
+        from: &str,
+    ) -> Result<(), String> {
+        let mut state = pancake.list().await.map_err(|e| e.to_string())?;
+        state.keep_good_values(pancake.extension(), &self.good);
+        let (document, collisions) = to_document(&state, &self.layout);
+        let mut problems: Vec<String> = state.problems.iter().map(|p| p.to_string()).collect();
+        problems.extend(
+            collisions
+                .into_iter()
+                .map(|c| format!("{c}: its name is already used by another kind (left out)")),
+        );
+        if problems != self.last_problems {
+            for problem in problems.iter().filter(|p| !self.last_problems.contains(p)) {
+                updates.error(ProviderError::new(
+                    ErrorOrigin::Parser,
+                    false,
+                    format!("{from}: {problem}; the last good value stays"),
+                ));
+            }
+            self.last_problems = problems;
+        }
+        state.problems.clear();
+        self.good = state;
+        if self.last_document.as_deref() == Some(document.as_str()) {
+            updates.recovered();
+        } else {
+            self.last_document = Some(document.clone());
+            updates.document(document);
+        }
+        Ok(())
+    }
+}
+
+impl Source for PancakeSource {
+    fn describe(&self) -> String {
+        format!("pancake:{} ({})", self.url, self.ext)
+    }
+
+    fn run(self: Box<Self>, updates: Arc<dyn SourceUpdates>) -> BoxFuture<()> {
+        Box::pin(self.follow(updates))
+    }
+}

@@ -1,0 +1,376 @@
+//! The state of switches, flags and samples, names and the errors of the admin operations.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The extension name flask-pancake uses by default.
+pub const DEFAULT_EXTENSION: &str = "pancake";
+
+/// The group overrides key on when none is named (`user`, keyed on the
+/// evaluation context's targeting key).
+pub const DEFAULT_GROUP: &str = "user";
+
+/// The three kinds of pancake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// Globally on or off.
+    Switch,
+    /// Globally on or off, with per-object overrides in groups.
+    Flag,
+    /// Active for a ratio (0–100) of checks.
+    Sample,
+}
+
+impl Kind {
+    /// The key prefix (`SWITCH`, `FLAG`, `SAMPLE`).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Kind::Switch => "SWITCH",
+            Kind::Flag => "FLAG",
+            Kind::Sample => "SAMPLE",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Switch => "switch",
+            Kind::Flag => "flag",
+            Kind::Sample => "sample",
+        })
+    }
+}
+
+impl std::str::FromStr for Kind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Kind, String> {
+        match s {
+            "switch" | "switches" => Ok(Kind::Switch),
+            "flag" | "flags" => Ok(Kind::Flag),
+            "sample" | "samples" => Ok(Kind::Sample),
+            other => Err(format!(
+                "unknown kind '{other}' (expected switch, flag or sample)"
+            )),
+        }
+    }
+}
+
+/// A flag's stored state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FlagState {
+    /// The global value (`None`: not set, the declared default applies).
+    pub active: Option<bool>,
+    /// Overrides by group, then by object id.
+    pub overrides: BTreeMap<String, BTreeMap<String, bool>>,
+}
+
+/// A value in Redis that is not what its key's kind stores.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// The Redis key.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Every switch, flag and sample stored under one extension.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct PancakeState {
+    /// Switches by name.
+    pub switches: BTreeMap<String, bool>,
+    /// Flags by name.
+    pub flags: BTreeMap<String, FlagState>,
+    /// Samples by name: the ratio, 0–100.
+    pub samples: BTreeMap<String, f64>,
+    /// Keys whose values could not be read (left out of the maps above).
+    pub problems: Vec<Problem>,
+}
+
+impl PancakeState {
+    /// Whether `name` (upper-cased) exists as a `kind`.
+    pub fn contains(&self, kind: Kind, name: &str) -> bool {
+        match kind {
+            Kind::Switch => self.switches.contains_key(name),
+            Kind::Flag => self.flags.contains_key(name),
+            Kind::Sample => self.samples.contains_key(name),
+        }
+    }
+
+    /// Reads one key and its value into the state (keys of other extensions
+    /// and tracking sets are ignored).
+    pub(crate) fn absorb(&mut self, ext: &str, key: &str, raw: Option<&str>) {
+        let Some(raw) = raw else { return };
+        let mut problem = |message: String| {
+            self.problems.push(Problem {
+                key: key.to_string(),
+                message,
+            })
+        };
+        let Some((kind, rest)) = split_key(ext, key) else {
+            return;
+        };
+        match kind {
+            Kind::Switch => match parse_bool(raw) {
+                Some(on) => {
+                    self.switches.insert(rest.to_string(), on);
+                }
+                None => problem(format!("switch value {raw:?} is not 1 or 0")),
+            },
+            Kind::Sample => match raw.trim().parse::<f64>() {
+                Ok(ratio) if validate_ratio(ratio).is_ok() => {
+                    self.samples.insert(rest.to_string(), ratio);
+                }
+                _ => problem(format!("sample value {raw:?} is not a ratio from 0 to 100")),
+            },
+            Kind::Flag => {
+                if rest.starts_with("t:") {
+                    return;
+                }
+                let Some(on) = parse_bool(raw) else {
+                    problem(format!("flag value {raw:?} is not 1 or 0"));
+                    return;
+                };
+                if let Some(override_key) = rest.strip_prefix("k:") {
+                    // {group}:{NAME}:{object_id}; the id may itself contain ':'.
+                    let mut parts = override_key.splitn(3, ':');
+                    match (parts.next(), parts.next(), parts.next()) {
+                        (Some(group), Some(name), Some(id)) if !id.is_empty() => {
+                            self.flags
+                                .entry(name.to_string())
+                                .or_default()
+                                .overrides
+                                .entry(group.to_string())
+                                .or_default()
+                                .insert(id.to_string(), on);
+                        }
+                        _ => problem("override key is not k:{group}:{NAME}:{object_id}".into()),
+                    }
+                } else {
+                    self.flags.entry(rest.to_string()).or_default().active = Some(on);
+                }
+            }
+        }
+    }
+}
+
+impl PancakeState {
+    /// For every key listed as a problem, keeps the value `previous` had for
+    /// it (a bad write loses nothing that was good).
+    pub fn keep_good_values(&mut self, ext: &str, previous: &PancakeState) {
+        for problem in &self.problems {
+            let Some((kind, rest)) = split_key(ext, &problem.key) else {
+                continue;
+            };
+            match kind {
+                Kind::Switch => {
+                    if let Some(on) = previous.switches.get(rest) {
+                        self.switches.insert(rest.to_string(), *on);
+                    }
+                }
+                Kind::Sample => {
+                    if let Some(ratio) = previous.samples.get(rest) {
+                        self.samples.insert(rest.to_string(), *ratio);
+                    }
+                }
+                Kind::Flag => {
+                    let override_key = rest.strip_prefix("k:");
+                    let parts: Vec<&str> =
+                        override_key.map_or_else(Vec::new, |k| k.splitn(3, ':').collect());
+                    match parts.as_slice() {
+                        [group, name, id] => {
+                            let old = previous
+                                .flags
+                                .get(*name)
+                                .and_then(|f| f.overrides.get(*group))
+                                .and_then(|ids| ids.get(*id));
+                            if let Some(on) = old {
+                                self.flags
+                                    .entry(name.to_string())
+                                    .or_default()
+                                    .overrides
+                                    .entry(group.to_string())
+                                    .or_default()
+                                    .insert(id.to_string(), *on);
+                            }
+                        }
+                        _ if override_key.is_none() => {
+                            if let Some(on) = previous.flags.get(rest).and_then(|f| f.active) {
+                                self.flags.entry(rest.to_string()).or_default().active = Some(on);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn split_key<'k>(ext: &str, key: &'k str) -> Option<(Kind, &'k str)> {
+    let (prefix, rest) = key.split_once(':')?;
+    let kind = match prefix {
+        "SWITCH" => Kind::Switch,
+        "FLAG" => Kind::Flag,
+        "SAMPLE" => Kind::Sample,
+        _ => return None,
+    };
+    let rest = rest.strip_prefix(ext)?.strip_prefix(':')?;
+    (!rest.is_empty()).then_some((kind, rest))
+}
+
+fn parse_bool(raw: &str) -> Option<bool> {
+    match raw {
+        "1" => Some(true),
+        "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// Errors of the admin operations; nothing was changed when one is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum PancakeError {
+    /// An empty name, or one with `:` or white space.
+    #[error("invalid {what} {name:?}: {reason}")]
+    InvalidName {
+        /// `name`, `group`, `object id` or `extension`.
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// A sample ratio outside 0–100 (or not a number).
+    #[error("sample {name}: ratio {ratio} is outside 0-100")]
+    RatioOutOfRange {
+        /// The sample.
+        name: String,
+        /// The ratio given.
+        ratio: f64,
+    },
+    /// Clearing something that does not exist.
+    #[error("{kind} {name} does not exist")]
+    NotFound {
+        /// What kind was looked for.
+        kind: Kind,
+        /// The (upper-cased) name.
+        name: String,
+    },
+    /// Clearing an override that does not exist.
+    #[error("flag {name} has no override for {group} {id:?}")]
+    NoOverride {
+        /// The flag.
+        name: String,
+        /// The group.
+        group: String,
+        /// The object id (empty when clearing all of a group).
+        id: String,
+    },
+    /// Redis failed.
+    #[error("redis {url}: {source}")]
+    Redis {
+        /// The server.
+        url: String,
+        /// The error.
+        #[source]
+        source: ::redis::RedisError,
+    },
+}
+
+/// Checks a pancake name and returns it upper-cased, as stored.
+pub fn validate_name(name: &str) -> Result<String, PancakeError> {
+    check_segment("name", name)?;
+    Ok(name.to_uppercase())
+}
+
+/// Checks a group name (kept as given).
+pub fn validate_group(group: &str) -> Result<(), PancakeError> {
+    check_segment("group", group)
+}
+
+/// Checks a sample ratio.
+pub fn validate_ratio(ratio: f64) -> Result<(), &'static str> {
+    if ratio.is_finite() && (0.0..=100.0).contains(&ratio) {
+        Ok(())
+    } else {
+        Err("outside 0-100")
+    }
+}
+
+pub(crate) fn check_segment(what: &'static str, name: &str) -> Result<(), PancakeError> {
+    let reason = if name.is_empty() {
+        "it is empty"
+    } else if name.contains(':') {
+        "it contains ':'"
+    } else if name.chars().any(char::is_whitespace) {
+        "it contains white space"
+    } else if name.len() > 200 {
+        "it is longer than 200 bytes"
+    } else {
+        return Ok(());
+    };
+    Err(PancakeError::InvalidName {
+        what,
+        name: name.to_string(),
+        reason,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_read_into_the_state_and_bad_values_are_problems() {
+        let mut state = PancakeState::default();
+        for (key, value) in [
+            ("SWITCH:pancake:NEW_UI", "1"),
+            ("SWITCH:pancake:OLD", "0"),
+            ("SWITCH:other:ELSEWHERE", "1"),
+            ("SWITCH:pancake:BROKEN", "yes"),
+            ("FLAG:pancake:BETA", "0"),
+            ("FLAG:pancake:k:user:BETA:ada", "1"),
+            ("FLAG:pancake:k:team:BETA:a:b", "0"),
+            ("FLAG:pancake:k:user:ONLY_OVERRIDE:bob", "1"),
+            ("SAMPLE:pancake:HALF", "50.0"),
+            ("SAMPLE:pancake:TOO_MUCH", "140"),
+        ] {
+            state.absorb("pancake", key, Some(value));
+        }
+        assert_eq!(state.switches.len(), 2);
+        assert!(state.switches["NEW_UI"] && !state.switches["OLD"]);
+        assert_eq!(state.flags["BETA"].active, Some(false));
+        assert!(state.flags["BETA"].overrides["user"]["ada"]);
+        assert!(!state.flags["BETA"].overrides["team"]["a:b"]);
+        assert_eq!(state.flags["ONLY_OVERRIDE"].active, None);
+        assert_eq!(state.samples["HALF"], 50.0);
+        let keys: Vec<&str> = state.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["SWITCH:pancake:BROKEN", "SAMPLE:pancake:TOO_MUCH"]);
+
+        let mut previous = PancakeState::default();
+        previous.switches.insert("BROKEN".into(), true);
+        previous.samples.insert("TOO_MUCH".into(), 10.0);
+        state.keep_good_values("pancake", &previous);
+        assert!(state.switches["BROKEN"]);
+        assert_eq!(state.samples["TOO_MUCH"], 10.0);
+    }
+
+    #[test]
+    fn names_are_checked_and_upper_cased() {
+        assert_eq!(validate_name("new_ui").expect("valid"), "NEW_UI");
+        for bad in ["", "a:b", "two words"] {
+            assert!(
+                matches!(validate_name(bad), Err(PancakeError::InvalidName { .. })),
+                "{bad:?}"
+            );
+        }
+        assert!(validate_ratio(140.0).is_err() && validate_ratio(f64::NAN).is_err());
+        assert!(validate_ratio(0.0).is_ok() && validate_ratio(100.0).is_ok());
+    }
+}
