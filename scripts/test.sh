@@ -26,8 +26,10 @@ if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; 
     fi
 fi
 
-# The Python OFREP client the server is tested against (openfeature-provider-ofrep,
-# from PyPI) lives in a virtual environment of its own.
+# Python peers from PyPI, in a virtual environment of their own: the OFREP client
+# the server is tested against (openfeature-provider-ofrep), flask-pancake with
+# Flask and flask-redis (the compatibility test), and Selenium (drives Chromium
+# through the admin web page).
 VENV=.venv-test
 if ! command -v python3 >/dev/null 2>&1; then
     echo "python3 not found: install Python 3.9+ (Debian: apt-get install python3 python3-venv)" >&2
@@ -39,7 +41,9 @@ if [ ! -x "$VENV/bin/python" ]; then
         exit 1
     }
 fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "openfeature-provider-ofrep==0.3.0"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "openfeature-provider-ofrep==0.3.0" "flask-pancake==0.5.2" "flask-redis==0.4.0" \
+    "Flask==3.1.3" "redis==8.1.0" "selenium==4.51.0"
 export FLAGYARD_TEST_PYTHON="$PWD/$VENV/bin/python"
 
 echo "== cargo fmt --check"
