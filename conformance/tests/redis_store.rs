@@ -52,6 +52,9 @@ async fn versions_move_forward_atomically_with_history() {
     assert_eq!(history[0].actor, "ops \"quoted\"");
     assert_eq!((history[0].version, history[0].detail.as_str()), (2, "a"));
     assert_eq!(history[1].version, 1);
+    // A limit of n gives n entries (the list holds entries only).
+    let two = docs.history(2).await.expect("history");
+    assert_eq!(two.iter().map(|h| h.version).collect::<Vec<_>>(), [2, 1]);
 
     // Concurrent writers: every version is distinct and the stored body is the
     // one written with the final version.

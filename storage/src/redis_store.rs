@@ -27,7 +27,9 @@ if expected >= 0 and expected ~= current then
 end
 local version = current + 1
 redis.call('HSET', KEYS[1], 'version', version, 'body', ARGV[1])
-redis.call('LPUSH', KEYS[2], string.gsub(ARGV[2], '"__V__"', tostring(version)))
+-- gsub returns (text, count): keep only the text.
+local entry = string.gsub(ARGV[2], '"__V__"', tostring(version))
+redis.call('LPUSH', KEYS[2], entry)
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
 redis.call('PUBLISH', KEYS[3], version)
 return version
