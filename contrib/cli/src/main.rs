@@ -3,6 +3,7 @@
 
 mod admin;
 mod eval;
+mod pancake;
 mod serve;
 mod watch;
 
@@ -33,6 +34,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Change flags on a running server through its admin API.
     Admin(admin::AdminArgs),
+    /// flask-pancake's switches, flags and samples in Redis.
+    Pancake(pancake::PancakeArgs),
     /// Follow a source as an app would: one JSON line per applied change and
     /// per status transition.
     Watch(watch::WatchArgs),
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(args),
         Command::Admin(args) => admin::admin(args),
         Command::Watch(args) => watch::watch(args),
+        Command::Pancake(args) => pancake::pancake(args),
     };
     match result {
         Ok(code) => code,

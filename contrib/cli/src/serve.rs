@@ -25,6 +25,13 @@ pub struct ServeArgs {
     /// Key prefix in Redis.
     #[arg(long, default_value = "flagyard")]
     redis_prefix: String,
+    /// Manage flask-pancake's switches, flags and samples in this Redis
+    /// through the admin API and the /admin page.
+    #[arg(long, value_name = "redis://…", env = "FLAGYARD_PANCAKE_REDIS")]
+    pancake: Option<String>,
+    /// The flask-pancake extension name.
+    #[arg(long, default_value = "pancake")]
+    pancake_extension: String,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8013")]
     listen: SocketAddr,
@@ -63,6 +70,8 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         config.redis_url = Some(store);
         config.redis_prefix = args.redis_prefix;
     }
+    config.pancake_url = args.pancake;
+    config.pancake_extension = args.pancake_extension;
     config.listen = args.listen;
     config.seed_file = args.flags;
     config.admin_token = args.admin_token.filter(|t| !t.is_empty());

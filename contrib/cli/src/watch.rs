@@ -6,9 +6,10 @@ use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
 use clap::Args;
-use flagyard::core::Source;
+use flagyard::core::{EvaluationContext, Source};
 use flagyard::{
-    FileSource, FlagyardProvider, PollingSource, ProviderEvent, SseSource, WebSocketSource,
+    FileSource, FlagyardProvider, PancakeSource, PollingSource, ProviderEvent, SseSource,
+    WebSocketSource,
 };
 use serde_json::{Value, json};
 
@@ -16,7 +17,8 @@ use serde_json::{Value, json};
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// `http(s)://…/v1/flags` (polling), `http(s)://…/v1/stream` (SSE),
-    /// `ws(s)://…/v1/ws` (WebSocket) or `file://PATH`.
+    /// `ws(s)://…/v1/ws` (WebSocket), `file://PATH`, or
+    /// `pancake:redis://HOST:PORT` (flask-pancake's switches, flags and samples).
     #[arg(long)]
     source: String,
     /// Send this SDK key.
@@ -25,6 +27,13 @@ pub struct WatchArgs {
     /// Polling interval in seconds.
     #[arg(long, default_value_t = 5)]
     interval: u64,
+    /// The flask-pancake extension name (pancake sources).
+    #[arg(long, default_value = "pancake")]
+    extension: String,
+    /// Turn Redis keyspace notifications on, so writes by flask-pancake or
+    /// redis-cli are seen at once instead of at the next rescan (pancake sources).
+    #[arg(long)]
+    keyspace_events: bool,
     /// Stop after this many seconds (default: run until interrupted).
     #[arg(long)]
     seconds: Option<u64>,
@@ -33,6 +42,13 @@ pub struct WatchArgs {
 fn source(args: &WatchArgs) -> Result<Box<dyn Source>, String> {
     let url = args.source.as_str();
     let key = args.sdk_key.clone();
+    if let Some(redis) = url.strip_prefix("pancake:") {
+        return Ok(Box::new(
+            PancakeSource::new(redis)
+                .extension(args.extension.clone())
+                .enable_keyspace_events(args.keyspace_events),
+        ));
+    }
     if let Some(path) = url.strip_prefix("file://") {
         return Ok(Box::new(FileSource::new(path)));
     }
@@ -58,7 +74,7 @@ fn source(args: &WatchArgs) -> Result<Box<dyn Source>, String> {
         }));
     }
     Err(format!(
-        "unsupported --source '{url}': use http(s)://, ws(s):// or file://"
+        "unsupported --source '{url}': use http(s)://, ws(s)://, file:// or pancake:redis://"
     ))
 }
 
@@ -101,7 +117,22 @@ pub fn watch(args: WatchArgs) -> Result<ExitCode, String> {
                     "flags": handle.snapshot().map_or(0, |s| s.len()), "at": now()
                 }),
                 ProviderEvent::ConfigurationChanged { flags_changed } => {
-                    json!({ "version": version, "changed": flags_changed, "at": now() })
+                    // The changed flags' values for an empty context (null: removed,
+                    // or no value without a context).
+                    let empty = EvaluationContext::new();
+                    let values: serde_json::Map<String, Value> = handle
+                        .snapshot()
+                        .map(|snapshot| {
+                            flags_changed
+                                .iter()
+                                .map(|key| {
+                                    let value = snapshot.evaluate(key, &empty).value;
+                                    (key.clone(), value.map_or(Value::Null, |v| v.to_json()))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    json!({ "version": version, "changed": flags_changed, "values": values, "at": now() })
                 }
                 ProviderEvent::Stale { message } => {
                     json!({ "status": "Stale", "message": message, "at": now() })

@@ -29,6 +29,11 @@ pub struct ServerConfig {
     pub ofrep_rate_limit: Option<u32>,
     /// Largest document accepted by the admin API (default 5 MiB).
     pub max_document_bytes: usize,
+    /// The Redis holding flask-pancake's switches, flags and samples, managed
+    /// through `/v1/admin/pancake` and the `/admin` page; `None`: not offered.
+    pub pancake_url: Option<String>,
+    /// The flask-pancake extension name (default `pancake`).
+    pub pancake_extension: String,
 }
 
 impl ServerConfig {
@@ -45,6 +50,8 @@ impl ServerConfig {
             heartbeat: Duration::from_secs(15),
             ofrep_rate_limit: None,
             max_document_bytes: 5 * 1024 * 1024,
+            pancake_url: None,
+            pancake_extension: "pancake".into(),
         }
     }
 }

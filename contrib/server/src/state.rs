@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use flagyard_core::{CompileOptions, Limits, Snapshot};
+use flagyard_storage::pancake::Pancake;
 use flagyard_storage::{RedisDocuments, SqliteDocuments};
 
 use crate::backend::Backend;
@@ -38,6 +39,9 @@ pub enum ServerError {
         /// What is wrong.
         message: String,
     },
+    /// The pancake Redis could not be reached.
+    #[error("pancake: {0}")]
+    Pancake(#[from] flagyard_storage::pancake::PancakeError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -87,6 +91,7 @@ pub struct AppState {
     pub(crate) config: ServerConfig,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) limiter: Option<RateLimiter>,
+    pub(crate) pancake: Option<Pancake>,
     writes: tokio::sync::Mutex<()>,
 }
 
@@ -217,6 +222,10 @@ impl AppState {
             }
         };
         let published = Arc::new(compile_stored(stored.version, &stored.body, &config)?);
+        let pancake = match &config.pancake_url {
+            Some(url) => Some(Pancake::open(url, &config.pancake_extension).await?),
+            None => None,
+        };
         let (changes, _) = broadcast::channel(64);
         let limiter = config.ofrep_rate_limit.map(RateLimiter::new);
         tracing::info!(store = %backend.describe(), version = stored.version, "document loaded");
@@ -227,6 +236,7 @@ impl AppState {
             config,
             shutdown,
             limiter,
+            pancake,
             writes: tokio::sync::Mutex::new(()),
         }))
     }

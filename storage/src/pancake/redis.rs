@@ -16,7 +16,9 @@ const HISTORY_KEEP: i64 = 1000;
 /// KEYS: sequence, history, channel. ARGV: entry with a `"__V__"` placeholder, keep.
 const RECORD: &str = r#"
 local version = redis.call('INCR', KEYS[1])
-redis.call('LPUSH', KEYS[2], string.gsub(ARGV[1], '"__V__"', tostring(version)))
+-- gsub returns (text, count): keep only the text.
+local entry = string.gsub(ARGV[1], '"__V__"', tostring(version))
+redis.call('LPUSH', KEYS[2], entry)
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
 redis.call('PUBLISH', KEYS[3], version)
 return version

@@ -14,7 +14,8 @@ use crate::error::ApiError;
 use crate::published::Published;
 use crate::state::AppState;
 
-fn actor(headers: &HeaderMap) -> String {
+/// Who made a change: the `X-Flagyard-Actor` header, else `admin`.
+pub(super) fn actor(headers: &HeaderMap) -> String {
     headers
         .get("x-flagyard-actor")
         .and_then(|v| v.to_str().ok())
@@ -25,7 +26,8 @@ fn actor(headers: &HeaderMap) -> String {
         )
 }
 
-fn parse(body: &Bytes, max: usize) -> Result<Value, ApiError> {
+/// A JSON body of at most `max` bytes.
+pub(super) fn parse(body: &Bytes, max: usize) -> Result<Value, ApiError> {
     if body.len() > max {
         return Err(ApiError::TooLarge(format!(
             "body is {} bytes, over the {max}-byte limit",
@@ -123,21 +125,32 @@ pub(super) struct HistoryQuery {
     limit: Option<usize>,
 }
 
+impl HistoryQuery {
+    /// The limit asked for: 50 by default, 1 to 1,000.
+    pub(super) fn limit(&self) -> usize {
+        self.limit.unwrap_or(50).clamp(1, 1000)
+    }
+}
+
+/// History entries as the API answers them.
+pub(super) fn history_json(entries: Vec<flagyard_storage::HistoryEntry>) -> Json<Value> {
+    let entries: Vec<Value> = entries
+        .into_iter()
+        .map(|h| json!({ "version": h.version, "atMs": h.at_ms, "actor": h.actor, "action": h.action, "detail": h.detail }))
+        .collect();
+    Json(json!({ "history": entries }))
+}
+
 pub(super) async fn history(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&headers, state.config.admin_token.as_deref())?;
-    let limit = query.limit.unwrap_or(50).clamp(1, 1000);
     let entries = state
         .backend
-        .history(limit)
+        .history(query.limit())
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let entries: Vec<Value> = entries
-        .into_iter()
-        .map(|h| json!({ "version": h.version, "atMs": h.at_ms, "actor": h.actor, "action": h.action, "detail": h.detail }))
-        .collect();
-    Ok(Json(json!({ "history": entries })))
+    Ok(history_json(entries))
 }

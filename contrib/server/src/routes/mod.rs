@@ -3,12 +3,14 @@
 mod admin;
 mod flags;
 mod ofrep;
+mod page;
+mod pancake;
 mod stream;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 
 use crate::state::AppState;
 
@@ -27,5 +29,20 @@ pub fn router(state: Arc<AppState>) -> Router {
             put(admin::set_flag).delete(admin::delete_flag),
         )
         .route("/v1/admin/history", get(admin::history))
+        .route("/v1/admin/pancake", get(pancake::list))
+        .route("/v1/admin/pancake/history", get(pancake::history))
+        .route(
+            "/v1/admin/pancake/{kind}/{name}",
+            put(pancake::set).delete(pancake::clear),
+        )
+        .route(
+            "/v1/admin/pancake/flags/{name}/{group}",
+            delete(pancake::clear_group),
+        )
+        .route(
+            "/v1/admin/pancake/flags/{name}/{group}/{id}",
+            put(pancake::set_override).delete(pancake::clear_override),
+        )
+        .route("/admin", get(page::admin_page))
         .with_state(state)
 }

@@ -1,0 +1,250 @@
+//! `flagyard pancake`: flask-pancake's switches, flags and samples in Redis.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use flagyard::storage::pancake::{DEFAULT_EXTENSION, DEFAULT_GROUP, Kind, Pancake, PancakeState};
+
+/// `flagyard pancake` options.
+#[derive(Debug, Args)]
+pub struct PancakeArgs {
+    /// The Redis that flask-pancake and Flagyard share.
+    #[arg(
+        long,
+        env = "FLAGYARD_PANCAKE_REDIS",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    redis: String,
+    /// The flask-pancake extension name.
+    #[arg(long, default_value = DEFAULT_EXTENSION)]
+    extension: String,
+    /// Recorded in the history as who made the change.
+    #[arg(long, env = "USER", default_value = "cli")]
+    actor: String,
+    #[command(subcommand)]
+    command: PancakeCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum PancakeCommand {
+    /// Switches: global on/off.
+    Switch {
+        #[command(subcommand)]
+        action: OnOff,
+    },
+    /// Flags: global on/off plus per-user (per-group) overrides.
+    Flag {
+        #[command(subcommand)]
+        action: FlagAction,
+    },
+    /// Samples: on for a ratio (0–100) of checks.
+    Sample {
+        #[command(subcommand)]
+        action: SampleAction,
+    },
+    /// Every switch, flag and sample with its current value.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The newest changes made through Flagyard.
+    History {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OnOff {
+    /// Turn on (created if needed).
+    Enable { name: String },
+    /// Turn off (created if needed).
+    Disable { name: String },
+    /// Delete the stored value (apps fall back to their declared default).
+    Clear { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum FlagAction {
+    /// Turn on globally (created if needed).
+    Enable { name: String },
+    /// Turn off globally (created if needed).
+    Disable { name: String },
+    /// Delete the global value.
+    Clear { name: String },
+    /// Turn on for one user (or object of --group).
+    EnableUser {
+        name: String,
+        id: String,
+        #[arg(long, default_value = DEFAULT_GROUP)]
+        group: String,
+    },
+    /// Turn off for one user (or object of --group).
+    DisableUser {
+        name: String,
+        id: String,
+        #[arg(long, default_value = DEFAULT_GROUP)]
+        group: String,
+    },
+    /// Remove one user's override.
+    ClearUser {
+        name: String,
+        id: String,
+        #[arg(long, default_value = DEFAULT_GROUP)]
+        group: String,
+    },
+    /// Remove every override of the group.
+    ClearAllUsers {
+        name: String,
+        #[arg(long, default_value = DEFAULT_GROUP)]
+        group: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SampleAction {
+    /// Set the ratio, 0–100 (created if needed).
+    Set { name: String, ratio: f64 },
+    /// Delete the stored ratio.
+    Clear { name: String },
+}
+
+pub fn pancake(args: PancakeArgs) -> Result<ExitCode, String> {
+    let runtime =
+        tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: PancakeArgs) -> Result<ExitCode, String> {
+    let pancake = Pancake::open(&args.redis, &args.extension)
+        .await
+        .map_err(|e| e.to_string())?;
+    let actor = args.actor.as_str();
+    let upper = |name: &str| name.to_uppercase();
+    let done = match args.command {
+        PancakeCommand::List { json } => {
+            let state = pancake.list().await.map_err(|e| e.to_string())?;
+            if json {
+                let text = serde_json::to_string_pretty(&state).map_err(|e| e.to_string())?;
+                println!("{text}");
+            } else {
+                print!("{}", table(&state));
+            }
+            for problem in &state.problems {
+                eprintln!("flagyard: {problem}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        PancakeCommand::History { limit } => {
+            for entry in pancake.history(limit).await.map_err(|e| e.to_string())? {
+                let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(entry.at_ms);
+                println!(
+                    "{:>5}  {}  {:<10} {:<16} {}",
+                    entry.version,
+                    humantime::format_rfc3339_seconds(at),
+                    entry.actor,
+                    entry.action,
+                    entry.detail
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        PancakeCommand::Switch { action } => match action {
+            OnOff::Enable { name } => pancake
+                .enable(Kind::Switch, &name, actor)
+                .await
+                .map(|()| format!("switch {} enabled", upper(&name))),
+            OnOff::Disable { name } => pancake
+                .disable(Kind::Switch, &name, actor)
+                .await
+                .map(|()| format!("switch {} disabled", upper(&name))),
+            OnOff::Clear { name } => pancake
+                .clear(Kind::Switch, &name, actor)
+                .await
+                .map(|()| format!("switch {} cleared", upper(&name))),
+        },
+        PancakeCommand::Flag { action } => match action {
+            FlagAction::Enable { name } => pancake
+                .enable(Kind::Flag, &name, actor)
+                .await
+                .map(|()| format!("flag {} enabled", upper(&name))),
+            FlagAction::Disable { name } => pancake
+                .disable(Kind::Flag, &name, actor)
+                .await
+                .map(|()| format!("flag {} disabled", upper(&name))),
+            FlagAction::Clear { name } => pancake
+                .clear(Kind::Flag, &name, actor)
+                .await
+                .map(|()| format!("flag {} cleared", upper(&name))),
+            FlagAction::EnableUser { name, id, group } => pancake
+                .enable_user(&name, &group, &id, actor)
+                .await
+                .map(|()| format!("flag {} enabled for {group} {id}", upper(&name))),
+            FlagAction::DisableUser { name, id, group } => pancake
+                .disable_user(&name, &group, &id, actor)
+                .await
+                .map(|()| format!("flag {} disabled for {group} {id}", upper(&name))),
+            FlagAction::ClearUser { name, id, group } => pancake
+                .clear_user(&name, &group, &id, actor)
+                .await
+                .map(|()| format!("flag {}: override for {group} {id} cleared", upper(&name))),
+            FlagAction::ClearAllUsers { name, group } => pancake
+                .clear_all_users(&name, &group, actor)
+                .await
+                .map(|n| format!("flag {}: {n} {group} override(s) cleared", upper(&name))),
+        },
+        PancakeCommand::Sample { action } => match action {
+            SampleAction::Set { name, ratio } => pancake
+                .set_sample(&name, ratio, actor)
+                .await
+                .map(|()| format!("sample {} set to {ratio}%", upper(&name))),
+            SampleAction::Clear { name } => pancake
+                .clear(Kind::Sample, &name, actor)
+                .await
+                .map(|()| format!("sample {} cleared", upper(&name))),
+        },
+    };
+    match done {
+        Ok(line) => {
+            println!("{line}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("flagyard: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
+}
+
+/// One line per switch, flag and sample.
+fn table(state: &PancakeState) -> String {
+    let mut out = String::new();
+    for (name, on) in &state.switches {
+        out.push_str(&format!("switch  {name:<24} {}\n", on_off(*on)));
+    }
+    for (name, flag) in &state.flags {
+        let global = flag.active.map_or("(default)", on_off);
+        let overrides: Vec<String> = flag
+            .overrides
+            .iter()
+            .flat_map(|(group, ids)| {
+                ids.iter()
+                    .map(move |(id, on)| format!("{group}:{id}={}", on_off(*on)))
+            })
+            .collect();
+        out.push_str(
+            &format!("flag    {name:<24} {global:<9} {}\n", overrides.join(" ")).trim_end(),
+        );
+        out.push('\n');
+    }
+    for (name, ratio) in &state.samples {
+        out.push_str(&format!("sample  {name:<24} {ratio}%\n"));
+    }
+    out
+}

@@ -1,0 +1,190 @@
+//! The admin web page in a real headless Chromium: `flagyard serve --pancake`
+//! and a `flagyard watch --source pancake:…` client as processes, the page
+//! driven by `tests/browser/admin_page.py` (Selenium, from the test venv that
+//! `scripts/test.sh` prepares, with Debian's chromium and chromedriver).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use flagyard_conformance::redis_server::TestRedis;
+use serde_json::Value;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_flagyard")
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+fn skip(why: &str) {
+    assert!(
+        !in_ci(),
+        "{why}; it is required when CI=true (scripts/test.sh installs it)"
+    );
+    eprintln!("SKIPPED: {why} (run scripts/test.sh)");
+}
+
+fn on_path(names: &[&str]) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).any(|dir| names.iter().any(|n| dir.join(n).is_file()))
+}
+
+fn pancake(url: &str, args: &[&str]) {
+    let out = Command::new(bin())
+        .args(["pancake", "--redis", url, "--actor", "setup"])
+        .args(args)
+        .output()
+        .expect("flagyard pancake runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A child process killed when the test ends, pass or fail.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(db: &Path, redis: &str) -> (Killed, String) {
+    let mut child = Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(db)
+        .args(["--pancake", redis, "--admin-token", "page-token"])
+        .env_remove("FLAGYARD_SDK_KEY")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("flagyard serve starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("the server announces itself")
+            .expect("line");
+        if let Some(rest) = line.strip_prefix("flagyard: serving ") {
+            break rest.split_whitespace().next().expect("url").to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (Killed(child), base)
+}
+
+/// `flagyard watch` on the pancake source; its JSON lines arrive on the channel.
+fn watch(redis: &str) -> (Killed, mpsc::Receiver<Value>) {
+    let mut child = Command::new(bin())
+        .args(["watch", "--source", &format!("pancake:{redis}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("flagyard watch starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                let _ = tx.send(value);
+            }
+        }
+    });
+    (Killed(child), rx)
+}
+
+fn wait_for(lines: &mpsc::Receiver<Value>, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if check(&line) => return line,
+            Ok(_) => {}
+            Err(_) => panic!("flagyard watch never printed {what}"),
+        }
+    }
+}
+
+#[test]
+fn the_admin_page_toggles_a_switch_that_reaches_a_watch_client() {
+    let python = match std::env::var("FLAGYARD_TEST_PYTHON") {
+        Ok(p) if !p.is_empty() => p,
+        _ => return skip("FLAGYARD_TEST_PYTHON is not set (Selenium)"),
+    };
+    if !on_path(&["chromium", "chromium-browser"]) || !on_path(&["chromedriver"]) {
+        return skip("chromium or chromedriver not found");
+    }
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let url = redis.url();
+    pancake(&url, &["switch", "disable", "new_ui"]);
+    pancake(&url, &["flag", "disable", "beta"]);
+    pancake(&url, &["sample", "set", "rollout", "10"]);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_server, base) = serve(&dir.path().join("server.sqlite"), &url);
+    let (_watch, lines) = watch(&url);
+    wait_for(&lines, "Ready", |l| l["status"] == "Ready");
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/admin_page.py");
+    let screenshot = dir.path().join("admin.png");
+    let output = Command::new(python)
+        .arg(script)
+        .args([&base, "page-token"])
+        .arg(&screenshot)
+        .output()
+        .expect("the browser script runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "browser script failed\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let steps: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON step"))
+        .collect();
+    let names: Vec<&str> = steps.iter().filter_map(|s| s["step"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "wrong token refused",
+            "logged in",
+            "switch toggled",
+            "sample set",
+            "override added",
+            "override removed",
+            "history shown"
+        ]
+    );
+    assert_eq!(steps[1]["new_ui"], "off");
+    let history = &steps[6];
+    assert!(
+        history["has_enable"] == true && history["by_page"] == true,
+        "{history}"
+    );
+    assert!(std::fs::metadata(&screenshot).is_ok_and(|m| m.len() > 1000));
+
+    // The switch turned on in the page reached the watching app.
+    let changed = wait_for(&lines, "NEW_UI turned on", |l| {
+        l["values"]["NEW_UI"] == true
+    });
+    println!("watch saw: {changed}");
+    let state = Command::new(bin())
+        .args(["pancake", "--redis", &url, "list", "--json"])
+        .output()
+        .expect("list");
+    let state: Value = serde_json::from_slice(&state.stdout).expect("JSON");
+    assert_eq!(state["switches"]["NEW_UI"], true);
+    assert_eq!(state["samples"]["ROLLOUT"], 25.0);
+    assert_eq!(state["flags"]["BETA"]["overrides"], serde_json::json!({}));
+}

@@ -1,0 +1,94 @@
+"""Drives the admin web page in a real headless Chromium (Debian's chromium and
+chromedriver, through Selenium): a wrong token is refused, the right one logs
+in, a switch is toggled, a sample ratio set, a user override added and
+removed, and the history shows the changes. Prints one JSON line per step.
+
+Usage: admin_page.py BASE_URL TOKEN [SCREENSHOT.png]
+"""
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+
+def find_binary(env, *names):
+    for candidate in [os.environ.get(env)] + [shutil.which(n) for n in names]:
+        if candidate and os.path.exists(candidate):
+            return candidate
+    raise SystemExit(f"none of {names} found (install Debian's chromium and chromium-driver, or set {env})")
+
+
+def step(name, **detail):
+    print(json.dumps(dict(step=name, **detail)), flush=True)
+
+
+def main():
+    base, token = sys.argv[1], sys.argv[2]
+    screenshot = sys.argv[3] if len(sys.argv) > 3 else None
+    options = webdriver.ChromeOptions()
+    options.binary_location = find_binary("FLAGYARD_CHROMIUM", "chromium", "chromium-browser")
+    profile = tempfile.mkdtemp(prefix="flagyard-chromium-")
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1200,1000", f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    service = Service(executable_path=find_binary("FLAGYARD_CHROMEDRIVER", "chromedriver"))
+    driver = webdriver.Chrome(service=service, options=options)
+    wait = WebDriverWait(driver, 10)
+    css = lambda selector: wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, selector)))
+    try:
+        driver.get(base + "/admin")
+        token_input = css("#token")
+        token_input.send_keys("not-the-token")
+        driver.find_element(By.ID, "login-button").click()
+        wait.until(EC.text_to_be_present_in_element((By.ID, "message"), "wrong admin token"))
+        step("wrong token refused", message=driver.find_element(By.ID, "message").text)
+
+        token_input.clear()
+        token_input.send_keys(token)
+        driver.find_element(By.ID, "login-button").click()
+        wait.until(EC.visibility_of_element_located((By.ID, "app")))
+        row = css('tr[data-switch="NEW_UI"] td[data-state]')
+        step("logged in", new_ui=row.get_attribute("data-state"))
+
+        css('button[data-toggle-switch="NEW_UI"]').click()
+        css('tr[data-switch="NEW_UI"] td[data-state="on"]')
+        step("switch toggled", new_ui="on")
+
+        ratio = css('input[data-sample-ratio="ROLLOUT"]')
+        ratio.clear()
+        ratio.send_keys("25")
+        css('button[data-set-sample="ROLLOUT"]').click()
+        css('tr[data-sample="ROLLOUT"] td[data-ratio="25"]')
+        step("sample set", rollout=25)
+
+        css('input[data-override-id="BETA"]').send_keys("ada")
+        css('button[data-add-override="BETA"]').click()
+        css('tr[data-flag="BETA"] span[data-override="user:ada"]')
+        step("override added", beta="user:ada")
+
+        css('button[data-remove-override="BETA:user:ada"]').click()
+        wait.until(EC.invisibility_of_element_located((By.CSS_SELECTOR, 'span[data-override="user:ada"]')))
+        step("override removed", beta="none")
+
+        wait.until(EC.text_to_be_present_in_element((By.ID, "history"), "clear-user"))
+        history = driver.find_element(By.ID, "history").text
+        step("history shown", has_enable="enable" in history, has_set="set" in history,
+             by_page="admin-page" in history)
+        if screenshot:
+            driver.save_screenshot(screenshot)
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
