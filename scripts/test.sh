@@ -14,15 +14,26 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
-# The Redis tests start their own redis-server on a free port; make sure it is
-# installed (Debian's package, installed here when running as root).
+# System packages the tests use, from Debian: redis-server (the Redis tests start
+# their own on a free port) and chromium + chromium-driver (the admin web page is
+# tested in headless Chromium). Installed here when running as root.
+missing=()
 if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; then
+    missing+=(redis-server)
+fi
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    missing+=(chromium chromium-driver)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "== installing redis-server"
-        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
-    else
+        echo "== installing ${missing[*]}"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    elif [[ " ${missing[*]} " == *" redis-server "* ]]; then
         echo "redis-server not found: install it (Debian: sudo apt-get install redis-server)" >&2
         exit 1
+    else
+        echo "warning: ${missing[*]} not installed: the admin page browser test will be skipped" >&2
     fi
 fi
 
