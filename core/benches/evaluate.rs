@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use arc_swap::ArcSwap;
 use criterion::{Criterion, criterion_group, criterion_main};
 use flagyard_core::murmur3::Murmur3;
-use flagyard_core::{EvaluationContext, Snapshot};
+use flagyard_core::{Context, EvaluationContext, Snapshot};
 use serde_json::{Value, json};
 
 /// Counts live heap bytes, for the memory-per-flag figure.
@@ -250,11 +250,96 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
+/// A pancake flag with 1,000 user overrides (half on, half off) and two
+/// samples, as `PancakeSource` generates them.
+fn pancake_document() -> Value {
+    let on: Vec<String> = (0..USERS)
+        .step_by(20)
+        .map(|i| format!("user-{i}"))
+        .collect();
+    let off: Vec<String> = (10..USERS)
+        .step_by(20)
+        .map(|i| format!("user-{i}"))
+        .collect();
+    let boolean = |targeting: Value| {
+        json!({"state": "ENABLED", "variants": {"on": true, "off": false},
+               "defaultVariant": "off", "targeting": targeting})
+    };
+    json!({"flags": {
+        "BETA": boolean(json!({"if": [
+            {"in": [{"var": "targetingKey"}, on]}, "on",
+            {"in": [{"var": "targetingKey"}, off]}, "off"]})),
+        "ROLLOUT": boolean(json!({"if": [{"sample": [25.0]}, "on", "off"]})),
+        "STICKY": boolean(json!({"if": [{"sample": [25.0, {"var": "targetingKey"}]}, "on", "off"]})),
+    }})
+}
+
+fn pancake_benches(c: &mut Criterion) {
+    let users = users();
+    let mut next = 0usize;
+    let mut pick = move || {
+        next = (next + 1) % USERS;
+        next
+    };
+    let snapshot = ArcSwap::from_pointee(
+        Snapshot::from_value(&pancake_document(), &Default::default()).expect("loads"),
+    );
+    // The floor: the same answers from a map of hand-written rules behind ArcSwap.
+    enum Floor {
+        Overrides(HashMap<String, bool>),
+        Random(f64),
+        Sticky(f64),
+    }
+    let overrides: HashMap<String, bool> = (0..USERS)
+        .step_by(10)
+        .map(|i| (format!("user-{i}"), i % 20 == 0))
+        .collect();
+    let floor: ArcSwap<HashMap<String, Floor>> = ArcSwap::from_pointee(HashMap::from([
+        ("BETA".to_string(), Floor::Overrides(overrides)),
+        ("ROLLOUT".to_string(), Floor::Random(25.0)),
+        ("STICKY".to_string(), Floor::Sticky(25.0)),
+    ]));
+    let floor_eval = |rule: &Floor, key: &str, ctx: &EvaluationContext| match rule {
+        Floor::Overrides(ids) => ctx
+            .targeting_key()
+            .and_then(|k| ids.get(k).copied())
+            .unwrap_or(false),
+        Floor::Random(ratio) => fastrand::f64() * 100.0 < *ratio,
+        Floor::Sticky(ratio) => {
+            let mut h = Murmur3::new(0);
+            h.write(key.as_bytes());
+            h.write(ctx.targeting_key().unwrap_or_default().as_bytes());
+            f64::from(h.finish()) / 4_294_967_296.0 * 100.0 < *ratio
+        }
+    };
+    let mut group = c.benchmark_group("pancake");
+    for (item, key) in [
+        ("flag-1000-overrides", "BETA"),
+        ("sample-random", "ROLLOUT"),
+        ("sample-sticky", "STICKY"),
+    ] {
+        group.bench_function(format!("floor/{item}"), |b| {
+            b.iter(|| {
+                let ctx = &users[pick()];
+                let rules = floor.load();
+                black_box(rules.get(black_box(key)).map(|r| floor_eval(r, key, ctx)))
+            })
+        });
+        group.bench_function(format!("flagyard/{item}"), |b| {
+            b.iter(|| {
+                let ctx = &users[pick()];
+                black_box(snapshot.load().resolve(black_box(key), false, ctx).value)
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = evaluate;
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = benches
+    targets = benches, pancake_benches
 }
 criterion_main!(evaluate);

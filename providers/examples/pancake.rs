@@ -67,7 +67,10 @@ async fn main() {
         .set_provider(provider.clone())
         .await;
     let ready = provider.wait_until_ready(Duration::from_secs(5)).await;
-    println!("pancake mirror of {redis}: ready={} ({})", ready.success, ready.reason);
+    println!(
+        "pancake mirror of {redis}: ready={} ({})",
+        ready.success, ready.reason
+    );
 
     // Through the OpenFeature client…
     let client = OpenFeature::singleton().await.create_client();
