@@ -52,6 +52,16 @@ pub fn document(flags: &[(&str, bool)]) -> String {
     format!(r#"{{"flags": {{{}}}}}"#, flags.join(", "))
 }
 
+/// An `on_error` hook that appends every error to `errors`.
+pub fn record_errors(errors: ErrorLog) -> impl Fn(&ProviderError) + Send + Sync + 'static {
+    move |e| {
+        errors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(e.clone())
+    }
+}
+
 fn new_log() -> ErrorLog {
     Arc::default()
 }

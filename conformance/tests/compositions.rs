@@ -1,12 +1,12 @@
 //! The conformance suite for FileSource + MemoryStore and FileSource + DiskCache.
 
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use flagyard::core::Store;
 use flagyard::{DiskCache, FileSource, FlagyardProvider, MemoryStore};
-use flagyard_conformance::suite::{ErrorLog, Harness, run_all};
+use flagyard_conformance::suite::{ErrorLog, Harness, record_errors, run_all};
 
 enum StoreKind {
     Memory(MemoryStore),
@@ -81,12 +81,7 @@ impl Harness for FileHarness {
                     .poll_interval(Duration::from_millis(500)),
             )
             .store_arc(store)
-            .on_error(move |e| {
-                errors
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(e.clone())
-            })
+            .on_error(record_errors(errors))
             .build()
     }
 

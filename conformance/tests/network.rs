@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -16,7 +16,7 @@ use flagyard::{
     DiskCache, FlagyardProvider, MemoryStore, PollingSource, ReconnectPolicy, SqliteStore,
     SseSource, WebSocketSource,
 };
-use flagyard_conformance::suite::{ErrorLog, Harness, run_all};
+use flagyard_conformance::suite::{ErrorLog, Harness, record_errors, run_all};
 use flagyard_server::{Server, ServerConfig};
 use flagyard_storage::SqliteDocuments;
 use tokio::sync::oneshot;
@@ -219,12 +219,7 @@ impl Harness for NetworkHarness {
         FlagyardProvider::builder()
             .source(Boxed(self.source()))
             .store_arc(store)
-            .on_error(move |e| {
-                errors
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(e.clone())
-            })
+            .on_error(record_errors(errors))
             .build()
     }
 

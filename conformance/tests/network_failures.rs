@@ -2,7 +2,7 @@
 //! or 401, and a stream that goes silent. Served by small test servers on
 //! loopback; the provider starts from a cached document.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -15,6 +15,7 @@ use flagyard::{
     FlagyardProvider, MemoryStore, PollingSource, ProviderStatus, ReconnectPolicy, SseSource,
     WebSocketSource,
 };
+use flagyard_conformance::suite::record_errors;
 use futures_util::StreamExt;
 
 const DOC: &str = r#"{"flags": {"a": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on"}}}"#;
@@ -79,12 +80,7 @@ fn provider(source: Box<dyn Source>, errors: Arc<Mutex<Vec<ProviderError>>>) -> 
     FlagyardProvider::builder()
         .source(Boxed(source))
         .store(MemoryStore::with_document(DOC))
-        .on_error(move |e| {
-            errors
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(e.clone())
-        })
+        .on_error(record_errors(errors))
         .build()
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use flagyard::core::{EvaluationContext, ProviderError, Reason, Store};
 use flagyard::{DiskCache, FlagyardProvider, MemoryStore, PancakeSource, ReconnectPolicy};
 use flagyard_conformance::redis_server::TestRedis;
-use flagyard_conformance::suite::{ErrorLog, Harness, run_all};
+use flagyard_conformance::suite::{ErrorLog, Harness, record_errors, run_all};
 use flagyard_storage::pancake::{Kind, Pancake, PancakeError};
 use serde_json::{Value, json};
 
@@ -34,6 +34,16 @@ async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .expect("redis connects")
+}
+
+/// Writes a key as another program would (redis-cli, flask-pancake).
+async fn set_raw(url: &str, key: &str, value: &str) {
+    let _: () = redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .query_async(&mut raw(url).await)
+        .await
+        .expect("set");
 }
 
 async fn set_keyspace_events(url: &str, flags: &str) {
@@ -121,12 +131,7 @@ impl Harness for PancakeHarness {
                     .enable_keyspace_events(true),
             )
             .store_arc(store)
-            .on_error(move |e| {
-                errors
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(e.clone())
-            })
+            .on_error(record_errors(errors))
             .build()
     }
 
@@ -139,15 +144,7 @@ impl Harness for PancakeHarness {
     }
 
     fn publish_bad(&mut self, payload: &str) {
-        let url = self.redis.url();
-        block(async {
-            let _: () = redis::cmd("SET")
-                .arg("SWITCH:pancake:A")
-                .arg(payload)
-                .query_async(&mut raw(&url).await)
-                .await
-                .expect("set");
-        });
+        block(set_raw(&self.redis.url(), "SWITCH:pancake:A", payload));
     }
 
     fn stop_source(&mut self) {
@@ -305,12 +302,7 @@ async fn operations_write_flask_pancake_keys_and_refuse_bad_input_without_change
         .expect("clear user");
     assert_eq!(get("FLAG:pancake:k:user:BETA:bob").await, None);
     // An override written without tracking (by redis-cli) is cleared too.
-    let _: () = redis::cmd("SET")
-        .arg("FLAG:pancake:k:user:BETA:eve")
-        .arg("1")
-        .query_async(&mut conn)
-        .await
-        .expect("set");
+    set_raw(&url, "FLAG:pancake:k:user:BETA:eve", "1").await;
     assert_eq!(
         pancake
             .clear_all_users("beta", "user", "me")
@@ -463,27 +455,17 @@ async fn the_mirror_follows_writes_by_other_programs() {
         return;
     };
     let url = redis.url();
-    let mut conn = raw(&url).await;
     for (keyspace, rescan) in [
         (true, Duration::from_secs(3600)),
         (false, Duration::from_millis(200)),
     ] {
         set_keyspace_events(&url, if keyspace { "K$g" } else { "" }).await;
-        let _: () = redis::cmd("SET")
-            .arg("SWITCH:pancake:OUTSIDE")
-            .arg("0")
-            .query_async(&mut conn)
-            .await
-            .expect("set");
+        set_raw(&url, "SWITCH:pancake:OUTSIDE", "0").await;
         let errors: Arc<Mutex<Vec<ProviderError>>> = Arc::default();
         let log = Arc::clone(&errors);
         let provider = FlagyardProvider::builder()
             .source(source(&url).rescan_every(rescan))
-            .on_error(move |e| {
-                log.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(e.clone())
-            })
+            .on_error(record_errors(log))
             .build();
         assert!(
             provider
@@ -499,12 +481,7 @@ async fn the_mirror_follows_writes_by_other_programs() {
                 == Some("off")
         })
         .await;
-        let _: () = redis::cmd("SET")
-            .arg("SWITCH:pancake:OUTSIDE")
-            .arg("1")
-            .query_async(&mut conn)
-            .await
-            .expect("set");
+        set_raw(&url, "SWITCH:pancake:OUTSIDE", "1").await;
         let started = Instant::now();
         until("the outside write", || {
             provider.get_bool("OUTSIDE", false, &())
@@ -515,12 +492,7 @@ async fn the_mirror_follows_writes_by_other_programs() {
             started.elapsed()
         );
         // A value that is not 1/0: reported with its key, the good value stays.
-        let _: () = redis::cmd("SET")
-            .arg("SWITCH:pancake:OUTSIDE")
-            .arg("maybe")
-            .query_async(&mut conn)
-            .await
-            .expect("set");
+        set_raw(&url, "SWITCH:pancake:OUTSIDE", "maybe").await;
         until("the bad value reported", || {
             errors
                 .lock()

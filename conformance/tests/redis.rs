@@ -1,7 +1,7 @@
 //! The conformance suite for RedisSource (with memory and disk stores) against
 //! a real redis-server, plus Redis scenarios.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flagyard::core::{ProviderError, Store};
@@ -9,7 +9,7 @@ use flagyard::{
     DiskCache, FlagyardProvider, MemoryStore, ProviderStatus, ReconnectPolicy, RedisSource,
 };
 use flagyard_conformance::redis_server::TestRedis;
-use flagyard_conformance::suite::{ErrorLog, Harness, document, run_all};
+use flagyard_conformance::suite::{ErrorLog, Harness, document, record_errors, run_all};
 use flagyard_storage::RedisDocuments;
 
 fn block<F: std::future::Future>(f: F) -> F::Output {
@@ -64,12 +64,7 @@ impl Harness for RedisHarness {
         FlagyardProvider::builder()
             .source(source(&self.redis.url()))
             .store_arc(store)
-            .on_error(move |e| {
-                errors
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(e.clone())
-            })
+            .on_error(record_errors(errors))
             .build()
     }
 

@@ -51,7 +51,19 @@ fn redis_error(url: &str, e: redis::RedisError) -> StoreError {
     StoreError::Other(format!("redis {url}: {e}"))
 }
 
-fn now_ms() -> u64 {
+/// A connection that reconnects by itself after Redis restarts, with short
+/// timeouts (2 s to connect or answer, 2 retries).
+pub(crate) async fn connection_manager(
+    client: &redis::Client,
+) -> redis::RedisResult<redis::aio::ConnectionManager> {
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_number_of_retries(2);
+    client.get_connection_manager_with_config(config).await
+}
+
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -91,12 +103,7 @@ impl RedisDocuments {
     /// Connects to `url` (`redis://host:port/db`) using keys under `prefix`.
     pub async fn open(url: &str, prefix: &str) -> Result<RedisDocuments, StoreError> {
         let client = redis::Client::open(url).map_err(|e| redis_error(url, e))?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(2);
-        let conn = client
-            .get_connection_manager_with_config(config)
+        let conn = connection_manager(&client)
             .await
             .map_err(|e| redis_error(url, e))?;
         Ok(RedisDocuments {

@@ -238,9 +238,8 @@ fn table(state: &PancakeState) -> String {
                     .map(move |(id, on)| format!("{group}:{id}={}", on_off(*on)))
             })
             .collect();
-        out.push_str(
-            &format!("flag    {name:<24} {global:<9} {}\n", overrides.join(" ")).trim_end(),
-        );
+        let line = format!("flag    {name:<24} {global:<9} {}", overrides.join(" "));
+        out.push_str(line.trim_end());
         out.push('\n');
     }
     for (name, ratio) in &state.samples {

@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 use flagyard_conformance::redis_server::TestRedis;
 use serde_json::Value;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_flagyard")
-}
+mod common;
+use common::{bin, serve};
 
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
@@ -54,31 +53,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn serve(db: &Path, redis: &str) -> (Killed, String) {
-    let mut child = Command::new(bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(db)
-        .args(["--pancake", redis, "--admin-token", "page-token"])
-        .env_remove("FLAGYARD_SDK_KEY")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("flagyard serve starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("the server announces itself")
-            .expect("line");
-        if let Some(rest) = line.strip_prefix("flagyard: serving ") {
-            break rest.split_whitespace().next().expect("url").to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (Killed(child), base)
 }
 
 /// `flagyard watch` on the pancake source; its JSON lines arrive on the channel.
@@ -131,7 +105,8 @@ fn the_admin_page_toggles_a_switch_that_reaches_a_watch_client() {
     pancake(&url, &["sample", "set", "rollout", "10"]);
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let (_server, base) = serve(&dir.path().join("server.sqlite"), &url);
+    let (server, base) = serve(&dir.path().join("server.sqlite"), &["--pancake", &url]);
+    let _server = Killed(server);
     let (_watch, lines) = watch(&url);
     wait_for(&lines, "Ready", |l| l["status"] == "Ready");
 
@@ -139,7 +114,7 @@ fn the_admin_page_toggles_a_switch_that_reaches_a_watch_client() {
     let screenshot = dir.path().join("admin.png");
     let output = Command::new(python)
         .arg(script)
-        .args([&base, "page-token"])
+        .args([&base, "tok"])
         .arg(&screenshot)
         .output()
         .expect("the browser script runs");

@@ -1,7 +1,5 @@
 //! The pancake admin and reader over one Redis connection.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use redis::AsyncCommands;
 
 use super::model::{
@@ -9,6 +7,7 @@ use super::model::{
     validate_name, validate_ratio,
 };
 use crate::documents::HistoryEntry;
+use crate::redis_store::{connection_manager, now_ms, parse_entry};
 
 const HISTORY_KEEP: i64 = 1000;
 
@@ -59,12 +58,6 @@ impl std::fmt::Debug for Pancake {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 fn ratio_text(ratio: f64) -> String {
     // Python's float repr for whole and short ratios ("25.0", "12.5"), which
     // flask-pancake writes too.
@@ -81,14 +74,7 @@ impl Pancake {
             source,
         };
         let client = redis::Client::open(url).map_err(error)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(2);
-        let conn = client
-            .get_connection_manager_with_config(config)
-            .await
-            .map_err(error)?;
+        let conn = connection_manager(&client).await.map_err(error)?;
         Ok(Pancake {
             url: url.to_string(),
             ext: ext.to_string(),
@@ -453,10 +439,7 @@ impl Pancake {
             )
             .await
             .map_err(|e| self.redis_error(e))?;
-        Ok(raw
-            .iter()
-            .filter_map(|r| crate::redis_store::parse_entry(r))
-            .collect())
+        Ok(raw.iter().filter_map(|r| parse_entry(r)).collect())
     }
 }
 

@@ -170,6 +170,21 @@ pub(crate) fn network_error(
     ProviderError::new(ErrorOrigin::Network, transient, format!("{from}: {why}"))
 }
 
+/// Ends one session of a source that keeps a connection: reports why it
+/// ended (transient, naming `from`) and waits out the backoff before the next.
+#[cfg(feature = "redis")]
+pub(crate) async fn retry_after(
+    updates: &dyn flagyard_core::SourceUpdates,
+    from: &str,
+    backoff: &mut Backoff,
+    ended: Result<(), String>,
+) {
+    if let Err(why) = ended {
+        updates.error(network_error(from, true, why));
+    }
+    tokio::time::sleep(backoff.failed()).await;
+}
+
 /// Whether an HTTP status means "your credentials are wrong" (slow retry).
 pub(crate) fn is_auth_status(status: u16) -> bool {
     status == 401 || status == 403

@@ -8,7 +8,7 @@ use flagyard_core::{Source, SourceUpdates};
 use flagyard_storage::RedisDocuments;
 use futures_util::StreamExt;
 
-use super::{Backoff, ReconnectPolicy, network_error};
+use super::{Backoff, ReconnectPolicy, retry_after};
 
 /// Follows the flag document that flag servers keep in Redis (the layout of
 /// [`RedisDocuments`]): loads it, then applies every version announced on the
@@ -58,13 +58,10 @@ impl RedisSource {
         let mut backoff = Backoff::new(self.reconnect.clone());
         let mut last: u64 = 0;
         loop {
-            if let Err(why) = self
+            let ended = self
                 .session(&*updates, &from, &mut backoff, &mut last)
-                .await
-            {
-                updates.error(network_error(&from, true, why));
-            }
-            tokio::time::sleep(backoff.failed()).await;
+                .await;
+            retry_after(&*updates, &from, &mut backoff, ended).await;
         }
     }
 

@@ -14,7 +14,7 @@ use flagyard_storage::pancake::{
 };
 use futures_util::StreamExt;
 
-use super::network::{Backoff, ReconnectPolicy, network_error};
+use super::network::{Backoff, ReconnectPolicy, retry_after};
 use document::{Layout, to_document};
 
 /// Serves flask-pancake's switches, flags and samples (in its Redis key
@@ -195,13 +195,10 @@ impl PancakeSource {
         };
         let mut backoff = Backoff::new(self.reconnect.clone());
         loop {
-            if let Err(why) = self
+            let ended = self
                 .session(&*updates, &from, &mut backoff, &mut mirror)
-                .await
-            {
-                updates.error(network_error(&from, true, why));
-            }
-            tokio::time::sleep(backoff.failed()).await;
+                .await;
+            retry_after(&*updates, &from, &mut backoff, ended).await;
         }
     }
 

@@ -1,0 +1,39 @@
+//! Helpers shared by the process-level tests.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_flagyard")
+}
+
+/// Starts `flagyard serve` on a free port; returns the process and its base URL.
+pub fn serve(db: &Path, extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(db)
+        .args(extra)
+        .env("FLAGYARD_ADMIN_TOKEN", "tok")
+        .env_remove("FLAGYARD_SDK_KEY")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("flagyard serve starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("the server announces itself")
+            .expect("utf-8 line");
+        if let Some(rest) = line.strip_prefix("flagyard: serving ") {
+            break rest.split_whitespace().next().expect("url").to_string();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}
