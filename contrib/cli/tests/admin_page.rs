@@ -136,13 +136,15 @@ fn the_admin_page_toggles_a_switch_that_reaches_a_watch_client() {
             "logged in",
             "switch toggled",
             "sample set",
+            "typing survives a refresh",
             "override added",
             "override removed",
             "history shown"
         ]
     );
     assert_eq!(steps[1]["new_ui"], "off");
-    let history = &steps[6];
+    assert_eq!(steps[4]["typed"], "ada");
+    let history = &steps[7];
     assert!(
         history["has_enable"] == true && history["by_page"] == true,
         "{history}"

@@ -11,9 +11,11 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -44,6 +46,15 @@ def main():
     driver = webdriver.Chrome(service=service, options=options)
     wait = WebDriverWait(driver, 10)
     css = lambda selector: wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, selector)))
+
+    def on(selector, action):
+        # The page rebuilds a table when its data changes; find the element again if that happened.
+        for attempt in range(5):
+            try:
+                return action(css(selector))
+            except StaleElementReferenceException:
+                if attempt == 4:
+                    raise
     try:
         driver.get(base + "/admin")
         token_input = css("#token")
@@ -59,23 +70,25 @@ def main():
         row = css('tr[data-switch="NEW_UI"] td[data-state]')
         step("logged in", new_ui=row.get_attribute("data-state"))
 
-        css('button[data-toggle-switch="NEW_UI"]').click()
+        on('button[data-toggle-switch="NEW_UI"]', lambda e: e.click())
         css('tr[data-switch="NEW_UI"] td[data-state="on"]')
         step("switch toggled", new_ui="on")
 
-        ratio = css('input[data-sample-ratio="ROLLOUT"]')
-        ratio.clear()
-        ratio.send_keys("25")
-        css('button[data-set-sample="ROLLOUT"]').click()
+        on('input[data-sample-ratio="ROLLOUT"]', lambda e: (e.clear(), e.send_keys("25")))
+        on('button[data-set-sample="ROLLOUT"]', lambda e: e.click())
         css('tr[data-sample="ROLLOUT"] td[data-ratio="25"]')
         step("sample set", rollout=25)
 
-        css('input[data-override-id="BETA"]').send_keys("ada")
-        css('button[data-add-override="BETA"]').click()
+        on('input[data-override-id="BETA"]', lambda e: e.send_keys("ada"))
+        # A periodic refresh (every 3 s) with nothing changed keeps what is typed.
+        time.sleep(3.5)
+        typed = css('input[data-override-id="BETA"]').get_attribute("value")
+        step("typing survives a refresh", typed=typed)
+        on('button[data-add-override="BETA"]', lambda e: e.click())
         css('tr[data-flag="BETA"] span[data-override="user:ada"]')
         step("override added", beta="user:ada")
 
-        css('button[data-remove-override="BETA:user:ada"]').click()
+        on('button[data-remove-override="BETA:user:ada"]', lambda e: e.click())
         wait.until(EC.invisibility_of_element_located((By.CSS_SELECTOR, 'span[data-override="user:ada"]')))
         step("override removed", beta="none")
 
