@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flagyard::core::Store;
-use flagyard::{DiskCache, FileSource, FlagyardProvider, MemoryStore};
-use flagyard_conformance::suite::{ErrorLog, Harness, record_errors, run_all};
+use flagyard::{FileSource, FlagyardProvider, MemoryStore};
+use flagyard_conformance::suite::{ErrorLog, Harness, record_errors, run_all, test_disk_cache};
 
 enum StoreKind {
     Memory(MemoryStore),
@@ -67,12 +67,7 @@ impl Harness for FileHarness {
     fn build(&mut self, errors: ErrorLog) -> FlagyardProvider {
         let store: Arc<dyn Store> = match &self.store {
             StoreKind::Memory(m) => Arc::new(m.clone()),
-            StoreKind::Disk(dir) => Arc::new(
-                DiskCache::builder()
-                    .directory(dir)
-                    .coalesce(Duration::from_millis(50))
-                    .build(),
-            ),
+            StoreKind::Disk(dir) => Arc::new(test_disk_cache(dir)),
         };
         FlagyardProvider::builder()
             .source(

@@ -13,10 +13,10 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use flagyard::core::{Source, Store};
 use flagyard::{
-    DiskCache, FlagyardProvider, MemoryStore, PollingSource, ReconnectPolicy, SqliteStore,
-    SseSource, WebSocketSource,
+    FlagyardProvider, MemoryStore, PollingSource, ReconnectPolicy, SqliteStore, SseSource,
+    WebSocketSource,
 };
-use flagyard_conformance::suite::{ErrorLog, Harness, record_errors, run_all};
+use flagyard_conformance::suite::{ErrorLog, Harness, record_errors, run_all, test_disk_cache};
 use flagyard_server::{Server, ServerConfig};
 use flagyard_storage::SqliteDocuments;
 use tokio::sync::oneshot;
@@ -206,12 +206,7 @@ impl Harness for NetworkHarness {
     fn build(&mut self, errors: ErrorLog) -> FlagyardProvider {
         let store: Arc<dyn Store> = match self.store {
             StoreKind::Memory => Arc::new(self.memory.clone()),
-            StoreKind::Disk => Arc::new(
-                DiskCache::builder()
-                    .directory(self.dir.path().join("cache"))
-                    .coalesce(Duration::from_millis(50))
-                    .build(),
-            ),
+            StoreKind::Disk => Arc::new(test_disk_cache(&self.dir.path().join("cache"))),
             StoreKind::Sqlite => Arc::new(
                 SqliteStore::open(self.dir.path().join("cache.sqlite")).expect("sqlite cache"),
             ),

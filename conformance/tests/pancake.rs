@@ -9,10 +9,10 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use flagyard::core::{EvaluationContext, ProviderError, Reason, Store};
-use flagyard::{DiskCache, FlagyardProvider, MemoryStore, PancakeSource, ReconnectPolicy};
+use flagyard::core::{EvaluationContext, ProviderError, Reason};
+use flagyard::{FlagyardProvider, MemoryStore, PancakeSource, ReconnectPolicy};
 use flagyard_conformance::redis_server::TestRedis;
-use flagyard_conformance::suite::{ErrorLog, Harness, record_errors, run_all};
+use flagyard_conformance::suite::{ErrorLog, Harness, memory_or_disk, record_errors, run_all};
 use flagyard_storage::pancake::{Kind, Pancake, PancakeError};
 use serde_json::{Value, json};
 
@@ -114,16 +114,7 @@ impl Harness for PancakeHarness {
     }
 
     fn build(&mut self, errors: ErrorLog) -> FlagyardProvider {
-        let store: Arc<dyn Store> = if self.disk {
-            Arc::new(
-                DiskCache::builder()
-                    .directory(self.dir.path())
-                    .coalesce(Duration::from_millis(50))
-                    .build(),
-            )
-        } else {
-            Arc::new(self.memory.clone())
-        };
+        let store = memory_or_disk(self.disk, &self.memory, self.dir.path());
         FlagyardProvider::builder()
             .source(
                 source(&self.redis.url())

@@ -4,12 +4,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use flagyard::core::{ProviderError, Store};
-use flagyard::{
-    DiskCache, FlagyardProvider, MemoryStore, ProviderStatus, ReconnectPolicy, RedisSource,
-};
+use flagyard::core::ProviderError;
+use flagyard::{FlagyardProvider, MemoryStore, ProviderStatus, ReconnectPolicy, RedisSource};
 use flagyard_conformance::redis_server::TestRedis;
-use flagyard_conformance::suite::{ErrorLog, Harness, document, record_errors, run_all};
+use flagyard_conformance::suite::{
+    ErrorLog, Harness, document, memory_or_disk, record_errors, run_all,
+};
 use flagyard_storage::RedisDocuments;
 
 fn block<F: std::future::Future>(f: F) -> F::Output {
@@ -51,16 +51,7 @@ impl Harness for RedisHarness {
     }
 
     fn build(&mut self, errors: ErrorLog) -> FlagyardProvider {
-        let store: Arc<dyn Store> = if self.disk {
-            Arc::new(
-                DiskCache::builder()
-                    .directory(self.dir.path())
-                    .coalesce(Duration::from_millis(50))
-                    .build(),
-            )
-        } else {
-            Arc::new(self.memory.clone())
-        };
+        let store = memory_or_disk(self.disk, &self.memory, self.dir.path());
         FlagyardProvider::builder()
             .source(source(&self.redis.url()))
             .store_arc(store)
