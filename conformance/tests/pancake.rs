@@ -413,10 +413,45 @@ async fn overrides_apply_to_their_user_only_and_samples_hit_their_ratio() {
     assert!((0.23..0.27).contains(&share), "25% sample gave {share:.3}");
     let d = provider.get_bool_details("QUARTER", false, &user("ada"));
     assert_eq!(d.reason, Reason::Split);
+
+    // Cleared values fall back to the declared defaults: BETA's global value
+    // (false; carol has no override) and QUARTER's ratio (25, was 100).
+    pancake
+        .set_sample("quarter", 100.0, "me")
+        .await
+        .expect("set");
+    until("QUARTER at 100%", || {
+        (0..50).all(|_| provider.get_bool("QUARTER", false, &user("ada")))
+    })
+    .await;
+    pancake
+        .clear(Kind::Flag, "beta", "me")
+        .await
+        .expect("clear");
+    pancake
+        .clear(Kind::Sample, "quarter", "me")
+        .await
+        .expect("clear");
+    until("the declared defaults", || {
+        !provider.get_bool("BETA", true, &user("carol"))
+            && !(0..200).all(|_| provider.get_bool("QUARTER", false, &user("ada")))
+    })
+    .await;
+    assert!(
+        !provider.get_bool("BETA", true, &user("bob")),
+        "bob's override stays"
+    );
+    assert_eq!(
+        provider.snapshot().and_then(|s| s
+            .flag("QUARTER")
+            .and_then(|f| f.metadata().get("ratio").cloned())),
+        Some(flagyard::core::MetadataValue::Float(25.0))
+    );
     provider.close();
 
     // Sticky: hashed on the targeting key, about a quarter of users, each
     // always the same answer.
+    pancake.set_sample("sticky", 25.0, "me").await.expect("set");
     let sticky = FlagyardProvider::builder()
         .source(source(&url).sticky_samples(true))
         .build();
@@ -427,12 +462,12 @@ async fn overrides_apply_to_their_user_only_and_samples_hit_their_ratio() {
             .success
     );
     let answers: Vec<bool> = (0..checks)
-        .map(|i| sticky.get_bool("QUARTER", false, &user(&format!("user-{i}"))))
+        .map(|i| sticky.get_bool("STICKY", false, &user(&format!("user-{i}"))))
         .collect();
     let share = answers.iter().filter(|a| **a).count() as f64 / checks as f64;
     assert!((0.23..0.27).contains(&share), "sticky 25% gave {share:.3}");
     for (i, first) in answers.iter().enumerate().take(500) {
-        let again = sticky.get_bool("QUARTER", false, &user(&format!("user-{i}")));
+        let again = sticky.get_bool("STICKY", false, &user(&format!("user-{i}")));
         assert_eq!(again, *first, "user-{i} changed its answer");
     }
     sticky.close();
