@@ -94,142 +94,144 @@ pub struct PancakeState {
 }
 
 impl PancakeState {
-    /// Whether `name` (upper-cased) exists as a `kind`.
-    pub fn contains(&self, kind: Kind, name: &str) -> bool {
-        match kind {
-            Kind::Switch => self.switches.contains_key(name),
-            Kind::Flag => self.flags.contains_key(name),
-            Kind::Sample => self.samples.contains_key(name),
-        }
-    }
-
     /// Reads one key and its value into the state (keys of other extensions
-    /// and tracking sets are ignored).
+    /// and tracking sets are ignored; a value that is not what the key's kind
+    /// stores becomes a problem).
     pub(crate) fn absorb(&mut self, ext: &str, key: &str, raw: Option<&str>) {
-        let Some(raw) = raw else { return };
-        let mut problem = |message: String| {
-            self.problems.push(Problem {
-                key: key.to_string(),
-                message,
-            })
-        };
-        let Some((kind, rest)) = split_key(ext, key) else {
+        let (Some(raw), Some(slot)) = (raw, Slot::parse(ext, key)) else {
             return;
         };
-        match kind {
-            Kind::Switch => match parse_bool(raw) {
-                Some(on) => {
-                    self.switches.insert(rest.to_string(), on);
-                }
-                None => problem(format!("switch value {raw:?} is not 1 or 0")),
+        let value = match slot {
+            Slot::Tracking => return,
+            Slot::BadOverride => Err("override key is not k:{group}:{NAME}:{object_id}".into()),
+            Slot::Sample(_) => match raw.trim().parse::<f64>() {
+                Ok(ratio) if validate_ratio(ratio).is_ok() => Ok(Stored::Ratio(ratio)),
+                _ => Err(format!("sample value {raw:?} is not a ratio from 0 to 100")),
             },
-            Kind::Sample => match raw.trim().parse::<f64>() {
-                Ok(ratio) if validate_ratio(ratio).is_ok() => {
-                    self.samples.insert(rest.to_string(), ratio);
-                }
-                _ => problem(format!("sample value {raw:?} is not a ratio from 0 to 100")),
+            Slot::Switch(_) | Slot::Flag(_) | Slot::Override { .. } => match raw {
+                "1" => Ok(Stored::On(true)),
+                "0" => Ok(Stored::On(false)),
+                _ => Err(format!("{} value {raw:?} is not 1 or 0", slot.kind())),
             },
-            Kind::Flag => {
-                if rest.starts_with("t:") {
-                    return;
-                }
-                let Some(on) = parse_bool(raw) else {
-                    problem(format!("flag value {raw:?} is not 1 or 0"));
-                    return;
-                };
-                if let Some(override_key) = rest.strip_prefix("k:") {
-                    // {group}:{NAME}:{object_id}; the id may itself contain ':'.
-                    let mut parts = override_key.splitn(3, ':');
-                    match (parts.next(), parts.next(), parts.next()) {
-                        (Some(group), Some(name), Some(id)) if !id.is_empty() => {
-                            self.flags
-                                .entry(name.to_string())
-                                .or_default()
-                                .overrides
-                                .entry(group.to_string())
-                                .or_default()
-                                .insert(id.to_string(), on);
-                        }
-                        _ => problem("override key is not k:{group}:{NAME}:{object_id}".into()),
-                    }
-                } else {
-                    self.flags.entry(rest.to_string()).or_default().active = Some(on);
-                }
-            }
+        };
+        match value {
+            Ok(value) => self.store(&slot, value),
+            Err(message) => self.problems.push(Problem {
+                key: key.to_string(),
+                message,
+            }),
         }
     }
-}
 
-impl PancakeState {
     /// For every key listed as a problem, keeps the value `previous` had for
     /// it (a bad write loses nothing that was good).
     pub fn keep_good_values(&mut self, ext: &str, previous: &PancakeState) {
-        for problem in &self.problems {
-            let Some((kind, rest)) = split_key(ext, &problem.key) else {
-                continue;
-            };
-            match kind {
-                Kind::Switch => {
-                    if let Some(on) = previous.switches.get(rest) {
-                        self.switches.insert(rest.to_string(), *on);
-                    }
-                }
-                Kind::Sample => {
-                    if let Some(ratio) = previous.samples.get(rest) {
-                        self.samples.insert(rest.to_string(), *ratio);
-                    }
-                }
-                Kind::Flag => {
-                    let override_key = rest.strip_prefix("k:");
-                    let parts: Vec<&str> =
-                        override_key.map_or_else(Vec::new, |k| k.splitn(3, ':').collect());
-                    match parts.as_slice() {
-                        [group, name, id] => {
-                            let old = previous
-                                .flags
-                                .get(*name)
-                                .and_then(|f| f.overrides.get(*group))
-                                .and_then(|ids| ids.get(*id));
-                            if let Some(on) = old {
-                                self.flags
-                                    .entry(name.to_string())
-                                    .or_default()
-                                    .overrides
-                                    .entry(group.to_string())
-                                    .or_default()
-                                    .insert(id.to_string(), *on);
-                            }
-                        }
-                        _ if override_key.is_none() => {
-                            if let Some(on) = previous.flags.get(rest).and_then(|f| f.active) {
-                                self.flags.entry(rest.to_string()).or_default().active = Some(on);
-                            }
-                        }
-                        _ => {}
-                    }
-                }
+        let problems = std::mem::take(&mut self.problems);
+        for slot in problems.iter().filter_map(|p| Slot::parse(ext, &p.key)) {
+            if let Some(value) = previous.stored(&slot) {
+                self.store(&slot, value);
             }
+        }
+        self.problems = problems;
+    }
+
+    fn stored(&self, slot: &Slot<'_>) -> Option<Stored> {
+        match *slot {
+            Slot::Switch(name) => self.switches.get(name).copied().map(Stored::On),
+            Slot::Flag(name) => self.flags.get(name)?.active.map(Stored::On),
+            Slot::Override { group, name, id } => {
+                let on = self.flags.get(name)?.overrides.get(group)?.get(id)?;
+                Some(Stored::On(*on))
+            }
+            Slot::Sample(name) => self.samples.get(name).copied().map(Stored::Ratio),
+            Slot::Tracking | Slot::BadOverride => None,
+        }
+    }
+
+    fn store(&mut self, slot: &Slot<'_>, value: Stored) {
+        match (*slot, value) {
+            (Slot::Switch(name), Stored::On(on)) => {
+                self.switches.insert(name.to_string(), on);
+            }
+            (Slot::Flag(name), Stored::On(on)) => {
+                self.flags.entry(name.to_string()).or_default().active = Some(on);
+            }
+            (Slot::Override { group, name, id }, Stored::On(on)) => {
+                self.flags
+                    .entry(name.to_string())
+                    .or_default()
+                    .overrides
+                    .entry(group.to_string())
+                    .or_default()
+                    .insert(id.to_string(), on);
+            }
+            (Slot::Sample(name), Stored::Ratio(ratio)) => {
+                self.samples.insert(name.to_string(), ratio);
+            }
+            _ => {}
         }
     }
 }
 
-fn split_key<'k>(ext: &str, key: &'k str) -> Option<(Kind, &'k str)> {
-    let (prefix, rest) = key.split_once(':')?;
-    let kind = match prefix {
-        "SWITCH" => Kind::Switch,
-        "FLAG" => Kind::Flag,
-        "SAMPLE" => Kind::Sample,
-        _ => return None,
-    };
-    let rest = rest.strip_prefix(ext)?.strip_prefix(':')?;
-    (!rest.is_empty()).then_some((kind, rest))
+/// A value as stored: `1`/`0`, or a sample's ratio.
+#[derive(Debug, Clone, Copy)]
+enum Stored {
+    On(bool),
+    Ratio(f64),
 }
 
-fn parse_bool(raw: &str) -> Option<bool> {
-    match raw {
-        "1" => Some(true),
-        "0" => Some(false),
-        _ => None,
+/// What one Redis key of an extension holds.
+#[derive(Debug, Clone, Copy)]
+enum Slot<'k> {
+    Switch(&'k str),
+    Flag(&'k str),
+    /// `FLAG:{ext}:k:{group}:{NAME}:{object_id}` (the id may contain `:`).
+    Override {
+        group: &'k str,
+        name: &'k str,
+        id: &'k str,
+    },
+    Sample(&'k str),
+    /// `FLAG:{ext}:t:…`, flask-pancake's set of overridden keys.
+    Tracking,
+    /// A `FLAG:{ext}:k:…` key without group, name and id.
+    BadOverride,
+}
+
+impl<'k> Slot<'k> {
+    /// The slot `key` addresses, or `None` for a key of another extension or kind.
+    fn parse(ext: &str, key: &'k str) -> Option<Slot<'k>> {
+        let (prefix, rest) = key.split_once(':')?;
+        let rest = rest.strip_prefix(ext)?.strip_prefix(':')?;
+        if rest.is_empty() {
+            return None;
+        }
+        Some(match prefix {
+            "SWITCH" => Slot::Switch(rest),
+            "SAMPLE" => Slot::Sample(rest),
+            "FLAG" if rest.starts_with("t:") => Slot::Tracking,
+            "FLAG" => match rest.strip_prefix("k:") {
+                None => Slot::Flag(rest),
+                Some(override_key) => {
+                    let mut parts = override_key.splitn(3, ':');
+                    match (parts.next(), parts.next(), parts.next()) {
+                        (Some(group), Some(name), Some(id)) if !id.is_empty() => {
+                            Slot::Override { group, name, id }
+                        }
+                        _ => Slot::BadOverride,
+                    }
+                }
+            },
+            _ => return None,
+        })
+    }
+
+    fn kind(&self) -> Kind {
+        match self {
+            Slot::Switch(_) => Kind::Switch,
+            Slot::Sample(_) => Kind::Sample,
+            _ => Kind::Flag,
+        }
     }
 }
 
@@ -340,6 +342,8 @@ mod tests {
             ("FLAG:pancake:k:user:ONLY_OVERRIDE:bob", "1"),
             ("SAMPLE:pancake:HALF", "50.0"),
             ("SAMPLE:pancake:TOO_MUCH", "140"),
+            ("FLAG:pancake:k:user:BETA:eve", "2"),
+            ("FLAG:pancake:k:user", "1"),
         ] {
             state.absorb("pancake", key, Some(value));
         }
@@ -351,12 +355,27 @@ mod tests {
         assert_eq!(state.flags["ONLY_OVERRIDE"].active, None);
         assert_eq!(state.samples["HALF"], 50.0);
         let keys: Vec<&str> = state.problems.iter().map(|p| p.key.as_str()).collect();
-        assert_eq!(keys, ["SWITCH:pancake:BROKEN", "SAMPLE:pancake:TOO_MUCH"]);
+        assert_eq!(
+            keys,
+            [
+                "SWITCH:pancake:BROKEN",
+                "SAMPLE:pancake:TOO_MUCH",
+                "FLAG:pancake:k:user:BETA:eve",
+                "FLAG:pancake:k:user"
+            ]
+        );
+        assert_eq!(state.problems[2].message, "flag value \"2\" is not 1 or 0");
 
         let mut previous = PancakeState::default();
         previous.switches.insert("BROKEN".into(), true);
         previous.samples.insert("TOO_MUCH".into(), 10.0);
+        let mut beta = FlagState::default();
+        beta.overrides
+            .insert("user".into(), BTreeMap::from([("eve".into(), false)]));
+        previous.flags.insert("BETA".into(), beta);
         state.keep_good_values("pancake", &previous);
+        assert!(!state.flags["BETA"].overrides["user"]["eve"]);
+        assert!(state.flags["BETA"].overrides["user"]["ada"]);
         assert!(state.switches["BROKEN"]);
         assert_eq!(state.samples["TOO_MUCH"], 10.0);
     }

@@ -171,12 +171,14 @@ impl Pancake {
         self.record(actor, action, &format!("{kind} {name}")).await
     }
 
-    /// Turns a switch or a flag (globally) on, creating it if needed.
+    /// Turns a switch or a flag (globally) on, creating it if needed; a
+    /// sample is set to 100.
     pub async fn enable(&self, kind: Kind, name: &str, actor: &str) -> Result<(), PancakeError> {
         self.set_boolean(kind, name, true, actor).await
     }
 
-    /// Turns a switch or a flag (globally) off, creating it if needed.
+    /// Turns a switch or a flag (globally) off, creating it if needed; a
+    /// sample is set to 0.
     pub async fn disable(&self, kind: Kind, name: &str, actor: &str) -> Result<(), PancakeError> {
         self.set_boolean(kind, name, false, actor).await
     }
@@ -325,24 +327,25 @@ impl Pancake {
             .smembers(&tracking)
             .await
             .map_err(|e| self.redis_error(e))?;
-        let pattern = format!(
-            "{}:*",
-            self.override_key(group, &name, "").trim_end_matches(':')
+        keys.extend(
+            self.scan(&format!("{}*", self.override_key(group, &name, "")))
+                .await?,
         );
-        keys.extend(self.scan(&pattern).await?);
         keys.sort_unstable();
         keys.dedup();
-        let mut pipe = redis::pipe();
-        pipe.atomic().del(&tracking).ignore();
-        if !keys.is_empty() {
-            pipe.del(&keys);
+        let deleted: u64 = if keys.is_empty() {
+            0
         } else {
-            pipe.cmd("ECHO").arg(0);
-        }
-        let (deleted,): (u64,) = pipe
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.redis_error(e))?;
+            let (deleted,): (u64,) = redis::pipe()
+                .atomic()
+                .del(&tracking)
+                .ignore()
+                .del(&keys)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| self.redis_error(e))?;
+            deleted
+        };
         if deleted == 0 {
             return Err(PancakeError::NoOverride {
                 name,
