@@ -108,12 +108,42 @@ impl Pancake {
         format!("FLAGYARD:{}:changes", self.ext)
     }
 
-    /// Keyspace-notification patterns covering this extension's keys in `db`.
-    pub fn keyspace_patterns(&self, db: i64) -> Vec<String> {
+    /// Keyspace-notification patterns covering this extension's keys (in the
+    /// URL's database).
+    pub fn keyspace_patterns(&self) -> Vec<String> {
+        let db = self.client.get_connection_info().redis_settings().db();
         [Kind::Switch, Kind::Flag, Kind::Sample]
             .iter()
             .map(|kind| format!("__keyspace@{db}__:{}:{}:*", kind.prefix(), self.ext))
             .collect()
+    }
+
+    /// Whether Redis sends the keyspace notifications a mirror needs (`K` with
+    /// string and generic events); with `enable`, turns them on first where
+    /// they are off (`CONFIG SET notify-keyspace-events`, adding `K$g` to what
+    /// is set). An error means `CONFIG` is refused (as on some hosted Redis).
+    pub async fn keyspace_notifications(&self, enable: bool) -> Result<bool, PancakeError> {
+        let mut conn = self.conn.clone();
+        let current: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("notify-keyspace-events")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis_error(e))?;
+        let flags = current.get(1).map_or("", String::as_str);
+        let covered = flags.contains('K')
+            && (flags.contains('A') || (flags.contains('$') && flags.contains('g')));
+        if covered || !enable {
+            return Ok(covered);
+        }
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("notify-keyspace-events")
+            .arg(format!("{flags}K$g"))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis_error(e))?;
+        Ok(true)
     }
 
     /// The key of a switch, a flag's global value or a sample.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use flagyard_core::plugin::BoxFuture;
 use flagyard_core::{ErrorOrigin, ProviderError, Source, SourceUpdates};
 use flagyard_storage::pancake::{
-    DEFAULT_EXTENSION, DEFAULT_GROUP, Kind, Pancake, PancakeState, validate_name,
+    DEFAULT_EXTENSION, DEFAULT_GROUP, Kind, Pancake, PancakeError, PancakeState, validate_name,
 };
 use futures_util::StreamExt;
 
@@ -216,7 +216,7 @@ impl PancakeSource {
         for ((kind, name), default) in &self.declared {
             if let Err(e) = pancake.declare(*kind, name, *default).await {
                 match e {
-                    flagyard_storage::pancake::PancakeError::Redis { .. } => {
+                    PancakeError::Redis { .. } => {
                         return Err(e.to_string());
                     }
                     other => updates.error(ProviderError::new(
@@ -237,8 +237,7 @@ impl PancakeSource {
             .subscribe(pancake.changes_channel())
             .await
             .map_err(|e| e.to_string())?;
-        let db = pancake.client().get_connection_info().redis_settings().db();
-        for pattern in pancake.keyspace_patterns(db) {
+        for pattern in pancake.keyspace_patterns() {
             pubsub
                 .psubscribe(pattern)
                 .await
@@ -274,49 +273,23 @@ impl PancakeSource {
     }
 
     /// Whether Redis sends the keyspace notifications the mirror needs
-    /// (turning them on first when asked to).
+    /// (turning them on first when asked to); logs why not.
     async fn keyspace_events(&self, pancake: &Pancake, from: &str) -> bool {
-        let mut conn = match pancake.client().get_multiplexed_async_connection().await {
-            Ok(conn) => conn,
-            Err(_) => return false,
-        };
-        let current: Result<Vec<String>, _> = redis::cmd("CONFIG")
-            .arg("GET")
-            .arg("notify-keyspace-events")
-            .query_async(&mut conn)
-            .await;
-        let flags = match current {
-            Ok(pair) => pair.get(1).cloned().unwrap_or_default(),
-            Err(e) => {
-                tracing::info!(source = from, error = %e, "cannot read notify-keyspace-events; rescanning instead");
-                return false;
+        match pancake
+            .keyspace_notifications(self.enable_keyspace_events)
+            .await
+        {
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::info!(
+                    source = from,
+                    "keyspace notifications off; rescanning every {:?}",
+                    self.rescan_every
+                );
+                false
             }
-        };
-        let covers =
-            |f: &str| f.contains('K') && (f.contains('A') || (f.contains('$') && f.contains('g')));
-        if covers(&flags) {
-            return true;
-        }
-        if !self.enable_keyspace_events {
-            tracing::info!(
-                source = from,
-                flags,
-                "keyspace notifications off; rescanning every {:?}",
-                self.rescan_every
-            );
-            return false;
-        }
-        let wanted = format!("{flags}K$g");
-        let set: Result<(), _> = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("notify-keyspace-events")
-            .arg(&wanted)
-            .query_async(&mut conn)
-            .await;
-        match set {
-            Ok(()) => true,
             Err(e) => {
-                tracing::warn!(source = from, error = %e, "cannot turn keyspace notifications on; rescanning instead");
+                tracing::warn!(source = from, error = %e, "keyspace notifications unavailable; rescanning instead");
                 false
             }
         }
