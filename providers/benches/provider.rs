@@ -71,22 +71,22 @@ impl FeatureProvider for ConstantProvider {
     }
 }
 
+/// The email of user `i` of the pool: one in ten at example.com.
+fn email(i: usize) -> String {
+    let domain = if i.is_multiple_of(10) {
+        "example.com"
+    } else {
+        "mail.test"
+    };
+    format!("user{i}@{domain}")
+}
+
 fn users() -> Vec<EvaluationContext> {
     (0..10_000)
         .map(|i| {
             EvaluationContext::new()
                 .with_targeting_key(format!("user-{i}"))
-                .with_attribute(
-                    "email",
-                    format!(
-                        "user{i}@{}",
-                        if i % 10 == 0 {
-                            "example.com"
-                        } else {
-                            "mail.test"
-                        }
-                    ),
-                )
+                .with_attribute("email", email(i))
         })
         .collect()
 }
@@ -96,17 +96,7 @@ fn of_users() -> Vec<OfContext> {
         .map(|i| {
             OfContext::default()
                 .with_targeting_key(format!("user-{i}"))
-                .with_custom_field(
-                    "email",
-                    format!(
-                        "user{i}@{}",
-                        if i % 10 == 0 {
-                            "example.com"
-                        } else {
-                            "mail.test"
-                        }
-                    ),
-                )
+                .with_custom_field("email", email(i))
         })
         .collect()
 }
