@@ -201,7 +201,7 @@ pub async fn bad_document_keeps_last_good(h: &mut dyn Harness) -> Result<(), Str
         let parser_error_since = |from: usize| {
             errors.lock().unwrap_or_else(PoisonError::into_inner)[from..]
                 .iter()
-                .any(|e| e.origin == ErrorOrigin::Parser)
+                .any(|e| e.origin() == ErrorOrigin::Parser)
         };
         if let Err(timeout) = eventually("a Parser error through on_error", || {
             parser_error_since(before)

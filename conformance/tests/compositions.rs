@@ -75,7 +75,7 @@ impl Harness for FileHarness {
                     .debounce(Duration::from_millis(20))
                     .poll_interval(Duration::from_millis(500)),
             )
-            .store_arc(store)
+            .store(store)
             .on_error(record_errors(errors))
             .build()
     }

@@ -193,7 +193,7 @@ impl Source for Boxed {
     fn run(
         self: Box<Self>,
         updates: Arc<dyn flagyard::core::SourceUpdates>,
-    ) -> flagyard::core::plugin::BoxFuture<()> {
+    ) -> flagyard::core::BoxFuture<()> {
         self.0.run(updates)
     }
 }
@@ -213,7 +213,7 @@ impl Harness for NetworkHarness {
         };
         FlagyardProvider::builder()
             .source(Boxed(self.source()))
-            .store_arc(store)
+            .store(store)
             .on_error(record_errors(errors))
             .build()
     }

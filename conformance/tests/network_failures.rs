@@ -71,7 +71,7 @@ impl Source for Boxed {
     fn run(
         self: Box<Self>,
         updates: Arc<dyn flagyard::core::SourceUpdates>,
-    ) -> flagyard::core::plugin::BoxFuture<()> {
+    ) -> flagyard::core::BoxFuture<()> {
         self.0.run(updates)
     }
 }
@@ -122,13 +122,13 @@ async fn a_server_answering_500_makes_every_source_stale_and_keeps_the_document(
         assert!(
             errors
                 .iter()
-                .all(|e| e.origin == ErrorOrigin::Network && e.transient),
+                .all(|e| e.origin() == ErrorOrigin::Network && e.is_transient()),
             "{name}: {errors:?}"
         );
         assert!(
-            errors[0].message.contains("500"),
+            errors[0].message().contains("500"),
             "{name}: {}",
-            errors[0].message
+            errors[0].message()
         );
         p.close();
     }
@@ -157,7 +157,7 @@ async fn a_server_answering_401_puts_every_source_in_error_and_retries_slowly() 
             "{name}: one refusal, then a slow retry: {errors:?}"
         );
         assert!(
-            !errors[0].transient && errors[0].message.contains("refused the credentials"),
+            !errors[0].is_transient() && errors[0].message().contains("refused the credentials"),
             "{name}: {errors:?}"
         );
         p.close();
@@ -214,7 +214,7 @@ async fn a_silent_stream_is_detected_and_reopened() {
         assert!(
             errors
                 .iter()
-                .all(|e| e.origin == ErrorOrigin::Network && e.transient),
+                .all(|e| e.origin() == ErrorOrigin::Network && e.is_transient()),
             "{name}: {errors:?}"
         );
         assert!(p.get_bool("a", false, &()), "{name}: document kept");

@@ -121,7 +121,7 @@ impl Harness for PancakeHarness {
                     .lowercase_keys(true)
                     .enable_keyspace_events(true),
             )
-            .store_arc(store)
+            .store(store)
             .on_error(record_errors(errors))
             .build()
     }
@@ -500,11 +500,7 @@ async fn the_mirror_follows_writes_by_other_programs() {
                 .success
         );
         until("the first value", || {
-            provider
-                .get_bool_details("OUTSIDE", true, &())
-                .variant
-                .as_deref()
-                == Some("off")
+            provider.get_bool_details("OUTSIDE", true, &()).variant() == Some("off")
         })
         .await;
         set_raw(&url, "SWITCH:pancake:OUTSIDE", "1").await;
@@ -525,7 +521,7 @@ async fn the_mirror_follows_writes_by_other_programs() {
                 .unwrap_or_else(PoisonError::into_inner)
                 .iter()
                 .any(|e| {
-                    e.message.contains("SWITCH:pancake:OUTSIDE") && e.message.contains("maybe")
+                    e.message().contains("SWITCH:pancake:OUTSIDE") && e.message().contains("maybe")
                 })
         })
         .await;

@@ -54,7 +54,7 @@ impl Harness for RedisHarness {
         let store = memory_or_disk(self.disk, &self.memory, self.dir.path());
         FlagyardProvider::builder()
             .source(source(&self.redis.url()))
-            .store_arc(store)
+            .store(store)
             .on_error(record_errors(errors))
             .build()
     }

@@ -21,7 +21,7 @@ mod context;
 mod error;
 pub(crate) mod logic;
 mod options;
-pub mod plugin;
+mod plugin;
 mod requested;
 mod resolution;
 mod snapshot;
@@ -34,12 +34,13 @@ pub use logic::FractionalVersion;
 pub use logic::murmur3;
 pub use options::{CompileOptions, Limits};
 pub use plugin::{
-    ErrorOrigin, Evaluator, Event, ExposureEvent, ProviderError, Sink, SinkError, Source,
-    SourceUpdates, Store, StoreError, TrackingEvent,
+    BoxError, BoxFuture, ErrorOrigin, Evaluator, Event, ExposureEvent, ProviderError, Sink,
+    SinkError, Source, SourceUpdates, Store, StoreError, TrackingEvent,
 };
 pub use requested::{DefaultTypeError, RequestedType, UnknownType};
 pub use resolution::{
-    ErrorCode, ErrorMessage, EvalError, FlagMetadata, MetadataValue, Reason, Resolution,
+    Details, ErrorCode, ErrorMessage, EvalError, Evaluation, FlagMetadata, MetadataValue, Reason,
+    Resolution,
 };
-pub use snapshot::{CompiledFlag, Evaluation, Snapshot, type_mismatch};
+pub use snapshot::{CompiledFlag, Snapshot, type_mismatch};
 pub use value::{FlagType, FlagValue, ValueKind};

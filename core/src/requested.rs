@@ -148,7 +148,7 @@ impl serde::Serialize for Resolution<'_, Value> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         DetailsOut {
             value: &self.value,
-            variant: self.variant,
+            variant: self.variant.as_deref(),
             reason: self.reason.as_str(),
             error_code: self.error.as_ref().map(|e| e.code.as_str()),
             error_message: self.error.as_ref().map(|e| e.message.as_str()),
@@ -170,7 +170,7 @@ impl Resolution<'_, Value> {
     }
 }
 
-impl crate::snapshot::Evaluation<'_> {
+impl crate::resolution::Evaluation<'_> {
     /// The details as JSON, like [`Resolution::to_json`]; `value` is `null` when the
     /// code default would be served (no default variant, disabled, or an error).
     pub fn to_json(&self) -> Value {
@@ -180,14 +180,7 @@ impl crate::snapshot::Evaluation<'_> {
     /// The untyped evaluation as a JSON-valued resolution (serializable in the
     /// wire shape); `value` is `null` where the code default would be served.
     pub fn as_resolution(&self) -> Resolution<'_, Value> {
-        Resolution {
-            value: self
-                .value
-                .map_or(Value::Null, crate::value::FlagValue::to_json),
-            variant: self.variant,
-            reason: self.reason,
-            error: self.error.clone(),
-            metadata: self.metadata,
-        }
+        self.clone()
+            .map(|value| value.map_or(Value::Null, crate::value::FlagValue::to_json))
     }
 }

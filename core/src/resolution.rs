@@ -1,8 +1,11 @@
 //! Resolution details: value, variant, reason, error and flag metadata.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+
+use crate::value::FlagValue;
 
 /// Why a value was chosen, spelled as in OpenFeature and flagd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -155,7 +158,13 @@ impl MetadataValue {
 /// Flag metadata, with the flag set's metadata already merged in (the flag wins).
 pub type FlagMetadata = BTreeMap<String, MetadataValue>;
 
-/// The result of one evaluation, borrowing from the snapshot (`'s`) that produced it.
+/// The result of one evaluation: value, variant, reason, error and flag
+/// metadata — the one details type of Flagyard.
+///
+/// `'s` is the snapshot the details borrow from (the variant name and the
+/// metadata), so reading them copies nothing; [`into_owned`](Self::into_owned)
+/// makes [`Details`] that outlive the document. [`Evaluation`] is the untyped
+/// form, whose value is the variant's [`FlagValue`] (`None`: the code default).
 ///
 /// Never an `Err`: problems show as `reason == Reason::Error` and `error`, with the
 /// code default as `value`.
@@ -164,17 +173,55 @@ pub struct Resolution<'s, T> {
     /// The resolved value, or the code default.
     pub value: T,
     /// The variant name, when a variant was served.
-    pub variant: Option<&'s str>,
+    pub variant: Option<Cow<'s, str>>,
     /// Why this value was chosen.
     pub reason: Reason,
     /// The error, when `reason` is `Error` (or targeting failed).
     pub error: Option<EvalError>,
     /// The flag's metadata (merged with the flag set's); empty for unknown flags.
-    pub metadata: &'s FlagMetadata,
+    pub metadata: Cow<'s, FlagMetadata>,
 }
 
+/// Resolution details that own their strings: safe to keep after the document
+/// changes (what the provider's `*_details` getters return).
+pub type Details<T> = Resolution<'static, T>;
+
+/// An untyped evaluation: the served variant's value (`None`: use the code
+/// default) and the details, borrowed from the snapshot.
+pub type Evaluation<'s> = Resolution<'s, Option<&'s FlagValue>>;
+
 impl<'s, T> Resolution<'s, T> {
+    /// Details of a served variant (or of the code default when `variant` is `None`).
+    #[inline]
+    pub fn served(
+        value: T,
+        variant: Option<&'s str>,
+        reason: Reason,
+        metadata: &'s FlagMetadata,
+    ) -> Self {
+        Resolution {
+            value,
+            variant: variant.map(Cow::Borrowed),
+            reason,
+            error: None,
+            metadata: Cow::Borrowed(metadata),
+        }
+    }
+
+    /// Details of an error: the code default `value` with reason `ERROR`.
+    #[inline]
+    pub fn failed(value: T, error: EvalError, metadata: &'s FlagMetadata) -> Self {
+        Resolution {
+            value,
+            variant: None,
+            reason: Reason::Error,
+            error: Some(error),
+            metadata: Cow::Borrowed(metadata),
+        }
+    }
+
     /// Maps the value, keeping the rest of the details.
+    #[inline]
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Resolution<'s, U> {
         Resolution {
             value: f(self.value),
@@ -183,6 +230,22 @@ impl<'s, T> Resolution<'s, T> {
             error: self.error,
             metadata: self.metadata,
         }
+    }
+
+    /// The same details, owning their strings.
+    pub fn into_owned(self) -> Details<T> {
+        Resolution {
+            value: self.value,
+            variant: self.variant.map(|v| Cow::Owned(v.into_owned())),
+            reason: self.reason,
+            error: self.error,
+            metadata: Cow::Owned(self.metadata.into_owned()),
+        }
+    }
+
+    /// The variant name, if a variant was served.
+    pub fn variant(&self) -> Option<&str> {
+        self.variant.as_deref()
     }
 
     /// The error code, if any.

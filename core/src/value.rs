@@ -85,7 +85,8 @@ impl std::fmt::Display for ValueKind {
 }
 
 /// A type a flag can be requested as; implemented for `bool`, `i64`, `f64`,
-/// `&str` and `&serde_json::Value`.
+/// `&str` and `&serde_json::Value` (borrowed from the snapshot), and `String` and
+/// `serde_json::Value` (copied).
 ///
 /// The integer and float conversions follow flagd's resolver: both accept any
 /// number variant; an integer request of a float variant truncates toward zero.
@@ -148,6 +149,22 @@ impl<'s> FlagType<'s> for &'s serde_json::Value {
             FlagValue::Object(o) => Some(o),
             _ => None,
         }
+    }
+}
+
+/// An owned copy of a string variant (the provider's `get_string`).
+impl<'s> FlagType<'s> for String {
+    const NAME: &'static str = "string";
+    fn from_flag_value(value: &'s FlagValue) -> Option<Self> {
+        <&str>::from_flag_value(value).map(str::to_string)
+    }
+}
+
+/// An owned copy of an object variant (the provider's `get_json`).
+impl<'s> FlagType<'s> for serde_json::Value {
+    const NAME: &'static str = "object";
+    fn from_flag_value(value: &'s FlagValue) -> Option<Self> {
+        <&serde_json::Value>::from_flag_value(value).cloned()
     }
 }
 

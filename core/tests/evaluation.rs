@@ -46,7 +46,7 @@ fn static_flag_and_merged_metadata() {
     let r = s.resolve("static-bool", false, &());
     assert!(r.value);
     assert_eq!(
-        (r.variant, r.reason, r.error),
+        (r.variant(), r.reason, r.error.clone()),
         (Some("on"), Reason::Static, None)
     );
     assert_eq!(
@@ -66,7 +66,7 @@ fn disabled_serves_the_code_default() {
     let s = doc();
     let r = s.resolve("disabled", false, &());
     assert_eq!(
-        (r.value, r.variant, r.reason, r.error),
+        (r.value, r.variant(), r.reason, r.error.clone()),
         (false, None, Reason::Disabled, None)
     );
 }
@@ -76,7 +76,7 @@ fn no_default_variant_serves_the_code_default_with_reason_default() {
     let s = doc();
     let r = s.resolve("no-default", "code", &());
     assert_eq!(
-        (r.value, r.variant, r.reason),
+        (r.value, r.variant(), r.reason),
         ("code", None, Reason::Default)
     );
     let r = s.resolve("null-default", "code", &());
@@ -92,12 +92,12 @@ fn targeting_match_null_and_errors() {
     let staff = EvaluationContext::new().with_attribute("email", "ada@example.com");
     let r = s.resolve("staff", false, &staff);
     assert_eq!(
-        (r.value, r.variant, r.reason),
+        (r.value, r.variant(), r.reason),
         (true, Some("on"), Reason::TargetingMatch)
     );
     let r = s.resolve("staff", true, &EvaluationContext::new());
     assert_eq!(
-        (r.value, r.variant, r.reason),
+        (r.value, r.variant(), r.reason),
         (false, Some("off"), Reason::Default)
     );
 
@@ -106,7 +106,7 @@ fn targeting_match_null_and_errors() {
         "",
         &EvaluationContext::new().with_attribute("x", 1),
     );
-    assert_eq!((r.value, r.variant), ("yes", Some("true")));
+    assert_eq!((r.value, r.variant()), ("yes", Some("true")));
 
     let r = s.resolve("unknown-variant", 9_i64, &());
     assert_eq!(

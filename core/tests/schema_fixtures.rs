@@ -122,7 +122,7 @@ fn a_bad_flag_does_not_stop_the_good_ones() {
     let ctx = EvaluationContext::new();
     let good = snapshot.resolve("myBoolFlag", "x", &ctx);
     assert_eq!(good.value, "false");
-    assert_eq!(good.variant, Some("on"));
+    assert_eq!(good.variant(), Some("on"));
     let bad = snapshot.resolve("not-a-flag", "fallback", &ctx);
     assert_eq!(bad.value, "fallback");
     assert_eq!(bad.error_code(), Some(ErrorCode::ParseError));

@@ -18,6 +18,10 @@ use crossbeam_queue::ArrayQueue;
 
 use flagyard_core::{Event, ExposureEvent, Reason, Sink};
 
+/// How often exposure events are handed to the sink, and the resolution of
+/// their timestamps.
+pub(crate) const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Bytes kept inline; longer strings go to the heap. 47 covers flag keys,
 /// variant names and UUID or e-mail targeting keys in the common case.
 const INLINE: usize = 47;
@@ -97,6 +101,8 @@ pub(crate) struct Exposures {
     dedup: bool,
     rings: ArcSwap<Vec<Arc<Ring>>>,
     closed: Arc<AtomicBool>,
+    /// Milliseconds since the epoch, refreshed by every drain.
+    clock_ms: AtomicU64,
 }
 
 impl Exposures {
@@ -107,6 +113,7 @@ impl Exposures {
             dedup,
             rings: ArcSwap::from_pointee(Vec::new()),
             closed: Arc::new(AtomicBool::new(false)),
+            clock_ms: AtomicU64::new(unix_millis()),
         }
     }
 
@@ -152,9 +159,18 @@ impl Exposures {
         });
     }
 
-    /// Hands every recorded exposure to the sink, and forgets the rings of
-    /// threads that have ended.
+    /// The exposure timestamp: the clock cached by the drain (10 ms
+    /// resolution, one atomic load) — `SystemTime::now` cost ~20 ns per event.
+    #[inline]
+    pub(crate) fn clock(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH
+            + std::time::Duration::from_millis(self.clock_ms.load(Ordering::Relaxed))
+    }
+
+    /// Hands every recorded exposure to the sink, forgets the rings of threads
+    /// that have ended, and refreshes the clock.
     pub(crate) fn drain(&self, sink: &dyn Sink) {
+        self.clock_ms.store(unix_millis(), Ordering::Relaxed);
         let rings = self.rings.load();
         let mut ended = false;
         for ring in rings.iter() {
@@ -232,6 +248,13 @@ pub(crate) fn recently_seen(
             false
         }
     })
+}
+
+/// Milliseconds since the Unix epoch.
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -23,7 +23,6 @@
 
 #![warn(missing_docs)]
 
-mod details;
 mod events;
 mod exposure;
 mod openfeature;
@@ -36,8 +35,8 @@ pub use flagyard_core as core;
 /// The storage crate.
 pub use flagyard_storage as storage;
 
-pub use details::Details;
 pub use events::{ProviderEvent, ProviderStatus, Subscription};
+pub use flagyard_core::Details;
 #[cfg(feature = "redis")]
 pub use flagyard_storage::RedisStore;
 #[cfg(feature = "sqlite")]

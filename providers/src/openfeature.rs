@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use flagyard_core::{
-    AttrValue, Context, ErrorCode, FlagMetadata, FlagValue, MetadataValue, Reason, Resolution,
+    AttrValue, Context, ErrorCode, FlagMetadata, FlagType, FlagValue, MetadataValue, Reason,
+    Resolution,
 };
 use open_feature::provider::{
     FeatureProvider, ProviderMetadata, ProviderStatus as OfStatus, ResolutionDetails,
@@ -97,12 +98,13 @@ fn metadata(metadata: &FlagMetadata) -> Option<open_feature::FlagMetadata> {
 /// `GENERAL` with the reason in the message. The synchronous getters report
 /// `DISABLED` and `DEFAULT` exactly.
 fn to_result<T>(r: Resolution<'_, Option<T>>) -> EvaluationResult<ResolutionDetails<T>> {
+    let variant = r.variant().map(str::to_string);
     match (r.value, r.error) {
         (Some(value), None) => Ok(ResolutionDetails {
             value,
-            variant: r.variant.map(str::to_string),
+            variant,
             reason: Some(reason(r.reason)),
-            flag_metadata: metadata(r.metadata),
+            flag_metadata: metadata(&r.metadata),
         }),
         (_, Some(error)) => Err(EvaluationError {
             code: error_code(error.code),
@@ -187,7 +189,6 @@ impl FeatureProvider for FlagyardProvider {
         key: &str,
         ctx: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<bool>> {
-        use flagyard_core::FlagType;
         self.resolve_openfeature(key, ctx, |v| bool::from_flag_value(v))
     }
 
@@ -196,7 +197,6 @@ impl FeatureProvider for FlagyardProvider {
         key: &str,
         ctx: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<i64>> {
-        use flagyard_core::FlagType;
         self.resolve_openfeature(key, ctx, |v| i64::from_flag_value(v))
     }
 
@@ -205,7 +205,6 @@ impl FeatureProvider for FlagyardProvider {
         key: &str,
         ctx: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<f64>> {
-        use flagyard_core::FlagType;
         self.resolve_openfeature(key, ctx, |v| f64::from_flag_value(v))
     }
 
@@ -214,7 +213,7 @@ impl FeatureProvider for FlagyardProvider {
         key: &str,
         ctx: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<String>> {
-        self.resolve_openfeature(key, ctx, crate::provider::string_value)
+        self.resolve_openfeature(key, ctx, |v| String::from_flag_value(v))
     }
 
     async fn resolve_struct_value(

@@ -58,7 +58,7 @@ async fn follows_edits_deletes_and_recreates() {
             .lock()
             .unwrap()
             .iter()
-            .any(|e| e.origin == ErrorOrigin::Parser)
+            .any(|e| e.origin() == ErrorOrigin::Parser)
     })
     .await;
     assert_eq!(provider.get_i64("n", 0, &()), 2);
@@ -74,7 +74,7 @@ async fn follows_edits_deletes_and_recreates() {
             .lock()
             .unwrap()
             .iter()
-            .any(|e| e.origin == ErrorOrigin::Disk && e.message.contains("flags.json"))
+            .any(|e| e.origin() == ErrorOrigin::Disk && e.message().contains("flags.json"))
     );
     assert_eq!(provider.get_i64("n", 0, &()), 2);
 

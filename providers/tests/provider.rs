@@ -65,7 +65,7 @@ fn sync_getters_answer_every_type_with_details() {
         (1.5, Reason::Disabled, None)
     );
     let d = p.get_json_details("theme", json!(null), &ctx);
-    assert_eq!(d.variant.as_deref(), Some("dark"));
+    assert_eq!(d.variant(), Some("dark"));
 
     let all = p.all_flags(&ctx);
     assert_eq!(all.len(), 6);
@@ -170,11 +170,11 @@ fn a_bad_store_document_is_reported_and_ignored() {
     );
     let errors = errors.lock().unwrap();
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert_eq!(errors[0].origin, ErrorOrigin::Disk);
+    assert_eq!(errors[0].origin(), ErrorOrigin::Disk);
     assert!(
-        errors[0].message.contains("store memory"),
+        errors[0].message().contains("store memory"),
         "{}",
-        errors[0].message
+        errors[0].message()
     );
 }
 
@@ -257,7 +257,7 @@ fn without_dedup_every_read_is_an_exposure_and_a_full_queue_drops_the_newest() {
         .into_iter()
         .map(|e| match e {
             Event::Exposure(e) => e.targeting_key,
-            Event::Tracking(_) => None,
+            _ => None,
         })
         .collect();
     assert_eq!(keys, [Some("a".to_string()), Some("b".to_string())]);
@@ -373,7 +373,7 @@ fn exposures_from_threads_that_ended_are_still_delivered() {
         .into_iter()
         .filter_map(|e| match e {
             Event::Exposure(e) => e.targeting_key,
-            Event::Tracking(_) => None,
+            _ => None,
         })
         .collect();
     keys.sort();

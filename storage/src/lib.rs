@@ -28,6 +28,6 @@ pub use documents::{HistoryEntry, StoredDocument};
 pub use memory::MemoryStore;
 pub use paths::data_directory;
 #[cfg(feature = "redis")]
-pub use redis_store::{RedisDocuments, RedisStore};
+pub use redis_store::{RedisDocuments, RedisStore, masked_url};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteDocuments, SqliteStore};

@@ -47,8 +47,44 @@ redis.call('PUBLISH', KEYS[3], version)
 return version
 "#;
 
-fn redis_error(url: &str, e: redis::RedisError) -> StoreError {
-    StoreError::Other(format!("redis {url}: {e}"))
+pub(crate) fn redis_error(url: &str, e: redis::RedisError) -> StoreError {
+    // A Redis that cannot be reached now may be reached later; a refused
+    // script or a wrong type will not change by retrying.
+    let transient = e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || e.is_io_error()
+        || e.is_timeout()
+        || e.is_unrecoverable_error();
+    StoreError::database(format!("redis {}", masked_url(url)), transient, e)
+}
+
+/// The URL with its password (if any) replaced by `***`, for logs and errors.
+///
+/// # Example
+/// ```
+/// assert_eq!(
+///     flagyard_storage::masked_url("redis://:s3cret@10.0.0.1:6379/0"),
+///     "redis://:***@10.0.0.1:6379/0"
+/// );
+/// assert_eq!(flagyard_storage::masked_url("redis://127.0.0.1"), "redis://127.0.0.1");
+/// ```
+pub fn masked_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let authority_end = url[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| scheme_end + i);
+    let authority = &url[scheme_end..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}:***{}",
+            &url[..scheme_end],
+            &authority[..colon],
+            &url[scheme_end + at..]
+        ),
+        _ => url.to_string(),
+    }
 }
 
 /// A connection that reconnects by itself after Redis restarts, with short

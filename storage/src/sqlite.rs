@@ -49,7 +49,12 @@ pub struct SqliteDocuments {
 }
 
 fn db_error(path: &Path, e: rusqlite::Error) -> StoreError {
-    StoreError::Other(format!("{}: {e}", path.display()))
+    // Another connection holding the file is transient; anything else is not.
+    let transient = matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    );
+    StoreError::database(format!("sqlite {}", path.display()), transient, e)
 }
 
 fn now_ms() -> u64 {

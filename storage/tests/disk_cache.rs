@@ -99,7 +99,7 @@ fn unreadable_and_non_utf8_files_are_errors_naming_the_file() {
         .expect_err("a directory is unreadable as a file");
     assert!(matches!(err, StoreError::Io { .. }), "{err}");
     assert_eq!(
-        err.to_provider_error().origin,
+        err.into_provider_error().origin(),
         flagyard_core::ErrorOrigin::Disk
     );
 }

@@ -86,7 +86,10 @@ fn a_file_that_is_not_a_database_is_reported() {
     .expect("write");
     let err = SqliteStore::open(&path).expect_err("refused");
     assert!(
-        matches!(err, StoreError::Corrupt { .. } | StoreError::Other(_)),
+        matches!(
+            err,
+            StoreError::Corrupt { .. } | StoreError::Database { .. }
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("garbage.sqlite"), "{err}");

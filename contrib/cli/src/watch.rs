@@ -88,7 +88,7 @@ impl Source for Boxed {
     fn run(
         self: Box<Self>,
         updates: std::sync::Arc<dyn flagyard::core::SourceUpdates>,
-    ) -> flagyard::core::plugin::BoxFuture<()> {
+    ) -> flagyard::core::BoxFuture<()> {
         self.0.run(updates)
     }
 }

@@ -16,7 +16,7 @@ pub enum Backend {
 }
 
 fn join_error(e: tokio::task::JoinError) -> StoreError {
-    StoreError::Other(format!("database task: {e}"))
+    StoreError::database("database task", false, e)
 }
 
 impl Backend {

@@ -153,7 +153,7 @@ impl AppState {
                 let path = config.db_path.clone();
                 let db = tokio::task::spawn_blocking(move || SqliteDocuments::open(path))
                     .await
-                    .map_err(|e| flagyard_core::StoreError::Other(e.to_string()))??;
+                    .map_err(|e| flagyard_core::StoreError::database("sqlite task", false, e))??;
                 Backend::Sqlite(Arc::new(db))
             }
         };

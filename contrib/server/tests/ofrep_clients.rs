@@ -49,7 +49,7 @@ fn expected(snapshot: &Snapshot, case: &Value) -> Value {
             &ctx,
         )
         .expect("typed default");
-    json!({"value": r.value, "variant": r.variant, "reason": r.reason.as_str()})
+    json!({"value": r.value, "variant": r.variant(), "reason": r.reason.as_str()})
 }
 
 async fn start(db: &Path) -> (String, tokio::sync::oneshot::Sender<()>) {

@@ -60,27 +60,16 @@ impl FlagyardProviderBuilder {
         self
     }
 
-    /// Where the last good document is kept and read back at start-up.
+    /// Where the last good document is kept and read back at start-up. A shared
+    /// store (`Arc<S>`, `Arc<dyn Store>`) is a store too.
     pub fn store(mut self, store: impl Store) -> Self {
         self.store = Some(Arc::new(store));
         self
     }
 
-    /// A shared store.
-    pub fn store_arc(mut self, store: Arc<dyn Store>) -> Self {
-        self.store = Some(store);
-        self
-    }
-
-    /// Where exposure and tracking events go.
+    /// Where exposure and tracking events go. A shared sink (`Arc<S>`) is a sink too.
     pub fn sink(mut self, sink: impl Sink) -> Self {
         self.sink = Some(Arc::new(sink));
-        self
-    }
-
-    /// A shared sink.
-    pub fn sink_arc(mut self, sink: Arc<dyn Sink>) -> Self {
-        self.sink = Some(sink);
         self
     }
 

@@ -3,37 +3,20 @@
 
 mod builder;
 mod exec;
+mod read;
 mod state;
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use flagyard_core::{
-    CompileOptions, Context, DocumentError, ErrorCode, EvalError, FlagMetadata, FlagType,
-    FlagValue, Reason, Resolution, Snapshot,
-};
-use serde_json::Value;
+use flagyard_core::{CompileOptions, DocumentError, Snapshot};
 
 pub use builder::FlagyardProviderBuilder;
 pub(crate) use state::State;
 use state::{StateInit, Updates};
 
-use crate::details::Details;
 use crate::events::{ProviderEvent, ProviderStatus, Subscription};
-use crate::exposure::{InlineStr, RawExposure};
-
-static EMPTY_METADATA: FlagMetadata = FlagMetadata::new();
-
-/// How often exposure events are handed to the sink, and the resolution of
-/// their timestamps.
-const EXPOSURE_TICK: Duration = Duration::from_millis(10);
-
-const NOT_READY: EvalError = EvalError {
-    code: ErrorCode::ProviderNotReady,
-    message: flagyard_core::ErrorMessage::Static("no flag document has been loaded yet"),
-};
 /// The outcome of [`FlagyardProvider::wait_until_ready`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadyResult {
@@ -147,7 +130,7 @@ impl FlagyardProvider {
                     );
                 }
                 Ok(None) => {}
-                Err(e) => state.report(&e.to_provider_error()),
+                Err(e) => state.report(&e.into_provider_error()),
             }
         }
         if !served && let Some(text) = &state.bootstrap {
@@ -197,12 +180,11 @@ impl FlagyardProvider {
         if state.sink.is_some() {
             let weak = Arc::downgrade(state);
             tasks.push(exec.spawn(async move {
-                let mut tick = tokio::time::interval(EXPOSURE_TICK);
+                let mut tick = tokio::time::interval(crate::exposure::DRAIN_EVERY);
                 loop {
                     tick.tick().await;
                     let Some(state) = weak.upgrade() else { return };
-                    state.clock_ms.store(unix_millis(), Ordering::Relaxed);
-                    drain_exposures(&state);
+                    state.drain_exposures();
                 }
             }));
         }
@@ -328,7 +310,7 @@ impl FlagyardProvider {
         {
             exec.shutdown();
         }
-        drain_exposures(state);
+        state.drain_exposures();
         if let Some(exposures) = &state.exposures {
             exposures.close();
         }
@@ -344,7 +326,7 @@ impl FlagyardProvider {
         if let Some(store) = &state.store
             && let Err(e) = store.flush()
         {
-            state.report(&e.to_provider_error());
+            state.report(&e.into_provider_error());
         }
     }
 
@@ -365,245 +347,6 @@ impl FlagyardProvider {
         self.state.exposures.as_ref().map_or(0, |e| e.dropped())
     }
 
-    // ---- overrides -------------------------------------------------------
-
-    /// Forces a flag's value for every context (tests, local development). Both
-    /// the synchronous getters and the OpenFeature path see it.
-    pub fn set_override(&self, key: impl Into<String>, value: impl Into<FlagValue>) {
-        let (key, value) = (key.into(), value.into());
-        self.state.overrides.rcu(|current| {
-            let mut next = HashMap::clone(current);
-            next.insert(key.clone(), value.clone());
-            next
-        });
-        self.state.has_overrides.store(true, Ordering::Release);
-    }
-
-    /// Removes one override.
-    pub fn clear_override(&self, key: &str) {
-        let next = self.state.overrides.rcu(|current| {
-            let mut next = HashMap::clone(current);
-            next.remove(key);
-            next
-        });
-        let empty = self.state.overrides.load().is_empty();
-        drop(next);
-        self.state.has_overrides.store(!empty, Ordering::Release);
-    }
-
-    /// Removes every override.
-    pub fn clear_all_overrides(&self) {
-        self.state.overrides.store(Arc::new(HashMap::new()));
-        self.state.has_overrides.store(false, Ordering::Release);
-    }
-
-    // ---- the read path ---------------------------------------------------
-
-    /// Resolves a flag and hands the borrowed resolution to `finish`. Never
-    /// blocks, never panics, never fails.
-    #[inline]
-    pub(crate) fn with_resolution<U, C, R>(
-        &self,
-        key: &str,
-        default: U,
-        ctx: &C,
-        convert: impl FnOnce(&FlagValue) -> Option<U>,
-        finish: impl FnOnce(Resolution<'_, U>) -> R,
-    ) -> R
-    where
-        C: Context + ?Sized,
-    {
-        self.ensure_started();
-        if self.state.has_overrides.load(Ordering::Acquire) {
-            let overrides = self.state.overrides.load();
-            if let Some(value) = overrides.get(key) {
-                return finish(override_resolution(value, default, convert));
-            }
-        }
-        let guard = self.state.snapshot.load();
-        let Some(snapshot) = guard.as_ref() else {
-            return finish(Resolution {
-                value: default,
-                variant: None,
-                reason: Reason::Error,
-                error: Some(NOT_READY),
-                metadata: &EMPTY_METADATA,
-            });
-        };
-        let resolution = snapshot.resolve_with(key, default, ctx, convert);
-        if let Some(exposures) = &self.state.exposures {
-            exposures.record(key, resolution.variant, ctx.targeting_key(), || {
-                RawExposure {
-                    flag: InlineStr::new(key),
-                    variant: resolution.variant.map(InlineStr::new),
-                    reason: resolution.reason,
-                    targeting_key: ctx.targeting_key().map(InlineStr::new),
-                    at: self.state.exposure_clock(),
-                }
-            });
-        }
-        finish(resolution)
-    }
-
-    /// A boolean flag's value, or `default`.
-    pub fn get_bool<C: Context + ?Sized>(&self, key: &str, default: bool, ctx: &C) -> bool {
-        self.with_resolution(key, default, ctx, |v| bool::from_flag_value(v), |r| r.value)
-    }
-    /// A boolean flag's resolution details.
-    pub fn get_bool_details<C: Context + ?Sized>(
-        &self,
-        key: &str,
-        default: bool,
-        ctx: &C,
-    ) -> Details<bool> {
-        self.with_resolution(
-            key,
-            default,
-            ctx,
-            |v| bool::from_flag_value(v),
-            |r| Details::from(r),
-        )
-    }
-    /// An integer flag's value, or `default`.
-    pub fn get_i64<C: Context + ?Sized>(&self, key: &str, default: i64, ctx: &C) -> i64 {
-        self.with_resolution(key, default, ctx, |v| i64::from_flag_value(v), |r| r.value)
-    }
-    /// An integer flag's resolution details.
-    pub fn get_i64_details<C: Context + ?Sized>(
-        &self,
-        key: &str,
-        default: i64,
-        ctx: &C,
-    ) -> Details<i64> {
-        self.with_resolution(
-            key,
-            default,
-            ctx,
-            |v| i64::from_flag_value(v),
-            |r| Details::from(r),
-        )
-    }
-    /// A float flag's value, or `default`.
-    pub fn get_f64<C: Context + ?Sized>(&self, key: &str, default: f64, ctx: &C) -> f64 {
-        self.with_resolution(key, default, ctx, |v| f64::from_flag_value(v), |r| r.value)
-    }
-    /// A float flag's resolution details.
-    pub fn get_f64_details<C: Context + ?Sized>(
-        &self,
-        key: &str,
-        default: f64,
-        ctx: &C,
-    ) -> Details<f64> {
-        self.with_resolution(
-            key,
-            default,
-            ctx,
-            |v| f64::from_flag_value(v),
-            |r| Details::from(r),
-        )
-    }
-    /// A string flag's value, or `default`.
-    pub fn get_string<C: Context + ?Sized>(&self, key: &str, default: &str, ctx: &C) -> String {
-        self.with_resolution(key, default.to_string(), ctx, string_value, |r| r.value)
-    }
-    /// A string flag's value (or `default`) lent to `f`, without copying it:
-    /// the zero-allocation form of [`get_string`](Self::get_string) for hot loops.
-    ///
-    /// # Example
-    /// ```
-    /// use flagyard::FlagyardProvider;
-    ///
-    /// let provider = FlagyardProvider::from_document(
-    ///     r#"{"flags": {"color": {"state": "ENABLED", "variants": {"r": "red"}, "defaultVariant": "r"}}}"#,
-    /// ).unwrap();
-    /// assert_eq!(provider.with_str("color", "none", &(), |c| c.len()), 3);
-    /// ```
-    pub fn with_str<C: Context + ?Sized, R>(
-        &self,
-        key: &str,
-        default: &str,
-        ctx: &C,
-        f: impl FnOnce(&str) -> R,
-    ) -> R {
-        // `f` runs exactly once: on the variant's string inside the snapshot
-        // (borrowed, not copied) when the flag serves a string, else on
-        // `default`. `convert` calls it only when it returns `Some`, and then
-        // `finish` sees `Some` and does not call it; when `convert` returns
-        // `None` (or is not called) `f` is still there for `finish`. So `call`
-        // returns `Some` on the one call made, and the `expect` cannot fire.
-        let f = std::cell::Cell::new(Some(f));
-        let call = |s: &str| f.take().map(|f| f(s));
-        self.with_resolution(
-            key,
-            None,
-            ctx,
-            |v| match v {
-                FlagValue::String(s) => Some(call(s)),
-                _ => None,
-            },
-            |r| match r.value {
-                Some(result) => Some(result),
-                None => call(default),
-            },
-        )
-        .expect("with_str calls its closure exactly once")
-    }
-
-    /// A string flag's resolution details.
-    pub fn get_string_details<C: Context + ?Sized>(
-        &self,
-        key: &str,
-        default: &str,
-        ctx: &C,
-    ) -> Details<String> {
-        self.with_resolution(key, default.to_string(), ctx, string_value, |r| {
-            Details::from(r)
-        })
-    }
-    /// A structured (JSON object) flag's value, or `default`.
-    pub fn get_json<C: Context + ?Sized>(&self, key: &str, default: Value, ctx: &C) -> Value {
-        self.with_resolution(key, default, ctx, json_value, |r| r.value)
-    }
-    /// A structured flag's resolution details.
-    pub fn get_json_details<C: Context + ?Sized>(
-        &self,
-        key: &str,
-        default: Value,
-        ctx: &C,
-    ) -> Details<Value> {
-        self.with_resolution(key, default, ctx, json_value, |r| Details::from(r))
-    }
-
-    /// Every flag's resolution for one context, keyed by flag. The value is JSON,
-    /// `null` where the code default would apply (disabled, no default variant).
-    pub fn all_flags<C: Context + ?Sized>(&self, ctx: &C) -> BTreeMap<String, Details<Value>> {
-        self.ensure_started();
-        let guard = self.state.snapshot.load();
-        let mut out = BTreeMap::new();
-        if let Some(snapshot) = guard.as_ref() {
-            for key in snapshot.keys() {
-                let details = self.with_resolution(
-                    key,
-                    Value::Null,
-                    ctx,
-                    |v| Some(v.to_json()),
-                    |r| Details::from(r),
-                );
-                out.insert(key.to_string(), details);
-            }
-        }
-        let overrides = self.state.overrides.load();
-        for (key, value) in overrides.iter() {
-            out.insert(
-                key.clone(),
-                Details::from(override_resolution(value, Value::Null, |v| {
-                    Some(v.to_json())
-                })),
-            );
-        }
-        out
-    }
-
     /// The options documents are compiled with.
     pub fn compile_options(&self) -> &CompileOptions {
         &self.state.options
@@ -611,64 +354,6 @@ impl FlagyardProvider {
 
     pub(crate) fn openfeature_metadata(&self) -> &open_feature::provider::ProviderMetadata {
         &self.metadata
-    }
-}
-
-pub(crate) fn string_value(value: &FlagValue) -> Option<String> {
-    <&str>::from_flag_value(value).map(str::to_string)
-}
-
-pub(crate) fn json_value(value: &FlagValue) -> Option<Value> {
-    <&Value>::from_flag_value(value).cloned()
-}
-
-fn override_resolution<'m, U>(
-    value: &FlagValue,
-    default: U,
-    convert: impl FnOnce(&FlagValue) -> Option<U>,
-) -> Resolution<'m, U> {
-    match convert(value) {
-        Some(v) => Resolution {
-            value: v,
-            variant: None,
-            reason: Reason::Static,
-            error: None,
-            metadata: &EMPTY_METADATA,
-        },
-        None => Resolution {
-            value: default,
-            variant: None,
-            reason: Reason::Error,
-            error: Some(flagyard_core::type_mismatch(value)),
-            metadata: &EMPTY_METADATA,
-        },
-    }
-}
-
-/// Milliseconds since the Unix epoch.
-fn unix_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-impl State {
-    /// The exposure timestamp: the clock cached by the drain task (10 ms
-    /// resolution, one atomic load) — `SystemTime::now` cost ~20 ns per event.
-    #[inline]
-    fn exposure_clock(&self) -> SystemTime {
-        let mut ms = self.clock_ms.load(Ordering::Relaxed);
-        if ms == 0 {
-            ms = unix_millis();
-            self.clock_ms.store(ms, Ordering::Relaxed);
-        }
-        SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
-    }
-}
-
-fn drain_exposures(state: &State) {
-    if let (Some(exposures), Some(sink)) = (&state.exposures, &state.sink) {
-        exposures.drain(sink.as_ref());
     }
 }
 

@@ -33,8 +33,6 @@ pub(crate) struct State {
     pub exposures: Option<Exposures>,
     /// The served document's version when its source gave one (0: none).
     pub version: AtomicU64,
-    /// Milliseconds since the epoch, refreshed by the exposure drain task.
-    pub clock_ms: AtomicU64,
     pub sources: Mutex<Vec<Box<dyn Source>>>,
     pub bootstrap: Option<String>,
     pub offline: bool,
@@ -81,7 +79,6 @@ impl State {
             store: init.store,
             sink: init.sink,
             exposures,
-            clock_ms: AtomicU64::new(0),
             version: AtomicU64::new(0),
             sources: Mutex::new(init.sources),
             bootstrap: init.bootstrap,
@@ -116,7 +113,7 @@ impl State {
 
     /// Reports an error to the hook and the log, and remembers it for `wait_until_ready`.
     pub(crate) fn report(&self, error: &ProviderError) {
-        tracing::warn!(origin = %error.origin, transient = error.transient, "{}", error.message);
+        tracing::warn!(origin = %error.origin(), transient = error.is_transient(), "{}", error.message());
         *self
             .last_error
             .lock()
@@ -155,7 +152,7 @@ impl State {
                 );
                 self.report(&error);
                 self.bus.emit(&ProviderEvent::Error {
-                    message: error.message.clone(),
+                    message: error.message().to_string(),
                 });
                 return false;
             }
@@ -188,7 +185,7 @@ impl State {
             && let Some(store) = &self.store
             && let Err(e) = store.save(text)
         {
-            self.report(&e.to_provider_error());
+            self.report(&e.into_provider_error());
         }
         let became_ready = self.set_status(ProviderStatus::Ready);
         if became_ready {
@@ -207,30 +204,38 @@ impl State {
     /// the status `Error`; otherwise `Stale` with a document, `Error` without.
     pub(crate) fn source_failed(&self, error: &ProviderError) {
         self.report(error);
-        if error.origin == ErrorOrigin::Parser {
+        if error.origin() == ErrorOrigin::Parser {
             self.bus.emit(&ProviderEvent::Error {
-                message: error.message.clone(),
+                message: error.message().to_string(),
             });
             return;
         }
         let has_document = self.snapshot.load().is_some();
-        let (status, event) = if has_document && error.transient {
+        let (status, event) = if has_document && error.is_transient() {
             (
                 ProviderStatus::Stale,
                 ProviderEvent::Stale {
-                    message: error.message.clone(),
+                    message: error.message().to_string(),
                 },
             )
         } else {
             (
                 ProviderStatus::Error,
                 ProviderEvent::Error {
-                    message: error.message.clone(),
+                    message: error.message().to_string(),
                 },
             )
         };
         if self.set_status(status) {
             self.bus.emit(&event);
+        }
+    }
+
+    /// Hands the recorded exposures to the sink (the drain task every
+    /// [`DRAIN_EVERY`](crate::exposure::DRAIN_EVERY), and `close()`).
+    pub(crate) fn drain_exposures(&self) {
+        if let (Some(exposures), Some(sink)) = (&self.exposures, &self.sink) {
+            exposures.drain(sink.as_ref());
         }
     }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use flagyard_core::plugin::BoxFuture;
+use flagyard_core::BoxFuture;
 use flagyard_core::{ErrorOrigin, ProviderError, Source, SourceUpdates};
 use notify::{RecursiveMode, Watcher};
 

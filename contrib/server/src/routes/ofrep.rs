@@ -99,7 +99,7 @@ fn evaluate(key: &str, evaluation: &Evaluation<'_>) -> (StatusCode, Value) {
     // Always present (null when none): some OFREP clients index it unconditionally.
     body.insert(
         "variant".into(),
-        evaluation.variant.map_or(Value::Null, Value::from),
+        evaluation.variant().map_or(Value::Null, Value::from),
     );
     body.insert("metadata".into(), metadata_json(evaluation));
     (StatusCode::OK, Value::Object(body))

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use flagyard_core::plugin::BoxFuture;
+use flagyard_core::BoxFuture;
 use flagyard_core::{ErrorOrigin, ProviderError, Source, SourceUpdates};
 use tokio::sync::watch;
 
@@ -67,8 +67,8 @@ impl SourceUpdates for Primary {
     fn error(&self, error: ProviderError) {
         let was_healthy = self
             .healthy
-            .send_replace(error.origin != ErrorOrigin::Network);
-        if was_healthy || error.origin != ErrorOrigin::Network {
+            .send_replace(error.origin() != ErrorOrigin::Network);
+        if was_healthy || error.origin() != ErrorOrigin::Network {
             self.inner.error(error);
         } else {
             tracing::debug!(error = %error, "stream still down; the fallback is serving");

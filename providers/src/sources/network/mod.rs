@@ -200,8 +200,8 @@ mod tests {
         let mut options = NetworkOptions::default();
         options.headers.push(("bad header".into(), "x".into()));
         let e = options.http_client("poll:http://x").expect_err("refused");
-        assert_eq!(e.origin, flagyard_core::ErrorOrigin::Network);
-        assert!(e.message.contains("bad header"), "{}", e.message);
+        assert_eq!(e.origin(), flagyard_core::ErrorOrigin::Network);
+        assert!(e.message().contains("bad header"), "{}", e.message());
         options.headers = vec![("authorization".into(), "Bearer k".into())];
         assert!(options.http_client("poll:http://x").is_ok());
     }
@@ -220,11 +220,11 @@ mod tests {
             r#"{"other": 1}"#,
         ] {
             let e = decode(bad, 100, "src").expect_err(bad);
-            assert_eq!(e.origin, ErrorOrigin::Parser);
+            assert_eq!(e.origin(), ErrorOrigin::Parser);
             assert!(
-                e.message.starts_with("src: payload dropped"),
+                e.message().starts_with("src: payload dropped"),
                 "{}",
-                e.message
+                e.message()
             );
         }
         let e = decode(
@@ -233,6 +233,10 @@ mod tests {
             "src",
         )
         .expect_err("too big");
-        assert!(e.message.contains("over the 100-byte cap"), "{}", e.message);
+        assert!(
+            e.message().contains("over the 100-byte cap"),
+            "{}",
+            e.message()
+        );
     }
 }

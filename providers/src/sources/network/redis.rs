@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flagyard_core::plugin::BoxFuture;
+use flagyard_core::BoxFuture;
 use flagyard_core::{Source, SourceUpdates};
 use flagyard_storage::RedisDocuments;
 use futures_util::StreamExt;

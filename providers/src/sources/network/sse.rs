@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use flagyard_core::plugin::BoxFuture;
+use flagyard_core::BoxFuture;
 use flagyard_core::{Source, SourceUpdates};
 use futures_util::StreamExt;
 use reqwest_eventsource::{Event, EventSource, retry::Never};

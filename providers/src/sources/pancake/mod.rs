@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flagyard_core::plugin::BoxFuture;
+use flagyard_core::BoxFuture;
 use flagyard_core::{ErrorOrigin, ProviderError, Source, SourceUpdates};
 use flagyard_storage::pancake::{
     DEFAULT_EXTENSION, DEFAULT_GROUP, Kind, Pancake, PancakeError, PancakeState, validate_name,

@@ -1,0 +1,48 @@
+//! [`Evaluator`]: how a compiled document turns a flag key and a context into
+//! a resolution.
+
+use crate::context::Context;
+use crate::error::{DocumentError, Problem};
+use crate::options::CompileOptions;
+use crate::resolution::Evaluation;
+use crate::snapshot::Snapshot;
+
+/// A compiled flag document that evaluates flags: what the provider runtime
+/// serves reads from. The flagd evaluator ([`Snapshot`]) is the implementation
+/// Flagyard ships; the runtime is generic over this trait (static dispatch, so
+/// the read path pays nothing for it).
+///
+/// Evaluation is pure: a function of the compiled document, the flag key and the
+/// context, never failing (problems are in the result) and never blocking.
+pub trait Evaluator: Send + Sync + Sized + 'static {
+    /// Compiles a document. Only a document that cannot be used at all is an
+    /// `Err`; problems in single flags are listed by [`problems`](Self::problems).
+    fn compile(document: &str, options: &CompileOptions) -> Result<Self, DocumentError>;
+    /// Evaluates one flag.
+    fn evaluate<C: Context + ?Sized>(&self, key: &str, ctx: &C) -> Evaluation<'_>;
+    /// Every flag key, sorted.
+    fn flag_keys(&self) -> Vec<&str>;
+    /// The keys of flags added, removed or changed since `previous`, sorted.
+    fn changed_flags(&self, previous: &Self) -> Vec<String>;
+    /// What was wrong in single flags when compiling (those flags answer `PARSE_ERROR`).
+    fn problems(&self) -> &[Problem];
+}
+
+impl Evaluator for Snapshot {
+    fn compile(document: &str, options: &CompileOptions) -> Result<Self, DocumentError> {
+        Snapshot::parse_with(document, options)
+    }
+    #[inline]
+    fn evaluate<C: Context + ?Sized>(&self, key: &str, ctx: &C) -> Evaluation<'_> {
+        Snapshot::evaluate(self, key, ctx)
+    }
+    fn flag_keys(&self) -> Vec<&str> {
+        self.keys()
+    }
+    fn changed_flags(&self, previous: &Self) -> Vec<String> {
+        Snapshot::changed_flags(self, previous)
+    }
+    fn problems(&self) -> &[Problem] {
+        Snapshot::problems(self)
+    }
+}

@@ -1,0 +1,278 @@
+//! The read path: typed getters over one generic implementation, overrides,
+//! and every flag at once. Nothing here blocks, locks a mutex, awaits or
+//! panics; the common reads allocate nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use flagyard_core::{
+    Context, Details, ErrorCode, EvalError, FlagMetadata, FlagType, FlagValue, Resolution,
+};
+use serde_json::Value;
+
+use super::FlagyardProvider;
+use crate::exposure::{InlineStr, RawExposure};
+
+static EMPTY_METADATA: FlagMetadata = FlagMetadata::new();
+
+const NOT_READY: EvalError = EvalError {
+    code: ErrorCode::ProviderNotReady,
+    message: flagyard_core::ErrorMessage::Static("no flag document has been loaded yet"),
+};
+
+impl FlagyardProvider {
+    /// Resolves a flag and hands the borrowed resolution to `finish`: the one
+    /// implementation behind every getter. Never blocks, never panics, never fails.
+    #[inline]
+    pub(crate) fn with_resolution<U, C, R>(
+        &self,
+        key: &str,
+        default: U,
+        ctx: &C,
+        convert: impl FnOnce(&FlagValue) -> Option<U>,
+        finish: impl FnOnce(Resolution<'_, U>) -> R,
+    ) -> R
+    where
+        C: Context + ?Sized,
+    {
+        self.ensure_started();
+        if self.state.has_overrides.load(Ordering::Acquire) {
+            let overrides = self.state.overrides.load();
+            if let Some(value) = overrides.get(key) {
+                return finish(override_resolution(value, default, convert));
+            }
+        }
+        let guard = self.state.snapshot.load();
+        let Some(snapshot) = guard.as_ref() else {
+            return finish(Resolution::failed(default, NOT_READY, &EMPTY_METADATA));
+        };
+        let resolution = snapshot.resolve_with(key, default, ctx, convert);
+        if let Some(exposures) = &self.state.exposures {
+            let variant = resolution.variant();
+            exposures.record(key, variant, ctx.targeting_key(), || RawExposure {
+                flag: InlineStr::new(key),
+                variant: variant.map(InlineStr::new),
+                reason: resolution.reason,
+                targeting_key: ctx.targeting_key().map(InlineStr::new),
+                at: exposures.clock(),
+            });
+        }
+        finish(resolution)
+    }
+
+    /// A flag's value as `T` (`bool`, `i64`, `f64`, `String`, `serde_json::Value`),
+    /// or `default` when it cannot be served. The typed getters below are this.
+    ///
+    /// # Example
+    /// ```
+    /// use flagyard::FlagyardProvider;
+    ///
+    /// let provider = FlagyardProvider::from_document(
+    ///     r#"{"flags": {"limit": {"state": "ENABLED", "variants": {"low": 10}, "defaultVariant": "low"}}}"#,
+    /// ).unwrap();
+    /// assert_eq!(provider.get("limit", 5_i64, &()), 10);
+    /// assert_eq!(provider.get("missing", 5_i64, &()), 5);
+    /// ```
+    #[inline]
+    pub fn get<T, C>(&self, key: &str, default: T, ctx: &C) -> T
+    where
+        T: for<'s> FlagType<'s>,
+        C: Context + ?Sized,
+    {
+        self.with_resolution(key, default, ctx, |v| T::from_flag_value(v), |r| r.value)
+    }
+
+    /// A flag's value as `T` with every detail (variant, reason, error, metadata),
+    /// owned so it can be kept.
+    #[inline]
+    pub fn get_details<T, C>(&self, key: &str, default: T, ctx: &C) -> Details<T>
+    where
+        T: for<'s> FlagType<'s>,
+        C: Context + ?Sized,
+    {
+        self.with_resolution(
+            key,
+            default,
+            ctx,
+            |v| T::from_flag_value(v),
+            |r| r.into_owned(),
+        )
+    }
+
+    /// A boolean flag's value, or `default`.
+    pub fn get_bool<C: Context + ?Sized>(&self, key: &str, default: bool, ctx: &C) -> bool {
+        self.get(key, default, ctx)
+    }
+    /// A boolean flag's resolution details.
+    pub fn get_bool_details<C: Context + ?Sized>(
+        &self,
+        key: &str,
+        default: bool,
+        ctx: &C,
+    ) -> Details<bool> {
+        self.get_details(key, default, ctx)
+    }
+    /// An integer flag's value, or `default`.
+    pub fn get_i64<C: Context + ?Sized>(&self, key: &str, default: i64, ctx: &C) -> i64 {
+        self.get(key, default, ctx)
+    }
+    /// An integer flag's resolution details.
+    pub fn get_i64_details<C: Context + ?Sized>(
+        &self,
+        key: &str,
+        default: i64,
+        ctx: &C,
+    ) -> Details<i64> {
+        self.get_details(key, default, ctx)
+    }
+    /// A float flag's value, or `default`.
+    pub fn get_f64<C: Context + ?Sized>(&self, key: &str, default: f64, ctx: &C) -> f64 {
+        self.get(key, default, ctx)
+    }
+    /// A float flag's resolution details.
+    pub fn get_f64_details<C: Context + ?Sized>(
+        &self,
+        key: &str,
+        default: f64,
+        ctx: &C,
+    ) -> Details<f64> {
+        self.get_details(key, default, ctx)
+    }
+    /// A string flag's value, or `default` (see [`with_str`](Self::with_str)
+    /// for the form that copies nothing).
+    pub fn get_string<C: Context + ?Sized>(&self, key: &str, default: &str, ctx: &C) -> String {
+        self.get(key, default.to_string(), ctx)
+    }
+    /// A string flag's resolution details.
+    pub fn get_string_details<C: Context + ?Sized>(
+        &self,
+        key: &str,
+        default: &str,
+        ctx: &C,
+    ) -> Details<String> {
+        self.get_details(key, default.to_string(), ctx)
+    }
+    /// A structured (JSON object) flag's value, or `default`.
+    pub fn get_json<C: Context + ?Sized>(&self, key: &str, default: Value, ctx: &C) -> Value {
+        self.get(key, default, ctx)
+    }
+    /// A structured flag's resolution details.
+    pub fn get_json_details<C: Context + ?Sized>(
+        &self,
+        key: &str,
+        default: Value,
+        ctx: &C,
+    ) -> Details<Value> {
+        self.get_details(key, default, ctx)
+    }
+
+    /// A string flag's value (or `default`) lent to `f`, without copying it:
+    /// the zero-allocation form of [`get_string`](Self::get_string) for hot loops.
+    ///
+    /// # Example
+    /// ```
+    /// use flagyard::FlagyardProvider;
+    ///
+    /// let provider = FlagyardProvider::from_document(
+    ///     r#"{"flags": {"color": {"state": "ENABLED", "variants": {"r": "red"}, "defaultVariant": "r"}}}"#,
+    /// ).unwrap();
+    /// assert_eq!(provider.with_str("color", "none", &(), |c| c.len()), 3);
+    /// ```
+    pub fn with_str<C: Context + ?Sized, R>(
+        &self,
+        key: &str,
+        default: &str,
+        ctx: &C,
+        f: impl FnOnce(&str) -> R,
+    ) -> R {
+        // `f` runs exactly once: on the variant's string inside the snapshot
+        // (borrowed, not copied) when the flag serves a string, else on
+        // `default`. `convert` calls it only when it returns `Some`, and then
+        // `finish` sees `Some` and does not call it; when `convert` returns
+        // `None` (or is not called) `f` is still there for `finish`. So `call`
+        // returns `Some` on the one call made, and the `expect` cannot fire.
+        let f = std::cell::Cell::new(Some(f));
+        let call = |s: &str| f.take().map(|f| f(s));
+        self.with_resolution(
+            key,
+            None,
+            ctx,
+            |v| <&str>::from_flag_value(v).map(call),
+            |r| match r.value {
+                Some(result) => Some(result),
+                None => call(default),
+            },
+        )
+        .expect("with_str calls its closure exactly once")
+    }
+
+    /// Every flag's resolution for one context, keyed by flag. The value is JSON,
+    /// `null` where the code default would apply (disabled, no default variant).
+    pub fn all_flags<C: Context + ?Sized>(&self, ctx: &C) -> BTreeMap<String, Details<Value>> {
+        self.ensure_started();
+        let guard = self.state.snapshot.load();
+        let mut out = BTreeMap::new();
+        let to_json = |v: &FlagValue| Some(v.to_json());
+        if let Some(snapshot) = guard.as_ref() {
+            for key in snapshot.keys() {
+                let details =
+                    self.with_resolution(key, Value::Null, ctx, to_json, |r| r.into_owned());
+                out.insert(key.to_string(), details);
+            }
+        }
+        let overrides = self.state.overrides.load();
+        for (key, value) in overrides.iter() {
+            let details = override_resolution(value, Value::Null, to_json).into_owned();
+            out.insert(key.clone(), details);
+        }
+        out
+    }
+
+    /// Forces a flag's value for every context (tests, local development). Both
+    /// the synchronous getters and the OpenFeature path see it.
+    pub fn set_override(&self, key: impl Into<String>, value: impl Into<FlagValue>) {
+        let (key, value) = (key.into(), value.into());
+        self.state.overrides.rcu(|current| {
+            let mut next = HashMap::clone(current);
+            next.insert(key.clone(), value.clone());
+            next
+        });
+        self.state.has_overrides.store(true, Ordering::Release);
+    }
+
+    /// Removes one override.
+    pub fn clear_override(&self, key: &str) {
+        let next = self.state.overrides.rcu(|current| {
+            let mut next = HashMap::clone(current);
+            next.remove(key);
+            next
+        });
+        let empty = self.state.overrides.load().is_empty();
+        drop(next);
+        self.state.has_overrides.store(!empty, Ordering::Release);
+    }
+
+    /// Removes every override.
+    pub fn clear_all_overrides(&self) {
+        self.state.overrides.store(Arc::new(HashMap::new()));
+        self.state.has_overrides.store(false, Ordering::Release);
+    }
+}
+
+/// An override's resolution: reason `STATIC`, no variant; a value of another
+/// type than asked is a `TYPE_MISMATCH`.
+fn override_resolution<'m, U>(
+    value: &FlagValue,
+    default: U,
+    convert: impl FnOnce(&FlagValue) -> Option<U>,
+) -> Resolution<'m, U> {
+    match convert(value) {
+        Some(v) => Resolution::served(v, None, flagyard_core::Reason::Static, &EMPTY_METADATA),
+        None => Resolution::failed(
+            default,
+            flagyard_core::type_mismatch(value),
+            &EMPTY_METADATA,
+        ),
+    }
+}
