@@ -56,6 +56,15 @@ impl ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// The largest request body read: a document at the limit plus room for
+    /// formatting (64 KiB). The document itself is then held to
+    /// `max_document_bytes`.
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_document_bytes.saturating_add(64 * 1024)
+    }
+}
+
 /// `$XDG_DATA_HOME/flagyard/server.sqlite` (else `~/.local/share/flagyard/...`).
 pub fn default_db_path() -> PathBuf {
     flagyard_storage::data_directory().join("server.sqlite")

@@ -2,7 +2,6 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 /// An error answered to an API client as `{"error": "..."}` (or OFREP's shape).
 #[derive(Debug, thiserror::Error)]
@@ -46,11 +45,9 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(e) = &self {
             tracing::error!(error = %e, "request failed");
         }
-        let mut response = (
-            self.status(),
-            axum::Json(json!({ "error": self.to_string() })),
-        )
-            .into_response();
+        let message = self.to_string();
+        let body = crate::wire::ErrorBody { error: &message };
+        let mut response = (self.status(), axum::Json(body)).into_response();
         if matches!(self, ApiError::Unauthorized(_)) {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -19,19 +19,23 @@
 
 #![warn(missing_docs)]
 
-mod auth;
+mod access;
 mod backend;
+mod body;
 mod config;
 mod error;
 mod published;
 mod routes;
 mod state;
+pub mod wire;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use access::{AdminAccess, ReadAccess};
 pub use backend::Backend;
+pub use body::ApiJson;
 pub use config::{ServerConfig, default_db_path};
 pub use error::ApiError;
 pub use published::Published;

@@ -3,6 +3,8 @@
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use axum::body::Bytes;
+use axum::extract::ws::Utf8Bytes;
 use flagyard_core::Snapshot;
 use serde_json::Value;
 
@@ -11,10 +13,11 @@ use serde_json::Value;
 pub struct Published {
     /// Increases with every accepted change.
     pub version: u64,
-    /// The document, compact JSON on one line.
-    pub body: Arc<str>,
-    /// `{"version": N, "document": {...}}` — the SSE and WebSocket message.
-    pub message: Arc<str>,
+    /// The document, compact JSON on one line; every response shares these bytes.
+    pub body: Bytes,
+    /// `{"version": N, "document": {...}}` — the SSE and WebSocket message,
+    /// shared by every stream.
+    pub message: Utf8Bytes,
     /// Strong ETag, quoted.
     pub etag: String,
     /// The compiled document, for OFREP.
@@ -31,8 +34,8 @@ impl Published {
         let message = format!(r#"{{"version":{version},"document":{body}}}"#);
         Published {
             version,
-            body: Arc::from(body),
-            message: Arc::from(message),
+            body: Bytes::from(body),
+            message: Utf8Bytes::from(message),
             etag,
             snapshot: Arc::new(snapshot),
         }

@@ -301,7 +301,7 @@ impl AppState {
     ) -> Result<Option<Arc<Published>>, ApiError> {
         let _serial = self.writes.lock().await;
         let current = self.current.load_full();
-        let document: Value = serde_json::from_str(&current.body)
+        let document: Value = serde_json::from_slice(&current.body)
             .map_err(|e| ApiError::Internal(format!("current document: {e}")))?;
         let next = edit(document)?;
         let body = next.to_string();

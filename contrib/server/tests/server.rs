@@ -466,3 +466,74 @@ async fn an_sdk_key_guards_reads() {
     assert_eq!(r.status(), 401);
     server.stop().await;
 }
+
+/// A document of about `bytes` bytes: flags padded with long string variants.
+fn document_of(bytes: usize) -> Value {
+    let pad = "x".repeat(1000);
+    let mut flags = serde_json::Map::new();
+    for i in 0..bytes / 1100 {
+        flags.insert(
+            format!("flag-{i}"),
+            json!({"state": "ENABLED", "variants": {"a": pad}, "defaultVariant": "a"}),
+        );
+    }
+    json!({ "flags": flags })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_body_limit_is_the_document_limit_and_answers_json() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(&dir.path().join("db.sqlite"), |_| {}).await;
+    let put = |document: &Value| {
+        client()
+            .put(format!("{}/v1/admin/document", server.base))
+            .bearer_auth(TOKEN)
+            .body(document.to_string())
+            .send()
+    };
+    // 4 MiB: over axum's default 2 MiB, under the documented 5 MiB.
+    let four = document_of(4 * 1024 * 1024);
+    assert!(four.to_string().len() > 4_000_000);
+    let response = put(&four).await.expect("request");
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    // 6 MiB: refused with the JSON error naming the limit; nothing changes.
+    let six = document_of(6 * 1024 * 1024);
+    let response = put(&six).await.expect("request");
+    assert_eq!(response.status(), 413);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
+    let body: Value = response.json().await.expect("JSON error");
+    let error = body["error"].as_str().expect("error text");
+    assert!(error.contains("5308416-byte limit"), "{error}");
+    let served: Value = client()
+        .get(format!("{}/v1/flags", server.base))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(served, four);
+    // A malformed body is a JSON 400 too.
+    let response = client()
+        .put(format!("{}/v1/admin/flags/x", server.base))
+        .bearer_auth(TOKEN)
+        .body("{nope")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("JSON error");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not JSON")),
+        "{body}"
+    );
+    server.stop().await;
+}

@@ -1,123 +1,76 @@
 //! The admin API: replace the document, set or delete one flag, read history.
-//! Every request needs `Authorization: Bearer <admin token>`.
+//! Every route takes [`AdminAccess`]: the admin token was checked before the
+//! handler runs.
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
-use serde_json::{Value, json};
+use serde_json::{Map, Value};
 
-use crate::auth::require_admin;
+use crate::access::AdminAccess;
+use crate::body::ApiJson;
 use crate::error::ApiError;
 use crate::published::Published;
 use crate::state::AppState;
+use crate::wire::{HistoryPage, Written};
 
-/// Who made a change: the `X-Flagyard-Actor` header, else `admin`.
-pub(super) fn actor(headers: &HeaderMap) -> String {
-    headers
-        .get("x-flagyard-actor")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.trim().is_empty())
-        .map_or_else(
-            || "admin".to_string(),
-            |v| v.trim().chars().take(128).collect(),
-        )
+fn written(published: &Published) -> Json<Written> {
+    Json(Written {
+        version: published.version,
+        etag: published.etag.clone(),
+    })
 }
 
-/// A JSON body of at most `max` bytes.
-pub(super) fn parse(body: &Bytes, max: usize) -> Result<Value, ApiError> {
-    if body.len() > max {
-        return Err(ApiError::TooLarge(format!(
-            "body is {} bytes, over the {max}-byte limit",
-            body.len()
-        )));
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))
-}
-
-fn accepted(published: &Published) -> Json<Value> {
-    Json(json!({ "version": published.version, "etag": published.etag }))
+/// The document's `flags` object, to edit.
+fn flags_of(document: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {
+    document
+        .get_mut("flags")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| ApiError::Internal("current document has no flags object".into()))
 }
 
 pub(super) async fn put_document(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    require_admin(&headers, state.config.admin_token.as_deref())?;
-    let document = parse(&body, state.config.max_document_bytes)?;
+    admin: AdminAccess,
+    ApiJson(document): ApiJson<Value>,
+) -> Result<Json<Written>, ApiError> {
     let published = state
-        .change(
-            |_| Ok(document.clone()),
-            &actor(&headers),
-            "put-document",
-            "",
-        )
+        .change(|_| Ok(document.clone()), &admin.actor, "put-document", "")
         .await?;
-    Ok(accepted(&published))
+    Ok(written(&published))
 }
 
 pub(super) async fn set_flag(
     State(state): State<Arc<AppState>>,
+    admin: AdminAccess,
     Path(key): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    require_admin(&headers, state.config.admin_token.as_deref())?;
+    ApiJson(definition): ApiJson<Value>,
+) -> Result<Json<Written>, ApiError> {
     if key.is_empty() {
         return Err(ApiError::BadRequest("flag key must not be empty".into()));
     }
-    let definition = parse(&body, state.config.max_document_bytes)?;
-    let flag_key = key.clone();
-    let published = state
-        .change(
-            move |mut document| {
-                let flags = document
-                    .get_mut("flags")
-                    .and_then(Value::as_object_mut)
-                    .ok_or_else(|| {
-                        ApiError::Internal("current document has no flags object".into())
-                    })?;
-                flags.insert(flag_key.clone(), definition.clone());
-                Ok(document)
-            },
-            &actor(&headers),
-            "set-flag",
-            &key,
-        )
-        .await?;
-    Ok(accepted(&published))
+    let edit = |mut document: Value| {
+        flags_of(&mut document)?.insert(key.clone(), definition.clone());
+        Ok(document)
+    };
+    let published = state.change(edit, &admin.actor, "set-flag", &key).await?;
+    Ok(written(&published))
 }
 
 pub(super) async fn delete_flag(
     State(state): State<Arc<AppState>>,
+    admin: AdminAccess,
     Path(key): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    require_admin(&headers, state.config.admin_token.as_deref())?;
-    let flag_key = key.clone();
+) -> Result<Json<Written>, ApiError> {
+    let edit = |mut document: Value| match flags_of(&mut document)?.remove(&key) {
+        Some(_) => Ok(document),
+        None => Err(ApiError::NotFound(format!("no flag '{key}'"))),
+    };
     let published = state
-        .change(
-            move |mut document| {
-                let flags = document
-                    .get_mut("flags")
-                    .and_then(Value::as_object_mut)
-                    .ok_or_else(|| {
-                        ApiError::Internal("current document has no flags object".into())
-                    })?;
-                if flags.remove(&flag_key).is_none() {
-                    return Err(ApiError::NotFound(format!("no flag '{flag_key}'")));
-                }
-                Ok(document)
-            },
-            &actor(&headers),
-            "delete-flag",
-            &key,
-        )
+        .change(edit, &admin.actor, "delete-flag", &key)
         .await?;
-    Ok(accepted(&published))
+    Ok(written(&published))
 }
 
 #[derive(serde::Deserialize)]
@@ -132,25 +85,15 @@ impl HistoryQuery {
     }
 }
 
-/// History entries as the API answers them.
-pub(super) fn history_json(entries: Vec<flagyard_storage::HistoryEntry>) -> Json<Value> {
-    let entries: Vec<Value> = entries
-        .into_iter()
-        .map(|h| json!({ "version": h.version, "atMs": h.at_ms, "actor": h.actor, "action": h.action, "detail": h.detail }))
-        .collect();
-    Json(json!({ "history": entries }))
-}
-
 pub(super) async fn history(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    _admin: AdminAccess,
     Query(query): Query<HistoryQuery>,
-) -> Result<Json<Value>, ApiError> {
-    require_admin(&headers, state.config.admin_token.as_deref())?;
+) -> Result<Json<HistoryPage>, ApiError> {
     let entries = state
         .backend
         .history(query.limit())
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(history_json(entries))
+    Ok(Json(entries.into_iter().collect()))
 }

@@ -6,20 +6,16 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::require_reader;
+use crate::access::ReadAccess;
 use crate::error::ApiError;
 use crate::published::etag_matches;
 use crate::state::AppState;
 
 pub(super) async fn get_flags(
     State(state): State<Arc<AppState>>,
+    _read: ReadAccess,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    require_reader(
-        &headers,
-        state.config.sdk_key.as_deref(),
-        state.config.admin_token.as_deref(),
-    )?;
     let current = state.current();
     let etag =
         HeaderValue::from_str(&current.etag).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -55,7 +51,7 @@ pub(super) async fn get_flags(
             ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
-        current.body.to_string(),
+        current.body.clone(),
     )
         .into_response())
 }

@@ -10,6 +10,7 @@ mod stream;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post, put};
 
 use crate::state::AppState;
@@ -44,5 +45,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             put(pancake::set_override).delete(pancake::clear_override),
         )
         .route("/admin", get(page::admin_page))
+        // Bodies are held to the document limit (plus room for formatting);
+        // `ApiJson` answers a larger one with the JSON error naming the limit.
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes()))
         .with_state(state)
 }

@@ -1,150 +1,172 @@
 //! OFREP: `POST /ofrep/v1/evaluate/flags/{key}` and the bulk
 //! `POST /ofrep/v1/evaluate/flags`, with OFREP's response and error shapes.
+//! [`OfrepAccess`] checks the SDK key and the rate limit before a handler runs.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use flagyard_core::{ErrorCode, Evaluation, EvaluationContext, Reason};
-use serde_json::{Map, Value, json};
+use flagyard_core::{ErrorCode, Evaluation, EvaluationContext};
+use serde_json::Value;
 
-use crate::auth::require_reader;
+use crate::access::ReadAccess;
 use crate::published::etag_matches;
 use crate::state::AppState;
+use crate::wire::{OfrepBulk, OfrepEntry, OfrepError, OfrepFlag};
 
-fn json_response(status: StatusCode, body: Value) -> Response {
-    (status, axum::Json(body)).into_response()
+/// An OFREP error answer: a status and OFREP's `{"errorCode"?, "errorDetails"}`.
+struct OfrepRejection {
+    status: StatusCode,
+    details: String,
+    retry_after: Option<u64>,
 }
 
-/// 401/403/429 before evaluating: the same checks for both endpoints.
-fn gate(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
-    if let Err(e) = require_reader(
-        headers,
-        state.config.sdk_key.as_deref(),
-        state.config.admin_token.as_deref(),
-    ) {
-        return Err(Box::new(json_response(
-            e.status(),
-            json!({ "errorDetails": e.to_string() }),
-        )));
-    }
-    if let Some(limiter) = &state.limiter
-        && let Err(wait) = limiter.check()
-    {
-        let mut response = json_response(
-            StatusCode::TOO_MANY_REQUESTS,
-            json!({ "errorDetails": format!("rate limit exceeded; retry in {wait} s") }),
-        );
+impl IntoResponse for OfrepRejection {
+    fn into_response(self) -> Response {
+        let body = OfrepError {
+            key: None,
+            error_code: None,
+            error_details: &self.details,
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(wait) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        }
         response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
-        return Err(Box::new(response));
     }
-    Ok(())
 }
 
-/// The request's context (`{"context": {...}}`, body optional).
-fn context(body: &Bytes) -> Result<(EvaluationContext, Value), String> {
+/// The caller may evaluate: the read check (401) and the rate limit (429).
+pub(super) struct OfrepAccess;
+
+impl FromRequestParts<Arc<AppState>> for OfrepAccess {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        if let Err(e) = ReadAccess::check(&parts.headers, state) {
+            let status = e.status();
+            return Err(OfrepRejection {
+                status,
+                details: e.to_string(),
+                retry_after: None,
+            }
+            .into_response());
+        }
+        if let Some(limiter) = &state.limiter
+            && let Err(wait) = limiter.check()
+        {
+            return Err(OfrepRejection {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                details: format!("rate limit exceeded; retry in {wait} s"),
+                retry_after: Some(wait),
+            }
+            .into_response());
+        }
+        Ok(OfrepAccess)
+    }
+}
+
+/// Why a request's context is unusable (answered as `INVALID_CONTEXT`).
+#[derive(Debug, thiserror::Error)]
+enum ContextError {
+    #[error("request body is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("request body must be an object, found {0}")]
+    NotAnObject(Value),
+    #[error("{0}")]
+    Context(#[source] flagyard_core::DocumentError),
+}
+
+/// The request's context (`{"context": {...}}`, body optional) and its JSON.
+fn context(body: &Bytes) -> Result<(EvaluationContext, Value), ContextError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok((EvaluationContext::new(), Value::Null));
     }
-    let request: Value =
-        serde_json::from_slice(body).map_err(|e| format!("request body is not JSON: {e}"))?;
+    let request: Value = serde_json::from_slice(body).map_err(ContextError::NotJson)?;
     let raw = match request {
         Value::Object(mut map) => map.remove("context").unwrap_or(Value::Null),
-        other => return Err(format!("request body must be an object, found {other}")),
+        other => return Err(ContextError::NotAnObject(other)),
     };
-    let ctx = EvaluationContext::from_json(raw.clone()).map_err(|e| e.to_string())?;
+    let ctx = EvaluationContext::from_json(raw.clone()).map_err(ContextError::Context)?;
     Ok((ctx, raw))
 }
 
-fn reason(reason: Reason) -> &'static str {
-    reason.as_str()
-}
-
-fn metadata_json(evaluation: &Evaluation<'_>) -> Value {
-    Value::Object(
-        evaluation
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_json()))
-            .collect(),
-    )
-}
-
-/// One flag's OFREP body and status.
-fn evaluate(key: &str, evaluation: &Evaluation<'_>) -> (StatusCode, Value) {
+/// One flag's OFREP entry, and its status for the single-flag endpoint.
+fn entry<'a>(key: &'a str, evaluation: &'a Evaluation<'a>) -> (StatusCode, OfrepEntry<'a>) {
     if let Some(error) = &evaluation.error {
         let status = if error.code == ErrorCode::FlagNotFound {
             StatusCode::NOT_FOUND
         } else {
             StatusCode::BAD_REQUEST
         };
-        return (
-            status,
-            json!({ "key": key, "errorCode": error.code.as_str(), "errorDetails": error.message.as_str() }),
-        );
+        let error = OfrepError {
+            key: Some(key),
+            error_code: Some(error.code.as_str()),
+            error_details: error.message.as_str(),
+        };
+        return (status, OfrepEntry::Error(error));
     }
-    let mut body = Map::new();
-    body.insert("key".into(), key.into());
-    // No value: defer to the caller's code default (OFREP ADR 6), as for a
-    // disabled flag or one without a default variant.
-    if let Some(value) = evaluation.value {
-        body.insert("value".into(), value.to_json());
-    }
-    body.insert("reason".into(), reason(evaluation.reason).into());
-    // Always present (null when none): some OFREP clients index it unconditionally.
-    body.insert(
-        "variant".into(),
-        evaluation.variant().map_or(Value::Null, Value::from),
-    );
-    body.insert("metadata".into(), metadata_json(evaluation));
-    (StatusCode::OK, Value::Object(body))
+    let flag = OfrepFlag {
+        key,
+        // No value: defer to the caller's code default (OFREP ADR 6), as for a
+        // disabled flag or one without a default variant.
+        value: evaluation.value.map(flagyard_core::FlagValue::to_json),
+        reason: evaluation.reason.as_str(),
+        variant: evaluation.variant(),
+        metadata: evaluation
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_json()))
+            .collect(),
+    };
+    (StatusCode::OK, OfrepEntry::Flag(flag))
+}
+
+fn invalid_context(key: Option<&str>, e: &ContextError) -> Response {
+    let details = e.to_string();
+    let body = OfrepError {
+        key,
+        error_code: Some(ErrorCode::InvalidContext.as_str()),
+        error_details: &details,
+    };
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
 
 pub(super) async fn single(
     State(state): State<Arc<AppState>>,
+    _access: OfrepAccess,
     Path(key): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(response) = gate(&state, &headers) {
-        return *response;
-    }
     let (ctx, _) = match context(&body) {
         Ok(ctx) => ctx,
-        Err(details) => {
-            return json_response(
-                StatusCode::BAD_REQUEST,
-                json!({ "key": key, "errorCode": "INVALID_CONTEXT", "errorDetails": details }),
-            );
-        }
+        Err(e) => return invalid_context(Some(&key), &e),
     };
     let current = state.current();
     let evaluation = current.snapshot.evaluate(&key, &ctx);
-    let (status, body) = evaluate(&key, &evaluation);
-    json_response(status, body)
+    let (status, entry) = entry(&key, &evaluation);
+    (status, Json(entry)).into_response()
 }
 
 pub(super) async fn bulk(
     State(state): State<Arc<AppState>>,
+    _access: OfrepAccess,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(response) = gate(&state, &headers) {
-        return *response;
-    }
     let (ctx, raw) = match context(&body) {
         Ok(ctx) => ctx,
-        Err(details) => {
-            return json_response(
-                StatusCode::BAD_REQUEST,
-                json!({ "errorCode": "INVALID_CONTEXT", "errorDetails": details }),
-            );
-        }
+        Err(e) => return invalid_context(None, &e),
     };
     let current = state.current();
     // The bulk answer depends on the document and the context.
@@ -161,13 +183,17 @@ pub(super) async fn bulk(
     {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header)]).into_response();
     }
-    let flags: Vec<Value> = current
-        .snapshot
-        .keys()
-        .into_iter()
-        .map(|key| evaluate(key, &current.snapshot.evaluate(key, &ctx)).1)
+    let keys = current.snapshot.keys();
+    let evaluations: Vec<Evaluation<'_>> = keys
+        .iter()
+        .map(|key| current.snapshot.evaluate(key, &ctx))
         .collect();
-    let mut response = json_response(StatusCode::OK, json!({ "flags": flags }));
+    let flags = keys
+        .iter()
+        .zip(&evaluations)
+        .map(|(key, evaluation)| entry(key, evaluation).1)
+        .collect();
+    let mut response = Json(OfrepBulk { flags }).into_response();
     response.headers_mut().insert(header::ETAG, etag_header);
     response
 }

@@ -4,22 +4,18 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use flagyard_storage::pancake::{Kind, Pancake, PancakeError};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::admin::{HistoryQuery, actor, history_json, parse};
-use crate::auth::require_admin;
+use super::admin::HistoryQuery;
+use crate::access::AdminAccess;
+use crate::body::ApiJson;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::wire::{Cleared, Done, HistoryPage, PancakeListing};
 
-/// Bodies are tiny: `{"active": true}` or `{"ratio": 25}`.
-const MAX_BODY: usize = 4096;
-
-fn pancake<'s>(state: &'s AppState, headers: &HeaderMap) -> Result<&'s Pancake, ApiError> {
-    require_admin(headers, state.config.admin_token.as_deref())?;
+fn pancake(state: &AppState) -> Result<&Pancake, ApiError> {
     state.pancake.as_ref().ok_or_else(|| {
         ApiError::NotFound(
             "pancake is not configured: start the server with --pancake redis://…".into(),
@@ -43,29 +39,28 @@ fn api_error(e: PancakeError) -> ApiError {
     }
 }
 
-fn active(body: &Bytes) -> Result<bool, ApiError> {
-    parse(body, MAX_BODY)?
-        .get("active")
+/// `{"active": true|false}`.
+fn active(body: &Value) -> Result<bool, ApiError> {
+    body.get("active")
         .and_then(Value::as_bool)
         .ok_or_else(|| ApiError::BadRequest("body must be {\"active\": true|false}".into()))
 }
 
-fn ok() -> Json<Value> {
-    Json(json!({ "ok": true }))
+fn ok() -> Json<Done> {
+    Json(Done { ok: true })
 }
 
 /// `GET /v1/admin/pancake`: every switch, flag and sample, and unreadable keys.
 pub(super) async fn list(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let pancake = pancake(&state, &headers)?;
-    let listed = pancake.list().await.map_err(api_error)?;
-    let mut body = serde_json::to_value(&listed).map_err(|e| ApiError::Internal(e.to_string()))?;
-    if let Some(object) = body.as_object_mut() {
-        object.insert("extension".into(), json!(pancake.extension()));
-    }
-    Ok(Json(body))
+    _admin: AdminAccess,
+) -> Result<Json<PancakeListing>, ApiError> {
+    let pancake = pancake(&state)?;
+    let state = pancake.list().await.map_err(api_error)?;
+    Ok(Json(PancakeListing {
+        state,
+        extension: pancake.extension().to_string(),
+    }))
 }
 
 /// `PUT /v1/admin/pancake/{kind}/{name}`: `{"active": bool}` for switches and
@@ -73,24 +68,24 @@ pub(super) async fn list(
 pub(super) async fn set(
     State(state): State<Arc<AppState>>,
     Path((kind_segment, name)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let pancake = pancake(&state, &headers)?;
-    let who = actor(&headers);
+    admin: AdminAccess,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Done>, ApiError> {
+    let pancake = pancake(&state)?;
+    let who = &admin.actor;
     match kind(&kind_segment)? {
         Kind::Sample => {
-            let ratio = parse(&body, MAX_BODY)?
+            let ratio = body
                 .get("ratio")
                 .and_then(Value::as_f64)
                 .ok_or_else(|| ApiError::BadRequest("body must be {\"ratio\": 0-100}".into()))?;
-            pancake.set_sample(&name, ratio, &who).await
+            pancake.set_sample(&name, ratio, who).await
         }
         k => {
             if active(&body)? {
-                pancake.enable(k, &name, &who).await
+                pancake.enable(k, &name, who).await
             } else {
-                pancake.disable(k, &name, &who).await
+                pancake.disable(k, &name, who).await
             }
         }
     }
@@ -102,11 +97,11 @@ pub(super) async fn set(
 pub(super) async fn clear(
     State(state): State<Arc<AppState>>,
     Path((kind_segment, name)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let pancake = pancake(&state, &headers)?;
+    admin: AdminAccess,
+) -> Result<Json<Done>, ApiError> {
+    let pancake = pancake(&state)?;
     pancake
-        .clear(kind(&kind_segment)?, &name, &actor(&headers))
+        .clear(kind(&kind_segment)?, &name, &admin.actor)
         .await
         .map_err(api_error)?;
     Ok(ok())
@@ -116,15 +111,15 @@ pub(super) async fn clear(
 pub(super) async fn set_override(
     State(state): State<Arc<AppState>>,
     Path((name, group, id)): Path<(String, String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let pancake = pancake(&state, &headers)?;
-    let who = actor(&headers);
+    admin: AdminAccess,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Done>, ApiError> {
+    let pancake = pancake(&state)?;
+    let who = &admin.actor;
     if active(&body)? {
-        pancake.enable_user(&name, &group, &id, &who).await
+        pancake.enable_user(&name, &group, &id, who).await
     } else {
-        pancake.disable_user(&name, &group, &id, &who).await
+        pancake.disable_user(&name, &group, &id, who).await
     }
     .map_err(api_error)?;
     Ok(ok())
@@ -134,11 +129,11 @@ pub(super) async fn set_override(
 pub(super) async fn clear_override(
     State(state): State<Arc<AppState>>,
     Path((name, group, id)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let pancake = pancake(&state, &headers)?;
+    admin: AdminAccess,
+) -> Result<Json<Done>, ApiError> {
+    let pancake = pancake(&state)?;
     pancake
-        .clear_user(&name, &group, &id, &actor(&headers))
+        .clear_user(&name, &group, &id, &admin.actor)
         .await
         .map_err(api_error)?;
     Ok(ok())
@@ -148,23 +143,23 @@ pub(super) async fn clear_override(
 pub(super) async fn clear_group(
     State(state): State<Arc<AppState>>,
     Path((name, group)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let pancake = pancake(&state, &headers)?;
+    admin: AdminAccess,
+) -> Result<Json<Cleared>, ApiError> {
+    let pancake = pancake(&state)?;
     let cleared = pancake
-        .clear_all_users(&name, &group, &actor(&headers))
+        .clear_all_users(&name, &group, &admin.actor)
         .await
         .map_err(api_error)?;
-    Ok(Json(json!({ "ok": true, "cleared": cleared })))
+    Ok(Json(Cleared { ok: true, cleared }))
 }
 
 /// `GET /v1/admin/pancake/history`: the newest changes made through Flagyard.
 pub(super) async fn history(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    _admin: AdminAccess,
     Query(query): Query<HistoryQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let pancake = pancake(&state, &headers)?;
+) -> Result<Json<HistoryPage>, ApiError> {
+    let pancake = pancake(&state)?;
     let entries = pancake.history(query.limit()).await.map_err(api_error)?;
-    Ok(history_json(entries))
+    Ok(Json(entries.into_iter().collect()))
 }

@@ -6,13 +6,12 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::auth::require_reader;
+use crate::access::ReadAccess;
 use crate::error::ApiError;
 use crate::published::Published;
 use crate::state::AppState;
@@ -21,7 +20,7 @@ fn sse_event(published: &Published) -> Event {
     Event::default()
         .event("document")
         .id(published.version.to_string())
-        .data(&*published.message)
+        .data(published.message.as_str())
 }
 
 /// The next document to send, or `None` when the server stops. A subscriber
@@ -49,13 +48,8 @@ async fn next_document(
 
 pub(super) async fn sse(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    _read: ReadAccess,
 ) -> Result<Response, ApiError> {
-    require_reader(
-        &headers,
-        state.config.sdk_key.as_deref(),
-        state.config.admin_token.as_deref(),
-    )?;
     let rx = state.changes.subscribe();
     let first = state.current();
     let shutdown = state.shutdown.clone();
@@ -98,14 +92,9 @@ fn events(
 
 pub(super) async fn websocket(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    _read: ReadAccess,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    require_reader(
-        &headers,
-        state.config.sdk_key.as_deref(),
-        state.config.admin_token.as_deref(),
-    )?;
     Ok(upgrade.on_upgrade(move |socket| serve_socket(state, socket)))
 }
 
@@ -115,7 +104,7 @@ async fn serve_socket(state: Arc<AppState>, mut socket: WebSocket) {
     let first = state.current();
     let mut last = first.version;
     if socket
-        .send(Message::Text(first.message.to_string().into()))
+        .send(Message::Text(first.message.clone()))
         .await
         .is_err()
     {
@@ -128,7 +117,7 @@ async fn serve_socket(state: Arc<AppState>, mut socket: WebSocket) {
             next = next_document(&state, &mut rx, &mut shutdown) => match next {
                 Some(published) if published.version > last => {
                     last = published.version;
-                    if socket.send(Message::Text(published.message.to_string().into())).await.is_err() {
+                    if socket.send(Message::Text(published.message.clone())).await.is_err() {
                         return;
                     }
                 }

@@ -1,0 +1,140 @@
+//! Every JSON body the server answers, as types: docs/PROTOCOL.md in code.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// An API error: `{"error": "..."}`.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    /// What went wrong.
+    pub error: &'a str,
+}
+
+/// An accepted change: `{"version", "etag"}`.
+#[derive(Debug, Serialize)]
+pub struct Written {
+    /// The version now served.
+    pub version: u64,
+    /// Its strong ETag.
+    pub etag: String,
+}
+
+/// An accepted pancake operation: `{"ok": true}`.
+#[derive(Debug, Serialize)]
+pub struct Done {
+    /// Always `true`.
+    pub ok: bool,
+}
+
+/// A cleared override group: `{"ok": true, "cleared": N}`.
+#[derive(Debug, Serialize)]
+pub struct Cleared {
+    /// Always `true`.
+    pub ok: bool,
+    /// How many overrides were removed.
+    pub cleared: usize,
+}
+
+/// Every switch, flag and sample (flask-pancake's state) and the extension name.
+#[derive(Debug, Serialize)]
+pub struct PancakeListing {
+    /// Switches, flags, samples and unreadable keys.
+    #[serde(flatten)]
+    pub state: flagyard_storage::pancake::PancakeState,
+    /// The flask-pancake extension name.
+    pub extension: String,
+}
+
+/// A page of history: `{"history": [...]}`, newest first.
+#[derive(Debug, Serialize)]
+pub struct HistoryPage {
+    /// The entries.
+    pub history: Vec<HistoryItem>,
+}
+
+/// One history entry.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryItem {
+    /// The version the change produced.
+    pub version: u64,
+    /// When, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// Who.
+    pub actor: String,
+    /// What (`put-document`, `set-flag`, ...).
+    pub action: String,
+    /// On what (a flag key, a switch name, ...).
+    pub detail: String,
+}
+
+impl From<flagyard_storage::HistoryEntry> for HistoryItem {
+    fn from(h: flagyard_storage::HistoryEntry) -> Self {
+        HistoryItem {
+            version: h.version,
+            at_ms: h.at_ms,
+            actor: h.actor,
+            action: h.action,
+            detail: h.detail,
+        }
+    }
+}
+
+impl FromIterator<flagyard_storage::HistoryEntry> for HistoryPage {
+    fn from_iter<I: IntoIterator<Item = flagyard_storage::HistoryEntry>>(entries: I) -> Self {
+        HistoryPage {
+            history: entries.into_iter().map(HistoryItem::from).collect(),
+        }
+    }
+}
+
+/// OFREP: one flag's evaluation.
+#[derive(Debug, Serialize)]
+pub struct OfrepFlag<'a> {
+    /// The flag key.
+    pub key: &'a str,
+    /// The value; absent to defer to the caller's code default (OFREP ADR 6).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+    /// Why (`STATIC`, `TARGETING_MATCH`, ...).
+    pub reason: &'static str,
+    /// The variant; always present (null when none): some OFREP clients
+    /// index it unconditionally.
+    pub variant: Option<&'a str>,
+    /// The flag's metadata.
+    pub metadata: BTreeMap<&'a str, Value>,
+}
+
+/// OFREP: an evaluation error (`key` absent for request-level errors).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OfrepError<'a> {
+    /// The flag key, for flag-level errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<&'a str>,
+    /// The OFREP error code (`FLAG_NOT_FOUND`, `INVALID_CONTEXT`, ...); absent
+    /// for authentication and rate-limit errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<&'a str>,
+    /// What went wrong.
+    pub error_details: &'a str,
+}
+
+/// OFREP: one entry of a bulk answer, a value or an error.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum OfrepEntry<'a> {
+    /// An evaluation.
+    Flag(OfrepFlag<'a>),
+    /// A flag-level error.
+    Error(OfrepError<'a>),
+}
+
+/// OFREP: the bulk answer, `{"flags": [...]}`.
+#[derive(Debug, Serialize)]
+pub struct OfrepBulk<'a> {
+    /// Every flag's entry, sorted by key.
+    pub flags: Vec<OfrepEntry<'a>>,
+}
