@@ -128,14 +128,30 @@ pub(crate) fn validate(document: &Value, config: &ServerConfig) -> Result<Snapsh
     let snapshot =
         Snapshot::from_value(document, &compile_options(config)).map_err(|e| e.to_string())?;
     if !snapshot.problems().is_empty() {
-        let list: Vec<String> = snapshot
-            .problems()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        return Err(list.join("; "));
+        return Err(snapshot.problems_text());
     }
     Ok(snapshot)
+}
+
+/// Writes the first version of an empty store and reads back what it holds.
+/// Another server may write at the same moment: only the first write wins.
+async fn write_first(
+    backend: &Backend,
+    body: String,
+    actor: &str,
+    action: &str,
+    detail: String,
+) -> Result<flagyard_storage::StoredDocument, ServerError> {
+    backend
+        .replace_if(body, actor.into(), action.into(), detail, Some(0))
+        .await?;
+    backend
+        .current()
+        .await?
+        .ok_or_else(|| ServerError::InvalidDocument {
+            what: format!("store after '{action}'"),
+            message: "no document after the first write".into(),
+        })
 }
 
 impl AppState {
@@ -183,42 +199,12 @@ impl AppState {
                     what: seed.display().to_string(),
                     message,
                 })?;
-                let body = value.to_string();
-                // Another server may seed at the same moment: only the first write wins.
-                backend
-                    .replace_if(
-                        body,
-                        "seed".into(),
-                        "seed".into(),
-                        seed.display().to_string(),
-                        Some(0),
-                    )
-                    .await?;
-                backend
-                    .current()
-                    .await?
-                    .ok_or_else(|| ServerError::InvalidDocument {
-                        what: "seeded store".into(),
-                        message: "no document after seeding".into(),
-                    })?
+                let detail = seed.display().to_string();
+                write_first(&backend, value.to_string(), "seed", "seed", detail).await?
             }
             (None, None) => {
-                backend
-                    .replace_if(
-                        r#"{"flags":{}}"#.into(),
-                        "server".into(),
-                        "init".into(),
-                        "empty document".into(),
-                        Some(0),
-                    )
-                    .await?;
-                backend
-                    .current()
-                    .await?
-                    .ok_or_else(|| ServerError::InvalidDocument {
-                        what: "initialized store".into(),
-                        message: "no document after initializing".into(),
-                    })?
+                let empty = r#"{"flags":{}}"#.to_string();
+                write_first(&backend, empty, "server", "init", "empty document".into()).await?
             }
         };
         let published = Arc::new(compile_stored(stored.version, &stored.body, &config)?);

@@ -132,6 +132,12 @@ impl Snapshot {
         &self.problems
     }
 
+    /// The problems as one line, `; `-separated (for logs and refusals).
+    pub fn problems_text(&self) -> String {
+        let list: Vec<String> = self.problems.iter().map(ToString::to_string).collect();
+        list.join("; ")
+    }
+
     /// The options this snapshot was compiled with.
     pub fn options(&self) -> &CompileOptions {
         &self.options

@@ -158,18 +158,13 @@ impl State {
             }
         };
         if !snapshot.problems().is_empty() {
-            let list: Vec<String> = snapshot
-                .problems()
-                .iter()
-                .map(ToString::to_string)
-                .collect();
             self.report(&ProviderError::new(
                 ErrorOrigin::Parser,
                 false,
                 format!(
                     "{from}: {} problem(s), other flags loaded: {}",
-                    list.len(),
-                    list.join("; ")
+                    snapshot.problems().len(),
+                    snapshot.problems_text()
                 ),
             ));
         }
