@@ -57,7 +57,10 @@ pub use sources::SseSource;
 #[cfg(feature = "ws")]
 pub use sources::WebSocketSource;
 #[cfg(feature = "network")]
-pub use sources::{DEFAULT_MAX_PAYLOAD, FallbackSource, NetworkOptions, ReconnectPolicy};
+pub use sources::{
+    Backoff, DEFAULT_MAX_PAYLOAD, FallbackSource, NetworkOptions, ReconnectPolicy, Session,
+    SessionEnd, keep_connected,
+};
 
 #[cfg(feature = "disk")]
 pub use flagyard_storage::DiskCache;

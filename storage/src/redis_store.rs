@@ -87,6 +87,22 @@ pub fn masked_url(url: &str) -> String {
     }
 }
 
+/// A pub/sub connection subscribed to `channels` and the `patterns`.
+pub(crate) async fn subscribe(
+    client: &redis::Client,
+    channels: &[String],
+    patterns: &[String],
+) -> redis::RedisResult<redis::aio::PubSub> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    for channel in channels {
+        pubsub.subscribe(channel).await?;
+    }
+    for pattern in patterns {
+        pubsub.psubscribe(pattern).await?;
+    }
+    Ok(pubsub)
+}
+
 /// A connection that reconnects by itself after Redis restarts, with short
 /// timeouts (2 s to connect or answer, 2 retries).
 pub(crate) async fn connection_manager(
@@ -167,6 +183,14 @@ impl RedisDocuments {
     /// The channel on which every accepted version is published.
     pub fn changes_channel(&self) -> String {
         self.key("changes")
+    }
+
+    /// A pub/sub connection subscribed to [`changes_channel`](Self::changes_channel)
+    /// (each message's payload is the new version).
+    pub async fn subscribe(&self) -> Result<redis::aio::PubSub, StoreError> {
+        subscribe(&self.client, &[self.changes_channel()], &[])
+            .await
+            .map_err(|e| redis_error(&self.url, e))
     }
 
     /// The current version (0: none), without the body.

@@ -101,48 +101,60 @@ impl Server {
 }
 
 /// Follows the other servers' writes through Redis pub/sub (with a periodic
-/// version check in case a message was missed) and serves them locally.
+/// version check in case a message was missed) and serves them locally;
+/// reconnects with the sources' backoff until the server stops.
 async fn follow_redis(state: Arc<AppState>, docs: flagyard_storage::RedisDocuments) {
-    use futures_util::StreamExt;
     let mut shutdown = state.shutdown.clone();
-    loop {
-        let session = async {
-            let mut pubsub = docs
-                .client()
-                .get_async_pubsub()
-                .await
-                .map_err(|e| e.to_string())?;
-            pubsub
-                .subscribe(docs.changes_channel())
-                .await
-                .map_err(|e| e.to_string())?;
-            state.refresh().await?;
-            let mut messages = pubsub.on_message();
-            let mut check = tokio::time::interval(std::time::Duration::from_secs(5));
-            loop {
-                tokio::select! {
-                    message = messages.next() => {
-                        if message.is_none() {
-                            return Err::<(), String>("the pub/sub connection closed".into());
-                        }
-                        state.refresh().await?;
+    let follower = RedisFollower { state, docs };
+    let report = |e: flagyard_core::ProviderError| {
+        tracing::warn!(error = %e, "redis fan-out interrupted; reconnecting");
+    };
+    tokio::select! {
+        () = flagyard::keep_connected(flagyard::ReconnectPolicy::default(), report, follower) => {}
+        _ = shutdown.changed() => {}
+    }
+}
+
+/// The Redis follower's connections.
+struct RedisFollower {
+    state: Arc<AppState>,
+    docs: flagyard_storage::RedisDocuments,
+}
+
+impl RedisFollower {
+    async fn connection(
+        &self,
+        backoff: &mut flagyard::Backoff,
+    ) -> Result<std::convert::Infallible, ServerError> {
+        use futures_util::StreamExt;
+        let mut pubsub = self.docs.subscribe().await?;
+        self.state.refresh().await?;
+        backoff.connected();
+        let mut messages = pubsub.on_message();
+        let mut check = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                message = messages.next() => {
+                    if message.is_none() {
+                        return Err(ServerError::FanOutClosed);
                     }
-                    _ = check.tick() => state.refresh().await?,
+                    self.state.refresh().await?;
                 }
+                _ = check.tick() => self.state.refresh().await?,
             }
-        };
-        tokio::select! {
-            result = session => {
-                if let Err(e) = result {
-                    tracing::warn!(error = %e, "redis fan-out interrupted; reconnecting");
-                }
-            }
-            _ = shutdown.changed() => return,
         }
-        tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-            _ = shutdown.changed() => return,
-        }
+    }
+}
+
+impl flagyard::Session for RedisFollower {
+    async fn run(&mut self, backoff: &mut flagyard::Backoff) -> flagyard::SessionEnd {
+        let Err(why) = self.connection(backoff).await;
+        let error = flagyard_core::ProviderError::new(
+            flagyard_core::ErrorOrigin::Store,
+            true,
+            format!("redis fan-out: {why}"),
+        );
+        flagyard::SessionEnd::Lost(error.with_source(why))
     }
 }
 

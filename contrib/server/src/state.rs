@@ -42,6 +42,9 @@ pub enum ServerError {
     /// The pancake Redis could not be reached.
     #[error("pancake: {0}")]
     Pancake(#[from] flagyard_storage::pancake::PancakeError),
+    /// The Redis pub/sub connection of the fan-out closed.
+    #[error("the pub/sub connection closed")]
+    FanOutClosed,
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -229,18 +232,15 @@ impl AppState {
 
     /// Serves a version written by another server (read back from the shared
     /// store) if it is newer than the one served.
-    pub(crate) async fn refresh(&self) -> Result<(), String> {
+    pub(crate) async fn refresh(&self) -> Result<(), ServerError> {
         let _serial = self.writes.lock().await;
-        let Some(stored) = self.backend.current().await.map_err(|e| e.to_string())? else {
+        let Some(stored) = self.backend.current().await? else {
             return Ok(());
         };
         if stored.version <= self.current.load().version {
             return Ok(());
         }
-        let published = Arc::new(
-            compile_stored(stored.version, &stored.body, &self.config)
-                .map_err(|e| e.to_string())?,
-        );
+        let published = Arc::new(compile_stored(stored.version, &stored.body, &self.config)?);
         self.current.store(Arc::clone(&published));
         let _ = self.changes.send(published);
         tracing::info!(
@@ -271,7 +271,9 @@ impl AppState {
             if let Some(published) = self.try_change(&edit, actor, action, detail).await? {
                 return Ok(published);
             }
-            self.refresh().await.map_err(ApiError::Internal)?;
+            self.refresh()
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
         }
         Err(ApiError::Internal(
             "too many concurrent writers; try again".into(),

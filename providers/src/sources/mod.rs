@@ -18,6 +18,9 @@ pub use network::SseSource;
 #[cfg(feature = "ws")]
 pub use network::WebSocketSource;
 #[cfg(feature = "network")]
-pub use network::{DEFAULT_MAX_PAYLOAD, FallbackSource, NetworkOptions, ReconnectPolicy};
+pub use network::{
+    Backoff, DEFAULT_MAX_PAYLOAD, FallbackSource, NetworkOptions, ReconnectPolicy, Session,
+    SessionEnd, keep_connected,
+};
 #[cfg(feature = "pancake")]
 pub use pancake::PancakeSource;

@@ -274,6 +274,12 @@ pub enum PancakeError {
         /// The object id (empty when clearing all of a group).
         id: String,
     },
+    /// The pub/sub connection closed.
+    #[error("redis {url}: the pub/sub connection closed")]
+    Closed {
+        /// The server (password masked).
+        url: String,
+    },
     /// Redis failed.
     #[error("redis {url}: {source}")]
     Redis {
@@ -283,6 +289,17 @@ pub enum PancakeError {
         #[source]
         source: ::redis::RedisError,
     },
+}
+
+impl PancakeError {
+    /// Whether retrying may help: Redis failed or the connection closed (not a
+    /// refused name, ratio or missing entry).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            PancakeError::Redis { .. } | PancakeError::Closed { .. }
+        )
+    }
 }
 
 /// Checks a pancake name and returns it upper-cased, as stored.

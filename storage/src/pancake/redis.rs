@@ -118,6 +118,16 @@ impl Pancake {
             .collect()
     }
 
+    /// A pub/sub connection subscribed to [`changes_channel`](Self::changes_channel)
+    /// and the [`keyspace_patterns`](Self::keyspace_patterns) (harmless where
+    /// keyspace notifications are off: nothing arrives on them).
+    pub async fn subscribe(&self) -> Result<redis::aio::PubSub, PancakeError> {
+        let patterns = self.keyspace_patterns();
+        crate::redis_store::subscribe(&self.client, &[self.changes_channel()], &patterns)
+            .await
+            .map_err(|e| self.redis_error(e))
+    }
+
     /// Whether Redis sends the keyspace notifications a mirror needs (`K` with
     /// string and generic events); with `enable`, turns them on first where
     /// they are off (`CONFIG SET notify-keyspace-events`, adding `K$g` to what

@@ -35,7 +35,9 @@ fn api_error(e: PancakeError) -> ApiError {
         PancakeError::NotFound { .. } | PancakeError::NoOverride { .. } => {
             ApiError::NotFound(e.to_string())
         }
-        PancakeError::Redis { .. } => ApiError::Internal(e.to_string()),
+        PancakeError::Redis { .. } | PancakeError::Closed { .. } => {
+            ApiError::Internal(e.to_string())
+        }
     }
 }
 

@@ -40,16 +40,18 @@ impl ReconnectPolicy {
     }
 }
 
-/// The state of one source's retries.
+/// The state of one connection's retries under a [`ReconnectPolicy`]; see
+/// [`keep_connected`](crate::keep_connected).
 #[derive(Debug)]
-pub(crate) struct Backoff {
+pub struct Backoff {
     policy: ReconnectPolicy,
     next: Duration,
     healthy_since: Option<Instant>,
 }
 
 impl Backoff {
-    pub(crate) fn new(policy: ReconnectPolicy) -> Self {
+    /// Retries under `policy`, starting at its first delay.
+    pub fn new(policy: ReconnectPolicy) -> Self {
         let next = policy.initial;
         Backoff {
             policy,
@@ -59,14 +61,14 @@ impl Backoff {
     }
 
     /// The connection works (again).
-    pub(crate) fn connected(&mut self) {
+    pub fn connected(&mut self) {
         if self.healthy_since.is_none() {
             self.healthy_since = Some(Instant::now());
         }
     }
 
     /// The delay before the next attempt, with jitter in [d/2, d].
-    pub(crate) fn failed(&mut self) -> Duration {
+    pub fn failed(&mut self) -> Duration {
         if let Some(since) = self.healthy_since.take()
             && since.elapsed() >= self.policy.reset_after
         {
@@ -78,7 +80,7 @@ impl Backoff {
     }
 
     /// The delay after the server refused the credentials.
-    pub(crate) fn refused(&mut self) -> Duration {
+    pub fn refused(&mut self) -> Duration {
         self.healthy_since = None;
         jitter(self.policy.auth_retry)
     }

@@ -3,6 +3,7 @@
 //! options, the reconnection policy and message decoding here.
 
 mod backoff;
+mod connection;
 mod fallback;
 #[cfg(feature = "http")]
 mod polling;
@@ -15,8 +16,8 @@ mod ws;
 
 use std::time::Duration;
 
-pub(crate) use backoff::Backoff;
-pub use backoff::ReconnectPolicy;
+pub use backoff::{Backoff, ReconnectPolicy};
+pub use connection::{Session, SessionEnd, keep_connected};
 pub use fallback::FallbackSource;
 #[cfg(feature = "http")]
 pub use polling::PollingSource;
@@ -27,8 +28,8 @@ pub use sse::SseSource;
 #[cfg(feature = "ws")]
 pub use ws::WebSocketSource;
 
+#[cfg(any(feature = "http", feature = "ws", feature = "redis"))]
 use flagyard_core::{ErrorOrigin, ProviderError};
-use serde_json::Value;
 
 /// Default payload cap: 5 MB.
 pub const DEFAULT_MAX_PAYLOAD: usize = 5 * 1024 * 1024;
@@ -85,6 +86,7 @@ impl NetworkOptions {
 }
 
 /// Builder methods shared by the network sources.
+#[cfg(any(feature = "http", feature = "ws"))]
 macro_rules! network_builder_methods {
     () => {
         /// Sends `Authorization: Bearer <key>` (the server's SDK key).
@@ -120,10 +122,26 @@ macro_rules! network_builder_methods {
         }
     };
 }
+#[cfg(any(feature = "http", feature = "ws"))]
 pub(crate) use network_builder_methods;
+
+/// The server's envelope `{"version": N, "document": {...}}`, or a bare flag
+/// document (then only `flags` is looked at). The document is borrowed from
+/// the payload as raw JSON: its bytes are scanned once here and parsed once,
+/// into the snapshot, by the runtime.
+#[cfg(any(feature = "http", feature = "ws"))]
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    version: Option<u64>,
+    #[serde(borrow)]
+    document: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    flags: Option<&'a serde_json::value::RawValue>,
+}
 
 /// Decodes one message or response body: the server's envelope
 /// `{"version": N, "document": {...}}` or a bare flag document.
+#[cfg(any(feature = "http", feature = "ws"))]
 pub(crate) fn decode(
     payload: &str,
     max: usize,
@@ -142,55 +160,52 @@ pub(crate) fn decode(
             payload.len()
         )));
     }
-    let value: Value = serde_json::from_str(payload).map_err(|e| bad(format!("not JSON: {e}")))?;
-    let Value::Object(mut map) = value else {
-        return Err(bad("not a JSON object".into()));
-    };
-    if let Some(document) = map.remove("document") {
-        if !document.is_object() {
-            return Err(bad("\"document\" is not a JSON object".into()));
+    if !payload.trim_start().starts_with('{') {
+        return match serde_json::from_str::<serde::de::IgnoredAny>(payload) {
+            Err(e) => Err(bad(format!("not JSON: {e}"))),
+            Ok(_) => Err(bad("not a JSON object".into())),
+        };
+    }
+    let envelope: Envelope<'_> =
+        serde_json::from_str(payload).map_err(|e| bad(format!("not JSON: {e}")))?;
+    match envelope {
+        Envelope {
+            document: Some(document),
+            version,
+            ..
+        } => {
+            if !document.get().starts_with('{') {
+                return Err(bad("\"document\" is not a JSON object".into()));
+            }
+            Ok((version, document.get().to_string()))
         }
-        let version = map.get("version").and_then(Value::as_u64);
-        return Ok((version, document.to_string()));
+        Envelope { flags: Some(_), .. } => Ok((None, payload.to_string())),
+        _ => Err(bad(
+            "neither a flag document nor a {\"version\", \"document\"} message".into(),
+        )),
     }
-    if map.contains_key("flags") {
-        return Ok((None, Value::Object(map).to_string()));
-    }
-    Err(bad(
-        "neither a flag document nor a {\"version\", \"document\"} message".into(),
-    ))
 }
 
-/// A network error for `on_error`.
+/// A network error for `on_error`: `from` names the source, `cause` is kept
+/// as the error's source.
+#[cfg(any(feature = "http", feature = "ws", feature = "redis"))]
 pub(crate) fn network_error(
     from: &str,
     transient: bool,
-    why: impl std::fmt::Display,
+    cause: impl Into<flagyard_core::BoxError>,
 ) -> ProviderError {
-    ProviderError::new(ErrorOrigin::Network, transient, format!("{from}: {why}"))
-}
-
-/// Ends one session of a source that keeps a connection: reports why it
-/// ended (transient, naming `from`) and waits out the backoff before the next.
-#[cfg(feature = "redis")]
-pub(crate) async fn retry_after(
-    updates: &dyn flagyard_core::SourceUpdates,
-    from: &str,
-    backoff: &mut Backoff,
-    ended: Result<(), String>,
-) {
-    if let Err(why) = ended {
-        updates.error(network_error(from, true, why));
-    }
-    tokio::time::sleep(backoff.failed()).await;
+    let cause = cause.into();
+    ProviderError::new(ErrorOrigin::Network, transient, format!("{from}: {cause}"))
+        .with_source(cause)
 }
 
 /// Whether an HTTP status means "your credentials are wrong" (slow retry).
+#[cfg(any(feature = "http", feature = "ws"))]
 pub(crate) fn is_auth_status(status: u16) -> bool {
     status == 401 || status == 403
 }
 
-#[cfg(test)]
+#[cfg(all(test, any(feature = "http", feature = "ws")))]
 mod tests {
     use super::*;
 
@@ -210,7 +225,7 @@ mod tests {
     fn decodes_envelopes_and_bare_documents_and_refuses_the_rest() {
         assert_eq!(
             decode(r#"{"version": 3, "document": {"flags": {}}}"#, 100, "x").expect("envelope"),
-            (Some(3), r#"{"flags":{}}"#.to_string())
+            (Some(3), r#"{"flags": {}}"#.to_string())
         );
         assert_eq!(decode(r#"{"flags": {}}"#, 100, "x").expect("bare").0, None);
         for bad in [

@@ -1,14 +1,15 @@
 //! [`RedisSource`]: the document in Redis, followed through pub/sub.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use flagyard_core::BoxFuture;
-use flagyard_core::{Source, SourceUpdates};
+use flagyard_core::{BoxError, Source, SourceUpdates, StoreError};
 use flagyard_storage::RedisDocuments;
 use futures_util::StreamExt;
 
-use super::{Backoff, ReconnectPolicy, retry_after};
+use super::{Backoff, ReconnectPolicy, Session, SessionEnd, keep_connected, network_error};
 
 /// Follows the flag document that flag servers keep in Redis (the layout of
 /// [`RedisDocuments`]): loads it, then applies every version announced on the
@@ -54,38 +55,28 @@ impl RedisSource {
     }
 
     async fn follow(self, updates: Arc<dyn SourceUpdates>) {
-        let from = self.describe();
-        let mut backoff = Backoff::new(self.reconnect.clone());
-        let mut last: u64 = 0;
-        loop {
-            let ended = self
-                .session(&*updates, &from, &mut backoff, &mut last)
-                .await;
-            retry_after(&*updates, &from, &mut backoff, ended).await;
-        }
+        let policy = self.reconnect.clone();
+        let report = Arc::clone(&updates);
+        let follower = Follower {
+            from: self.describe(),
+            source: self,
+            updates,
+            last: 0,
+        };
+        keep_connected(policy, move |e| report.error(e), follower).await;
     }
 
-    /// One connection: load, subscribe, follow. Returns why it ended.
-    async fn session(
+    /// One connection: subscribe, load, follow. Returns why it ended.
+    async fn connection(
         &self,
         updates: &dyn SourceUpdates,
         from: &str,
         backoff: &mut Backoff,
         last: &mut u64,
-    ) -> Result<(), String> {
-        let docs = RedisDocuments::open(&self.url, &self.prefix)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut pubsub = docs
-            .client()
-            .get_async_pubsub()
-            .await
-            .map_err(|e| e.to_string())?;
-        pubsub
-            .subscribe(docs.changes_channel())
-            .await
-            .map_err(|e| e.to_string())?;
+    ) -> Result<Infallible, BoxError> {
+        let docs = RedisDocuments::open(&self.url, &self.prefix).await?;
         // Subscribe first, then load: nothing published in between is missed.
+        let mut pubsub = docs.subscribe().await?;
         self.load(&docs, updates, last).await?;
         backoff.connected();
         let mut messages = pubsub.on_message();
@@ -103,7 +94,7 @@ impl RedisSource {
                     }
                 }
                 _ = check.tick() => {
-                    let version = docs.version().await.map_err(|e| e.to_string())?;
+                    let version = docs.version().await?;
                     if version > *last {
                         tracing::debug!(source = from, version, "version check found a missed change");
                         self.load(&docs, updates, last).await?;
@@ -118,8 +109,8 @@ impl RedisSource {
         docs: &RedisDocuments,
         updates: &dyn SourceUpdates,
         last: &mut u64,
-    ) -> Result<(), String> {
-        match docs.current().await.map_err(|e| e.to_string())? {
+    ) -> Result<(), StoreError> {
+        match docs.current().await? {
             Some(doc) if doc.version != *last => {
                 *last = doc.version;
                 updates.versioned_document(doc.body, doc.version);
@@ -128,6 +119,24 @@ impl RedisSource {
             None => {}
         }
         Ok(())
+    }
+}
+
+/// A [`RedisSource`] running: what its connections share.
+struct Follower {
+    source: RedisSource,
+    updates: Arc<dyn SourceUpdates>,
+    from: String,
+    last: u64,
+}
+
+impl Session for Follower {
+    async fn run(&mut self, backoff: &mut Backoff) -> SessionEnd {
+        let Err(why) = self
+            .source
+            .connection(&*self.updates, &self.from, backoff, &mut self.last)
+            .await;
+        SessionEnd::Lost(network_error(&self.from, true, why))
     }
 }
 

@@ -4,6 +4,7 @@
 mod document;
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,9 @@ use flagyard_storage::pancake::{
 };
 use futures_util::StreamExt;
 
-use super::network::{Backoff, ReconnectPolicy, retry_after};
+use super::network::{
+    Backoff, ReconnectPolicy, Session, SessionEnd, keep_connected, network_error,
+};
 use document::{Layout, to_document};
 
 /// Serves flask-pancake's switches, flags and samples (in its Redis key
@@ -187,62 +190,45 @@ impl PancakeSource {
                 format!("{from}: declared {message} (ignored)"),
             ));
         }
-        let mut mirror = Mirror {
+        let mirror = Mirror {
             layout: self.layout(),
             good: PancakeState::default(),
             last_document: None,
             last_problems: Vec::new(),
         };
-        let mut backoff = Backoff::new(self.reconnect.clone());
-        loop {
-            let ended = self
-                .session(&*updates, &from, &mut backoff, &mut mirror)
-                .await;
-            retry_after(&*updates, &from, &mut backoff, ended).await;
-        }
+        let policy = self.reconnect.clone();
+        let report = Arc::clone(&updates);
+        let follower = Follower {
+            source: self,
+            updates,
+            from,
+            mirror,
+        };
+        keep_connected(policy, move |e| report.error(e), follower).await;
     }
 
     /// One connection: declare, subscribe, load, follow. Returns why it ended.
-    async fn session(
+    async fn connection(
         &self,
         updates: &dyn SourceUpdates,
         from: &str,
         backoff: &mut Backoff,
         mirror: &mut Mirror,
-    ) -> Result<(), String> {
-        let pancake = Pancake::open(&self.url, &self.ext)
-            .await
-            .map_err(|e| e.to_string())?;
+    ) -> Result<Infallible, PancakeError> {
+        let pancake = Pancake::open(&self.url, &self.ext).await?;
         for ((kind, name), default) in &self.declared {
-            if let Err(e) = pancake.declare(*kind, name, *default).await {
-                match e {
-                    PancakeError::Redis { .. } => {
-                        return Err(e.to_string());
-                    }
-                    other => updates.error(ProviderError::new(
-                        ErrorOrigin::Parser,
-                        false,
-                        format!("{from}: declared {kind} {name}: {other}"),
-                    )),
-                }
+            match pancake.declare(*kind, name, *default).await {
+                Err(e) if e.is_transient() => return Err(e),
+                Err(e) => updates.error(ProviderError::new(
+                    ErrorOrigin::Parser,
+                    false,
+                    format!("{from}: declared {kind} {name}: {e}"),
+                )),
+                Ok(_) => {}
             }
         }
         let keyspace = self.keyspace_events(&pancake, from).await;
-        let mut pubsub = pancake
-            .client()
-            .get_async_pubsub()
-            .await
-            .map_err(|e| e.to_string())?;
-        pubsub
-            .subscribe(pancake.changes_channel())
-            .await
-            .map_err(|e| e.to_string())?;
-        for pattern in pancake.keyspace_patterns() {
-            pubsub
-                .psubscribe(pattern)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
+        let mut pubsub = pancake.subscribe().await?;
         // Subscribed first, then loaded: nothing written in between is missed.
         mirror.load(&pancake, updates, from).await?;
         backoff.connected();
@@ -258,7 +244,7 @@ impl PancakeSource {
             tokio::select! {
                 message = messages.next() => {
                     if message.is_none() {
-                        return Err("the pub/sub connection closed".into());
+                        return Err(PancakeError::Closed { url: pancake.url().to_string() });
                     }
                     // A burst (clear_all_users, a script) arrives as many
                     // messages: take what follows within 2 ms, load once.
@@ -310,8 +296,8 @@ impl Mirror {
         pancake: &Pancake,
         updates: &dyn SourceUpdates,
         from: &str,
-    ) -> Result<(), String> {
-        let mut state = pancake.list().await.map_err(|e| e.to_string())?;
+    ) -> Result<(), PancakeError> {
+        let mut state = pancake.list().await?;
         state.keep_good_values(pancake.extension(), &self.good);
         let (document, collisions) = to_document(&state, &self.layout);
         let mut problems: Vec<String> = state.problems.iter().map(|p| p.to_string()).collect();
@@ -339,6 +325,24 @@ impl Mirror {
             updates.document(document);
         }
         Ok(())
+    }
+}
+
+/// A [`PancakeSource`] running: what its connections share.
+struct Follower {
+    source: PancakeSource,
+    updates: Arc<dyn SourceUpdates>,
+    from: String,
+    mirror: Mirror,
+}
+
+impl Session for Follower {
+    async fn run(&mut self, backoff: &mut Backoff) -> SessionEnd {
+        let Err(why) = self
+            .source
+            .connection(&*self.updates, &self.from, backoff, &mut self.mirror)
+            .await;
+        SessionEnd::Lost(network_error(&self.from, true, why))
     }
 }
 

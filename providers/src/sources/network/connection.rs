@@ -1,0 +1,95 @@
+//! [`keep_connected`]: the one connection-keeping loop of the sources that
+//! hold a connection (SSE, WebSocket, Redis, pancake) and of the flag server's
+//! Redis follower — connect, follow, report why it ended, back off, again.
+
+use flagyard_core::ProviderError;
+
+use super::backoff::{Backoff, ReconnectPolicy};
+
+/// Why one connection ended, and so how long until the next attempt.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum SessionEnd {
+    /// The connection failed or was lost (or delivered something unusable):
+    /// the next attempt waits the backoff (1 s doubling to 30 s, with jitter).
+    Lost(ProviderError),
+    /// The server refused the credentials: the next attempt waits the slow
+    /// retry (5 min by default).
+    Refused(ProviderError),
+}
+
+impl SessionEnd {
+    /// The error that ended the session.
+    pub fn error(&self) -> &ProviderError {
+        match self {
+            SessionEnd::Lost(e) | SessionEnd::Refused(e) => e,
+        }
+    }
+}
+
+/// One connection of something that keeps one: connect, follow until it
+/// ends, say why. [`keep_connected`] runs it again and again with the backoff
+/// between; a session calls [`Backoff::connected`] once connected, so one that
+/// stayed healthy for `reset_after` starts over from the first delay.
+pub trait Session: Send {
+    /// Runs one connection until it ends; returns why.
+    fn run(&mut self, backoff: &mut Backoff) -> impl Future<Output = SessionEnd> + Send;
+}
+
+/// Keeps a connection for as long as the returned future runs (drop it to
+/// stop): runs the `session`, hands the error that ended it to `report`,
+/// waits out the backoff, and starts again.
+///
+/// # Example
+/// ```
+/// use std::time::Duration;
+/// use flagyard::core::{ErrorOrigin, ProviderError};
+/// use flagyard::{Backoff, ReconnectPolicy, Session, SessionEnd, keep_connected};
+///
+/// struct Flaky { attempts: u32 }
+///
+/// impl Session for Flaky {
+///     async fn run(&mut self, backoff: &mut Backoff) -> SessionEnd {
+///         self.attempts += 1;
+///         backoff.connected();
+///         SessionEnd::Lost(ProviderError::new(ErrorOrigin::Network, true, "closed"))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let mut flaky = Flaky { attempts: 0 };
+/// let follow = keep_connected(
+///     ReconnectPolicy::fast(Duration::from_millis(1)),
+///     |e| eprintln!("lost: {e}"),
+///     &mut flaky,
+/// );
+/// let _ = tokio::time::timeout(Duration::from_millis(50), follow).await;
+/// assert!(flaky.attempts > 1);
+/// # }
+/// ```
+pub async fn keep_connected<S: Session>(
+    policy: ReconnectPolicy,
+    mut report: impl FnMut(ProviderError) + Send,
+    mut session: S,
+) {
+    let mut backoff = Backoff::new(policy);
+    loop {
+        let wait = match session.run(&mut backoff).await {
+            SessionEnd::Lost(e) => {
+                report(e);
+                backoff.failed()
+            }
+            SessionEnd::Refused(e) => {
+                report(e);
+                backoff.refused()
+            }
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+impl<S: Session> Session for &mut S {
+    fn run(&mut self, backoff: &mut Backoff) -> impl Future<Output = SessionEnd> + Send {
+        (**self).run(backoff)
+    }
+}
