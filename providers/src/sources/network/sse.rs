@@ -8,7 +8,8 @@ use futures_util::StreamExt;
 use reqwest_eventsource::{Event, EventSource, retry::Never};
 
 use super::{
-    Backoff, NetworkOptions, decode, is_auth_status, network_builder_methods, network_error,
+    Backoff, NetworkOptions, Session, SessionEnd, decode, is_auth_status, keep_connected,
+    network_builder_methods, network_error,
 };
 
 /// Follows a Server-Sent Events stream (a flag server's `/v1/stream`): each
@@ -51,65 +52,81 @@ impl SseSource {
                 return;
             }
         };
-        let mut backoff = Backoff::new(self.options.reconnect.clone());
-        loop {
-            let request = client.get(&self.url);
-            let mut stream = match EventSource::new(request) {
-                Ok(stream) => stream,
-                Err(e) => {
-                    updates.error(network_error(&from, false, e));
-                    return;
-                }
+        let policy = self.options.reconnect.clone();
+        let report = Arc::clone(&updates);
+        let follower = Follower {
+            source: self,
+            client,
+            updates,
+            from,
+        };
+        keep_connected(policy, move |e| report.error(e), follower).await;
+    }
+
+    /// One stream; returns why it ended.
+    async fn connection(
+        &self,
+        client: &reqwest::Client,
+        updates: &dyn SourceUpdates,
+        from: &str,
+        backoff: &mut Backoff,
+    ) -> SessionEnd {
+        let mut stream = match EventSource::new(client.get(&self.url)) {
+            Ok(stream) => stream,
+            Err(e) => return SessionEnd::Refused(network_error(from, false, e)),
+        };
+        stream.set_retry_policy(Box::new(Never));
+        let end = loop {
+            let Some(event) = stream.next().await else {
+                break SessionEnd::Lost(network_error(from, true, "the stream ended"));
             };
-            stream.set_retry_policy(Box::new(Never));
-            let mut refused = false;
-            while let Some(event) = stream.next().await {
-                match event {
-                    Ok(Event::Open) => backoff.connected(),
-                    Ok(Event::Message(message)) => {
-                        if message.event != "document" && message.event != "message" {
-                            continue;
+            match event {
+                Ok(Event::Open) => backoff.connected(),
+                Ok(Event::Message(message)) => {
+                    if message.event != "document" && message.event != "message" {
+                        continue;
+                    }
+                    match decode(&message.data, self.options.max_payload, from) {
+                        Ok((Some(version), document)) => {
+                            updates.versioned_document(document, version)
                         }
-                        match decode(&message.data, self.options.max_payload, &from) {
-                            Ok((Some(version), document)) => {
-                                updates.versioned_document(document, version)
-                            }
-                            Ok((None, document)) => updates.document(document),
-                            Err(e) => {
-                                updates.error(e);
-                                break;
-                            }
-                        }
-                    }
-                    Err(reqwest_eventsource::Error::InvalidStatusCode(status, _))
-                        if is_auth_status(status.as_u16()) =>
-                    {
-                        updates.error(network_error(
-                            &from,
-                            false,
-                            format!("the server refused the credentials ({status})"),
-                        ));
-                        refused = true;
-                        break;
-                    }
-                    Err(reqwest_eventsource::Error::StreamEnded) => {
-                        updates.error(network_error(&from, true, "the stream ended"));
-                        break;
-                    }
-                    Err(e) => {
-                        updates.error(network_error(&from, true, e));
-                        break;
+                        Ok((None, document)) => updates.document(document),
+                        Err(e) => break SessionEnd::Lost(e),
                     }
                 }
+                Err(reqwest_eventsource::Error::InvalidStatusCode(status, _))
+                    if is_auth_status(status.as_u16()) =>
+                {
+                    break SessionEnd::Refused(network_error(
+                        from,
+                        false,
+                        format!("the server refused the credentials ({status})"),
+                    ));
+                }
+                Err(reqwest_eventsource::Error::StreamEnded) => {
+                    break SessionEnd::Lost(network_error(from, true, "the stream ended"));
+                }
+                Err(e) => break SessionEnd::Lost(network_error(from, true, e)),
             }
-            stream.close();
-            let wait = if refused {
-                backoff.refused()
-            } else {
-                backoff.failed()
-            };
-            tokio::time::sleep(wait).await;
-        }
+        };
+        stream.close();
+        end
+    }
+}
+
+/// An [`SseSource`] running.
+struct Follower {
+    source: SseSource,
+    client: reqwest::Client,
+    updates: Arc<dyn SourceUpdates>,
+    from: String,
+}
+
+impl Session for Follower {
+    async fn run(&mut self, backoff: &mut Backoff) -> SessionEnd {
+        self.source
+            .connection(&self.client, &*self.updates, &self.from, backoff)
+            .await
     }
 }
 

@@ -10,7 +10,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::{
-    Backoff, NetworkOptions, decode, is_auth_status, network_builder_methods, network_error,
+    Backoff, NetworkOptions, Session, SessionEnd, decode, is_auth_status, keep_connected,
+    network_builder_methods, network_error,
 };
 
 /// Follows a WebSocket (a flag server's `/v1/ws`): each text message carries the
@@ -41,31 +42,27 @@ impl WebSocketSource {
     network_builder_methods!();
 
     async fn follow(self, updates: Arc<dyn SourceUpdates>) {
-        let from = self.describe();
-        let mut backoff = Backoff::new(self.options.reconnect.clone());
-        loop {
-            let refused = self.session(&*updates, &from, &mut backoff).await;
-            let wait = if refused {
-                backoff.refused()
-            } else {
-                backoff.failed()
-            };
-            tokio::time::sleep(wait).await;
-        }
+        let policy = self.options.reconnect.clone();
+        let report = Arc::clone(&updates);
+        let follower = Follower {
+            from: self.describe(),
+            source: self,
+            updates,
+        };
+        keep_connected(policy, move |e| report.error(e), follower).await;
     }
 
-    /// One connection; returns whether the server refused the credentials.
-    async fn session(
+    /// One connection; returns why it ended.
+    async fn connection(
         &self,
         updates: &dyn SourceUpdates,
         from: &str,
         backoff: &mut Backoff,
-    ) -> bool {
+    ) -> SessionEnd {
         let mut request = match self.url.as_str().into_client_request() {
             Ok(request) => request,
             Err(e) => {
-                updates.error(network_error(from, false, format!("bad URL: {e}")));
-                return false;
+                return SessionEnd::Lost(network_error(from, false, format!("bad URL: {e}")));
             }
         };
         for (name, value) in &self.options.headers {
@@ -77,12 +74,11 @@ impl WebSocketSource {
                     request.headers_mut().insert(name, value);
                 }
                 _ => {
-                    updates.error(network_error(
+                    return SessionEnd::Lost(network_error(
                         from,
                         false,
                         format!("invalid header '{name}'"),
                     ));
-                    return false;
                 }
             }
         }
@@ -95,52 +91,45 @@ impl WebSocketSource {
             Ok(Err(tungstenite::Error::Http(response)))
                 if is_auth_status(response.status().as_u16()) =>
             {
-                updates.error(network_error(
+                return SessionEnd::Refused(network_error(
                     from,
                     false,
                     format!("the server refused the credentials ({})", response.status()),
                 ));
-                return true;
             }
             Ok(Err(e)) => {
-                updates.error(network_error(from, true, e));
-                return false;
+                return SessionEnd::Lost(network_error(from, true, e));
             }
             Err(_) => {
-                updates.error(network_error(
+                return SessionEnd::Lost(network_error(
                     from,
                     true,
                     format!("no connection within {:?}", self.options.connect_timeout),
                 ));
-                return false;
             }
         };
         backoff.connected();
         loop {
             match tokio::time::timeout(self.options.read_timeout, socket.next()).await {
                 Err(_) => {
-                    updates.error(network_error(
+                    return SessionEnd::Lost(network_error(
                         from,
                         true,
                         format!("silent for {:?}; reconnecting", self.options.read_timeout),
                     ));
-                    return false;
                 }
                 Ok(None) => {
-                    updates.error(network_error(from, true, "the connection closed"));
-                    return false;
+                    return SessionEnd::Lost(network_error(from, true, "the connection closed"));
                 }
                 Ok(Some(Err(tungstenite::Error::Capacity(e)))) => {
-                    updates.error(flagyard_core::ProviderError::new(
+                    return SessionEnd::Lost(flagyard_core::ProviderError::new(
                         flagyard_core::ErrorOrigin::Parser,
                         false,
                         format!("{from}: payload dropped: {e}"),
                     ));
-                    return false;
                 }
                 Ok(Some(Err(e))) => {
-                    updates.error(network_error(from, true, e));
-                    return false;
+                    return SessionEnd::Lost(network_error(from, true, e));
                 }
                 Ok(Some(Ok(Message::Text(text)))) => {
                     match decode(&text, self.options.max_payload, from) {
@@ -149,23 +138,36 @@ impl WebSocketSource {
                         }
                         Ok((None, document)) => updates.document(document),
                         Err(e) => {
-                            updates.error(e);
                             let _ = socket.close(None).await;
-                            return false;
+                            return SessionEnd::Lost(e);
                         }
                     }
                 }
                 Ok(Some(Ok(Message::Close(_)))) => {
-                    updates.error(network_error(
+                    return SessionEnd::Lost(network_error(
                         from,
                         true,
                         "the server closed the connection",
                     ));
-                    return false;
                 }
                 Ok(Some(Ok(_))) => {}
             }
         }
+    }
+}
+
+/// A [`WebSocketSource`] running.
+struct Follower {
+    source: WebSocketSource,
+    updates: Arc<dyn SourceUpdates>,
+    from: String,
+}
+
+impl Session for Follower {
+    async fn run(&mut self, backoff: &mut Backoff) -> SessionEnd {
+        self.source
+            .connection(&*self.updates, &self.from, backoff)
+            .await
     }
 }
 
