@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use unleash_yggdrasil::state::EnrichedContext;
 use unleash_yggdrasil::{Context as UnleashContext, EngineState, UpdateMessage};
 
-use timing::{Measurement, measure};
+use timing::{Measurement, contender, measure_together};
 
 #[global_allocator]
 static ALLOCATOR: alloc::Counting = alloc::Counting;
@@ -260,10 +260,11 @@ fn main() {
     }
 
     let mut results: Vec<Measurement> = Vec::new();
-    let mut next = 0usize;
-    let mut pick = move || {
-        next = (next + 1) % docs::USERS;
-        next
+    // The next user of the pool; shared by every contender of an item.
+    let next = std::cell::Cell::new(0usize);
+    let pick = || {
+        next.set((next.get() + 1) % docs::USERS);
+        next.get()
     };
     for (item, key) in ITEMS {
         let large = item.starts_with("rule among");
@@ -300,13 +301,14 @@ fn main() {
         } else {
             "floor: hand-written rule"
         };
+        let mut group = Vec::new();
         if key == "static-bool" {
-            results.push(measure(item, floor_name, "floor", || {
+            group.push(contender(floor_name, "floor", || {
                 black_box(&users[pick()]);
                 black_box(floor_bools.load().get(black_box(key)).copied())
             }));
         } else {
-            results.push(measure(item, floor_name, "floor", || {
+            group.push(contender(floor_name, "floor", || {
                 let u = &users[pick()];
                 black_box(
                     floor
@@ -316,21 +318,15 @@ fn main() {
                 )
             }));
         }
-        results.push(measure(
-            item,
-            "yggdrasil (unleash-yggdrasil)",
-            "anchor",
-            || {
-                let u = &unleash_users[pick()];
-                if fractional {
-                    black_box(ygg.get_variant(black_box(key), u, &None).name.len());
-                } else {
-                    black_box(ygg.check_enabled(&EnrichedContext::from(u, black_box(key), None)));
-                }
-            },
-        ));
-        results.push(measure(
-            item,
+        group.push(contender("yggdrasil (unleash-yggdrasil)", "anchor", || {
+            let u = &unleash_users[pick()];
+            if fractional {
+                black_box(ygg.get_variant(black_box(key), u, &None).name.len());
+            } else {
+                black_box(ygg.check_enabled(&EnrichedContext::from(u, black_box(key), None)));
+            }
+        }));
+        group.push(contender(
             "flagd provider, resolver called directly",
             "anchor",
             || {
@@ -352,8 +348,7 @@ fn main() {
                 }
             },
         ));
-        results.push(measure(
-            item,
+        group.push(contender(
             "OpenFeature client → flagd provider",
             "anchor",
             || {
@@ -374,8 +369,7 @@ fn main() {
                 }
             },
         ));
-        results.push(measure(
-            item,
+        group.push(contender(
             "OpenFeature client → constant provider",
             "sdk",
             || {
@@ -396,7 +390,7 @@ fn main() {
                 }
             },
         ));
-        results.push(measure(item, "Flagyard sync path", "flagyard", || {
+        group.push(contender("Flagyard sync path", "flagyard", || {
             let u = &users[pick()];
             if fractional {
                 black_box(fy.with_str(black_box(key), "", u, str::len));
@@ -404,8 +398,7 @@ fn main() {
                 black_box(fy.get_bool(black_box(key), false, u));
             }
         }));
-        results.push(measure(
-            item,
+        group.push(contender(
             "Flagyard sync path + exposure events",
             "flagyard",
             || {
@@ -417,8 +410,7 @@ fn main() {
                 }
             },
         ));
-        results.push(measure(
-            item,
+        group.push(contender(
             "OpenFeature client → Flagyard",
             "flagyard",
             || {
@@ -439,8 +431,7 @@ fn main() {
                 }
             },
         ));
-        results.push(measure(
-            item,
+        group.push(contender(
             "OpenFeature client → Flagyard + exposure events",
             "flagyard",
             || {
@@ -461,6 +452,7 @@ fn main() {
                 }
             },
         ));
+        results.extend(measure_together(item, group));
     }
 
     let threads = vec![

@@ -328,3 +328,63 @@ fn a_rule_that_uses_sample_resolves_with_reason_split() {
         Reason::TargetingMatch
     );
 }
+
+#[test]
+fn if_chains_select_variants_directly_with_the_same_answers() {
+    let s = snapshot(json!({"flags": {
+        "tier": {"state": "ENABLED", "variants": {"gold": "G", "silver": "S", "bronze": "B"},
+                 "defaultVariant": "bronze",
+                 "targeting": {"if": [
+                     {"==": [{"var": "points"}, 3]}, "gold",
+                     {"==": [{"var": "points"}, 2]}, {"if": [{"var": "vip"}, "gold", "silver"]},
+                     "bronze"]}},
+        "open-ended": {"state": "ENABLED", "variants": {"a": "A", "b": "B"}, "defaultVariant": "b",
+                       "targeting": {"if": [{"var": "yes"}, "a"]}},
+        "no-else": {"state": "ENABLED", "variants": {"a": "A", "b": "B"}, "defaultVariant": "b",
+                    "targeting": {"if": [{"var": "p"}, "a", {"var": "q"}, "a"]}},
+        "computed": {"state": "ENABLED", "variants": {"a": "A", "b": "B"}, "defaultVariant": "b",
+                     "targeting": {"if": [true, {"cat": ["", "a"]}, "b"]}},
+        "unknown": {"state": "ENABLED", "variants": {"a": "A"}, "defaultVariant": "a",
+                    "targeting": {"if": [false, "a", "zzz"]}}
+    }}));
+    let ctx = |points: i64, vip: bool| {
+        EvaluationContext::new()
+            .with_attribute("points", points)
+            .with_attribute("vip", vip)
+    };
+    let tier = |c: &EvaluationContext| {
+        let r = s.resolve("tier", "none", c);
+        (r.value, r.variant().map(str::to_string), r.reason)
+    };
+    assert_eq!(
+        tier(&ctx(3, false)),
+        ("G", Some("gold".into()), Reason::TargetingMatch)
+    );
+    assert_eq!(
+        tier(&ctx(2, true)),
+        ("G", Some("gold".into()), Reason::TargetingMatch)
+    );
+    assert_eq!(
+        tier(&ctx(2, false)),
+        ("S", Some("silver".into()), Reason::TargetingMatch)
+    );
+    assert_eq!(
+        tier(&ctx(1, false)),
+        ("B", Some("bronze".into()), Reason::TargetingMatch)
+    );
+    // An `if` without an else that does not match is null: the default variant.
+    let r = s.resolve("open-ended", "none", &EvaluationContext::new());
+    assert_eq!((r.value, r.reason), ("B", Reason::Default));
+    let yes = EvaluationContext::new().with_attribute("yes", true);
+    assert_eq!(s.resolve("open-ended", "none", &yes).value, "A");
+    let q = EvaluationContext::new().with_attribute("q", 1);
+    assert_eq!(s.resolve("no-else", "none", &q).value, "A");
+    let r = s.resolve("no-else", "none", &EvaluationContext::new());
+    assert_eq!((r.value, r.reason), ("B", Reason::Default));
+    // A branch that is computed still names its variant.
+    let r = s.resolve("computed", "none", &EvaluationContext::new());
+    assert_eq!((r.value, r.reason), ("A", Reason::TargetingMatch));
+    // A literal naming no variant is still an error.
+    let r = s.resolve("unknown", "none", &EvaluationContext::new());
+    assert_eq!(r.error_code(), Some(ErrorCode::General));
+}

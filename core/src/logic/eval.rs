@@ -238,7 +238,45 @@ pub(crate) struct Env<'a, C: ?Sized> {
     pub fractional: FractionalVersion,
 }
 
+/// What a flag's rule selected: a variant by index (a literal linked to the
+/// variant at compile time), or any other value (a variant name to look up,
+/// `null`, or something that names no variant).
+pub(crate) enum Selected<'a> {
+    /// The variant at this index.
+    Variant(usize),
+    /// A value.
+    Value(Val<'a>),
+}
+
 impl<'a, C: Context + ?Sized> Env<'a, C> {
+    /// Evaluates a flag's rule down to the variant it selects. The common
+    /// shapes — `if` chains whose branches are variant names — end at a
+    /// variant index without building, comparing or dropping a value.
+    #[inline]
+    pub(crate) fn select(&self, rule: &'a Node, data: Data<'a, '_>) -> Selected<'a> {
+        let mut node = rule;
+        'rule: loop {
+            match node {
+                Node::Variant(i) => return Selected::Variant(*i),
+                Node::Op(Op::If, args) => {
+                    let mut i = 0;
+                    while i + 1 < args.len() {
+                        if self.eval_bool(&args[i], data) {
+                            node = &args[i + 1];
+                            continue 'rule;
+                        }
+                        i += 2;
+                    }
+                    match args.get(i) {
+                        Some(otherwise) => node = otherwise,
+                        None => return Selected::Value(Val::Null),
+                    }
+                }
+                other => return Selected::Value(self.eval(other, data)),
+            }
+        }
+    }
+
     pub(crate) fn eval(&self, node: &'a Node, data: Data<'a, '_>) -> Val<'a> {
         match node {
             Node::Null => Val::Null,
@@ -571,6 +609,7 @@ impl<'a, C: Context + ?Sized> Env<'a, C> {
 
     /// Evaluates a condition straight to its truthiness, skipping the `Val` where
     /// the operator yields a boolean anyway (the hot path of `if` rules).
+    #[inline]
     fn eval_bool(&self, node: &'a Node, data: Data<'a, '_>) -> bool {
         match node {
             Node::Op(op @ (Op::StartsWith | Op::EndsWith), args) => {

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::context::Context;
 use crate::error::{DocumentError, Problem};
-use crate::logic::eval::{Data, Env, Val};
+use crate::logic::eval::{Data, Env, Selected, Val};
 use crate::options::CompileOptions;
 use crate::resolution::{
     ErrorCode, ErrorMessage, EvalError, Evaluation, FlagMetadata, Reason, Resolution,
@@ -237,7 +237,17 @@ impl Snapshot {
             variants: &flag.variants,
             fractional: self.options.fractional,
         };
-        let result = env.eval(rule, Data::Root);
+        let result = match env.select(rule, Data::Root) {
+            Selected::Variant(i) => {
+                return match flag.variants.get(i) {
+                    Some((name, value)) => {
+                        Resolution::served(Some(value), Some(name), flag.match_reason, metadata)
+                    }
+                    None => default(Reason::Default),
+                };
+            }
+            Selected::Value(result) => result,
+        };
         let name: &str = match &result {
             Val::Null => return default(Reason::Default),
             Val::Str(s) => s,
