@@ -1,5 +1,5 @@
 //! Cold start: from process start to the first correct read of a 10,000-flag
-//! document served from a DiskCache or a SqliteStore (no source at all).
+//! document served from a DiskStore or a SqliteStore (no source at all).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flagyard::core::Store;
-use flagyard::{DiskCache, FlagyardProvider, SqliteStore};
+use flagyard::{DiskStore, FlagyardProvider, SqliteStore};
 use serde_json::{Value, json};
 
 /// In the child process: build a provider on the cache, read a flag, say so.
@@ -15,13 +15,15 @@ pub fn child(args: &[String]) {
     let (kind, path) = (args[0].as_str(), Path::new(&args[1]));
     let provider = match kind {
         "disk" => FlagyardProvider::builder()
-            .store(DiskCache::builder().directory(path).build())
+            .store(DiskStore::builder().directory(path).build())
             .offline(true)
-            .build(),
+            .build()
+            .expect("provider builds"),
         _ => FlagyardProvider::builder()
             .store(SqliteStore::open(path.join("cache.sqlite")).expect("sqlite"))
             .offline(true)
-            .build(),
+            .build()
+            .expect("provider builds"),
     };
     let ctx = flagyard::core::EvaluationContext::new().with_attribute("email", "a@example.com");
     let correct =
@@ -35,7 +37,7 @@ pub fn measure(dir: &Path) -> Vec<Value> {
     let sqlite = dir.join("sqlite-cache");
     std::fs::create_dir_all(&sqlite).expect("dir");
     {
-        let cache = DiskCache::builder().directory(&disk).build();
+        let cache = DiskStore::builder().directory(&disk).build();
         cache.save(&document).expect("save");
         cache.flush().expect("flush");
         SqliteStore::open(sqlite.join("cache.sqlite"))

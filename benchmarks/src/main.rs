@@ -136,6 +136,7 @@ fn main() {
         } else {
             builder.build()
         }
+        .expect("provider builds")
     };
     let flagyard_small = flagyard(false, false);
     let flagyard_large = flagyard(true, false);

@@ -54,8 +54,8 @@ pub fn document(flags: &[(&str, bool)]) -> String {
 
 /// The disk cache the harnesses use: in `dir`, writes coalesced for 50 ms
 /// (instead of 2.5 s) so scenarios need not wait long for the cache file.
-pub fn test_disk_cache(dir: &std::path::Path) -> flagyard::DiskCache {
-    flagyard::DiskCache::builder()
+pub fn test_disk_cache(dir: &std::path::Path) -> flagyard::DiskStore {
+    flagyard::DiskStore::builder()
         .directory(dir)
         .coalesce(Duration::from_millis(50))
         .build()

@@ -1,4 +1,4 @@
-//! The conformance suite for FileSource + MemoryStore and FileSource + DiskCache.
+//! The conformance suite for FileSource + MemoryStore and FileSource + DiskStore.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -78,6 +78,7 @@ impl Harness for FileHarness {
             .store(store)
             .on_error(record_errors(errors))
             .build()
+            .expect("provider builds")
     }
 
     fn publish(&mut self, document: &str) {

@@ -72,12 +72,18 @@ async fn polls_only_while_the_stream_is_down() {
     let policy = ReconnectPolicy::fast(Duration::from_millis(50));
     let provider = FlagyardProvider::builder()
         .source(FallbackSource::new(
-            SseSource::new(format!("{base}/v1/stream")).reconnect(policy.clone()),
-            PollingSource::new(format!("{base}/v1/flags"))
+            SseSource::builder(format!("{base}/v1/stream"))
+                .reconnect(policy.clone())
+                .build()
+                .expect("valid source"),
+            PollingSource::builder(format!("{base}/v1/flags"))
                 .interval(Duration::from_millis(50))
-                .reconnect(policy),
+                .reconnect(policy)
+                .build()
+                .expect("valid source"),
         ))
-        .build();
+        .build()
+        .expect("provider builds");
     until("a document from the fallback", || {
         provider.get_string("color", "", &()) == "from-polling"
     })

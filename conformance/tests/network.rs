@@ -161,23 +161,29 @@ impl NetworkHarness {
         let base = self.base();
         match self.wire {
             Wire::Poll => Box::new(
-                PollingSource::new(format!("{base}/v1/flags"))
+                PollingSource::builder(format!("{base}/v1/flags"))
                     .interval(Duration::from_millis(100))
                     .reconnect(policy)
                     .max_payload(CAP)
-                    .read_timeout(Duration::from_secs(2)),
+                    .read_timeout(Duration::from_secs(2))
+                    .build()
+                    .expect("valid source"),
             ),
             Wire::Sse => Box::new(
-                SseSource::new(format!("{base}/v1/stream"))
+                SseSource::builder(format!("{base}/v1/stream"))
                     .reconnect(policy)
                     .max_payload(CAP)
-                    .read_timeout(Duration::from_secs(2)),
+                    .read_timeout(Duration::from_secs(2))
+                    .build()
+                    .expect("valid source"),
             ),
             Wire::Ws => Box::new(
-                WebSocketSource::new(format!("{}/v1/ws", base.replace("http://", "ws://")))
+                WebSocketSource::builder(format!("{}/v1/ws", base.replace("http://", "ws://")))
                     .reconnect(policy)
                     .max_payload(CAP)
-                    .read_timeout(Duration::from_secs(2)),
+                    .read_timeout(Duration::from_secs(2))
+                    .build()
+                    .expect("valid source"),
             ),
         }
     }
@@ -216,6 +222,7 @@ impl Harness for NetworkHarness {
             .store(store)
             .on_error(record_errors(errors))
             .build()
+            .expect("provider builds")
     }
 
     fn publish(&mut self, document: &str) {

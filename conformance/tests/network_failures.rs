@@ -37,26 +37,32 @@ fn sources(base: &str, read_timeout: Duration) -> Vec<(&'static str, Box<dyn Sou
         (
             "poll",
             Box::new(
-                PollingSource::new(format!("{base}/v1/flags"))
+                PollingSource::builder(format!("{base}/v1/flags"))
                     .interval(Duration::from_millis(100))
                     .reconnect(policy.clone())
-                    .read_timeout(read_timeout),
+                    .read_timeout(read_timeout)
+                    .build()
+                    .expect("valid source"),
             ),
         ),
         (
             "sse",
             Box::new(
-                SseSource::new(format!("{base}/v1/stream"))
+                SseSource::builder(format!("{base}/v1/stream"))
                     .reconnect(policy.clone())
-                    .read_timeout(read_timeout),
+                    .read_timeout(read_timeout)
+                    .build()
+                    .expect("valid source"),
             ),
         ),
         (
             "ws",
             Box::new(
-                WebSocketSource::new(format!("{}/v1/ws", base.replace("http://", "ws://")))
+                WebSocketSource::builder(format!("{}/v1/ws", base.replace("http://", "ws://")))
                     .reconnect(policy)
-                    .read_timeout(read_timeout),
+                    .read_timeout(read_timeout)
+                    .build()
+                    .expect("valid source"),
             ),
         ),
     ]
@@ -82,6 +88,7 @@ fn provider(source: Box<dyn Source>, errors: Arc<Mutex<Vec<ProviderError>>>) -> 
         .store(MemoryStore::with_document(DOC))
         .on_error(record_errors(errors))
         .build()
+        .expect("provider builds")
 }
 
 async fn until(what: &str, mut check: impl FnMut() -> bool) {

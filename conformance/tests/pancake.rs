@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use flagyard::core::{EvaluationContext, ProviderError, Reason};
-use flagyard::{FlagyardProvider, MemoryStore, PancakeSource, ReconnectPolicy};
+use flagyard::{
+    FlagyardProvider, MemoryStore, PancakeSource, PancakeSourceBuilder, ReconnectPolicy,
+};
 use flagyard_conformance::redis_server::TestRedis;
 use flagyard_conformance::suite::{ErrorLog, Harness, memory_or_disk, record_errors, run_all};
 use flagyard_storage::pancake::{Kind, Pancake, PancakeError};
@@ -56,8 +58,8 @@ async fn set_keyspace_events(url: &str, flags: &str) {
         .expect("config set");
 }
 
-fn source(url: &str) -> PancakeSource {
-    PancakeSource::new(url)
+fn source(url: &str) -> PancakeSourceBuilder {
+    PancakeSource::builder(url)
         .rescan_every(Duration::from_millis(200))
         .reconnect(ReconnectPolicy::fast(Duration::from_millis(50)))
 }
@@ -119,11 +121,14 @@ impl Harness for PancakeHarness {
             .source(
                 source(&self.redis.url())
                     .lowercase_keys(true)
-                    .enable_keyspace_events(true),
+                    .enable_keyspace_events(true)
+                    .build()
+                    .expect("valid source"),
             )
             .store(store)
             .on_error(record_errors(errors))
             .build()
+            .expect("provider builds")
     }
 
     fn publish(&mut self, document: &str) {
@@ -358,8 +363,15 @@ async fn overrides_apply_to_their_user_only_and_samples_hit_their_ratio() {
     let url = redis.url();
     let pancake = Pancake::open_default(&url).await.expect("connects");
     let provider = FlagyardProvider::builder()
-        .source(source(&url).flag("BETA", false).sample("QUARTER", 25.0))
-        .build();
+        .source(
+            source(&url)
+                .flag("BETA", false)
+                .sample("QUARTER", 25.0)
+                .build()
+                .expect("valid source"),
+        )
+        .build()
+        .expect("provider builds");
     assert!(
         provider
             .wait_until_ready(Duration::from_secs(10))
@@ -453,8 +465,14 @@ async fn overrides_apply_to_their_user_only_and_samples_hit_their_ratio() {
     // always the same answer.
     pancake.set_sample("sticky", 25.0, "me").await.expect("set");
     let sticky = FlagyardProvider::builder()
-        .source(source(&url).sticky_samples(true))
-        .build();
+        .source(
+            source(&url)
+                .sticky_samples(true)
+                .build()
+                .expect("valid source"),
+        )
+        .build()
+        .expect("provider builds");
     assert!(
         sticky
             .wait_until_ready(Duration::from_secs(10))
@@ -490,9 +508,15 @@ async fn the_mirror_follows_writes_by_other_programs() {
         let errors: Arc<Mutex<Vec<ProviderError>>> = Arc::default();
         let log = Arc::clone(&errors);
         let provider = FlagyardProvider::builder()
-            .source(source(&url).rescan_every(rescan))
+            .source(
+                source(&url)
+                    .rescan_every(rescan)
+                    .build()
+                    .expect("valid source"),
+            )
             .on_error(record_errors(log))
-            .build();
+            .build()
+            .expect("provider builds");
         assert!(
             provider
                 .wait_until_ready(Duration::from_secs(10))
@@ -592,8 +616,14 @@ async fn flask_pancake_and_flagyard_agree_in_both_directions() {
     let url = redis.url();
     let pancake = Pancake::open_default(&url).await.expect("connects");
     let provider = FlagyardProvider::builder()
-        .source(source(&url).enable_keyspace_events(true))
-        .build();
+        .source(
+            source(&url)
+                .enable_keyspace_events(true)
+                .build()
+                .expect("valid source"),
+        )
+        .build()
+        .expect("provider builds");
     assert!(
         provider
             .wait_until_ready(Duration::from_secs(10))

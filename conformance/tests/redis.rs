@@ -36,9 +36,11 @@ impl RedisHarness {
 }
 
 fn source(url: &str) -> RedisSource {
-    RedisSource::new(url, "flags")
+    RedisSource::builder(url, "flags")
         .check_every(Duration::from_millis(200))
         .reconnect(ReconnectPolicy::fast(Duration::from_millis(50)))
+        .build()
+        .expect("valid source")
 }
 
 impl Harness for RedisHarness {
@@ -57,6 +59,7 @@ impl Harness for RedisHarness {
             .store(store)
             .on_error(record_errors(errors))
             .build()
+            .expect("provider builds")
     }
 
     fn publish(&mut self, document: &str) {
@@ -141,7 +144,8 @@ async fn redis_killed_during_updates_loses_nothing_and_recovers() {
     let provider = FlagyardProvider::builder()
         .source(source(&redis.url()))
         .on_error(move |e| log.lock().unwrap().push(e.clone()))
-        .build();
+        .build()
+        .expect("provider builds");
     assert!(
         provider
             .wait_until_ready(Duration::from_secs(10))
@@ -217,11 +221,23 @@ async fn two_servers_on_one_redis_fan_changes_out_to_each_others_clients() {
     let (b, stop_b) = redis_server(&redis.url()).await;
     let policy = ReconnectPolicy::fast(Duration::from_millis(50));
     let on_a = FlagyardProvider::builder()
-        .source(flagyard::SseSource::new(format!("{a}/v1/stream")).reconnect(policy.clone()))
-        .build();
+        .source(
+            flagyard::SseSource::builder(format!("{a}/v1/stream"))
+                .reconnect(policy.clone())
+                .build()
+                .expect("valid source"),
+        )
+        .build()
+        .expect("provider builds");
     let on_b = FlagyardProvider::builder()
-        .source(flagyard::SseSource::new(format!("{b}/v1/stream")).reconnect(policy))
-        .build();
+        .source(
+            flagyard::SseSource::builder(format!("{b}/v1/stream"))
+                .reconnect(policy)
+                .build()
+                .expect("valid source"),
+        )
+        .build()
+        .expect("provider builds");
     assert!(on_a.wait_until_ready(Duration::from_secs(10)).await.success);
     assert!(on_b.wait_until_ready(Duration::from_secs(10)).await.success);
 

@@ -111,13 +111,15 @@ fn benches(c: &mut Criterion) {
         .bootstrap_document(DOC)
         .offline(true)
         .sink(NoopSink)
-        .build();
+        .build()
+        .expect("provider builds");
     let recording_all = FlagyardProvider::builder()
         .bootstrap_document(DOC)
         .offline(true)
         .sink(NoopSink)
         .dedup_exposures(false)
-        .build();
+        .build()
+        .expect("provider builds");
     let (constant_client, flagyard_client) = runtime.block_on(async {
         let mut api = OpenFeature::singleton_mut().await;
         api.set_named_provider(

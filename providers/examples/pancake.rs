@@ -34,7 +34,7 @@ fn print_state(provider: &FlagyardProvider) {
 }
 
 #[tokio::main]
-async fn main() {
+async fn main() -> Result<(), flagyard::BuildError> {
     let mut redis = "redis://127.0.0.1:6379".to_string();
     let mut seconds = None;
     let mut args = std::env::args().skip(1);
@@ -49,13 +49,14 @@ async fn main() {
     // nothing yet, as flask-pancake does on first use).
     let provider = FlagyardProvider::builder()
         .source(
-            PancakeSource::new(&redis)
+            PancakeSource::builder(&redis)
                 .switch("NEW_UI", false)
                 .flag("BETA", false)
-                .sample("ROLLOUT", 25.0),
+                .sample("ROLLOUT", 25.0)
+                .build()?,
         )
         .on_error(|e| eprintln!("on_error: {e}"))
-        .build();
+        .build()?;
     let (tx, changes) = mpsc::channel();
     let _subscription = provider.subscribe(move |event| {
         if let ProviderEvent::ConfigurationChanged { flags_changed } = event {
@@ -99,4 +100,5 @@ async fn main() {
         }
     }
     provider.close();
+    Ok(())
 }

@@ -51,11 +51,14 @@ async fn main() {
         .expect("write");
     let provider = FlagyardProvider::builder()
         .source(
-            PancakeSource::new(&url)
+            PancakeSource::builder(&url)
                 .extension(EXT)
-                .enable_keyspace_events(true),
+                .enable_keyspace_events(true)
+                .build()
+                .expect("valid source"),
         )
-        .build();
+        .build()
+        .expect("provider builds");
     assert!(
         provider
             .wait_until_ready(Duration::from_secs(5))

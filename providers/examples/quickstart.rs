@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use flagyard::core::EvaluationContext;
-use flagyard::{DiskCache, FileSource, FlagyardProvider, ProviderEvent};
+use flagyard::{DiskStore, FileSource, FlagyardProvider, ProviderEvent};
 use open_feature::OpenFeature;
 
 struct Args {
@@ -39,11 +39,11 @@ fn args() -> Args {
 }
 
 #[tokio::main]
-async fn main() {
+async fn main() -> Result<(), flagyard::BuildError> {
     let args = args();
     let cache = match &args.cache {
-        Some(dir) => DiskCache::builder().directory(dir).build(),
-        None => DiskCache::new(),
+        Some(dir) => DiskStore::builder().directory(dir).build(),
+        None => DiskStore::new(),
     };
     println!("flags: {}  cache: {}", args.flags, cache.path().display());
 
@@ -52,7 +52,7 @@ async fn main() {
         .source(FileSource::new(&args.flags))
         .store(cache)
         .on_error(|e| eprintln!("on_error: {e}"))
-        .build();
+        .build()?;
 
     // 2. A change listener (told at once if the cache already made it ready).
     let _subscription = provider.subscribe(|event| match event {
@@ -111,4 +111,5 @@ async fn main() {
     }
     provider.close();
     println!("closed");
+    Ok(())
 }

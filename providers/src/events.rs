@@ -4,7 +4,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 /// Where a provider stands.
+///
+/// There is no `Fatal`: every source keeps retrying (a refused SDK key is
+/// `Error` with a slow retry, since the key can be fixed on the server), so no
+/// state is unrecoverable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ProviderStatus {
     /// No document yet: reads answer the code default with `PROVIDER_NOT_READY`.
     NotReady,
@@ -12,10 +17,9 @@ pub enum ProviderStatus {
     Ready,
     /// Serving the last good document while its source is unavailable.
     Stale,
-    /// No document and the source reported an error (it keeps retrying).
+    /// No document and the source reported an error, or the source's
+    /// credentials were refused (it keeps retrying).
     Error,
-    /// Will not recover without being rebuilt.
-    Fatal,
 }
 
 impl ProviderStatus {
@@ -28,8 +32,7 @@ impl ProviderStatus {
             0 => ProviderStatus::NotReady,
             1 => ProviderStatus::Ready,
             2 => ProviderStatus::Stale,
-            3 => ProviderStatus::Error,
-            _ => ProviderStatus::Fatal,
+            _ => ProviderStatus::Error,
         }
     }
 }

@@ -3,26 +3,49 @@
 //! OpenFeature providers composed from small parts, evaluating flags locally:
 //! a [`Source`](core::Source) delivers flagd documents, a [`Store`](core::Store)
 //! keeps the last good one for cold starts, the compiled evaluator answers in
-//! nanoseconds, and a [`Sink`](core::Sink) receives exposure events.
+//! nanoseconds without I/O, and a [`Sink`](core::Sink) receives exposure events.
+//!
+//! Build a provider, hand a clone to OpenFeature, and keep one for the
+//! synchronous fast path:
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use flagyard::{DiskCache, FileSource, FlagyardProvider};
+//! use flagyard::{DiskStore, FlagyardProvider, SseSource};
 //! use flagyard::core::EvaluationContext;
 //!
-//! # async fn demo() {
+//! # async fn demo() -> Result<(), flagyard::BuildError> {
 //! let provider = FlagyardProvider::builder()
-//!     .source(FileSource::new("flags.json"))
-//!     .store(DiskCache::new())
-//!     .build();
+//!     .source(SseSource::builder("http://127.0.0.1:8013/v1/stream").build()?)
+//!     .store(DiskStore::new())
+//!     .build()?;
+//! open_feature::OpenFeature::singleton_mut().await.set_provider(provider.clone()).await;
+//!
 //! provider.wait_until_ready(Duration::from_secs(2)).await;
 //! let ctx = EvaluationContext::new().with_targeting_key("user-1");
-//! let color = provider.get_string("banner-color", "red", &ctx);
-//! # }
+//! let on = provider.get_bool("new-checkout", false, &ctx); // ~40 ns, no I/O
+//! # Ok(()) }
 //! ```
+//!
+//! ## Cargo features
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `file` (default) | [`FileSource`]: a watched flag file |
+//! | `disk` (default) | [`DiskStore`]: the last good document in a file |
+//! | `http` (default) | [`PollingSource`]: HTTP polling with ETag |
+//! | `sse` (default) | [`SseSource`]: Server-Sent Events |
+//! | `ws` (default) | [`WebSocketSource`]: WebSocket |
+//! | `sqlite` | [`SqliteStore`]: a SQLite cache (bundled SQLite) |
+//! | `redis` | [`RedisSource`] and [`RedisStore`]: a document shared through Redis |
+//! | `pancake` | [`PancakeSource`]: flask-pancake's switches, flags and samples |
+//!
+//! Sources that hold a connection share [`keep_connected`] and its backoff;
+//! `docs/ARCHITECTURE.md` in the repository describes the runtime.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
+mod build_error;
 mod events;
 mod exposure;
 mod openfeature;
@@ -35,6 +58,7 @@ pub use flagyard_core as core;
 /// The storage crate.
 pub use flagyard_storage as storage;
 
+pub use build_error::BuildError;
 pub use events::{ProviderEvent, ProviderStatus, Subscription};
 pub use flagyard_core::Details;
 #[cfg(feature = "redis")]
@@ -46,22 +70,22 @@ pub use provider::{FlagyardProvider, FlagyardProviderBuilder, ReadyResult};
 pub use sinks::{MemorySink, NoopSink};
 #[cfg(feature = "file")]
 pub use sources::FileSource;
-#[cfg(feature = "pancake")]
-pub use sources::PancakeSource;
-#[cfg(feature = "http")]
-pub use sources::PollingSource;
-#[cfg(feature = "redis")]
-pub use sources::RedisSource;
-#[cfg(feature = "sse")]
-pub use sources::SseSource;
-#[cfg(feature = "ws")]
-pub use sources::WebSocketSource;
 #[cfg(feature = "network")]
 pub use sources::{
     Backoff, DEFAULT_MAX_PAYLOAD, FallbackSource, NetworkOptions, ReconnectPolicy, Session,
     SessionEnd, keep_connected,
 };
+#[cfg(feature = "pancake")]
+pub use sources::{PancakeSource, PancakeSourceBuilder};
+#[cfg(feature = "http")]
+pub use sources::{PollingSource, PollingSourceBuilder};
+#[cfg(feature = "redis")]
+pub use sources::{RedisSource, RedisSourceBuilder};
+#[cfg(feature = "sse")]
+pub use sources::{SseSource, SseSourceBuilder};
+#[cfg(feature = "ws")]
+pub use sources::{WebSocketSource, WebSocketSourceBuilder};
 
 #[cfg(feature = "disk")]
-pub use flagyard_storage::DiskCache;
+pub use flagyard_storage::DiskStore;
 pub use flagyard_storage::MemoryStore;

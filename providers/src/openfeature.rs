@@ -176,7 +176,7 @@ impl FeatureProvider for FlagyardProvider {
             ProviderStatus::NotReady => OfStatus::NotReady,
             ProviderStatus::Ready => OfStatus::Ready,
             ProviderStatus::Stale => OfStatus::STALE,
-            ProviderStatus::Error | ProviderStatus::Fatal => OfStatus::Error,
+            ProviderStatus::Error => OfStatus::Error,
         }
     }
 

@@ -35,7 +35,8 @@ async fn follows_edits_deletes_and_recreates() {
                 .poll_interval(Duration::from_secs(60)),
         )
         .on_error(move |e| log.lock().unwrap().push(e.clone()))
-        .build();
+        .build()
+        .expect("provider builds");
     assert!(
         provider
             .wait_until_ready(Duration::from_secs(10))
@@ -104,7 +105,8 @@ async fn a_missing_file_with_no_cache_is_an_error_status_until_it_appears() {
     let path = dir.path().join("later.json");
     let provider = FlagyardProvider::builder()
         .source(FileSource::new(&path).debounce(Duration::from_millis(20)))
-        .build();
+        .build()
+        .expect("provider builds");
     until("error status", || {
         provider.status() == ProviderStatus::Error
     })

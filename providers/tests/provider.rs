@@ -95,7 +95,10 @@ fn overrides_win_on_the_sync_path_until_cleared() {
 
 #[test]
 fn before_any_document_reads_answer_not_ready_without_blocking() {
-    let p = FlagyardProvider::builder().offline(true).build();
+    let p = FlagyardProvider::builder()
+        .offline(true)
+        .build()
+        .expect("provider builds");
     assert_eq!(p.status(), ProviderStatus::NotReady);
     let d = p.get_bool_details("checkout", true, &staff());
     assert_eq!(
@@ -107,7 +110,10 @@ fn before_any_document_reads_answer_not_ready_without_blocking() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_until_ready_times_out_with_a_reason() {
-    let p = FlagyardProvider::builder().offline(true).build();
+    let p = FlagyardProvider::builder()
+        .offline(true)
+        .build()
+        .expect("provider builds");
     let r = p.wait_until_ready(Duration::from_millis(50)).await;
     assert!(!r.success);
     assert!(r.reason.contains("NotReady"), "{}", r.reason);
@@ -121,7 +127,8 @@ fn lazy_providers_start_on_the_first_read() {
     let p = FlagyardProvider::builder()
         .store(store)
         .preload(false)
-        .build();
+        .build()
+        .expect("provider builds");
     assert_eq!(
         p.status(),
         ProviderStatus::NotReady,
@@ -162,7 +169,8 @@ fn a_bad_store_document_is_reported_and_ignored() {
         .bootstrap_document(DOC)
         .offline(true)
         .on_error(move |e| log.lock().unwrap().push(e.clone()))
-        .build();
+        .build()
+        .expect("provider builds");
     assert_eq!(
         p.get_i64("limit", 0, &()),
         10,
@@ -185,7 +193,8 @@ async fn exposures_reach_the_sink_deduplicated_and_close_flushes_it() {
         .bootstrap_document(DOC)
         .offline(true)
         .sink(sink.clone())
-        .build();
+        .build()
+        .expect("provider builds");
     let ctx = staff();
     for _ in 0..3 {
         p.get_bool("checkout", false, &ctx);
@@ -242,7 +251,8 @@ fn without_dedup_every_read_is_an_exposure_and_a_full_queue_drops_the_newest() {
         .sink(sink.clone())
         .dedup_exposures(false)
         .exposure_queue(2)
-        .build();
+        .build()
+        .expect("provider builds");
     for user in ["a", "b", "c", "d", "e"] {
         p.get_i64(
             "limit",
@@ -355,7 +365,8 @@ fn exposures_from_threads_that_ended_are_still_delivered() {
         .bootstrap_document(DOC)
         .offline(true)
         .sink(sink.clone())
-        .build();
+        .build()
+        .expect("provider builds");
     std::thread::scope(|s| {
         for t in 0..4 {
             let p = p.clone();
@@ -406,7 +417,8 @@ fn a_lazy_provider_closed_before_its_first_read_never_starts() {
     let p = FlagyardProvider::builder()
         .source(flagyard::FileSource::new(&path))
         .preload(false)
-        .build();
+        .build()
+        .expect("provider builds");
     p.close();
     let d = p.get_bool_details("checkout", true, &());
     assert_eq!(d.error_code(), Some(ErrorCode::ProviderNotReady));

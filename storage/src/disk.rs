@@ -15,6 +15,8 @@ pub const DEFAULT_COALESCE: Duration = Duration::from_millis(2500);
 /// Keeps the last good document in a file so a provider can start without its
 /// source (offline, or before the network answers).
 ///
+/// Needs the crate feature `disk`.
+///
 /// - Default location: `$XDG_DATA_HOME/flagyard/cache/flags.json`
 ///   (`~/.local/share/flagyard/cache/flags.json`).
 /// - Writes are atomic: a temporary file in the same directory, `fsync`, rename.
@@ -27,16 +29,16 @@ pub const DEFAULT_COALESCE: Duration = Duration::from_millis(2500);
 /// # Example
 /// ```
 /// use flagyard_core::Store;
-/// use flagyard_storage::DiskCache;
+/// use flagyard_storage::DiskStore;
 ///
 /// let dir = tempfile::tempdir().unwrap();
-/// let cache = DiskCache::builder().directory(dir.path()).build();
+/// let cache = DiskStore::builder().directory(dir.path()).build();
 /// cache.save(r#"{"flags": {}}"#).unwrap();
 /// cache.flush().unwrap();
 /// assert_eq!(cache.load().unwrap().as_deref(), Some(r#"{"flags": {}}"#));
 /// ```
 #[derive(Debug)]
-pub struct DiskCache {
+pub struct DiskStore {
     path: PathBuf,
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -65,15 +67,15 @@ impl Shared {
     }
 }
 
-/// Builds a [`DiskCache`].
+/// Builds a [`DiskStore`].
 #[derive(Debug, Clone, Default)]
-pub struct DiskCacheBuilder {
+pub struct DiskStoreBuilder {
     directory: Option<PathBuf>,
     file_name: Option<String>,
     coalesce: Option<Duration>,
 }
 
-impl DiskCacheBuilder {
+impl DiskStoreBuilder {
     /// The directory (default `$XDG_DATA_HOME/flagyard/cache`).
     pub fn directory(mut self, directory: impl Into<PathBuf>) -> Self {
         self.directory = Some(directory.into());
@@ -95,7 +97,7 @@ impl DiskCacheBuilder {
 
     /// Builds the cache and starts its writer thread. Nothing is read or created
     /// on disk until `load` or the first write.
-    pub fn build(self) -> DiskCache {
+    pub fn build(self) -> DiskStore {
         let directory = self.directory.unwrap_or_else(default_directory);
         let path = directory.join(self.file_name.unwrap_or_else(|| "flags.json".into()));
         let shared = Arc::new(Shared {
@@ -110,7 +112,7 @@ impl DiskCacheBuilder {
             .spawn(move || write_loop(&worker))
             .map_err(|e| tracing::error!(error = %e, "cannot start the disk cache writer; writes happen on flush"))
             .ok();
-        DiskCache {
+        DiskStore {
             path,
             shared,
             writer: Mutex::new(writer),
@@ -123,14 +125,14 @@ pub fn default_directory() -> PathBuf {
     crate::data_directory().join("cache")
 }
 
-impl DiskCache {
+impl DiskStore {
     /// A builder with the defaults.
-    pub fn builder() -> DiskCacheBuilder {
-        DiskCacheBuilder::default()
+    pub fn builder() -> DiskStoreBuilder {
+        DiskStoreBuilder::default()
     }
 
     /// A cache at the default location.
-    pub fn new() -> DiskCache {
+    pub fn new() -> DiskStore {
         Self::builder().build()
     }
 
@@ -140,7 +142,7 @@ impl DiskCache {
     }
 }
 
-impl Default for DiskCache {
+impl Default for DiskStore {
     fn default() -> Self {
         Self::new()
     }
@@ -218,7 +220,7 @@ fn write_loop(shared: &Shared) {
     }
 }
 
-impl Store for DiskCache {
+impl Store for DiskStore {
     fn describe(&self) -> String {
         format!("disk:{}", self.path.display())
     }
@@ -263,7 +265,7 @@ impl Store for DiskCache {
     }
 }
 
-impl Drop for DiskCache {
+impl Drop for DiskStore {
     fn drop(&mut self) {
         if let Err(e) = self.flush() {
             tracing::warn!(error = %e, "disk cache flush on drop failed");

@@ -4,10 +4,11 @@
 //! last good flag document so it can start without its source.
 //!
 //! - [`MemoryStore`]: in process, for tests and for sharing between providers.
-//! - [`DiskCache`] (feature `disk`, default): one file, atomic writes, coalesced.
+//! - [`DiskStore`] (feature `disk`, default): one file, atomic writes, coalesced.
 //! - [`SqliteStore`] (feature `sqlite`): a SQLite file; [`SqliteDocuments`] is the
 //!   versioned document with history that the flag server keeps in the same format.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 #[cfg(feature = "disk")]
@@ -23,7 +24,7 @@ mod redis_store;
 mod sqlite;
 
 #[cfg(feature = "disk")]
-pub use disk::{DEFAULT_COALESCE, DiskCache, DiskCacheBuilder, default_directory};
+pub use disk::{DEFAULT_COALESCE, DiskStore, DiskStoreBuilder, default_directory};
 pub use documents::{HistoryEntry, StoredDocument};
 pub use memory::MemoryStore;
 pub use paths::data_directory;

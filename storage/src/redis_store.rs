@@ -123,6 +123,8 @@ pub(crate) fn now_ms() -> u64 {
 
 /// The document and its history in Redis, shared by several servers.
 ///
+/// Needs the crate feature `redis`.
+///
 /// # Example
 /// ```no_run
 /// # async fn demo() -> Result<(), flagyard_core::StoreError> {
@@ -303,6 +305,8 @@ pub(crate) fn parse_entry(raw: &str) -> Option<HistoryEntry> {
 /// A provider cache in Redis (the same layout as the servers'), under its own
 /// prefix. Calls are synchronous with short timeouts; the store is only used
 /// when a document is applied, never on the read path.
+///
+/// Needs the crate feature `redis`.
 #[derive(Debug)]
 pub struct RedisStore {
     url: String,

@@ -30,6 +30,8 @@ CREATE TABLE IF NOT EXISTS history (
 
 /// A SQLite file holding one versioned document and its history.
 ///
+/// Needs the crate feature `sqlite`.
+///
 /// Writes are transactions (the document row and the history row change
 /// together), so a crash leaves the previous or the new version, never a mix.
 ///
@@ -205,6 +207,8 @@ impl SqliteDocuments {
 }
 
 /// A provider cache in a SQLite file (the same format as the flag server's).
+///
+/// Needs the crate feature `sqlite`.
 ///
 /// Each save is one transaction; only the newest document is kept (history is
 /// trimmed to the last few versions).

@@ -42,55 +42,42 @@ pub struct WatchArgs {
 fn source(args: &WatchArgs) -> Result<Box<dyn Source>, String> {
     let url = args.source.as_str();
     let key = args.sdk_key.clone();
+    let built = |e: flagyard::BuildError| e.to_string();
     if let Some(redis) = url.strip_prefix("pancake:") {
-        return Ok(Box::new(
-            PancakeSource::new(redis)
-                .extension(args.extension.clone())
-                .enable_keyspace_events(args.keyspace_events),
-        ));
+        let source = PancakeSource::builder(redis)
+            .extension(args.extension.clone())
+            .enable_keyspace_events(args.keyspace_events)
+            .build()
+            .map_err(built)?;
+        return Ok(Box::new(source));
     }
     if let Some(path) = url.strip_prefix("file://") {
         return Ok(Box::new(FileSource::new(path)));
     }
     if url.starts_with("ws://") || url.starts_with("wss://") {
-        let s = WebSocketSource::new(url);
-        return Ok(Box::new(match key {
-            Some(k) => s.sdk_key(k),
-            None => s,
-        }));
+        let mut s = WebSocketSource::builder(url);
+        if let Some(k) = key {
+            s = s.sdk_key(k);
+        }
+        return Ok(Box::new(s.build().map_err(built)?));
     }
     if url.starts_with("http://") || url.starts_with("https://") {
         if url.trim_end_matches('/').ends_with("/stream") {
-            let s = SseSource::new(url);
-            return Ok(Box::new(match key {
-                Some(k) => s.sdk_key(k),
-                None => s,
-            }));
+            let mut s = SseSource::builder(url);
+            if let Some(k) = key {
+                s = s.sdk_key(k);
+            }
+            return Ok(Box::new(s.build().map_err(built)?));
         }
-        let s = PollingSource::new(url).interval(Duration::from_secs(args.interval.max(1)));
-        return Ok(Box::new(match key {
-            Some(k) => s.sdk_key(k),
-            None => s,
-        }));
+        let mut s = PollingSource::builder(url).interval(Duration::from_secs(args.interval.max(1)));
+        if let Some(k) = key {
+            s = s.sdk_key(k);
+        }
+        return Ok(Box::new(s.build().map_err(built)?));
     }
     Err(format!(
         "unsupported --source '{url}': use http(s)://, ws(s)://, file:// or pancake:redis://"
     ))
-}
-
-/// A boxed source is a source.
-struct Boxed(Box<dyn Source>);
-
-impl Source for Boxed {
-    fn describe(&self) -> String {
-        self.0.describe()
-    }
-    fn run(
-        self: Box<Self>,
-        updates: std::sync::Arc<dyn flagyard::core::SourceUpdates>,
-    ) -> flagyard::core::BoxFuture<()> {
-        self.0.run(updates)
-    }
 }
 
 fn now() -> String {
@@ -105,9 +92,10 @@ pub fn watch(args: WatchArgs) -> Result<ExitCode, String> {
         let (tx, rx) = mpsc::channel::<Value>();
         let stop = tx.clone();
         let provider = FlagyardProvider::builder()
-            .source(Boxed(source))
+            .source(source)
             .preload(false)
-            .build();
+            .build()
+            .map_err(|e| e.to_string())?;
         let handle = provider.clone();
         let _subscription = provider.subscribe(move |event| {
             let version = handle.document_version();

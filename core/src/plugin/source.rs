@@ -55,3 +55,13 @@ pub trait Source: Send + 'static {
     /// Runs until dropped, delivering documents and errors to `updates`.
     fn run(self: Box<Self>, updates: Arc<dyn SourceUpdates>) -> BoxFuture<()>;
 }
+
+/// A boxed source is a source (a source chosen at run time).
+impl<S: Source + ?Sized> Source for Box<S> {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn run(self: Box<Self>, updates: Arc<dyn SourceUpdates>) -> BoxFuture<()> {
+        (*self).run(updates)
+    }
+}

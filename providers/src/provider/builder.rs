@@ -1,12 +1,13 @@
 //! [`FlagyardProviderBuilder`].
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use flagyard_core::{CompileOptions, FractionalVersion, ProviderError, Sink, Source, Store};
 
 use super::FlagyardProvider;
 use super::state::StateInit;
+use crate::BuildError;
 
 /// Default capacity of each thread's exposure ring (drained every 10 ms).
 pub const DEFAULT_EXPOSURE_QUEUE: usize = 1024;
@@ -20,8 +21,9 @@ pub const DEFAULT_EXPOSURE_QUEUE: usize = 1024;
 /// let provider = FlagyardProvider::builder()
 ///     .store(MemoryStore::with_document(r#"{"flags": {}}"#))
 ///     .offline(true)
-///     .build();
+///     .build()?;
 /// assert_eq!(provider.status(), flagyard::ProviderStatus::Ready);
+/// # Ok::<(), flagyard::BuildError>(())
 /// ```
 pub struct FlagyardProviderBuilder {
     sources: Vec<Box<dyn Source>>,
@@ -31,6 +33,7 @@ pub struct FlagyardProviderBuilder {
     preload: bool,
     offline: bool,
     bootstrap: Option<String>,
+    bootstrap_file: Option<PathBuf>,
     options: CompileOptions,
     exposure_capacity: usize,
     dedup_exposures: bool,
@@ -46,6 +49,7 @@ impl Default for FlagyardProviderBuilder {
             preload: true,
             offline: false,
             bootstrap: None,
+            bootstrap_file: None,
             options: CompileOptions::default(),
             exposure_capacity: DEFAULT_EXPOSURE_QUEUE,
             dedup_exposures: true,
@@ -101,10 +105,11 @@ impl FlagyardProviderBuilder {
         self
     }
 
-    /// Reads the bootstrap document from a file now.
-    pub fn bootstrap_file(mut self, path: impl AsRef<Path>) -> std::io::Result<Self> {
-        self.bootstrap = Some(std::fs::read_to_string(path)?);
-        Ok(self)
+    /// A file holding the bootstrap document, read by [`build`](Self::build)
+    /// (an unreadable file is the build's error).
+    pub fn bootstrap_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.bootstrap_file = Some(path.into());
+        self
     }
 
     /// The `fractional` hashing (v2 by default).
@@ -135,9 +140,31 @@ impl FlagyardProviderBuilder {
         self
     }
 
-    /// Builds the provider (and, when preloading, starts it).
-    pub fn build(self) -> FlagyardProvider {
-        let init = StateInit {
+    /// Builds the provider (and, when preloading, starts it), or says what in
+    /// its configuration cannot be used.
+    pub fn build(mut self) -> Result<FlagyardProvider, BuildError> {
+        let bootstrap = match &self.bootstrap_file {
+            Some(path) => {
+                Some(
+                    std::fs::read_to_string(path).map_err(|cause| BuildError::Bootstrap {
+                        path: path.clone(),
+                        cause,
+                    })?,
+                )
+            }
+            None => self.bootstrap.take(),
+        };
+        let preload = self.preload;
+        Ok(FlagyardProvider::from_init(
+            self.into_init(bootstrap),
+            preload,
+        ))
+    }
+
+    /// The runtime's state from this configuration, with `bootstrap` as the
+    /// bootstrap document (already read).
+    pub(super) fn into_init(self, bootstrap: Option<String>) -> StateInit {
+        StateInit {
             options: self.options,
             on_error: self.on_error,
             store: self.store,
@@ -145,9 +172,8 @@ impl FlagyardProviderBuilder {
             exposure_capacity: self.exposure_capacity,
             dedup_exposures: self.dedup_exposures,
             sources: self.sources,
-            bootstrap: self.bootstrap,
+            bootstrap,
             offline: self.offline,
-        };
-        FlagyardProvider::from_init(init, self.preload)
+        }
     }
 }

@@ -32,21 +32,21 @@ pub struct ReadyResult {
 ///
 /// # Example
 /// ```no_run
-/// use flagyard::{FileSource, FlagyardProvider, DiskCache};
+/// use flagyard::{FileSource, FlagyardProvider, DiskStore};
 /// use flagyard::core::EvaluationContext;
 ///
-/// # async fn demo() {
+/// # async fn demo() -> Result<(), flagyard::BuildError> {
 /// let provider = FlagyardProvider::builder()
 ///     .source(FileSource::new("flags.json"))
-///     .store(DiskCache::new())
+///     .store(DiskStore::new())
 ///     .on_error(|e| eprintln!("flagyard: {e}"))
-///     .build();
+///     .build()?;
 /// let mut api = open_feature::OpenFeature::singleton_mut().await;
 /// api.set_provider(provider.clone()).await;
 ///
 /// let ctx = EvaluationContext::new().with_targeting_key("user-1");
 /// let on = provider.get_bool("new-checkout", false, &ctx);
-/// # }
+/// # Ok(()) }
 /// ```
 #[derive(Clone)]
 pub struct FlagyardProvider {
@@ -85,11 +85,14 @@ impl FlagyardProvider {
     /// assert!(provider.get_bool("beta", false, &()));
     /// ```
     pub fn from_document(document: &str) -> Result<FlagyardProvider, DocumentError> {
-        Snapshot::parse(document)?;
-        let provider = FlagyardProvider::builder()
-            .offline(true)
-            .bootstrap_document(document)
-            .build();
+        // Parsed once, here: the provider serves this snapshot.
+        let snapshot = Snapshot::parse(document)?;
+        let init = StateInit {
+            offline: true,
+            ..FlagyardProviderBuilder::default().into_init(None)
+        };
+        let provider = FlagyardProvider::from_init(init, true);
+        provider.state.apply_snapshot(snapshot, "document");
         Ok(provider)
     }
 
@@ -276,9 +279,7 @@ impl FlagyardProvider {
         let now = match self.status() {
             ProviderStatus::Ready => Some(ProviderEvent::Ready),
             ProviderStatus::Stale => Some(ProviderEvent::Stale { message: last() }),
-            ProviderStatus::Error | ProviderStatus::Fatal => {
-                Some(ProviderEvent::Error { message: last() })
-            }
+            ProviderStatus::Error => Some(ProviderEvent::Error { message: last() }),
             ProviderStatus::NotReady => None,
         };
         if let Some(event) = now {

@@ -157,6 +157,20 @@ impl State {
                 return false;
             }
         };
+        self.serve(snapshot, from, save.then_some(text), version);
+        true
+    }
+
+    /// Serves a document compiled elsewhere (`from_document`), not saved.
+    pub(crate) fn apply_snapshot(&self, snapshot: Snapshot, from: &str) {
+        let _serial = self.apply.lock().unwrap_or_else(PoisonError::into_inner);
+        self.serve(snapshot, from, None, None);
+    }
+
+    /// Publishes a compiled document (the caller holds `apply`): reports its
+    /// problems, keeps `text` in the store, updates the status, tells the
+    /// subscribers what changed.
+    fn serve(&self, snapshot: Snapshot, from: &str, text: Option<&str>, version: Option<u64>) {
         if !snapshot.problems().is_empty() {
             self.report(&ProviderError::new(
                 ErrorOrigin::Parser,
@@ -176,8 +190,7 @@ impl State {
         };
         self.snapshot.store(Some(Arc::new(snapshot)));
         self.version.store(version.unwrap_or(0), Ordering::Release);
-        if save
-            && let Some(store) = &self.store
+        if let (Some(text), Some(store)) = (text, &self.store)
             && let Err(e) = store.save(text)
         {
             self.report(&e.into_provider_error());
@@ -191,7 +204,6 @@ impl State {
                 flags_changed: changed,
             });
         }
-        true
     }
 
     /// A source could not deliver. A bad payload (origin `Parser`) is reported

@@ -15,6 +15,8 @@ use notify::{RecursiveMode, Watcher};
 /// last good document (the runtime reports it), and a missing file is reported
 /// and waited for.
 ///
+/// Needs the crate feature `file`.
+///
 /// The directory is watched with the platform's notifications (inotify, FSEvents,
 /// ...); it is also re-read every `poll_interval` (default 5 s) in case a
 /// notification is missed or watching is unavailable.

@@ -18,9 +18,10 @@ use tokio::sync::watch;
 /// use flagyard::{FallbackSource, PollingSource, SseSource};
 ///
 /// let source = FallbackSource::new(
-///     SseSource::new("http://127.0.0.1:8013/v1/stream"),
-///     PollingSource::new("http://127.0.0.1:8013/v1/flags").interval(Duration::from_secs(15)),
+///     SseSource::builder("http://127.0.0.1:8013/v1/stream").build()?,
+///     PollingSource::builder("http://127.0.0.1:8013/v1/flags").interval(Duration::from_secs(15)).build()?,
 /// );
+/// # Ok::<(), flagyard::BuildError>(())
 /// ```
 pub struct FallbackSource {
     primary: Box<dyn Source>,

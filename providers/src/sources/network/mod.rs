@@ -20,16 +20,19 @@ pub use backoff::{Backoff, ReconnectPolicy};
 pub use connection::{Session, SessionEnd, keep_connected};
 pub use fallback::FallbackSource;
 #[cfg(feature = "http")]
-pub use polling::PollingSource;
+pub use polling::{PollingSource, PollingSourceBuilder};
 #[cfg(feature = "redis")]
-pub use redis::RedisSource;
+pub use redis::{RedisSource, RedisSourceBuilder};
 #[cfg(feature = "sse")]
-pub use sse::SseSource;
+pub use sse::{SseSource, SseSourceBuilder};
 #[cfg(feature = "ws")]
-pub use ws::WebSocketSource;
+pub use ws::{WebSocketSource, WebSocketSourceBuilder};
 
 #[cfg(any(feature = "http", feature = "ws", feature = "redis"))]
-use flagyard_core::{ErrorOrigin, ProviderError};
+use flagyard_core::{BoxError, ErrorOrigin, ProviderError};
+
+#[cfg(any(feature = "http", feature = "ws", feature = "redis"))]
+use crate::BuildError;
 
 /// Default payload cap: 5 MB.
 pub const DEFAULT_MAX_PAYLOAD: usize = 5 * 1024 * 1024;
@@ -66,14 +69,20 @@ impl Default for NetworkOptions {
 #[cfg(feature = "http")]
 impl NetworkOptions {
     /// The HTTP client of the HTTP-based sources: connection and read timeouts,
-    /// and the configured headers on every request.
-    pub(crate) fn http_client(&self, from: &str) -> Result<reqwest::Client, ProviderError> {
+    /// and the configured headers on every request. A header that is not valid
+    /// HTTP is an error naming it.
+    pub(crate) fn http_client(&self, what: &str) -> Result<reqwest::Client, BuildError> {
         let mut headers = reqwest::header::HeaderMap::new();
         for (name, value) in &self.headers {
+            let header = |cause: BoxError| BuildError::Header {
+                what: what.to_string(),
+                name: name.clone(),
+                cause,
+            };
             let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| network_error(from, false, format!("header name '{name}': {e}")))?;
-            let value = reqwest::header::HeaderValue::from_str(value)
-                .map_err(|e| network_error(from, false, format!("header '{name}': {e}")))?;
+                .map_err(|e| header(e.into()))?;
+            let value =
+                reqwest::header::HeaderValue::from_str(value).map_err(|e| header(e.into()))?;
             headers.insert(name, value);
         }
         reqwest::Client::builder()
@@ -81,8 +90,42 @@ impl NetworkOptions {
             .read_timeout(self.read_timeout)
             .default_headers(headers)
             .build()
-            .map_err(|e| network_error(from, false, format!("cannot build the HTTP client: {e}")))
+            .map_err(|e| BuildError::Config {
+                what: what.to_string(),
+                cause: e.into(),
+            })
     }
+}
+
+/// An `http://` or `https://` URL, or the error naming it.
+#[cfg(feature = "http")]
+pub(crate) fn check_http_url(what: &str, url: &str) -> Result<(), BuildError> {
+    let bad = |cause: BoxError| BuildError::Url {
+        what: what.to_string(),
+        url: url.to_string(),
+        cause,
+    };
+    let parsed = reqwest::Url::parse(url).map_err(|e| bad(e.into()))?;
+    match parsed.scheme() {
+        "http" | "https" => Ok(()),
+        other => Err(bad(format!(
+            "the scheme must be http or https, not {other}"
+        )
+        .into())),
+    }
+}
+
+/// A URL the Redis client accepts (`redis://`, `rediss://`, `unix://`), or the
+/// error naming it (password masked). Nothing is connected.
+#[cfg(feature = "redis")]
+pub(crate) fn check_redis_url(what: &str, url: &str) -> Result<(), BuildError> {
+    ::redis::Client::open(url)
+        .map(drop)
+        .map_err(|e| BuildError::Url {
+            what: what.to_string(),
+            url: flagyard_storage::masked_url(url),
+            cause: e.into(),
+        })
 }
 
 /// Builder methods shared by the network sources.
@@ -192,9 +235,9 @@ pub(crate) fn decode(
 pub(crate) fn network_error(
     from: &str,
     transient: bool,
-    cause: impl Into<flagyard_core::BoxError>,
+    cause: impl Into<BoxError>,
 ) -> ProviderError {
-    let cause = cause.into();
+    let cause: BoxError = cause.into();
     ProviderError::new(ErrorOrigin::Network, transient, format!("{from}: {cause}"))
         .with_source(cause)
 }
@@ -215,8 +258,8 @@ mod tests {
         let mut options = NetworkOptions::default();
         options.headers.push(("bad header".into(), "x".into()));
         let e = options.http_client("poll:http://x").expect_err("refused");
-        assert_eq!(e.origin(), flagyard_core::ErrorOrigin::Network);
-        assert!(e.message().contains("bad header"), "{}", e.message());
+        assert!(matches!(e, BuildError::Header { .. }), "{e}");
+        assert!(e.to_string().contains("bad header"), "{e}");
         options.headers = vec![("authorization".into(), "Bearer k".into())];
         assert!(options.http_client("poll:http://x").is_ok());
     }

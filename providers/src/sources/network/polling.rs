@@ -8,10 +8,14 @@ use flagyard_core::{Source, SourceUpdates};
 use reqwest::header::{ETAG, IF_NONE_MATCH, RETRY_AFTER};
 
 use super::{
-    Backoff, NetworkOptions, decode, is_auth_status, network_builder_methods, network_error,
+    Backoff, NetworkOptions, check_http_url, decode, is_auth_status, network_builder_methods,
+    network_error,
 };
+use crate::BuildError;
 
 /// Polls a URL serving a flag document (such as a flag server's `/v1/flags`).
+///
+/// Needs the crate feature `http`.
 ///
 /// Sends the last `ETag` as `If-None-Match`, so an unchanged document costs a
 /// `304` and nothing else; honours `Retry-After` on 429/503; backs off on
@@ -22,27 +26,39 @@ use super::{
 /// use std::time::Duration;
 /// use flagyard::PollingSource;
 ///
-/// let source = PollingSource::new("http://127.0.0.1:8013/v1/flags")
+/// let source = PollingSource::builder("http://127.0.0.1:8013/v1/flags")
 ///     .interval(Duration::from_secs(10))
-///     .sdk_key("my-sdk-key");
+///     .sdk_key("my-sdk-key")
+///     .build()?;
+/// # Ok::<(), flagyard::BuildError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct PollingSource {
+    settings: PollingSourceBuilder,
+    client: reqwest::Client,
+}
+
+/// Configures a [`PollingSource`]; [`build`](Self::build) checks the URL and
+/// the headers.
+#[derive(Debug, Clone)]
+pub struct PollingSourceBuilder {
     url: String,
     interval: Duration,
     options: NetworkOptions,
 }
 
 impl PollingSource {
-    /// Polls `url` every 30 s.
-    pub fn new(url: impl Into<String>) -> Self {
-        PollingSource {
+    /// Polls `url` (every 30 s unless set otherwise).
+    pub fn builder(url: impl Into<String>) -> PollingSourceBuilder {
+        PollingSourceBuilder {
             url: url.into(),
             interval: Duration::from_secs(30),
             options: NetworkOptions::default(),
         }
     }
+}
 
+impl PollingSourceBuilder {
     /// How often to poll (default 30 s).
     pub fn interval(mut self, interval: Duration) -> Self {
         self.interval = interval;
@@ -51,20 +67,32 @@ impl PollingSource {
 
     network_builder_methods!();
 
+    /// The source, or what is wrong with its URL or headers.
+    pub fn build(self) -> Result<PollingSource, BuildError> {
+        let what = format!("poll:{}", self.url);
+        check_http_url(&what, &self.url)?;
+        let client = self.options.http_client(&what)?;
+        Ok(PollingSource {
+            settings: self,
+            client,
+        })
+    }
+}
+
+impl PollingSource {
     async fn poll(self, updates: Arc<dyn SourceUpdates>) {
         let from = self.describe();
-        let client = match self.options.http_client(&from) {
-            Ok(client) => client,
-            Err(e) => {
-                updates.error(e);
-                return;
-            }
-        };
-        let mut backoff = Backoff::new(self.options.reconnect.clone());
+        let PollingSource { settings, client } = self;
+        let PollingSourceBuilder {
+            url,
+            interval,
+            options,
+        } = settings;
+        let mut backoff = Backoff::new(options.reconnect.clone());
         let mut etag: Option<String> = None;
         loop {
             // The whole request is bounded too: a poll must not hang.
-            let mut request = client.get(&self.url).timeout(self.options.read_timeout);
+            let mut request = client.get(&url).timeout(options.read_timeout);
             if let Some(etag) = &etag {
                 request = request.header(IF_NONE_MATCH, etag);
             }
@@ -87,8 +115,8 @@ impl PollingSource {
                                 .get("x-flagyard-version")
                                 .and_then(|v| v.to_str().ok())
                                 .and_then(|v| v.parse::<u64>().ok());
-                            match read_capped(response, self.options.max_payload, &from).await {
-                                Ok(body) => match decode(&body, self.options.max_payload, &from) {
+                            match read_capped(response, options.max_payload, &from).await {
+                                Ok(body) => match decode(&body, options.max_payload, &from) {
                                     Ok((version, document)) => {
                                         backoff.connected();
                                         etag = new_etag;
@@ -96,7 +124,7 @@ impl PollingSource {
                                             Some(v) => updates.versioned_document(document, v),
                                             None => updates.document(document),
                                         }
-                                        self.interval
+                                        interval
                                     }
                                     Err(e) => {
                                         updates.error(e);
@@ -112,7 +140,7 @@ impl PollingSource {
                         304 => {
                             backoff.connected();
                             updates.recovered();
-                            self.interval
+                            interval
                         }
                         s if is_auth_status(s) => {
                             updates.error(network_error(
@@ -189,7 +217,7 @@ pub(crate) async fn read_capped(
 
 impl Source for PollingSource {
     fn describe(&self) -> String {
-        format!("poll:{}", self.url)
+        format!("poll:{}", self.settings.url)
     }
 
     fn run(self: Box<Self>, updates: Arc<dyn SourceUpdates>) -> BoxFuture<()> {

@@ -9,7 +9,10 @@ use flagyard_core::{BoxError, Source, SourceUpdates, StoreError};
 use flagyard_storage::RedisDocuments;
 use futures_util::StreamExt;
 
-use super::{Backoff, ReconnectPolicy, Session, SessionEnd, keep_connected, network_error};
+use super::{
+    Backoff, ReconnectPolicy, Session, SessionEnd, check_redis_url, keep_connected, network_error,
+};
+use crate::BuildError;
 
 /// Follows the flag document that flag servers keep in Redis (the layout of
 /// [`RedisDocuments`]): loads it, then applies every version announced on the
@@ -17,11 +20,14 @@ use super::{Backoff, ReconnectPolicy, Session, SessionEnd, keep_connected, netwo
 /// case a message was missed. Reconnects like the other network sources; while
 /// Redis is down the provider keeps its last good document (status `Stale`).
 ///
+/// Needs the crate feature `redis`.
+///
 /// # Example
 /// ```
 /// use flagyard::RedisSource;
 ///
-/// let source = RedisSource::new("redis://127.0.0.1:6379", "flagyard");
+/// let source = RedisSource::builder("redis://127.0.0.1:6379", "flagyard").build()?;
+/// # Ok::<(), flagyard::BuildError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct RedisSource {
@@ -31,29 +37,44 @@ pub struct RedisSource {
     reconnect: ReconnectPolicy,
 }
 
+/// Configures a [`RedisSource`]; [`build`](Self::build) checks the URL.
+#[derive(Debug, Clone)]
+pub struct RedisSourceBuilder(RedisSource);
+
 impl RedisSource {
     /// Follows the document under `prefix` at `url`.
-    pub fn new(url: impl Into<String>, prefix: impl Into<String>) -> Self {
-        RedisSource {
+    pub fn builder(url: impl Into<String>, prefix: impl Into<String>) -> RedisSourceBuilder {
+        RedisSourceBuilder(RedisSource {
             url: url.into(),
             prefix: prefix.into(),
             check_every: Duration::from_secs(5),
             reconnect: ReconnectPolicy::default(),
-        }
+        })
     }
+}
 
-    /// How often to compare versions in case a pub/sub message was missed.
+impl RedisSourceBuilder {
+    /// How often to compare versions in case a pub/sub message was missed
+    /// (default 5 s).
     pub fn check_every(mut self, interval: Duration) -> Self {
-        self.check_every = interval;
+        self.0.check_every = interval;
         self
     }
 
     /// Reconnection timing.
     pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
-        self.reconnect = policy;
+        self.0.reconnect = policy;
         self
     }
 
+    /// The source, or what is wrong with its URL (nothing is connected yet).
+    pub fn build(self) -> Result<RedisSource, BuildError> {
+        check_redis_url(&self.0.describe(), &self.0.url)?;
+        Ok(self.0)
+    }
+}
+
+impl RedisSource {
     async fn follow(self, updates: Arc<dyn SourceUpdates>) {
         let policy = self.reconnect.clone();
         let report = Arc::clone(&updates);
@@ -142,7 +163,11 @@ impl Session for Follower {
 
 impl Source for RedisSource {
     fn describe(&self) -> String {
-        format!("redis:{} ({})", self.url, self.prefix)
+        format!(
+            "redis:{} ({})",
+            flagyard_storage::masked_url(&self.url),
+            self.prefix
+        )
     }
 
     fn run(self: Box<Self>, updates: Arc<dyn SourceUpdates>) -> BoxFuture<()> {

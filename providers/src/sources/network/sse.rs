@@ -8,12 +8,15 @@ use futures_util::StreamExt;
 use reqwest_eventsource::{Event, EventSource, retry::Never};
 
 use super::{
-    Backoff, NetworkOptions, Session, SessionEnd, decode, is_auth_status, keep_connected,
-    network_builder_methods, network_error,
+    Backoff, NetworkOptions, Session, SessionEnd, check_http_url, decode, is_auth_status,
+    keep_connected, network_builder_methods, network_error,
 };
+use crate::BuildError;
 
 /// Follows a Server-Sent Events stream (a flag server's `/v1/stream`): each
 /// `document` event carries the whole document, applied as it arrives.
+///
+/// Needs the crate feature `sse`.
 ///
 /// Reconnects with backoff after any failure (1 s doubling to 30 s, jitter),
 /// slowly after 401/403; a stream silent for the read timeout (no event, no
@@ -24,34 +27,54 @@ use super::{
 /// ```
 /// use flagyard::SseSource;
 ///
-/// let source = SseSource::new("http://127.0.0.1:8013/v1/stream").sdk_key("my-sdk-key");
+/// let source = SseSource::builder("http://127.0.0.1:8013/v1/stream")
+///     .sdk_key("my-sdk-key")
+///     .build()?;
+/// # Ok::<(), flagyard::BuildError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct SseSource {
     url: String,
     options: NetworkOptions,
+    client: reqwest::Client,
+}
+
+/// Configures an [`SseSource`]; [`build`](Self::build) checks the URL and
+/// the headers.
+#[derive(Debug, Clone)]
+pub struct SseSourceBuilder {
+    url: String,
+    options: NetworkOptions,
+}
+
+impl SseSourceBuilder {
+    network_builder_methods!();
+
+    /// The source, or what is wrong with its URL or headers.
+    pub fn build(self) -> Result<SseSource, BuildError> {
+        let what = format!("sse:{}", self.url);
+        check_http_url(&what, &self.url)?;
+        let client = self.options.http_client(&what)?;
+        Ok(SseSource {
+            url: self.url,
+            options: self.options,
+            client,
+        })
+    }
 }
 
 impl SseSource {
     /// Follows the stream at `url`.
-    pub fn new(url: impl Into<String>) -> Self {
-        SseSource {
+    pub fn builder(url: impl Into<String>) -> SseSourceBuilder {
+        SseSourceBuilder {
             url: url.into(),
             options: NetworkOptions::default(),
         }
     }
 
-    network_builder_methods!();
-
     async fn follow(self, updates: Arc<dyn SourceUpdates>) {
         let from = self.describe();
-        let client = match self.options.http_client(&from) {
-            Ok(client) => client,
-            Err(e) => {
-                updates.error(e);
-                return;
-            }
-        };
+        let client = self.client.clone();
         let policy = self.options.reconnect.clone();
         let report = Arc::clone(&updates);
         let follower = Follower {

@@ -13,16 +13,20 @@ use super::{
     Backoff, NetworkOptions, Session, SessionEnd, decode, is_auth_status, keep_connected,
     network_builder_methods, network_error,
 };
+use crate::BuildError;
 
 /// Follows a WebSocket (a flag server's `/v1/ws`): each text message carries the
 /// whole document. Same reconnection, read-timeout and payload rules as
 /// [`SseSource`](crate::SseSource); the server's pings keep the connection alive.
 ///
+/// Needs the crate feature `ws`.
+///
 /// # Example
 /// ```
 /// use flagyard::WebSocketSource;
 ///
-/// let source = WebSocketSource::new("ws://127.0.0.1:8013/v1/ws");
+/// let source = WebSocketSource::builder("ws://127.0.0.1:8013/v1/ws").build()?;
+/// # Ok::<(), flagyard::BuildError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct WebSocketSource {
@@ -30,16 +34,53 @@ pub struct WebSocketSource {
     options: NetworkOptions,
 }
 
+/// Configures a [`WebSocketSource`]; [`build`](Self::build) checks the URL
+/// and the headers.
+#[derive(Debug, Clone)]
+pub struct WebSocketSourceBuilder {
+    url: String,
+    options: NetworkOptions,
+}
+
+impl WebSocketSourceBuilder {
+    network_builder_methods!();
+
+    /// The source, or what is wrong with its URL or headers.
+    pub fn build(self) -> Result<WebSocketSource, BuildError> {
+        let what = format!("ws:{}", self.url);
+        self.url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| BuildError::Url {
+                what: what.clone(),
+                url: self.url.clone(),
+                cause: e.into(),
+            })?;
+        for (name, value) in &self.options.headers {
+            let header = |cause: flagyard_core::BoxError| BuildError::Header {
+                what: what.clone(),
+                name: name.clone(),
+                cause,
+            };
+            tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| header(e.into()))?;
+            tungstenite::http::HeaderValue::from_str(value).map_err(|e| header(e.into()))?;
+        }
+        Ok(WebSocketSource {
+            url: self.url,
+            options: self.options,
+        })
+    }
+}
+
 impl WebSocketSource {
     /// Follows the WebSocket at `url` (`ws://` or `wss://`).
-    pub fn new(url: impl Into<String>) -> Self {
-        WebSocketSource {
+    pub fn builder(url: impl Into<String>) -> WebSocketSourceBuilder {
+        WebSocketSourceBuilder {
             url: url.into(),
             options: NetworkOptions::default(),
         }
     }
-
-    network_builder_methods!();
 
     async fn follow(self, updates: Arc<dyn SourceUpdates>) {
         let policy = self.options.reconnect.clone();

@@ -16,13 +16,16 @@ use flagyard_storage::pancake::{
 use futures_util::StreamExt;
 
 use super::network::{
-    Backoff, ReconnectPolicy, Session, SessionEnd, keep_connected, network_error,
+    Backoff, ReconnectPolicy, Session, SessionEnd, check_redis_url, keep_connected, network_error,
 };
+use crate::BuildError;
 use document::{Layout, to_document};
 
 /// Serves flask-pancake's switches, flags and samples (in its Redis key
 /// layout) as OpenFeature boolean flags, from a local mirror: reads never
 /// touch Redis.
+///
+/// Needs the crate feature `pancake`.
 ///
 /// - a **switch** is its stored value (reason `STATIC`);
 /// - a **flag** checks the groups in order: the first group whose override
@@ -31,7 +34,7 @@ use document::{Layout, to_document};
 ///   keys on the targeting key;
 /// - a **sample** is on for its ratio of checks, drawn at random on every
 ///   check as flask-pancake does, or hashed on the targeting key with
-///   [`sticky_samples`](Self::sticky_samples) (reason `SPLIT` either way).
+///   [`sticky_samples`](PancakeSourceBuilder::sticky_samples) (reason `SPLIT` either way).
 ///
 /// The mirror is refreshed at once on Flagyard's own writes (pub/sub), on
 /// keyspace notifications where Redis sends them (writes by flask-pancake or
@@ -46,19 +49,20 @@ use document::{Layout, to_document};
 /// use flagyard::{FlagyardProvider, PancakeSource};
 /// use flagyard::core::EvaluationContext;
 ///
-/// # async fn demo() {
+/// # async fn demo() -> Result<(), flagyard::BuildError> {
 /// let provider = FlagyardProvider::builder()
 ///     .source(
-///         PancakeSource::new("redis://127.0.0.1:6379")
+///         PancakeSource::builder("redis://127.0.0.1:6379")
 ///             .switch("NEW_UI", false)
 ///             .flag("BETA", false)
-///             .sample("ROLLOUT", 25.0),
+///             .sample("ROLLOUT", 25.0)
+///             .build()?,
 ///     )
-///     .build();
+///     .build()?;
 /// provider.wait_until_ready(Duration::from_secs(2)).await;
 /// let ada = EvaluationContext::new().with_targeting_key("ada");
 /// let beta = provider.get_bool("BETA", false, &ada);
-/// # }
+/// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
 pub struct PancakeSource {
@@ -66,7 +70,6 @@ pub struct PancakeSource {
     ext: String,
     groups: Vec<(String, String)>,
     declared: BTreeMap<(Kind, String), f64>,
-    invalid: Vec<String>,
     sticky_samples: bool,
     lowercase_keys: bool,
     enable_keyspace_events: bool,
@@ -74,15 +77,29 @@ pub struct PancakeSource {
     reconnect: ReconnectPolicy,
 }
 
+/// Configures a [`PancakeSource`]; [`build`](Self::build) checks the URL and
+/// the declared names.
+#[derive(Debug)]
+pub struct PancakeSourceBuilder {
+    source: PancakeSource,
+    invalid: Vec<PancakeError>,
+}
+
 impl PancakeSource {
     /// Mirrors the default extension (`pancake`) at `url`.
-    pub fn new(url: impl Into<String>) -> Self {
+    pub fn builder(url: impl Into<String>) -> PancakeSourceBuilder {
+        PancakeSourceBuilder {
+            source: PancakeSource::new(url.into()),
+            invalid: Vec::new(),
+        }
+    }
+
+    fn new(url: String) -> Self {
         PancakeSource {
-            url: url.into(),
+            url,
             ext: DEFAULT_EXTENSION.to_string(),
             groups: Vec::new(),
             declared: BTreeMap::new(),
-            invalid: Vec::new(),
             sticky_samples: false,
             lowercase_keys: false,
             enable_keyspace_events: false,
@@ -90,10 +107,12 @@ impl PancakeSource {
             reconnect: ReconnectPolicy::default(),
         }
     }
+}
 
+impl PancakeSourceBuilder {
     /// The flask-pancake extension name (its `FlaskPancake(name=…)`).
     pub fn extension(mut self, ext: impl Into<String>) -> Self {
-        self.ext = ext.into();
+        self.source.ext = ext.into();
         self
     }
 
@@ -102,16 +121,16 @@ impl PancakeSource {
     /// in the order added; without any, the one group is `user` on the
     /// targeting key.
     pub fn group(mut self, group: impl Into<String>, attribute: impl Into<String>) -> Self {
-        self.groups.push((group.into(), attribute.into()));
+        self.source.groups.push((group.into(), attribute.into()));
         self
     }
 
     fn declare(mut self, kind: Kind, name: &str, default: f64) -> Self {
         match validate_name(name) {
             Ok(upper) => {
-                self.declared.insert((kind, upper), default);
+                self.source.declared.insert((kind, upper), default);
             }
-            Err(e) => self.invalid.push(e.to_string()),
+            Err(e) => self.invalid.push(e),
         }
         self
     }
@@ -135,13 +154,13 @@ impl PancakeSource {
     /// answer for a ratio) instead of drawing at random on every check; a
     /// context without a targeting key still draws at random.
     pub fn sticky_samples(mut self, sticky: bool) -> Self {
-        self.sticky_samples = sticky;
+        self.source.sticky_samples = sticky;
         self
     }
 
     /// Exposes each name lower-cased (`NEW_UI` → `new_ui`).
     pub fn lowercase_keys(mut self, lowercase: bool) -> Self {
-        self.lowercase_keys = lowercase;
+        self.source.lowercase_keys = lowercase;
         self
     }
 
@@ -150,23 +169,39 @@ impl PancakeSource {
     /// other programs are seen at once. Off by default: it changes the server's
     /// configuration, and some hosted Redis refuse `CONFIG`.
     pub fn enable_keyspace_events(mut self, enable: bool) -> Self {
-        self.enable_keyspace_events = enable;
+        self.source.enable_keyspace_events = enable;
         self
     }
 
     /// How often the whole state is rescanned (default 2 s): the fallback
     /// for writes by other programs when keyspace notifications are off.
     pub fn rescan_every(mut self, interval: Duration) -> Self {
-        self.rescan_every = interval;
+        self.source.rescan_every = interval;
         self
     }
 
     /// Reconnection timing.
     pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
-        self.reconnect = policy;
+        self.source.reconnect = policy;
         self
     }
 
+    /// The source, or what is wrong with its URL or a declared name (a name
+    /// flask-pancake would refuse). Nothing is connected yet.
+    pub fn build(self) -> Result<PancakeSource, BuildError> {
+        let what = self.source.describe();
+        check_redis_url(&what, &self.source.url)?;
+        match self.invalid.into_iter().next() {
+            Some(e) => Err(BuildError::Config {
+                what,
+                cause: e.into(),
+            }),
+            None => Ok(self.source),
+        }
+    }
+}
+
+impl PancakeSource {
     fn layout(&self) -> Layout {
         let groups = if self.groups.is_empty() {
             vec![(DEFAULT_GROUP.to_string(), "targetingKey".to_string())]
@@ -183,13 +218,6 @@ impl PancakeSource {
 
     async fn follow(self, updates: Arc<dyn SourceUpdates>) {
         let from = self.describe();
-        for message in &self.invalid {
-            updates.error(ProviderError::new(
-                ErrorOrigin::Parser,
-                false,
-                format!("{from}: declared {message} (ignored)"),
-            ));
-        }
         let mirror = Mirror {
             layout: self.layout(),
             good: PancakeState::default(),

@@ -1,14 +1,14 @@
-//! DiskCache against a real directory.
+//! DiskStore against a real directory.
 
 use std::time::Duration;
 
 use flagyard_core::{Store, StoreError};
-use flagyard_storage::DiskCache;
+use flagyard_storage::DiskStore;
 
 #[test]
 fn missing_file_loads_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cache = DiskCache::builder()
+    let cache = DiskStore::builder()
         .directory(dir.path().join("not/yet"))
         .build();
     assert!(cache.load().expect("no error").is_none());
@@ -17,7 +17,7 @@ fn missing_file_loads_nothing() {
 #[test]
 fn writes_are_coalesced_then_written_once_atomically() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cache = DiskCache::builder()
+    let cache = DiskStore::builder()
         .directory(dir.path())
         .coalesce(Duration::from_millis(300))
         .build();
@@ -50,14 +50,14 @@ fn writes_are_coalesced_then_written_once_atomically() {
 #[test]
 fn flush_writes_pending_at_once_and_a_new_cache_reads_it() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cache = DiskCache::builder()
+    let cache = DiskStore::builder()
         .directory(dir.path())
         .file_name("shop.json")
         .build();
     cache.save(r#"{"flags": {}}"#).expect("save");
     cache.flush().expect("flush");
     drop(cache);
-    let again = DiskCache::builder()
+    let again = DiskStore::builder()
         .directory(dir.path())
         .file_name("shop.json")
         .build();
@@ -70,7 +70,7 @@ fn flush_writes_pending_at_once_and_a_new_cache_reads_it() {
 #[test]
 fn drop_flushes_what_is_pending() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cache = DiskCache::builder()
+    let cache = DiskStore::builder()
         .directory(dir.path())
         .coalesce(Duration::from_secs(60))
         .build();
@@ -86,7 +86,7 @@ fn drop_flushes_what_is_pending() {
 #[test]
 fn unreadable_and_non_utf8_files_are_errors_naming_the_file() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cache = DiskCache::builder().directory(dir.path()).build();
+    let cache = DiskStore::builder().directory(dir.path()).build();
     std::fs::write(cache.path(), [0xff, 0xfe, 0x00]).expect("write garbage");
     let err = cache.load().expect_err("not UTF-8");
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
@@ -110,7 +110,7 @@ fn a_failed_write_is_reported_by_flush() {
     // The cache directory is a file: every write must fail.
     let blocker = dir.path().join("blocked");
     std::fs::write(&blocker, "x").expect("write");
-    let cache = DiskCache::builder().directory(&blocker).build();
+    let cache = DiskStore::builder().directory(&blocker).build();
     cache.save(r#"{"flags": {}}"#).expect("save only queues");
     let err = cache.flush().expect_err("the write fails");
     assert!(err.to_string().contains("blocked"), "{err}");
