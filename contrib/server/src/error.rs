@@ -1,6 +1,8 @@
 //! API errors and their HTTP responses.
 
 use axum::http::StatusCode;
+
+use crate::validation::Invalid;
 use axum::response::{IntoResponse, Response};
 
 /// An error answered to an API client as `{"error": "..."}` (or OFREP's shape).
@@ -56,4 +58,52 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The database could not be opened or written.
+    #[error("database: {0}")]
+    Database(#[from] flagyard_core::StoreError),
+    /// The seed file could not be read.
+    #[error("{path}: {source}")]
+    Seed {
+        /// The seed file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A stored or seed document is invalid.
+    #[error("{what}: {source}")]
+    InvalidDocument {
+        /// Where the document came from.
+        what: String,
+        /// What is wrong.
+        #[source]
+        source: Invalid,
+    },
+    /// The store holds no document after the first write.
+    #[error("the store holds no document after '{action}'")]
+    NothingStored {
+        /// The write (`seed`, `init`).
+        action: String,
+    },
+    /// The pancake Redis could not be reached.
+    #[error("pancake: {0}")]
+    Pancake(#[from] flagyard_storage::pancake::PancakeError),
+    /// The Redis pub/sub connection of the fan-out closed.
+    #[error("the pub/sub connection closed")]
+    FanOutClosed,
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }

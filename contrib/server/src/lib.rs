@@ -20,13 +20,15 @@
 #![warn(missing_docs)]
 
 mod access;
-mod backend;
 mod body;
 mod config;
 mod error;
+mod limiter;
+mod log;
 mod published;
 mod routes;
 mod state;
+mod validation;
 pub mod wire;
 
 use std::future::Future;
@@ -34,13 +36,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use access::{AdminAccess, ReadAccess};
-pub use backend::Backend;
 pub use body::ApiJson;
 pub use config::{ServerConfig, default_db_path};
-pub use error::ApiError;
+pub use error::{ApiError, ServerError};
+pub use log::{DocumentLog, LogFuture, Write};
 pub use published::Published;
 pub use routes::router;
-pub use state::{AppState, ServerError};
+pub use state::AppState;
+pub use validation::Invalid;
 
 /// A bound, not yet running server.
 pub struct Server {
@@ -86,8 +89,8 @@ impl Server {
     ) -> std::io::Result<()> {
         let stop = self.stop;
         let app = router(Arc::clone(&self.state));
-        if let Backend::Redis(docs) = &self.state.backend {
-            tokio::spawn(follow_redis(Arc::clone(&self.state), (**docs).clone()));
+        if let Some(docs) = &self.state.shared {
+            tokio::spawn(follow_redis(Arc::clone(&self.state), docs.clone()));
         }
         tracing::info!(addr = %self.listener.local_addr()?, "flagyard server listening");
         axum::serve(self.listener, app)

@@ -91,7 +91,7 @@ pub(super) async fn history(
     Query(query): Query<HistoryQuery>,
 ) -> Result<Json<HistoryPage>, ApiError> {
     let entries = state
-        .backend
+        .log
         .history(query.limit())
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;

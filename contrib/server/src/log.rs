@@ -1,0 +1,87 @@
+//! [`DocumentLog`]: where the server keeps its document — the current
+//! version, conditional writes that record history, and the history. SQLite
+//! (one server) and Redis (several servers sharing it) are behind it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use flagyard_core::StoreError;
+use flagyard_storage::{HistoryEntry, RedisDocuments, SqliteDocuments, StoredDocument};
+
+/// A boxed future borrowing the log.
+pub type LogFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// One change to write: the new body and who made it, for the history.
+#[derive(Debug, Clone)]
+pub struct Write {
+    /// The new document, compact JSON.
+    pub body: String,
+    /// Who.
+    pub actor: String,
+    /// What (`put-document`, `set-flag`, `seed`, ...).
+    pub action: String,
+    /// On what (a flag key, the seed file, ...).
+    pub detail: String,
+}
+
+/// The server's versioned document with its history.
+pub trait DocumentLog: Send + Sync + std::fmt::Debug + 'static {
+    /// Where it is, for logs (a Redis password masked).
+    fn describe(&self) -> String;
+    /// The current document, if any.
+    fn current(&self) -> LogFuture<'_, Option<StoredDocument>>;
+    /// Writes the next version if the current one is still `expected`
+    /// (`None`: unconditionally); 0 when another writer came first.
+    fn replace_if(&self, write: Write, expected: Option<u64>) -> LogFuture<'_, u64>;
+    /// The newest history entries, newest first.
+    fn history(&self, limit: usize) -> LogFuture<'_, Vec<HistoryEntry>>;
+}
+
+/// SQLite is synchronous: each call runs on tokio's blocking pool.
+fn blocking<T: Send + 'static>(
+    db: &Arc<SqliteDocuments>,
+    call: impl FnOnce(&SqliteDocuments) -> Result<T, StoreError> + Send + 'static,
+) -> LogFuture<'static, T> {
+    let db = Arc::clone(db);
+    Box::pin(async move {
+        tokio::task::spawn_blocking(move || call(&db))
+            .await
+            .map_err(|e| StoreError::database("sqlite task", false, e))?
+    })
+}
+
+impl DocumentLog for Arc<SqliteDocuments> {
+    fn describe(&self) -> String {
+        format!("sqlite {}", self.path().display())
+    }
+    fn current(&self) -> LogFuture<'_, Option<StoredDocument>> {
+        blocking(self, |db| db.current())
+    }
+    fn replace_if(&self, w: Write, expected: Option<u64>) -> LogFuture<'_, u64> {
+        blocking(self, move |db| {
+            db.replace_if(&w.body, &w.actor, &w.action, &w.detail, expected)
+        })
+    }
+    fn history(&self, limit: usize) -> LogFuture<'_, Vec<HistoryEntry>> {
+        blocking(self, move |db| db.history(limit))
+    }
+}
+
+impl DocumentLog for RedisDocuments {
+    fn describe(&self) -> String {
+        format!("redis {}", flagyard_storage::masked_url(self.url()))
+    }
+    fn current(&self) -> LogFuture<'_, Option<StoredDocument>> {
+        Box::pin(RedisDocuments::current(self))
+    }
+    fn replace_if(&self, w: Write, expected: Option<u64>) -> LogFuture<'_, u64> {
+        Box::pin(async move {
+            RedisDocuments::replace_if(self, &w.body, &w.actor, &w.action, &w.detail, expected)
+                .await
+        })
+    }
+    fn history(&self, limit: usize) -> LogFuture<'_, Vec<HistoryEntry>> {
+        Box::pin(RedisDocuments::history(self, limit))
+    }
+}
