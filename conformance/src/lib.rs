@@ -7,8 +7,6 @@
 //! - [`testbed`]: the flagd-testbed evaluation cases (`flagd-eval-cases.jsonl`,
 //!   see `../shared/conformance-data/SOURCES.md`) on both `fractional` profiles.
 
-#![warn(missing_docs)]
-
 pub mod data;
 pub mod redis_server;
 pub mod suite;

@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running (or stopped) test Redis.
+#[derive(Debug)]
 pub struct TestRedis {
     port: u16,
     dir: tempfile::TempDir,

@@ -43,7 +43,6 @@
 //! `docs/ARCHITECTURE.md` in the repository describes the runtime.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![warn(missing_docs)]
 
 mod build_error;
 mod events;

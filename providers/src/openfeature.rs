@@ -21,6 +21,7 @@ use crate::events::ProviderStatus;
 use crate::provider::FlagyardProvider;
 
 /// OpenFeature's evaluation context, read without copying.
+#[derive(Debug)]
 pub struct OpenFeatureContext<'a>(pub &'a EvaluationContext);
 
 impl Context for OpenFeatureContext<'_> {

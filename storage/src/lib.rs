@@ -9,7 +9,6 @@
 //!   versioned document with history that the flag server keeps in the same format.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![warn(missing_docs)]
 
 #[cfg(feature = "disk")]
 mod disk;

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 /// `flagyard admin` options.
 #[derive(Debug, Args)]
-pub struct AdminArgs {
+pub(crate) struct AdminArgs {
     /// The server's base URL.
     #[arg(long, env = "FLAGYARD_SERVER", default_value = "http://127.0.0.1:8013")]
     server: String,
@@ -53,7 +53,7 @@ enum AdminAction {
     },
 }
 
-pub fn admin(args: AdminArgs) -> Result<ExitCode, String> {
+pub(crate) fn admin(args: AdminArgs) -> Result<ExitCode, String> {
     let base = args.server.trim_end_matches('/').to_string();
     let client = reqwest::Client::new();
     let (method, url, body): (reqwest::Method, String, Option<String>) = match &args.action {

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("mode").required(true).args(["flag", "batch", "all"])))]
-pub struct EvalArgs {
+pub(crate) struct EvalArgs {
     /// The flag document.
     #[arg(long)]
     flags: PathBuf,
@@ -44,7 +44,7 @@ fn read(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))
 }
 
-pub fn validate(files: &[PathBuf]) -> Result<ExitCode, String> {
+pub(crate) fn validate(files: &[PathBuf]) -> Result<ExitCode, String> {
     let mut clean = true;
     let mut stdout = std::io::stdout().lock();
     for file in files {
@@ -79,7 +79,7 @@ fn context_from(value: Value) -> Result<EvaluationContext, String> {
     EvaluationContext::from_json(value).map_err(|e| e.to_string())
 }
 
-pub fn eval(args: &EvalArgs) -> Result<ExitCode, String> {
+pub(crate) fn eval(args: &EvalArgs) -> Result<ExitCode, String> {
     let text = read(&args.flags)?;
     let options = CompileOptions::default().fractional(args.fractional);
     let snapshot = Snapshot::parse_with(&text, &options)

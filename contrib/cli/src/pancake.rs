@@ -7,7 +7,7 @@ use flagyard::storage::pancake::{DEFAULT_EXTENSION, DEFAULT_GROUP, Kind, Pancake
 
 /// `flagyard pancake` options.
 #[derive(Debug, Args)]
-pub struct PancakeArgs {
+pub(crate) struct PancakeArgs {
     /// The Redis that flask-pancake and Flagyard share.
     #[arg(
         long,
@@ -111,7 +111,7 @@ enum SampleAction {
     Clear { name: String },
 }
 
-pub fn pancake(args: PancakeArgs) -> Result<ExitCode, String> {
+pub(crate) fn pancake(args: PancakeArgs) -> Result<ExitCode, String> {
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(run(args))

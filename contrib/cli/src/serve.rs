@@ -10,7 +10,7 @@ use flagyard_server::{Server, ServerConfig, default_db_path, shutdown_signal};
 
 /// `flagyard serve` options.
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Seed an empty database with this flag document.
     #[arg(long)]
     flags: Option<PathBuf>,
@@ -49,7 +49,7 @@ pub struct ServeArgs {
     ofrep_rate_limit: Option<u32>,
 }
 
-pub fn serve(args: ServeArgs) -> Result<ExitCode, String> {
+pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

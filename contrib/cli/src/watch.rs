@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 /// `flagyard watch` options.
 #[derive(Debug, Args)]
-pub struct WatchArgs {
+pub(crate) struct WatchArgs {
     /// `http(s)://…/v1/flags` (polling), `http(s)://…/v1/stream` (SSE),
     /// `ws(s)://…/v1/ws` (WebSocket), `file://PATH`, or
     /// `pancake:redis://HOST:PORT` (flask-pancake's switches, flags and samples).
@@ -84,7 +84,7 @@ fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
-pub fn watch(args: WatchArgs) -> Result<ExitCode, String> {
+pub(crate) fn watch(args: WatchArgs) -> Result<ExitCode, String> {
     let source = source(&args)?;
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;

@@ -17,8 +17,6 @@
 //! # Ok(()) }
 //! ```
 
-#![warn(missing_docs)]
-
 mod access;
 mod body;
 mod config;
@@ -46,6 +44,7 @@ pub use state::AppState;
 pub use validation::Invalid;
 
 /// A bound, not yet running server.
+#[derive(Debug)]
 pub struct Server {
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,

@@ -4,6 +4,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 /// A global token bucket for OFREP requests.
+#[derive(Debug)]
 pub(crate) struct RateLimiter {
     per_second: f64,
     state: Mutex<(f64, Instant)>,

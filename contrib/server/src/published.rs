@@ -43,7 +43,7 @@ impl Published {
 }
 
 /// Whether an `If-None-Match` header value matches `etag` (a list, `*`, or weak forms).
-pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+pub(crate) fn etag_matches(if_none_match: &str, etag: &str) -> bool {
     if_none_match
         .split(',')
         .map(|t| t.trim().trim_start_matches("W/"))

@@ -18,6 +18,7 @@ use crate::published::Published;
 use crate::validation::{Invalid, compile_stored, validate};
 
 /// Everything the handlers share.
+#[derive(Debug)]
 pub struct AppState {
     pub(crate) current: ArcSwap<Published>,
     pub(crate) log: Arc<dyn DocumentLog>,

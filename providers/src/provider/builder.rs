@@ -10,7 +10,7 @@ use super::state::StateInit;
 use crate::BuildError;
 
 /// Default capacity of each thread's exposure ring (drained every 10 ms).
-pub const DEFAULT_EXPOSURE_QUEUE: usize = 1024;
+pub(crate) const DEFAULT_EXPOSURE_QUEUE: usize = 1024;
 
 /// Builds a [`FlagyardProvider`], in the manner of `reqwest::ClientBuilder`.
 ///
@@ -37,6 +37,20 @@ pub struct FlagyardProviderBuilder {
     options: CompileOptions,
     exposure_capacity: usize,
     dedup_exposures: bool,
+}
+
+impl std::fmt::Debug for FlagyardProviderBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sources: Vec<String> = self.sources.iter().map(|s| s.describe()).collect();
+        f.debug_struct("FlagyardProviderBuilder")
+            .field("sources", &sources)
+            .field("store", &self.store.as_ref().map(|s| s.describe()))
+            .field("sink", &self.sink.is_some())
+            .field("preload", &self.preload)
+            .field("offline", &self.offline)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for FlagyardProviderBuilder {

@@ -6,12 +6,12 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-pub fn bin() -> &'static str {
+pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_flagyard")
 }
 
 /// Starts `flagyard serve` on a free port; returns the process and its base URL.
-pub fn serve(db: &Path, extra: &[&str]) -> (Child, String) {
+pub(crate) fn serve(db: &Path, extra: &[&str]) -> (Child, String) {
     let mut child = Command::new(bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--db"])
         .arg(db)
