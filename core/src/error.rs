@@ -76,6 +76,14 @@ pub struct Problem {
     pub message: String,
 }
 
+impl Problem {
+    /// Several problems as one line, `; `-separated (for logs and refusals).
+    pub fn join(problems: &[Problem]) -> String {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        list.join("; ")
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.flag {

@@ -253,3 +253,30 @@ impl<'s, T> Resolution<'s, T> {
         self.error.as_ref().map(|e| e.code)
     }
 }
+
+impl<'s> Evaluation<'s> {
+    /// The typed resolution: `convert` turns the served variant's value into
+    /// `U`, or `None` on a type mismatch (then `default` is served with
+    /// `TYPE_MISMATCH`); without a served value, `default` with the
+    /// evaluation's reason.
+    #[inline]
+    pub fn typed<U>(
+        self,
+        default: U,
+        convert: impl FnOnce(&'s FlagValue) -> Option<U>,
+    ) -> Resolution<'s, U> {
+        let Some(value) = self.value else {
+            return self.map(|_| default);
+        };
+        match convert(value) {
+            Some(converted) => self.map(|_| converted),
+            None => Resolution {
+                value: default,
+                variant: None,
+                reason: Reason::Error,
+                error: Some(crate::snapshot::type_mismatch(value)),
+                metadata: self.metadata,
+            },
+        }
+    }
+}

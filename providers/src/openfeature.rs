@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use flagyard_core::{
-    AttrValue, Context, ErrorCode, FlagMetadata, FlagType, FlagValue, MetadataValue, Reason,
-    Resolution,
+    AttrValue, Context, ErrorCode, Evaluator, FlagMetadata, FlagType, FlagValue, MetadataValue,
+    Reason, Resolution,
 };
 use open_feature::provider::{
     FeatureProvider, ProviderMetadata, ProviderStatus as OfStatus, ResolutionDetails,
@@ -152,7 +152,7 @@ fn json_to_value(value: &Value) -> Option<open_feature::Value> {
     })
 }
 
-impl FlagyardProvider {
+impl<E: Evaluator> FlagyardProvider<E> {
     fn resolve_openfeature<T>(
         &self,
         key: &str,
@@ -165,7 +165,7 @@ impl FlagyardProvider {
 }
 
 #[async_trait]
-impl FeatureProvider for FlagyardProvider {
+impl<E: Evaluator> FeatureProvider for FlagyardProvider<E> {
     /// Starts the provider and returns at once (OpenFeature holds a write lock
     /// while this runs); use `wait_until_ready` to wait for a document.
     async fn initialize(&mut self, _context: &EvaluationContext) {

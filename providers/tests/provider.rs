@@ -429,3 +429,96 @@ fn a_lazy_provider_closed_before_its_first_read_never_starts() {
         "nothing was loaded after close"
     );
 }
+
+/// A toy evaluator: the document is `{"key": bool, ...}`, every flag serves
+/// its boolean with reason STATIC.
+#[derive(Debug)]
+struct Booleans {
+    flags: std::collections::BTreeMap<String, flagyard::core::FlagValue>,
+    metadata: flagyard::core::FlagMetadata,
+}
+
+impl flagyard::core::Evaluator for Booleans {
+    fn compile(
+        document: &str,
+        _options: &flagyard::core::CompileOptions,
+    ) -> Result<Self, flagyard::core::DocumentError> {
+        let map: std::collections::BTreeMap<String, bool> = serde_json::from_str(document)
+            .map_err(|_| flagyard::core::DocumentError::MissingFlags)?;
+        Ok(Booleans {
+            flags: map.into_iter().map(|(k, v)| (k, v.into())).collect(),
+            metadata: Default::default(),
+        })
+    }
+    fn evaluate<C: flagyard::core::Context + ?Sized>(
+        &self,
+        key: &str,
+        _ctx: &C,
+    ) -> flagyard::core::Evaluation<'_> {
+        match self.flags.get_key_value(key) {
+            Some((name, value)) => flagyard::core::Resolution::served(
+                Some(value),
+                Some(name.as_str()),
+                Reason::Static,
+                &self.metadata,
+            ),
+            None => flagyard::core::Resolution::failed(
+                None,
+                flagyard::core::EvalError {
+                    code: flagyard::core::ErrorCode::FlagNotFound,
+                    message: flagyard::core::ErrorMessage::Static("no such flag"),
+                },
+                &self.metadata,
+            ),
+        }
+    }
+    fn flag_keys(&self) -> Vec<&str> {
+        self.flags.keys().map(String::as_str).collect()
+    }
+    fn changed_flags(&self, previous: &Self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .flags
+            .iter()
+            .filter(|(k, v)| previous.flags.get(*k) != Some(v))
+            .map(|(k, _)| k.clone())
+            .chain(
+                previous
+                    .flags
+                    .keys()
+                    .filter(|k| !self.flags.contains_key(*k))
+                    .cloned(),
+            )
+            .collect();
+        keys.sort();
+        keys
+    }
+    fn problems(&self) -> &[flagyard::core::Problem] {
+        &[]
+    }
+}
+
+#[test]
+fn the_runtime_evaluates_through_the_evaluator_it_is_given() {
+    let store = MemoryStore::with_document(r#"{"alpha": true, "beta": false}"#);
+    let provider = FlagyardProvider::builder()
+        .evaluator::<Booleans>()
+        .store(store.clone())
+        .offline(true)
+        .build()
+        .expect("provider builds");
+    assert_eq!(provider.status(), ProviderStatus::Ready);
+    assert!(provider.get_bool("alpha", false, &()));
+    assert!(!provider.get_bool("beta", true, &()));
+    let details = provider.get_bool_details("alpha", false, &());
+    assert_eq!(
+        (details.variant(), details.reason),
+        (Some("alpha"), Reason::Static)
+    );
+    assert_eq!(
+        provider.get_bool_details("gamma", true, &()).error_code(),
+        Some(flagyard::core::ErrorCode::FlagNotFound)
+    );
+    assert_eq!(provider.all_flags(&()).len(), 2);
+    // The compiled document is the evaluator's own type.
+    assert_eq!(provider.snapshot().map(|s| s.flags.len()), Some(2));
+}

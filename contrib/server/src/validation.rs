@@ -19,13 +19,8 @@ pub enum Invalid {
     #[error("{0}")]
     Document(#[source] DocumentError),
     /// Single flags have problems (each names the flag, pointer and reason).
-    #[error("{}", problems_text(.0))]
+    #[error("{}", Problem::join(.0))]
     Problems(Vec<Problem>),
-}
-
-fn problems_text(problems: &[Problem]) -> String {
-    let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-    list.join("; ")
 }
 
 pub(crate) fn compile_options(config: &ServerConfig) -> CompileOptions {

@@ -132,12 +132,6 @@ impl Snapshot {
         &self.problems
     }
 
-    /// The problems as one line, `; `-separated (for logs and refusals).
-    pub fn problems_text(&self) -> String {
-        let list: Vec<String> = self.problems.iter().map(ToString::to_string).collect();
-        list.join("; ")
-    }
-
     /// The options this snapshot was compiled with.
     pub fn options(&self) -> &CompileOptions {
         &self.options
@@ -306,20 +300,7 @@ impl Snapshot {
     where
         C: Context + ?Sized,
     {
-        let evaluation = self.evaluate(key, ctx);
-        let Some(value) = evaluation.value else {
-            return evaluation.map(|_| default);
-        };
-        match convert(value) {
-            Some(converted) => evaluation.map(|_| converted),
-            None => Resolution {
-                value: default,
-                variant: None,
-                reason: Reason::Error,
-                error: Some(type_mismatch(value)),
-                metadata: evaluation.metadata,
-            },
-        }
+        self.evaluate(key, ctx).typed(default, convert)
     }
 }
 

@@ -3,7 +3,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use flagyard_core::{CompileOptions, FractionalVersion, ProviderError, Sink, Source, Store};
+use std::marker::PhantomData;
+
+use flagyard_core::{
+    CompileOptions, Evaluator, FractionalVersion, ProviderError, Sink, Snapshot, Source, Store,
+};
 
 use super::FlagyardProvider;
 use super::state::StateInit;
@@ -25,7 +29,8 @@ pub(crate) const DEFAULT_EXPOSURE_QUEUE: usize = 1024;
 /// assert_eq!(provider.status(), flagyard::ProviderStatus::Ready);
 /// # Ok::<(), flagyard::BuildError>(())
 /// ```
-pub struct FlagyardProviderBuilder {
+pub struct FlagyardProviderBuilder<E: Evaluator = Snapshot> {
+    evaluator: PhantomData<fn() -> E>,
     sources: Vec<Box<dyn Source>>,
     store: Option<Arc<dyn Store>>,
     sink: Option<Arc<dyn Sink>>,
@@ -39,7 +44,7 @@ pub struct FlagyardProviderBuilder {
     dedup_exposures: bool,
 }
 
-impl std::fmt::Debug for FlagyardProviderBuilder {
+impl<E: Evaluator> std::fmt::Debug for FlagyardProviderBuilder<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let sources: Vec<String> = self.sources.iter().map(|s| s.describe()).collect();
         f.debug_struct("FlagyardProviderBuilder")
@@ -56,6 +61,7 @@ impl std::fmt::Debug for FlagyardProviderBuilder {
 impl Default for FlagyardProviderBuilder {
     fn default() -> Self {
         FlagyardProviderBuilder {
+            evaluator: PhantomData,
             sources: Vec::new(),
             store: None,
             sink: None,
@@ -72,6 +78,27 @@ impl Default for FlagyardProviderBuilder {
 }
 
 impl FlagyardProviderBuilder {
+    /// Evaluates through `E2` instead of flagd's evaluator: documents are
+    /// compiled by `E2::compile` and every read calls `E2::evaluate`.
+    pub fn evaluator<E2: Evaluator>(self) -> FlagyardProviderBuilder<E2> {
+        FlagyardProviderBuilder {
+            evaluator: PhantomData,
+            sources: self.sources,
+            store: self.store,
+            sink: self.sink,
+            on_error: self.on_error,
+            preload: self.preload,
+            offline: self.offline,
+            bootstrap: self.bootstrap,
+            bootstrap_file: self.bootstrap_file,
+            options: self.options,
+            exposure_capacity: self.exposure_capacity,
+            dedup_exposures: self.dedup_exposures,
+        }
+    }
+}
+
+impl<E: Evaluator> FlagyardProviderBuilder<E> {
     /// Adds a source of flag documents (several may be added; the newest document wins).
     pub fn source(mut self, source: impl Source) -> Self {
         self.sources.push(Box::new(source));
@@ -156,7 +183,7 @@ impl FlagyardProviderBuilder {
 
     /// Builds the provider (and, when preloading, starts it), or says what in
     /// its configuration cannot be used.
-    pub fn build(mut self) -> Result<FlagyardProvider, BuildError> {
+    pub fn build(mut self) -> Result<FlagyardProvider<E>, BuildError> {
         let bootstrap = match &self.bootstrap_file {
             Some(path) => {
                 Some(

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use flagyard_core::{CompileOptions, DocumentError, Snapshot};
+use flagyard_core::{CompileOptions, DocumentError, Evaluator, Snapshot};
 
 pub use builder::FlagyardProviderBuilder;
 pub(crate) use state::State;
@@ -48,26 +48,45 @@ pub struct ReadyResult {
 /// let on = provider.get_bool("new-checkout", false, &ctx);
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
-pub struct FlagyardProvider {
-    state: Arc<State>,
+///
+/// `E` is the compiled document reads evaluate through: flagd's
+/// ([`Snapshot`]) unless the builder was given another
+/// [`Evaluator`](flagyard_core::Evaluator). Reads call it directly (static
+/// dispatch), so the choice costs the read path nothing.
+pub struct FlagyardProvider<E: Evaluator = Snapshot> {
+    state: Arc<State<E>>,
     metadata: Arc<open_feature::provider::ProviderMetadata>,
 }
 
-impl std::fmt::Debug for FlagyardProvider {
+impl<E: Evaluator> Clone for FlagyardProvider<E> {
+    fn clone(&self) -> Self {
+        FlagyardProvider {
+            state: Arc::clone(&self.state),
+            metadata: Arc::clone(&self.metadata),
+        }
+    }
+}
+
+impl<E: Evaluator> std::fmt::Debug for FlagyardProvider<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FlagyardProvider")
             .field("status", &self.status())
             .field(
                 "flags",
-                &self.state.snapshot.load().as_ref().map_or(0, |s| s.len()),
+                &self
+                    .state
+                    .snapshot
+                    .load()
+                    .as_ref()
+                    .map_or(0, |s| s.flag_keys().len()),
             )
             .finish()
     }
 }
 
 impl FlagyardProvider {
-    /// A builder.
+    /// A builder (for flagd documents; [`FlagyardProviderBuilder::evaluator`]
+    /// chooses another evaluator).
     pub fn builder() -> FlagyardProviderBuilder {
         FlagyardProviderBuilder::default()
     }
@@ -95,8 +114,10 @@ impl FlagyardProvider {
         provider.state.apply_snapshot(snapshot, "document");
         Ok(provider)
     }
+}
 
-    fn from_init(init: StateInit, preload: bool) -> FlagyardProvider {
+impl<E: Evaluator> FlagyardProvider<E> {
+    pub(super) fn from_init(init: StateInit, preload: bool) -> FlagyardProvider<E> {
         let provider = FlagyardProvider {
             state: Arc::new(State::new(init)),
             metadata: Arc::new(open_feature::provider::ProviderMetadata::new("flagyard")),
@@ -331,8 +352,9 @@ impl FlagyardProvider {
         }
     }
 
-    /// The current snapshot, for zero-copy reads (`None` before the first document).
-    pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
+    /// The current compiled document, for zero-copy reads (`None` before the
+    /// first document).
+    pub fn snapshot(&self) -> Option<Arc<E>> {
         self.ensure_started();
         self.state.snapshot.load_full()
     }
@@ -358,7 +380,7 @@ impl FlagyardProvider {
     }
 }
 
-impl Drop for State {
+impl<E: Evaluator> Drop for State<E> {
     fn drop(&mut self) {
         if let Some(exec) = self
             .exec

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use flagyard_core::{
-    Context, Details, ErrorCode, EvalError, FlagMetadata, FlagType, FlagValue, Resolution,
+    Context, Details, ErrorCode, EvalError, Evaluator, FlagMetadata, FlagType, FlagValue,
+    Resolution,
 };
 use serde_json::Value;
 
@@ -21,7 +22,7 @@ const NOT_READY: EvalError = EvalError {
     message: flagyard_core::ErrorMessage::Static("no flag document has been loaded yet"),
 };
 
-impl FlagyardProvider {
+impl<E: Evaluator> FlagyardProvider<E> {
     /// Resolves a flag and hands the borrowed resolution to `finish`: the one
     /// implementation behind every getter. Never blocks, never panics, never fails.
     #[inline]
@@ -47,7 +48,7 @@ impl FlagyardProvider {
         let Some(snapshot) = guard.as_ref() else {
             return finish(Resolution::failed(default, NOT_READY, &EMPTY_METADATA));
         };
-        let resolution = snapshot.resolve_with(key, default, ctx, convert);
+        let resolution = snapshot.evaluate(key, ctx).typed(default, convert);
         if let Some(exposures) = &self.state.exposures {
             let variant = resolution.variant();
             exposures.record(key, variant, ctx.targeting_key(), || RawExposure {
@@ -215,7 +216,7 @@ impl FlagyardProvider {
         let mut out = BTreeMap::new();
         let to_json = |v: &FlagValue| Some(v.to_json());
         if let Some(snapshot) = guard.as_ref() {
-            for key in snapshot.keys() {
+            for key in snapshot.flag_keys() {
                 let details =
                     self.with_resolution(key, Value::Null, ctx, to_json, |r| r.into_owned());
                 out.insert(key.to_string(), details);

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use flagyard_core::{
-    CompileOptions, ErrorOrigin, FlagValue, ProviderError, Sink, Snapshot, Source, SourceUpdates,
-    Store,
+    CompileOptions, ErrorOrigin, Evaluator, FlagValue, ProviderError, Sink, Snapshot, Source,
+    SourceUpdates, Store,
 };
 
 use super::exec::Exec;
@@ -18,8 +18,9 @@ use crate::exposure::Exposures;
 /// The `on_error` hook.
 pub(crate) type ErrorHook = Arc<dyn Fn(&ProviderError) + Send + Sync>;
 
-pub(crate) struct State {
-    pub snapshot: ArcSwapOption<Snapshot>,
+/// `E` is the compiled document the runtime evaluates through.
+pub(crate) struct State<E: Evaluator = Snapshot> {
+    pub snapshot: ArcSwapOption<E>,
     pub overrides: ArcSwap<HashMap<String, FlagValue>>,
     pub has_overrides: AtomicBool,
     status: AtomicU8,
@@ -57,8 +58,8 @@ pub(crate) struct StateInit {
     pub offline: bool,
 }
 
-impl State {
-    pub(crate) fn new(init: StateInit) -> State {
+impl<E: Evaluator> State<E> {
+    pub(crate) fn new(init: StateInit) -> State<E> {
         let (status_tx, _) = tokio::sync::watch::channel(ProviderStatus::NotReady);
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
@@ -137,7 +138,7 @@ impl State {
         version: Option<u64>,
     ) -> bool {
         let _serial = self.apply.lock().unwrap_or_else(PoisonError::into_inner);
-        let snapshot = match Snapshot::parse_with(text, &self.options) {
+        let snapshot = match E::compile(text, &self.options) {
             Ok(snapshot) => snapshot,
             Err(e) => {
                 let origin = if from.starts_with("store") {
@@ -162,7 +163,7 @@ impl State {
     }
 
     /// Serves a document compiled elsewhere (`from_document`), not saved.
-    pub(crate) fn apply_snapshot(&self, snapshot: Snapshot, from: &str) {
+    pub(crate) fn apply_snapshot(&self, snapshot: E, from: &str) {
         let _serial = self.apply.lock().unwrap_or_else(PoisonError::into_inner);
         self.serve(snapshot, from, None, None);
     }
@@ -170,7 +171,7 @@ impl State {
     /// Publishes a compiled document (the caller holds `apply`): reports its
     /// problems, keeps `text` in the store, updates the status, tells the
     /// subscribers what changed.
-    fn serve(&self, snapshot: Snapshot, from: &str, text: Option<&str>, version: Option<u64>) {
+    fn serve(&self, snapshot: E, from: &str, text: Option<&str>, version: Option<u64>) {
         if !snapshot.problems().is_empty() {
             self.report(&ProviderError::new(
                 ErrorOrigin::Parser,
@@ -178,7 +179,7 @@ impl State {
                 format!(
                     "{from}: {} problem(s), other flags loaded: {}",
                     snapshot.problems().len(),
-                    snapshot.problems_text()
+                    flagyard_core::Problem::join(snapshot.problems())
                 ),
             ));
         }
@@ -258,12 +259,12 @@ impl State {
 }
 
 /// The runtime's end of a source.
-pub(crate) struct Updates {
-    pub state: Arc<State>,
+pub(crate) struct Updates<E: Evaluator> {
+    pub state: Arc<State<E>>,
     pub from: String,
 }
 
-impl SourceUpdates for Updates {
+impl<E: Evaluator> SourceUpdates for Updates<E> {
     fn document(&self, document: String) {
         if self.state.closed.load(Ordering::Acquire) {
             return;
