@@ -67,23 +67,9 @@ pub use flagyard_storage::SqliteStore;
 pub use openfeature::{OpenFeatureContext, json_to_struct};
 pub use provider::{FlagyardProvider, FlagyardProviderBuilder, ReadyResult};
 pub use sinks::{MemorySink, NoopSink};
-#[cfg(feature = "file")]
-pub use sources::FileSource;
-#[cfg(feature = "network")]
-pub use sources::{
-    Backoff, DEFAULT_MAX_PAYLOAD, FallbackSource, NetworkOptions, ReconnectPolicy, Session,
-    SessionEnd, keep_connected,
-};
-#[cfg(feature = "pancake")]
-pub use sources::{PancakeSource, PancakeSourceBuilder};
-#[cfg(feature = "http")]
-pub use sources::{PollingSource, PollingSourceBuilder};
-#[cfg(feature = "redis")]
-pub use sources::{RedisSource, RedisSourceBuilder};
-#[cfg(feature = "sse")]
-pub use sources::{SseSource, SseSourceBuilder};
-#[cfg(feature = "ws")]
-pub use sources::{WebSocketSource, WebSocketSourceBuilder};
+// Every source: each module re-exports only what its features build.
+#[cfg(any(feature = "file", feature = "network"))]
+pub use sources::*;
 
 #[cfg(feature = "disk")]
 pub use flagyard_storage::DiskStore;

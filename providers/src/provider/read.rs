@@ -22,6 +22,27 @@ const NOT_READY: EvalError = EvalError {
     message: flagyard_core::ErrorMessage::Static("no flag document has been loaded yet"),
 };
 
+/// The typed getters: each a value getter and its `*_details` twin, both
+/// [`get`](FlagyardProvider::get) / [`get_details`](FlagyardProvider::get_details)
+/// for one type, with the default converted into it.
+macro_rules! typed_getters {
+    ($($(#[$doc:meta])* $get:ident, $details:ident: $arg:ty => $ty:ty;)*) => {$(
+        $(#[$doc])*
+        pub fn $get<C: Context + ?Sized>(&self, key: &str, default: $arg, ctx: &C) -> $ty {
+            self.get(key, <$ty>::from(default), ctx)
+        }
+        /// The same flag's resolution details (value, variant, reason, error, metadata).
+        pub fn $details<C: Context + ?Sized>(
+            &self,
+            key: &str,
+            default: $arg,
+            ctx: &C,
+        ) -> Details<$ty> {
+            self.get_details(key, <$ty>::from(default), ctx)
+        }
+    )*};
+}
+
 impl<E: Evaluator> FlagyardProvider<E> {
     /// Resolves a flag and hands the borrowed resolution to `finish`: the one
     /// implementation behind every getter. Never blocks, never panics, never fails.
@@ -101,71 +122,18 @@ impl<E: Evaluator> FlagyardProvider<E> {
         )
     }
 
-    /// A boolean flag's value, or `default`.
-    pub fn get_bool<C: Context + ?Sized>(&self, key: &str, default: bool, ctx: &C) -> bool {
-        self.get(key, default, ctx)
-    }
-    /// A boolean flag's resolution details.
-    pub fn get_bool_details<C: Context + ?Sized>(
-        &self,
-        key: &str,
-        default: bool,
-        ctx: &C,
-    ) -> Details<bool> {
-        self.get_details(key, default, ctx)
-    }
-    /// An integer flag's value, or `default`.
-    pub fn get_i64<C: Context + ?Sized>(&self, key: &str, default: i64, ctx: &C) -> i64 {
-        self.get(key, default, ctx)
-    }
-    /// An integer flag's resolution details.
-    pub fn get_i64_details<C: Context + ?Sized>(
-        &self,
-        key: &str,
-        default: i64,
-        ctx: &C,
-    ) -> Details<i64> {
-        self.get_details(key, default, ctx)
-    }
-    /// A float flag's value, or `default`.
-    pub fn get_f64<C: Context + ?Sized>(&self, key: &str, default: f64, ctx: &C) -> f64 {
-        self.get(key, default, ctx)
-    }
-    /// A float flag's resolution details.
-    pub fn get_f64_details<C: Context + ?Sized>(
-        &self,
-        key: &str,
-        default: f64,
-        ctx: &C,
-    ) -> Details<f64> {
-        self.get_details(key, default, ctx)
-    }
-    /// A string flag's value, or `default` (see [`with_str`](Self::with_str)
-    /// for the form that copies nothing).
-    pub fn get_string<C: Context + ?Sized>(&self, key: &str, default: &str, ctx: &C) -> String {
-        self.get(key, default.to_string(), ctx)
-    }
-    /// A string flag's resolution details.
-    pub fn get_string_details<C: Context + ?Sized>(
-        &self,
-        key: &str,
-        default: &str,
-        ctx: &C,
-    ) -> Details<String> {
-        self.get_details(key, default.to_string(), ctx)
-    }
-    /// A structured (JSON object) flag's value, or `default`.
-    pub fn get_json<C: Context + ?Sized>(&self, key: &str, default: Value, ctx: &C) -> Value {
-        self.get(key, default, ctx)
-    }
-    /// A structured flag's resolution details.
-    pub fn get_json_details<C: Context + ?Sized>(
-        &self,
-        key: &str,
-        default: Value,
-        ctx: &C,
-    ) -> Details<Value> {
-        self.get_details(key, default, ctx)
+    typed_getters! {
+        /// A boolean flag's value, or `default`.
+        get_bool, get_bool_details: bool => bool;
+        /// An integer flag's value, or `default`.
+        get_i64, get_i64_details: i64 => i64;
+        /// A float flag's value, or `default`.
+        get_f64, get_f64_details: f64 => f64;
+        /// A string flag's value, or `default` (see [`with_str`](Self::with_str)
+        /// for the form that copies nothing).
+        get_string, get_string_details: &str => String;
+        /// A structured (JSON object) flag's value, or `default`.
+        get_json, get_json_details: Value => Value;
     }
 
     /// A string flag's value (or `default`) lent to `f`, without copying it:

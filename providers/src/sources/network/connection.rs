@@ -2,7 +2,12 @@
 //! hold a connection (SSE, WebSocket, Redis, pancake) and of the flag server's
 //! Redis follower — connect, follow, report why it ended, back off, again.
 
+#[cfg(any(feature = "sse", feature = "ws", feature = "redis"))]
+use std::sync::Arc;
+
 use flagyard_core::ProviderError;
+#[cfg(any(feature = "sse", feature = "ws", feature = "redis"))]
+use flagyard_core::{Source, SourceUpdates};
 
 use super::backoff::{Backoff, ReconnectPolicy};
 
@@ -91,5 +96,58 @@ pub async fn keep_connected<S: Session>(
 impl<S: Session> Session for &mut S {
     fn run(&mut self, backoff: &mut Backoff) -> impl Future<Output = SessionEnd> + Send {
         (**self).run(backoff)
+    }
+}
+
+#[cfg(any(feature = "sse", feature = "ws", feature = "redis"))]
+/// A source that holds a connection (SSE, WebSocket, Redis, pancake): what
+/// one connection does. [`follow`] runs it on [`keep_connected`].
+pub(crate) trait Connects: Source + Sync {
+    /// What one run's connections share (the last version seen, a mirror).
+    type Shared: Send;
+    /// One connection, until it ends; returns why.
+    fn connection(
+        &self,
+        updates: &dyn SourceUpdates,
+        from: &str,
+        backoff: &mut Backoff,
+        shared: &mut Self::Shared,
+    ) -> impl Future<Output = SessionEnd> + Send;
+}
+
+#[cfg(any(feature = "sse", feature = "ws", feature = "redis"))]
+/// Runs a connecting source until the future is dropped: its connections one
+/// after another, with the backoff between and every end reported to `updates`.
+pub(crate) async fn follow<S: Connects>(
+    source: S,
+    policy: ReconnectPolicy,
+    updates: Arc<dyn SourceUpdates>,
+    shared: S::Shared,
+) {
+    let report = Arc::clone(&updates);
+    let running = Running {
+        from: source.describe(),
+        source,
+        updates,
+        shared,
+    };
+    keep_connected(policy, move |e| report.error(e), running).await;
+}
+
+#[cfg(any(feature = "sse", feature = "ws", feature = "redis"))]
+/// A connecting source, running.
+struct Running<S: Connects> {
+    source: S,
+    updates: Arc<dyn SourceUpdates>,
+    from: String,
+    shared: S::Shared,
+}
+
+#[cfg(any(feature = "sse", feature = "ws", feature = "redis"))]
+impl<S: Connects> Session for Running<S> {
+    async fn run(&mut self, backoff: &mut Backoff) -> SessionEnd {
+        self.source
+            .connection(&*self.updates, &self.from, backoff, &mut self.shared)
+            .await
     }
 }

@@ -17,6 +17,8 @@ mod ws;
 use std::time::Duration;
 
 pub use backoff::{Backoff, ReconnectPolicy};
+#[cfg(any(feature = "sse", feature = "ws", feature = "redis"))]
+pub(crate) use connection::{Connects, follow};
 pub use connection::{Session, SessionEnd, keep_connected};
 pub use fallback::FallbackSource;
 #[cfg(feature = "http")]
@@ -31,7 +33,7 @@ pub use ws::{WebSocketSource, WebSocketSourceBuilder};
 #[cfg(any(feature = "http", feature = "ws", feature = "redis"))]
 use flagyard_core::{BoxError, ErrorOrigin, ProviderError};
 
-#[cfg(any(feature = "http", feature = "ws", feature = "redis"))]
+#[cfg(any(feature = "http", feature = "redis"))]
 use crate::BuildError;
 
 /// Default payload cap: 5 MB.
@@ -68,10 +70,12 @@ impl Default for NetworkOptions {
 
 #[cfg(feature = "http")]
 impl NetworkOptions {
-    /// The HTTP client of the HTTP-based sources: connection and read timeouts,
-    /// and the configured headers on every request. A header that is not valid
-    /// HTTP is an error naming it.
-    pub(crate) fn http_client(&self, what: &str) -> Result<reqwest::Client, BuildError> {
+    /// The HTTP client of the HTTP-based sources, for `url`: connection and
+    /// read timeouts, and the configured headers on every request. A URL that
+    /// is not `http(s)://` or a header that is not valid HTTP is an error
+    /// naming it.
+    pub(crate) fn http_client(&self, what: &str, url: &str) -> Result<reqwest::Client, BuildError> {
+        check_http_url(what, url)?;
         let mut headers = reqwest::header::HeaderMap::new();
         for (name, value) in &self.headers {
             let header = |cause: BoxError| BuildError::Header {
@@ -99,7 +103,7 @@ impl NetworkOptions {
 
 /// An `http://` or `https://` URL, or the error naming it.
 #[cfg(feature = "http")]
-pub(crate) fn check_http_url(what: &str, url: &str) -> Result<(), BuildError> {
+fn check_http_url(what: &str, url: &str) -> Result<(), BuildError> {
     let bad = |cause: BoxError| BuildError::Url {
         what: what.to_string(),
         url: url.to_string(),
@@ -257,11 +261,13 @@ mod tests {
     fn a_bad_header_is_a_clear_error_naming_it() {
         let mut options = NetworkOptions::default();
         options.headers.push(("bad header".into(), "x".into()));
-        let e = options.http_client("poll:http://x").expect_err("refused");
+        let e = options
+            .http_client("poll:http://x", "http://x")
+            .expect_err("refused");
         assert!(matches!(e, BuildError::Header { .. }), "{e}");
         assert!(e.to_string().contains("bad header"), "{e}");
         options.headers = vec![("authorization".into(), "Bearer k".into())];
-        assert!(options.http_client("poll:http://x").is_ok());
+        assert!(options.http_client("poll:http://x", "http://x").is_ok());
     }
 
     #[test]

@@ -8,8 +8,7 @@ use flagyard_core::{Source, SourceUpdates};
 use reqwest::header::{ETAG, IF_NONE_MATCH, RETRY_AFTER};
 
 use super::{
-    Backoff, NetworkOptions, check_http_url, decode, is_auth_status, network_builder_methods,
-    network_error,
+    Backoff, NetworkOptions, decode, is_auth_status, network_builder_methods, network_error,
 };
 use crate::BuildError;
 
@@ -69,9 +68,9 @@ impl PollingSourceBuilder {
 
     /// The source, or what is wrong with its URL or headers.
     pub fn build(self) -> Result<PollingSource, BuildError> {
-        let what = format!("poll:{}", self.url);
-        check_http_url(&what, &self.url)?;
-        let client = self.options.http_client(&what)?;
+        let client = self
+            .options
+            .http_client(&format!("poll:{}", self.url), &self.url)?;
         Ok(PollingSource {
             settings: self,
             client,

@@ -10,7 +10,7 @@ use flagyard_storage::RedisDocuments;
 use futures_util::StreamExt;
 
 use super::{
-    Backoff, ReconnectPolicy, Session, SessionEnd, check_redis_url, keep_connected, network_error,
+    Backoff, Connects, ReconnectPolicy, SessionEnd, check_redis_url, follow, network_error,
 };
 use crate::BuildError;
 
@@ -75,20 +75,8 @@ impl RedisSourceBuilder {
 }
 
 impl RedisSource {
-    async fn follow(self, updates: Arc<dyn SourceUpdates>) {
-        let policy = self.reconnect.clone();
-        let report = Arc::clone(&updates);
-        let follower = Follower {
-            from: self.describe(),
-            source: self,
-            updates,
-            last: 0,
-        };
-        keep_connected(policy, move |e| report.error(e), follower).await;
-    }
-
     /// One connection: subscribe, load, follow. Returns why it ended.
-    async fn connection(
+    async fn follow_changes(
         &self,
         updates: &dyn SourceUpdates,
         from: &str,
@@ -143,21 +131,19 @@ impl RedisSource {
     }
 }
 
-/// A [`RedisSource`] running: what its connections share.
-struct Follower {
-    source: RedisSource,
-    updates: Arc<dyn SourceUpdates>,
-    from: String,
-    last: u64,
-}
+impl Connects for RedisSource {
+    /// The last version applied.
+    type Shared = u64;
 
-impl Session for Follower {
-    async fn run(&mut self, backoff: &mut Backoff) -> SessionEnd {
-        let Err(why) = self
-            .source
-            .connection(&*self.updates, &self.from, backoff, &mut self.last)
-            .await;
-        SessionEnd::Lost(network_error(&self.from, true, why))
+    async fn connection(
+        &self,
+        updates: &dyn SourceUpdates,
+        from: &str,
+        backoff: &mut Backoff,
+        last: &mut u64,
+    ) -> SessionEnd {
+        let Err(why) = self.follow_changes(updates, from, backoff, last).await;
+        SessionEnd::Lost(network_error(from, true, why))
     }
 }
 
@@ -171,6 +157,7 @@ impl Source for RedisSource {
     }
 
     fn run(self: Box<Self>, updates: Arc<dyn SourceUpdates>) -> BoxFuture<()> {
-        Box::pin(self.follow(updates))
+        let policy = self.reconnect.clone();
+        Box::pin(follow(*self, policy, updates, 0))
     }
 }

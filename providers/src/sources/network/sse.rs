@@ -8,8 +8,8 @@ use futures_util::StreamExt;
 use reqwest_eventsource::{Event, EventSource, retry::Never};
 
 use super::{
-    Backoff, NetworkOptions, Session, SessionEnd, check_http_url, decode, is_auth_status,
-    keep_connected, network_builder_methods, network_error,
+    Backoff, Connects, NetworkOptions, SessionEnd, decode, follow, is_auth_status,
+    network_builder_methods, network_error,
 };
 use crate::BuildError;
 
@@ -52,9 +52,9 @@ impl SseSourceBuilder {
 
     /// The source, or what is wrong with its URL or headers.
     pub fn build(self) -> Result<SseSource, BuildError> {
-        let what = format!("sse:{}", self.url);
-        check_http_url(&what, &self.url)?;
-        let client = self.options.http_client(&what)?;
+        let client = self
+            .options
+            .http_client(&format!("sse:{}", self.url), &self.url)?;
         Ok(SseSource {
             url: self.url,
             options: self.options,
@@ -71,30 +71,20 @@ impl SseSource {
             options: NetworkOptions::default(),
         }
     }
+}
 
-    async fn follow(self, updates: Arc<dyn SourceUpdates>) {
-        let from = self.describe();
-        let client = self.client.clone();
-        let policy = self.options.reconnect.clone();
-        let report = Arc::clone(&updates);
-        let follower = Follower {
-            source: self,
-            client,
-            updates,
-            from,
-        };
-        keep_connected(policy, move |e| report.error(e), follower).await;
-    }
+impl Connects for SseSource {
+    type Shared = ();
 
     /// One stream; returns why it ended.
     async fn connection(
         &self,
-        client: &reqwest::Client,
         updates: &dyn SourceUpdates,
         from: &str,
         backoff: &mut Backoff,
+        (): &mut (),
     ) -> SessionEnd {
-        let mut stream = match EventSource::new(client.get(&self.url)) {
+        let mut stream = match EventSource::new(self.client.get(&self.url)) {
             Ok(stream) => stream,
             Err(e) => return SessionEnd::Refused(network_error(from, false, e)),
         };
@@ -137,28 +127,13 @@ impl SseSource {
     }
 }
 
-/// An [`SseSource`] running.
-struct Follower {
-    source: SseSource,
-    client: reqwest::Client,
-    updates: Arc<dyn SourceUpdates>,
-    from: String,
-}
-
-impl Session for Follower {
-    async fn run(&mut self, backoff: &mut Backoff) -> SessionEnd {
-        self.source
-            .connection(&self.client, &*self.updates, &self.from, backoff)
-            .await
-    }
-}
-
 impl Source for SseSource {
     fn describe(&self) -> String {
         format!("sse:{}", self.url)
     }
 
     fn run(self: Box<Self>, updates: Arc<dyn SourceUpdates>) -> BoxFuture<()> {
-        Box::pin(self.follow(updates))
+        let policy = self.options.reconnect.clone();
+        Box::pin(follow(*self, policy, updates, ()))
     }
 }

@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::{
-    Backoff, NetworkOptions, Session, SessionEnd, decode, is_auth_status, keep_connected,
+    Backoff, Connects, NetworkOptions, SessionEnd, decode, follow, is_auth_status,
     network_builder_methods, network_error,
 };
 use crate::BuildError;
@@ -81,17 +81,10 @@ impl WebSocketSource {
             options: NetworkOptions::default(),
         }
     }
+}
 
-    async fn follow(self, updates: Arc<dyn SourceUpdates>) {
-        let policy = self.options.reconnect.clone();
-        let report = Arc::clone(&updates);
-        let follower = Follower {
-            from: self.describe(),
-            source: self,
-            updates,
-        };
-        keep_connected(policy, move |e| report.error(e), follower).await;
-    }
+impl Connects for WebSocketSource {
+    type Shared = ();
 
     /// One connection; returns why it ended.
     async fn connection(
@@ -99,6 +92,7 @@ impl WebSocketSource {
         updates: &dyn SourceUpdates,
         from: &str,
         backoff: &mut Backoff,
+        (): &mut (),
     ) -> SessionEnd {
         let mut request = match self.url.as_str().into_client_request() {
             Ok(request) => request,
@@ -197,27 +191,13 @@ impl WebSocketSource {
     }
 }
 
-/// A [`WebSocketSource`] running.
-struct Follower {
-    source: WebSocketSource,
-    updates: Arc<dyn SourceUpdates>,
-    from: String,
-}
-
-impl Session for Follower {
-    async fn run(&mut self, backoff: &mut Backoff) -> SessionEnd {
-        self.source
-            .connection(&*self.updates, &self.from, backoff)
-            .await
-    }
-}
-
 impl Source for WebSocketSource {
     fn describe(&self) -> String {
         format!("ws:{}", self.url)
     }
 
     fn run(self: Box<Self>, updates: Arc<dyn SourceUpdates>) -> BoxFuture<()> {
-        Box::pin(self.follow(updates))
+        let policy = self.options.reconnect.clone();
+        Box::pin(follow(*self, policy, updates, ()))
     }
 }

@@ -16,7 +16,7 @@ use flagyard_storage::pancake::{
 use futures_util::StreamExt;
 
 use super::network::{
-    Backoff, ReconnectPolicy, Session, SessionEnd, check_redis_url, keep_connected, network_error,
+    Backoff, Connects, ReconnectPolicy, SessionEnd, check_redis_url, follow, network_error,
 };
 use crate::BuildError;
 use document::{Layout, to_document};
@@ -216,27 +216,8 @@ impl PancakeSource {
         }
     }
 
-    async fn follow(self, updates: Arc<dyn SourceUpdates>) {
-        let from = self.describe();
-        let mirror = Mirror {
-            layout: self.layout(),
-            good: PancakeState::default(),
-            last_document: None,
-            last_problems: Vec::new(),
-        };
-        let policy = self.reconnect.clone();
-        let report = Arc::clone(&updates);
-        let follower = Follower {
-            source: self,
-            updates,
-            from,
-            mirror,
-        };
-        keep_connected(policy, move |e| report.error(e), follower).await;
-    }
-
     /// One connection: declare, subscribe, load, follow. Returns why it ended.
-    async fn connection(
+    async fn mirror(
         &self,
         updates: &dyn SourceUpdates,
         from: &str,
@@ -311,7 +292,7 @@ impl PancakeSource {
 }
 
 /// The last good state and what was last delivered.
-struct Mirror {
+pub(crate) struct Mirror {
     layout: Layout,
     good: PancakeState,
     last_document: Option<String>,
@@ -356,21 +337,19 @@ impl Mirror {
     }
 }
 
-/// A [`PancakeSource`] running: what its connections share.
-struct Follower {
-    source: PancakeSource,
-    updates: Arc<dyn SourceUpdates>,
-    from: String,
-    mirror: Mirror,
-}
+impl Connects for PancakeSource {
+    /// The mirror: the last good state and what was last delivered.
+    type Shared = Mirror;
 
-impl Session for Follower {
-    async fn run(&mut self, backoff: &mut Backoff) -> SessionEnd {
-        let Err(why) = self
-            .source
-            .connection(&*self.updates, &self.from, backoff, &mut self.mirror)
-            .await;
-        SessionEnd::Lost(network_error(&self.from, true, why))
+    async fn connection(
+        &self,
+        updates: &dyn SourceUpdates,
+        from: &str,
+        backoff: &mut Backoff,
+        mirror: &mut Mirror,
+    ) -> SessionEnd {
+        let Err(why) = self.mirror(updates, from, backoff, mirror).await;
+        SessionEnd::Lost(network_error(from, true, why))
     }
 }
 
@@ -380,6 +359,13 @@ impl Source for PancakeSource {
     }
 
     fn run(self: Box<Self>, updates: Arc<dyn SourceUpdates>) -> BoxFuture<()> {
-        Box::pin(self.follow(updates))
+        let mirror = Mirror {
+            layout: self.layout(),
+            good: PancakeState::default(),
+            last_document: None,
+            last_problems: Vec::new(),
+        };
+        let policy = self.reconnect.clone();
+        Box::pin(follow(*self, policy, updates, mirror))
     }
 }
