@@ -7,6 +7,8 @@ use unleash_yggdrasil::Context as UnleashContext;
 
 pub const USERS: usize = 10_000;
 pub const LARGE: usize = 10_000;
+/// The first bucket of the 50/50 split (the hand-written floor says whether a user lands in it).
+pub const SPLIT_FIRST: &str = "red";
 
 pub fn users() -> Vec<EvaluationContext> {
     (0..USERS)

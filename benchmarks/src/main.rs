@@ -94,10 +94,23 @@ fn hand_written(rule: &HandRule, key: &str, ctx: &EvaluationContext) -> bool {
             .get("email")
             .and_then(Value::as_str)
             .is_some_and(|e| e.ends_with("@example.com")),
+        // The same work as the flag: fractional v3 hashes `[flagKey,
+        // targetingKey]` as CBOR (keys shorter than 24 bytes here), then
+        // buckets 50/50.
         HandRule::Split => {
+            let (flag, user) = (
+                key.as_bytes(),
+                ctx.targeting_key.as_deref().unwrap_or("").as_bytes(),
+            );
+            let mut buffer = [0u8; 64];
+            buffer[0] = 0x82;
+            buffer[1] = 0x60 | flag.len() as u8;
+            buffer[2..2 + flag.len()].copy_from_slice(flag);
+            let at = 2 + flag.len();
+            buffer[at] = 0x60 | user.len() as u8;
+            buffer[at + 1..at + 1 + user.len()].copy_from_slice(user);
             let mut h = flagyard::core::murmur3::Murmur3::new(0);
-            h.write(key.as_bytes());
-            h.write(ctx.targeting_key.as_deref().unwrap_or("").as_bytes());
+            h.write(&buffer[..at + 1 + user.len()]);
             ((u64::from(h.finish()) * 100) >> 32) < 50
         }
     }
@@ -229,6 +242,19 @@ fn main() {
 
     // --- Correctness: every implementation gives the same answers ------------
     for (i, u) in users.iter().enumerate().take(200) {
+        let floor_rule = hand_written(&HandRule::EndsWith, "email-rule", u);
+        assert_eq!(
+            floor_rule,
+            flagyard_small.get_bool("email-rule", false, u),
+            "the hand-written rule and flagyard disagree for user {i}"
+        );
+        let floor_split = hand_written(&HandRule::Split, "split", u);
+        let served = flagyard_small.get_string("split", "", u);
+        assert_eq!(
+            floor_split,
+            served == docs::SPLIT_FIRST,
+            "the hand-written split and flagyard disagree for user {i} ({served})"
+        );
         let want_rule = flagyard_small.get_bool("email-rule", false, u);
         let ygg = ygg_small
             .check_enabled(&EnrichedContext::from(

@@ -41,6 +41,17 @@ pub trait Context {
     fn targeting_key(&self) -> Option<&str>;
     /// One top-level attribute by name; `None` when absent.
     fn attribute(&self, name: &str) -> Option<AttrValue<'_>>;
+    /// A top-level attribute that is a string, borrowed (what `starts_with`
+    /// and `ends_with` read); `None` when absent or not a string. Override it
+    /// when a context can answer without building an [`AttrValue`].
+    #[inline]
+    fn attribute_str(&self, name: &str) -> Option<&str> {
+        match self.attribute(name)? {
+            AttrValue::Str(s) => Some(s),
+            AttrValue::Json(Value::String(s)) => Some(s),
+            _ => None,
+        }
+    }
 }
 
 /// A simple owned context: a targeting key plus JSON attributes.
@@ -115,6 +126,10 @@ impl Context for EvaluationContext {
 
     fn attribute(&self, name: &str) -> Option<AttrValue<'_>> {
         self.attributes.get(name).map(AttrValue::from_json)
+    }
+    #[inline]
+    fn attribute_str(&self, name: &str) -> Option<&str> {
+        self.attributes.get(name)?.as_str()
     }
 }
 

@@ -272,6 +272,7 @@ impl<'a, C: Context + ?Sized> Env<'a, C> {
                         None => return Selected::Value(Val::Null),
                     }
                 }
+                Node::Fractional(f) => return f.select(self, data),
                 other => return Selected::Value(self.eval(other, data)),
             }
         }
@@ -627,11 +628,7 @@ impl<'a, C: Context + ?Sized> Env<'a, C> {
         // A top-level attribute read straight from the context: no `Val`.
         let subject_val;
         let subject: &str = match (subject, data) {
-            (Node::Attr(name), Data::Root) => match self.ctx.attribute(name)? {
-                AttrValue::Str(s) => s,
-                AttrValue::Json(Value::String(s)) => s,
-                _ => return None,
-            },
+            (Node::Attr(name), Data::Root) => self.ctx.attribute_str(name)?,
             (other, _) => {
                 subject_val = self.eval(other, data);
                 subject_val.as_str()?

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::FractionalVersion;
 use super::Node;
-use super::eval::{Data, Env, Val};
+use super::eval::{Data, Env, Selected, Val};
 use super::murmur3::Murmur3;
 use crate::context::Context;
 
@@ -78,13 +78,29 @@ impl FractionalNode {
         env: &Env<'a, C>,
         data: Data<'a, '_>,
     ) -> Val<'a> {
+        match self.select(env, data) {
+            Selected::Variant(i) => env
+                .variants
+                .get(i)
+                .map_or(Val::Null, |(name, _)| Val::Str(name)),
+            Selected::Value(value) => value,
+        }
+    }
+
+    /// The bucket chosen: a linked variant by index (literal buckets naming
+    /// variants, the common case), or the bucket's value.
+    pub(crate) fn select<'a, C: Context + ?Sized>(
+        &'a self,
+        env: &Env<'a, C>,
+        data: Data<'a, '_>,
+    ) -> Selected<'a> {
         let mut hasher = Murmur3::new(0);
         // A seed expression that yields an array is a bucket after all.
         let mut leading_bucket: Option<Val<'a>> = None;
         match &self.seed {
             None => {
                 if !hash_shorthand(&mut hasher, env) {
-                    return Val::Null;
+                    return Selected::Value(Val::Null);
                 }
             }
             Some(seed) => {
@@ -92,14 +108,14 @@ impl FractionalNode {
                 match (&value, env.fractional) {
                     (Val::Array(_) | Val::Json(Value::Array(_)), _) => {
                         if !hash_shorthand(&mut hasher, env) {
-                            return Val::Null;
+                            return Selected::Value(Val::Null);
                         }
                         leading_bucket = Some(value);
                     }
-                    (Val::Null, _) => return Val::Null,
+                    (Val::Null, _) => return Selected::Value(Val::Null),
                     (_, FractionalVersion::V2) => match value.as_str() {
                         Some(s) => hasher.write(s.as_bytes()),
-                        None => return Val::Null,
+                        None => return Selected::Value(Val::Null),
                     },
                     (_, FractionalVersion::V3) => cbor::write_val(&mut hasher, &value),
                 }
@@ -109,22 +125,19 @@ impl FractionalNode {
         if let (Some(parsed), None) = (&self.parsed, &leading_bucket) {
             return match parsed {
                 Some(b) => match pick(hash, b.total, b.entries.iter().map(|e| (e, e.1))) {
-                    // A linked variant name is the variant's own string (found by address).
-                    Some((_, _, Some(i))) => env
-                        .variants
-                        .get(*i)
-                        .map_or(Val::Null, |(name, _)| Val::Str(name)),
-                    Some((name, _, None)) => Val::from_json(name),
-                    None => Val::Null,
+                    // A bucket linked to a variant selects it by index.
+                    Some((_, _, Some(i))) => Selected::Variant(*i),
+                    Some((name, _, None)) => Selected::Value(Val::from_json(name)),
+                    None => Selected::Value(Val::Null),
                 },
-                None => Val::Null,
+                None => Selected::Value(Val::Null),
             };
         }
         let mut vals: Vec<Val<'a>> = Vec::with_capacity(self.buckets.len() + 1);
         vals.extend(leading_bucket);
         vals.extend(self.buckets.iter().map(|n| env.eval(n, data)));
         let Some(entries) = parse_buckets(vals.iter()) else {
-            return Val::Null;
+            return Selected::Value(Val::Null);
         };
         let total = entries.iter().map(|(_, w)| *w).sum();
         let chosen = pick(
@@ -132,13 +145,13 @@ impl FractionalNode {
             total,
             entries.iter().enumerate().map(|(i, (_, w))| (i, *w)),
         );
-        match chosen {
+        Selected::Value(match chosen {
             Some(i) => entries
                 .into_iter()
                 .nth(i)
                 .map_or(Val::Null, |(name, _)| name),
             None => Val::Null,
-        }
+        })
     }
 }
 
