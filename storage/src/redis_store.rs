@@ -103,9 +103,39 @@ pub(crate) async fn subscribe(
     Ok(pubsub)
 }
 
+/// A Redis client and its connection that reconnects by itself, as every
+/// Redis user in this crate holds them. `Debug` masks the password.
+#[derive(Clone)]
+pub(crate) struct Connection {
+    pub(crate) url: String,
+    pub(crate) client: redis::Client,
+    pub(crate) conn: redis::aio::ConnectionManager,
+}
+
+impl Connection {
+    /// Connects to `url` (the manager reconnects after Redis restarts).
+    pub(crate) async fn open(url: &str) -> redis::RedisResult<Connection> {
+        let client = redis::Client::open(url)?;
+        let conn = connection_manager(&client).await?;
+        Ok(Connection {
+            url: url.to_string(),
+            client,
+            conn,
+        })
+    }
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("url", &masked_url(&self.url))
+            .finish_non_exhaustive()
+    }
+}
+
 /// A connection that reconnects by itself after Redis restarts, with short
 /// timeouts (2 s to connect or answer, 2 retries).
-pub(crate) async fn connection_manager(
+async fn connection_manager(
     client: &redis::Client,
 ) -> redis::RedisResult<redis::aio::ConnectionManager> {
     let config = redis::aio::ConnectionManagerConfig::new()
@@ -135,47 +165,32 @@ pub(crate) fn now_ms() -> u64 {
 /// assert_eq!(docs.current().await?.unwrap().version, version);
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct RedisDocuments {
-    url: String,
+    redis: Connection,
     prefix: String,
-    client: redis::Client,
-    /// Reconnects by itself after Redis restarts.
-    conn: redis::aio::ConnectionManager,
-}
-
-impl std::fmt::Debug for RedisDocuments {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisDocuments")
-            .field("url", &self.url)
-            .field("prefix", &self.prefix)
-            .finish()
-    }
 }
 
 impl RedisDocuments {
     /// Connects to `url` (`redis://host:port/db`) using keys under `prefix`.
     pub async fn open(url: &str, prefix: &str) -> Result<RedisDocuments, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| redis_error(url, e))?;
-        let conn = connection_manager(&client)
+        let redis = Connection::open(url)
             .await
             .map_err(|e| redis_error(url, e))?;
         Ok(RedisDocuments {
-            url: url.to_string(),
+            redis,
             prefix: prefix.to_string(),
-            client,
-            conn,
         })
     }
 
     /// The Redis client (for subscribing to [`changes_channel`](Self::changes_channel)).
     pub fn client(&self) -> &redis::Client {
-        &self.client
+        &self.redis.client
     }
 
     /// The URL.
     pub fn url(&self) -> &str {
-        &self.url
+        &self.redis.url
     }
 
     fn key(&self, name: &str) -> String {
@@ -190,31 +205,31 @@ impl RedisDocuments {
     /// A pub/sub connection subscribed to [`changes_channel`](Self::changes_channel)
     /// (each message's payload is the new version).
     pub async fn subscribe(&self) -> Result<redis::aio::PubSub, StoreError> {
-        subscribe(&self.client, &[self.changes_channel()], &[])
+        subscribe(&self.redis.client, &[self.changes_channel()], &[])
             .await
-            .map_err(|e| redis_error(&self.url, e))
+            .map_err(|e| redis_error(&self.redis.url, e))
     }
 
     /// The current version (0: none), without the body.
     pub async fn version(&self) -> Result<u64, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.redis.conn.clone();
         let v: Option<u64> = conn
             .hget(self.key("document"), "version")
             .await
-            .map_err(|e| redis_error(&self.url, e))?;
+            .map_err(|e| redis_error(&self.redis.url, e))?;
         Ok(v.unwrap_or(0))
     }
 
     /// The current document, if any.
     pub async fn current(&self) -> Result<Option<StoredDocument>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.redis.conn.clone();
         let (version, body): (Option<u64>, Option<String>) = redis::cmd("HMGET")
             .arg(self.key("document"))
             .arg("version")
             .arg("body")
             .query_async(&mut conn)
             .await
-            .map_err(|e| redis_error(&self.url, e))?;
+            .map_err(|e| redis_error(&self.redis.url, e))?;
         Ok(match (version, body) {
             (Some(version), Some(body)) => Some(StoredDocument { version, body }),
             _ => None,
@@ -243,7 +258,7 @@ impl RedisDocuments {
         expected: Option<u64>,
     ) -> Result<u64, StoreError> {
         let entry = serde_json_entry(actor, action, detail);
-        let mut conn = self.conn.clone();
+        let mut conn = self.redis.conn.clone();
         redis::Script::new(REPLACE)
             .key(self.key("document"))
             .key(self.key("history"))
@@ -254,13 +269,13 @@ impl RedisDocuments {
             .arg(expected.map_or(-1, |e| e as i64))
             .invoke_async(&mut conn)
             .await
-            .map_err(|e| redis_error(&self.url, e))
+            .map_err(|e| redis_error(&self.redis.url, e))
     }
 
     /// Stores `body` as `version` only if that is newer than what is stored
     /// (for mirrors); returns whether it was stored.
     pub async fn put_version(&self, body: &str, version: u64) -> Result<bool, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.redis.conn.clone();
         let stored: u64 = redis::Script::new(PUT_VERSION)
             .key(self.key("document"))
             .key(self.key("history"))
@@ -269,17 +284,17 @@ impl RedisDocuments {
             .arg(version)
             .invoke_async(&mut conn)
             .await
-            .map_err(|e| redis_error(&self.url, e))?;
+            .map_err(|e| redis_error(&self.redis.url, e))?;
         Ok(stored > 0)
     }
 
     /// The newest `limit` history entries, newest first.
     pub async fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.redis.conn.clone();
         let raw: Vec<String> = conn
             .lrange(self.key("history"), 0, limit.max(1) as isize - 1)
             .await
-            .map_err(|e| redis_error(&self.url, e))?;
+            .map_err(|e| redis_error(&self.redis.url, e))?;
         Ok(raw.iter().filter_map(|r| parse_entry(r)).collect())
     }
 }

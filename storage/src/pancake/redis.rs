@@ -7,7 +7,7 @@ use super::model::{
     validate_name, validate_ratio,
 };
 use crate::documents::HistoryEntry;
-use crate::redis_store::{connection_manager, now_ms, parse_entry};
+use crate::redis_store::{Connection, now_ms, parse_entry};
 
 const HISTORY_KEEP: i64 = 1000;
 
@@ -41,21 +41,10 @@ return version
 /// assert!(state.switches["NEW_UI"]);
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Pancake {
-    url: String,
+    redis: Connection,
     ext: String,
-    client: redis::Client,
-    conn: redis::aio::ConnectionManager,
-}
-
-impl std::fmt::Debug for Pancake {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pancake")
-            .field("url", &self.url)
-            .field("ext", &self.ext)
-            .finish()
-    }
 }
 
 fn ratio_text(ratio: f64) -> String {
@@ -73,13 +62,10 @@ impl Pancake {
             url: url.to_string(),
             source,
         };
-        let client = redis::Client::open(url).map_err(error)?;
-        let conn = connection_manager(&client).await.map_err(error)?;
+        let redis = Connection::open(url).await.map_err(error)?;
         Ok(Pancake {
-            url: url.to_string(),
+            redis,
             ext: ext.to_string(),
-            client,
-            conn,
         })
     }
 
@@ -90,7 +76,7 @@ impl Pancake {
 
     /// The Redis URL.
     pub fn url(&self) -> &str {
-        &self.url
+        &self.redis.url
     }
 
     /// The extension name.
@@ -100,7 +86,7 @@ impl Pancake {
 
     /// The Redis client (for subscriptions).
     pub fn client(&self) -> &redis::Client {
-        &self.client
+        &self.redis.client
     }
 
     /// The channel Flagyard's writes are announced on.
@@ -111,7 +97,12 @@ impl Pancake {
     /// Keyspace-notification patterns covering this extension's keys (in the
     /// URL's database).
     pub fn keyspace_patterns(&self) -> Vec<String> {
-        let db = self.client.get_connection_info().redis_settings().db();
+        let db = self
+            .redis
+            .client
+            .get_connection_info()
+            .redis_settings()
+            .db();
         [Kind::Switch, Kind::Flag, Kind::Sample]
             .iter()
             .map(|kind| format!("__keyspace@{db}__:{}:{}:*", kind.prefix(), self.ext))
@@ -123,7 +114,7 @@ impl Pancake {
     /// keyspace notifications are off: nothing arrives on them).
     pub async fn subscribe(&self) -> Result<redis::aio::PubSub, PancakeError> {
         let patterns = self.keyspace_patterns();
-        crate::redis_store::subscribe(&self.client, &[self.changes_channel()], &patterns)
+        crate::redis_store::subscribe(&self.redis.client, &[self.changes_channel()], &patterns)
             .await
             .map_err(|e| self.redis_error(e))
     }
@@ -133,7 +124,7 @@ impl Pancake {
     /// they are off (`CONFIG SET notify-keyspace-events`, adding `K$g` to what
     /// is set). An error means `CONFIG` is refused (as on some hosted Redis).
     pub async fn keyspace_notifications(&self, enable: bool) -> Result<bool, PancakeError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.redis.conn.clone();
         let current: Vec<String> = redis::cmd("CONFIG")
             .arg("GET")
             .arg("notify-keyspace-events")
@@ -171,7 +162,7 @@ impl Pancake {
 
     fn redis_error(&self, source: redis::RedisError) -> PancakeError {
         PancakeError::Redis {
-            url: self.url.clone(),
+            url: self.redis.url.clone(),
             source,
         }
     }
@@ -181,7 +172,7 @@ impl Pancake {
             "version": "__V__", "atMs": now_ms(), "actor": actor, "action": action, "detail": detail,
         })
         .to_string();
-        let mut conn = self.conn.clone();
+        let mut conn = self.redis.conn.clone();
         let _: u64 = redis::Script::new(RECORD)
             .key(format!("FLAGYARD:{}:seq", self.ext))
             .key(format!("FLAGYARD:{}:history", self.ext))
@@ -203,7 +194,7 @@ impl Pancake {
         action: &str,
     ) -> Result<(), PancakeError> {
         let name = validate_name(name)?;
-        let mut conn = self.conn.clone();
+        let mut conn = self.redis.conn.clone();
         let _: () = conn
             .set(self.key(kind, &name), value)
             .await
@@ -260,7 +251,7 @@ impl Pancake {
     /// so the declared default applies again. Fails if nothing is stored.
     pub async fn clear(&self, kind: Kind, name: &str, actor: &str) -> Result<(), PancakeError> {
         let name = validate_name(name)?;
-        let mut conn = self.conn.clone();
+        let mut conn = self.redis.conn.clone();
         let deleted: u64 = conn
             .del(self.key(kind, &name))
             .await
@@ -305,7 +296,7 @@ impl Pancake {
         validate_group(group)?;
         check_object_id(id)?;
         let key = self.override_key(group, &name, id);
-        let mut conn = self.conn.clone();
+        let mut conn = self.redis.conn.clone();
         let _: () = redis::pipe()
             .atomic()
             .sadd(self.tracking_key(group, &name), &key)
@@ -332,7 +323,7 @@ impl Pancake {
         validate_group(group)?;
         check_object_id(id)?;
         let key = self.override_key(group, &name, id);
-        let mut conn = self.conn.clone();
+        let mut conn = self.redis.conn.clone();
         let (deleted, _): (u64, u64) = redis::pipe()
             .atomic()
             .del(&key)
@@ -362,7 +353,7 @@ impl Pancake {
         let name = validate_name(name)?;
         validate_group(group)?;
         let tracking = self.tracking_key(group, &name);
-        let mut conn = self.conn.clone();
+        let mut conn = self.redis.conn.clone();
         let mut keys: Vec<String> = conn
             .smembers(&tracking)
             .await
@@ -412,7 +403,7 @@ impl Pancake {
             }
             Kind::Switch | Kind::Flag => if default != 0.0 { "1" } else { "0" }.to_string(),
         };
-        let mut conn = self.conn.clone();
+        let mut conn = self.redis.conn.clone();
         let _: bool = conn
             .set_nx(self.key(kind, &upper), value)
             .await
@@ -421,7 +412,7 @@ impl Pancake {
     }
 
     async fn scan(&self, pattern: &str) -> Result<Vec<String>, PancakeError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.redis.conn.clone();
         let mut keys = Vec::new();
         let mut cursor: u64 = 0;
         loop {
@@ -457,7 +448,7 @@ impl Pancake {
         keys.sort_unstable();
         keys.dedup();
         let mut state = PancakeState::default();
-        let mut conn = self.conn.clone();
+        let mut conn = self.redis.conn.clone();
         for chunk in keys.chunks(1000) {
             let values: Vec<Option<String>> = redis::cmd("MGET")
                 .arg(chunk)
@@ -473,7 +464,7 @@ impl Pancake {
 
     /// The newest `limit` admin changes made through Flagyard, newest first.
     pub async fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, PancakeError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.redis.conn.clone();
         let raw: Vec<String> = conn
             .lrange(
                 format!("FLAGYARD:{}:history", self.ext),
