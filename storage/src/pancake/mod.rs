@@ -20,6 +20,6 @@ mod redis;
 
 pub use model::{
     DEFAULT_EXTENSION, DEFAULT_GROUP, FlagState, Kind, PancakeError, PancakeState, Problem,
-    validate_group, validate_name, validate_ratio,
+    UnknownKind, validate_group, validate_name, validate_ratio,
 };
 pub use redis::Pancake;

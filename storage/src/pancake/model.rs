@@ -42,16 +42,19 @@ impl fmt::Display for Kind {
     }
 }
 
+/// A kind name that is none of switch, flag or sample.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown kind '{0}' (expected switch, flag or sample)")]
+pub struct UnknownKind(pub String);
+
 impl std::str::FromStr for Kind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Kind, String> {
+    type Err = UnknownKind;
+    fn from_str(s: &str) -> Result<Kind, UnknownKind> {
         match s {
             "switch" | "switches" => Ok(Kind::Switch),
             "flag" | "flags" => Ok(Kind::Flag),
             "sample" | "samples" => Ok(Kind::Sample),
-            other => Err(format!(
-                "unknown kind '{other}' (expected switch, flag or sample)"
-            )),
+            other => Err(UnknownKind(other.to_string())),
         }
     }
 }

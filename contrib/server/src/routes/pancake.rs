@@ -24,7 +24,9 @@ fn pancake(state: &AppState) -> Result<&Pancake, ApiError> {
 }
 
 fn kind(segment: &str) -> Result<Kind, ApiError> {
-    segment.parse().map_err(ApiError::NotFound)
+    segment
+        .parse()
+        .map_err(|e: flagyard_storage::pancake::UnknownKind| ApiError::NotFound(e.to_string()))
 }
 
 fn api_error(e: PancakeError) -> ApiError {
