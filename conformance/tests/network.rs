@@ -18,7 +18,7 @@ use flagyard::{
 };
 use flagyard_conformance::suite::{ErrorLog, Harness, record_errors, run_all, test_disk_cache};
 use flagyard_server::{Server, ServerConfig};
-use flagyard_storage::SqliteDocuments;
+use flagyard_storage::{Change, SqliteDocuments};
 use tokio::sync::oneshot;
 
 const TOKEN: &str = "conformance-admin";
@@ -246,7 +246,7 @@ impl Harness for NetworkHarness {
             );
         } else {
             let db = SqliteDocuments::open(self.db()).expect("db");
-            db.replace(document, "conformance", "put-document", "")
+            db.replace(&Change::new(document, "conformance", "put-document", ""))
                 .expect("write while stopped");
         }
     }

@@ -10,7 +10,7 @@ use flagyard_conformance::redis_server::TestRedis;
 use flagyard_conformance::suite::{
     ErrorLog, Harness, document, memory_or_disk, record_errors, run_all,
 };
-use flagyard_storage::RedisDocuments;
+use flagyard_storage::{Change, RedisDocuments};
 
 fn block<F: std::future::Future>(f: F) -> F::Output {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
@@ -31,7 +31,11 @@ impl RedisHarness {
     }
 
     fn write(&self, body: &str) {
-        block(self.docs().replace(body, "conformance", "put-document", "")).expect("write");
+        block(
+            self.docs()
+                .replace(&Change::new(body, "conformance", "put-document", "")),
+        )
+        .expect("write");
     }
 }
 
@@ -136,9 +140,14 @@ async fn redis_killed_during_updates_loses_nothing_and_recovers() {
     let docs = RedisDocuments::open(&redis.url(), "flags")
         .await
         .expect("connects");
-    docs.replace(&document(&[("a", false)]), "t", "put-document", "")
-        .await
-        .expect("write");
+    docs.replace(&Change::new(
+        document(&[("a", false)]),
+        "t",
+        "put-document",
+        "",
+    ))
+    .await
+    .expect("write");
     let errors: Arc<Mutex<Vec<ProviderError>>> = Arc::default();
     let log = Arc::clone(&errors);
     let provider = FlagyardProvider::builder()
@@ -169,9 +178,14 @@ async fn redis_killed_during_updates_loses_nothing_and_recovers() {
         1,
         "the data survived the restart"
     );
-    docs.replace(&document(&[("a", true)]), "t", "put-document", "")
-        .await
-        .expect("write");
+    docs.replace(&Change::new(
+        document(&[("a", true)]),
+        "t",
+        "put-document",
+        "",
+    ))
+    .await
+    .expect("write");
     until("the change made while disconnected", || {
         provider.get_bool("a", false, &())
     })
@@ -181,9 +195,14 @@ async fn redis_killed_during_updates_loses_nothing_and_recovers() {
 
     // A burst of updates: the provider ends on the last one.
     for i in 0..20 {
-        docs.replace(&document(&[("a", i % 2 == 0)]), "t", "put-document", "")
-            .await
-            .expect("write");
+        docs.replace(&Change::new(
+            document(&[("a", i % 2 == 0)]),
+            "t",
+            "put-document",
+            "",
+        ))
+        .await
+        .expect("write");
     }
     until("the last of the burst", || {
         provider.document_version() == Some(22)

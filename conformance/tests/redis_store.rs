@@ -2,7 +2,7 @@
 
 use flagyard::core::Store;
 use flagyard_conformance::redis_server::TestRedis;
-use flagyard_storage::{RedisDocuments, RedisStore};
+use flagyard_storage::{Change, RedisDocuments, RedisStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versions_move_forward_atomically_with_history() {
@@ -14,19 +14,24 @@ async fn versions_move_forward_atomically_with_history() {
         .expect("connects");
     assert!(docs.current().await.expect("query").is_none());
     assert_eq!(
-        docs.replace(r#"{"flags":{}}"#, "seed", "seed", "file.json")
+        docs.replace(&Change::new(r#"{"flags":{}}"#, "seed", "seed", "file.json"))
             .await
             .expect("write"),
         1
     );
     assert_eq!(
-        docs.replace(r#"{"flags":{"a":1}}"#, "ops \"quoted\"", "set-flag", "a")
-            .await
-            .expect("write"),
+        docs.replace(&Change::new(
+            r#"{"flags":{"a":1}}"#,
+            "ops \"quoted\"",
+            "set-flag",
+            "a"
+        ))
+        .await
+        .expect("write"),
         2
     );
     assert_eq!(
-        docs.replace_if("{}", "late", "put-document", "", Some(1))
+        docs.replace_if(&Change::new("{}", "late", "put-document", ""), Some(1))
             .await
             .expect("checked"),
         0
@@ -64,7 +69,7 @@ async fn versions_move_forward_atomically_with_history() {
         tasks.push(tokio::spawn(async move {
             let body = format!(r#"{{"flags":{{}},"metadata":{{"writer":{i}}}}}"#);
             (
-                docs.replace(&body, "w", "put-document", "")
+                docs.replace(&Change::new(&body, "w", "put-document", ""))
                     .await
                     .expect("write"),
                 body,

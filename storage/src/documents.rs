@@ -9,6 +9,44 @@ pub struct StoredDocument {
     pub body: String,
 }
 
+/// One change to write: the new document and who made it, for the history.
+///
+/// # Example
+/// ```
+/// use flagyard_storage::Change;
+///
+/// let change = Change::new(r#"{"flags": {}}"#, "ada", "put-document", "");
+/// assert_eq!(change.actor, "ada");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The new document (JSON text).
+    pub body: String,
+    /// Who (the admin API's actor, `seed`, `cache`, ...).
+    pub actor: String,
+    /// What kind of change (`put-document`, `set-flag`, `delete-flag`, `seed`).
+    pub action: String,
+    /// Details, such as the flag key.
+    pub detail: String,
+}
+
+impl Change {
+    /// A change of the document to `body`.
+    pub fn new(
+        body: impl Into<String>,
+        actor: impl Into<String>,
+        action: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Change {
+        Change {
+            body: body.into(),
+            actor: actor.into(),
+            action: action.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
 /// One accepted change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryEntry {

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use flagyard_core::{Store, StoreError};
 use redis::AsyncCommands;
 
-use crate::documents::{HistoryEntry, StoredDocument};
+use crate::documents::{Change, HistoryEntry, StoredDocument};
 
 const HISTORY_KEEP: i64 = 1000;
 
@@ -158,10 +158,10 @@ pub(crate) fn now_ms() -> u64 {
 /// # Example
 /// ```no_run
 /// # async fn demo() -> Result<(), flagyard_core::StoreError> {
-/// use flagyard_storage::RedisDocuments;
+/// use flagyard_storage::{Change, RedisDocuments};
 ///
 /// let docs = RedisDocuments::open("redis://127.0.0.1:6379", "flagyard").await?;
-/// let version = docs.replace(r#"{"flags": {}}"#, "me", "put-document", "").await?;
+/// let version = docs.replace(&Change::new(r#"{"flags": {}}"#, "me", "put-document", "")).await?;
 /// assert_eq!(docs.current().await?.unwrap().version, version);
 /// # Ok(()) }
 /// ```
@@ -237,26 +237,23 @@ impl RedisDocuments {
     }
 
     /// Makes `body` the current document with the next version; returns it.
-    pub async fn replace(
-        &self,
-        body: &str,
-        actor: &str,
-        action: &str,
-        detail: &str,
-    ) -> Result<u64, StoreError> {
-        self.replace_if(body, actor, action, detail, None).await
+    pub async fn replace(&self, change: &Change) -> Result<u64, StoreError> {
+        self.replace_if(change, None).await
     }
 
     /// Like [`replace`](Self::replace), only if the current version is
     /// `expected`; returns 0 when it is not.
     pub async fn replace_if(
         &self,
-        body: &str,
-        actor: &str,
-        action: &str,
-        detail: &str,
+        change: &Change,
         expected: Option<u64>,
     ) -> Result<u64, StoreError> {
+        let Change {
+            body,
+            actor,
+            action,
+            detail,
+        } = change;
         let entry = serde_json_entry(actor, action, detail);
         let mut conn = self.redis.conn.clone();
         redis::Script::new(REPLACE)

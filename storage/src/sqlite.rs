@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use flagyard_core::{Store, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::documents::{HistoryEntry, StoredDocument};
+use crate::documents::{Change, HistoryEntry, StoredDocument};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS document (
@@ -37,11 +37,11 @@ CREATE TABLE IF NOT EXISTS history (
 ///
 /// # Example
 /// ```
-/// use flagyard_storage::SqliteDocuments;
+/// use flagyard_storage::{Change, SqliteDocuments};
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// let db = SqliteDocuments::open(dir.path().join("flags.sqlite")).unwrap();
-/// let v = db.replace(r#"{"flags": {}}"#, "me", "put-document", "").unwrap();
+/// let v = db.replace(&Change::new(r#"{"flags": {}}"#, "me", "put-document", "")).unwrap();
 /// assert_eq!(db.current().unwrap().unwrap().version, v);
 /// ```
 #[derive(Debug)]
@@ -123,26 +123,19 @@ impl SqliteDocuments {
 
     /// Makes `body` the current document with the next version and records the
     /// change; returns the new version.
-    pub fn replace(
-        &self,
-        body: &str,
-        actor: &str,
-        action: &str,
-        detail: &str,
-    ) -> Result<u64, StoreError> {
-        self.replace_if(body, actor, action, detail, None)
+    pub fn replace(&self, change: &Change) -> Result<u64, StoreError> {
+        self.replace_if(change, None)
     }
 
     /// Like [`replace`](Self::replace), only if the current version is still
     /// `expected` (`Some(0)`: no document yet). Returns `Ok(0)` when it was not.
-    pub fn replace_if(
-        &self,
-        body: &str,
-        actor: &str,
-        action: &str,
-        detail: &str,
-        expected: Option<u64>,
-    ) -> Result<u64, StoreError> {
+    pub fn replace_if(&self, change: &Change, expected: Option<u64>) -> Result<u64, StoreError> {
+        let Change {
+            body,
+            actor,
+            action,
+            detail,
+        } = change;
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| db_error(&self.path, e))?;
         let current: u64 = tx
@@ -236,7 +229,8 @@ impl Store for SqliteStore {
     }
 
     fn save(&self, document: &str) -> Result<(), StoreError> {
-        self.db.replace(document, "cache", "save", "")?;
+        self.db
+            .replace(&Change::new(document, "cache", "save", ""))?;
         self.db.trim_history(3)
     }
 

@@ -1,7 +1,7 @@
 //! SqliteDocuments and SqliteStore on real SQLite files.
 
 use flagyard_core::{Store, StoreError};
-use flagyard_storage::{SqliteDocuments, SqliteStore};
+use flagyard_storage::{Change, SqliteDocuments, SqliteStore};
 
 #[test]
 fn versions_history_and_reopen() {
@@ -10,18 +10,28 @@ fn versions_history_and_reopen() {
     let db = SqliteDocuments::open(&path).expect("creates the file and its directory");
     assert!(db.current().expect("query").is_none());
     assert_eq!(
-        db.replace(r#"{"flags": {}}"#, "seed", "seed", "flags.json")
-            .expect("write"),
+        db.replace(&Change::new(
+            r#"{"flags": {}}"#,
+            "seed",
+            "seed",
+            "flags.json"
+        ))
+        .expect("write"),
         1
     );
     assert_eq!(
-        db.replace(r#"{"flags": {"a": 1}}"#, "ops", "set-flag", "a")
-            .expect("write"),
+        db.replace(&Change::new(
+            r#"{"flags": {"a": 1}}"#,
+            "ops",
+            "set-flag",
+            "a"
+        ))
+        .expect("write"),
         2
     );
     // A conditional write against a stale version changes nothing.
     assert_eq!(
-        db.replace_if("{}", "late", "put-document", "", Some(1))
+        db.replace_if(&Change::new("{}", "late", "put-document", ""), Some(1))
             .expect("checked"),
         0
     );

@@ -37,7 +37,7 @@ pub use access::{AdminAccess, ReadAccess};
 pub use body::ApiJson;
 pub use config::{ServerConfig, default_db_path};
 pub use error::{ApiError, ServerError};
-pub use log::{DocumentLog, LogFuture, Write};
+pub use log::{DocumentLog, LogFuture};
 pub use published::Published;
 pub use routes::router;
 pub use state::AppState;

@@ -7,23 +7,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use flagyard_core::StoreError;
-use flagyard_storage::{HistoryEntry, RedisDocuments, SqliteDocuments, StoredDocument};
+use flagyard_storage::{Change, HistoryEntry, RedisDocuments, SqliteDocuments, StoredDocument};
 
 /// A boxed future borrowing the log.
 pub type LogFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
-
-/// One change to write: the new body and who made it, for the history.
-#[derive(Debug, Clone)]
-pub struct Write {
-    /// The new document, compact JSON.
-    pub body: String,
-    /// Who.
-    pub actor: String,
-    /// What (`put-document`, `set-flag`, `seed`, ...).
-    pub action: String,
-    /// On what (a flag key, the seed file, ...).
-    pub detail: String,
-}
 
 /// The server's versioned document with its history.
 pub trait DocumentLog: Send + Sync + std::fmt::Debug + 'static {
@@ -33,7 +20,7 @@ pub trait DocumentLog: Send + Sync + std::fmt::Debug + 'static {
     fn current(&self) -> LogFuture<'_, Option<StoredDocument>>;
     /// Writes the next version if the current one is still `expected`
     /// (`None`: unconditionally); 0 when another writer came first.
-    fn replace_if(&self, write: Write, expected: Option<u64>) -> LogFuture<'_, u64>;
+    fn replace_if(&self, change: Change, expected: Option<u64>) -> LogFuture<'_, u64>;
     /// The newest history entries, newest first.
     fn history(&self, limit: usize) -> LogFuture<'_, Vec<HistoryEntry>>;
 }
@@ -58,10 +45,8 @@ impl DocumentLog for Arc<SqliteDocuments> {
     fn current(&self) -> LogFuture<'_, Option<StoredDocument>> {
         blocking(self, |db| db.current())
     }
-    fn replace_if(&self, w: Write, expected: Option<u64>) -> LogFuture<'_, u64> {
-        blocking(self, move |db| {
-            db.replace_if(&w.body, &w.actor, &w.action, &w.detail, expected)
-        })
+    fn replace_if(&self, change: Change, expected: Option<u64>) -> LogFuture<'_, u64> {
+        blocking(self, move |db| db.replace_if(&change, expected))
     }
     fn history(&self, limit: usize) -> LogFuture<'_, Vec<HistoryEntry>> {
         blocking(self, move |db| db.history(limit))
@@ -75,11 +60,8 @@ impl DocumentLog for RedisDocuments {
     fn current(&self) -> LogFuture<'_, Option<StoredDocument>> {
         Box::pin(RedisDocuments::current(self))
     }
-    fn replace_if(&self, w: Write, expected: Option<u64>) -> LogFuture<'_, u64> {
-        Box::pin(async move {
-            RedisDocuments::replace_if(self, &w.body, &w.actor, &w.action, &w.detail, expected)
-                .await
-        })
+    fn replace_if(&self, change: Change, expected: Option<u64>) -> LogFuture<'_, u64> {
+        Box::pin(async move { RedisDocuments::replace_if(self, &change, expected).await })
     }
     fn history(&self, limit: usize) -> LogFuture<'_, Vec<HistoryEntry>> {
         Box::pin(RedisDocuments::history(self, limit))

@@ -13,9 +13,10 @@ use tokio::sync::{broadcast, watch};
 use crate::config::ServerConfig;
 use crate::error::{ApiError, ServerError};
 use crate::limiter::RateLimiter;
-use crate::log::{DocumentLog, Write};
+use crate::log::DocumentLog;
 use crate::published::Published;
 use crate::validation::{Invalid, compile_stored, validate};
+use flagyard_storage::Change;
 
 /// Everything the handlers share.
 #[derive(Debug)]
@@ -36,10 +37,10 @@ pub struct AppState {
 /// Another server may write at the same moment: only the first write wins.
 async fn write_first(
     log: &dyn DocumentLog,
-    write: Write,
+    change: Change,
 ) -> Result<flagyard_storage::StoredDocument, ServerError> {
-    let action = write.action.clone();
-    log.replace_if(write, Some(0)).await?;
+    let action = change.action.clone();
+    log.replace_if(change, Some(0)).await?;
     log.current()
         .await?
         .ok_or(ServerError::NothingStored { action })
@@ -89,22 +90,17 @@ impl AppState {
                 let value: Value =
                     serde_json::from_str(&text).map_err(|e| invalid(Invalid::Json(e)))?;
                 validate(&value, &config).map_err(invalid)?;
-                let write = Write {
-                    body: value.to_string(),
-                    actor: "seed".into(),
-                    action: "seed".into(),
-                    detail: seed.display().to_string(),
-                };
-                write_first(&*log, write).await?
+                let change = Change::new(
+                    value.to_string(),
+                    "seed",
+                    "seed",
+                    seed.display().to_string(),
+                );
+                write_first(&*log, change).await?
             }
             (None, None) => {
-                let write = Write {
-                    body: r#"{"flags":{}}"#.into(),
-                    actor: "server".into(),
-                    action: "init".into(),
-                    detail: "empty document".into(),
-                };
-                write_first(&*log, write).await?
+                let change = Change::new(r#"{"flags":{}}"#, "server", "init", "empty document");
+                write_first(&*log, change).await?
             }
         };
         let published = Arc::new(compile_stored(stored.version, &stored.body, &config)?);
@@ -200,15 +196,10 @@ impl AppState {
         }
         let snapshot = validate(&next, &self.config)
             .map_err(|e| ApiError::BadRequest(format!("document refused: {e}")))?;
-        let write = Write {
-            body,
-            actor: actor.into(),
-            action: action.into(),
-            detail: detail.into(),
-        };
+        let change = Change::new(body, actor, action, detail);
         let version = self
             .log
-            .replace_if(write, Some(current.version))
+            .replace_if(change, Some(current.version))
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         if version == 0 {
