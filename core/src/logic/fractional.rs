@@ -169,7 +169,8 @@ fn hash_shorthand<C: Context + ?Sized>(hasher: &mut Murmur3, env: &Env<'_, C>) -
                 // are laid out on the stack and hashed in one pass; the streaming
                 // writer handles any length.
                 let (flag, key) = (env.flag_key.as_bytes(), key.as_bytes());
-                let mut buffer = [0u8; 128];
+                // At most 1 + 1 + 23 + 1 + 23 bytes.
+                let mut buffer = [0u8; 64];
                 if flag.len() < 24 && key.len() < 24 {
                     buffer[0] = 0x82;
                     buffer[1] = 0x60 | flag.len() as u8;
