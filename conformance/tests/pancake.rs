@@ -78,6 +78,9 @@ struct PancakeHarness {
 }
 
 impl PancakeHarness {
+    /// Writes the document's flags as switches in one transaction with one
+    /// announcement: the suite's documents are single changes, and separate
+    /// writes could reach the mirror as two reloads under load.
     fn write(&self, document: &str) {
         let url = self.redis.url();
         let doc: Value = serde_json::from_str(document).expect("suite documents are JSON");
@@ -85,27 +88,30 @@ impl PancakeHarness {
             let pancake = Pancake::open_default(&url).await.expect("connects");
             let state = pancake.list().await.expect("list");
             let flags = doc["flags"].as_object().expect("flags");
+            let mut transaction = redis::pipe();
+            transaction.atomic();
             for name in state.switches.keys() {
                 if !flags.contains_key(&name.to_lowercase()) {
-                    pancake
-                        .clear(Kind::Switch, name, "suite")
-                        .await
-                        .expect("clear");
+                    transaction.del(format!("SWITCH:pancake:{name}")).ignore();
                 }
             }
             for (key, flag) in flags {
-                if flag["defaultVariant"] == "on" {
-                    pancake
-                        .enable(Kind::Switch, key, "suite")
-                        .await
-                        .expect("enable");
+                let on = if flag["defaultVariant"] == "on" {
+                    "1"
                 } else {
-                    pancake
-                        .disable(Kind::Switch, key, "suite")
-                        .await
-                        .expect("disable");
-                }
+                    "0"
+                };
+                transaction
+                    .set(format!("SWITCH:pancake:{}", key.to_uppercase()), on)
+                    .ignore();
             }
+            transaction
+                .publish(pancake.changes_channel(), "suite")
+                .ignore();
+            let _: () = transaction
+                .query_async(&mut raw(&url).await)
+                .await
+                .expect("write the document");
         });
     }
 }
