@@ -32,6 +32,8 @@ use crate::BuildError;
 pub struct WebSocketSource {
     url: String,
     options: NetworkOptions,
+    /// `options.headers`, checked and parsed once by `build`.
+    headers: tungstenite::http::HeaderMap,
 }
 
 /// Configures a [`WebSocketSource`]; [`build`](Self::build) checks the URL
@@ -56,19 +58,23 @@ impl WebSocketSourceBuilder {
                 url: self.url.clone(),
                 cause: e.into(),
             })?;
+        let mut headers = tungstenite::http::HeaderMap::new();
         for (name, value) in &self.options.headers {
             let header = |cause: flagyard_core::BoxError| BuildError::Header {
                 what: what.clone(),
                 name: name.clone(),
                 cause,
             };
-            tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+            let name = tungstenite::http::HeaderName::from_bytes(name.as_bytes())
                 .map_err(|e| header(e.into()))?;
-            tungstenite::http::HeaderValue::from_str(value).map_err(|e| header(e.into()))?;
+            let value =
+                tungstenite::http::HeaderValue::from_str(value).map_err(|e| header(e.into()))?;
+            headers.insert(name, value);
         }
         Ok(WebSocketSource {
             url: self.url,
             options: self.options,
+            headers,
         })
     }
 }
@@ -100,23 +106,7 @@ impl Connects for WebSocketSource {
                 return SessionEnd::Lost(network_error(from, false, format!("bad URL: {e}")));
             }
         };
-        for (name, value) in &self.options.headers {
-            match (
-                tungstenite::http::HeaderName::from_bytes(name.as_bytes()),
-                tungstenite::http::HeaderValue::from_str(value),
-            ) {
-                (Ok(name), Ok(value)) => {
-                    request.headers_mut().insert(name, value);
-                }
-                _ => {
-                    return SessionEnd::Lost(network_error(
-                        from,
-                        false,
-                        format!("invalid header '{name}'"),
-                    ));
-                }
-            }
-        }
+        request.headers_mut().extend(self.headers.clone());
         let config = WebSocketConfig::default()
             .max_message_size(Some(self.options.max_payload))
             .max_frame_size(Some(self.options.max_payload));
