@@ -282,25 +282,8 @@ impl Snapshot {
         T: FlagType<'s>,
         C: Context + ?Sized,
     {
-        self.resolve_with(key, default, ctx, |value| {
-            T::from_flag_value(value).map(convert)
-        })
-    }
-
-    /// The general form: `convert` turns the served variant's value into `U`, or
-    /// `None` on a type mismatch (then the default is served with `TYPE_MISMATCH`).
-    #[inline]
-    pub fn resolve_with<'s, U, C>(
-        &'s self,
-        key: &str,
-        default: U,
-        ctx: &C,
-        convert: impl FnOnce(&'s FlagValue) -> Option<U>,
-    ) -> Resolution<'s, U>
-    where
-        C: Context + ?Sized,
-    {
-        self.evaluate(key, ctx).typed(default, convert)
+        self.evaluate(key, ctx)
+            .typed(default, |value| T::from_flag_value(value).map(convert))
     }
 }
 

@@ -106,10 +106,7 @@ impl FlagyardProvider {
     pub fn from_document(document: &str) -> Result<FlagyardProvider, DocumentError> {
         // Parsed once, here: the provider serves this snapshot.
         let snapshot = Snapshot::parse(document)?;
-        let init = StateInit {
-            offline: true,
-            ..FlagyardProviderBuilder::default().into_init(None)
-        };
+        let init = FlagyardProvider::builder().offline(true).into_init(None);
         let provider = FlagyardProvider::from_init(init, true);
         provider.state.apply_snapshot(snapshot, "document");
         Ok(provider)
