@@ -205,19 +205,19 @@ async fn operations_write_flask_pancake_keys_and_refuse_bad_input_without_change
     let url = redis.url();
     let pancake = Pancake::open_default(&url).await.expect("connects");
     pancake
-        .enable(Kind::Switch, "new_ui", "me")
+        .set_active(Kind::Switch, "new_ui", true, "me")
         .await
         .expect("enable");
     pancake
-        .disable(Kind::Flag, "beta", "me")
+        .set_active(Kind::Flag, "beta", false, "me")
         .await
         .expect("disable");
     pancake
-        .enable_user("beta", "user", "ada", "me")
+        .set_user("beta", "user", "ada", true, "me")
         .await
         .expect("enable user");
     pancake
-        .disable_user("beta", "user", "bob", "me")
+        .set_user("beta", "user", "bob", false, "me")
         .await
         .expect("disable user");
     pancake
@@ -272,7 +272,7 @@ async fn operations_write_flask_pancake_keys_and_refuse_bad_input_without_change
         "{err}"
     );
     let err = pancake
-        .enable(Kind::Switch, "", "me")
+        .set_active(Kind::Switch, "", true, "me")
         .await
         .expect_err("empty name");
     assert!(err.to_string().contains("empty"), "{err}");
@@ -392,7 +392,7 @@ async fn overrides_apply_to_their_user_only_and_samples_hit_their_ratio() {
     );
 
     pancake
-        .enable_user("beta", "user", "ada", "me")
+        .set_user("beta", "user", "ada", true, "me")
         .await
         .expect("enable user");
     until("ada's override", || {
@@ -407,11 +407,11 @@ async fn overrides_apply_to_their_user_only_and_samples_hit_their_ratio() {
 
     // Global on; an explicit "off" override still wins for its user.
     pancake
-        .enable(Kind::Flag, "beta", "me")
+        .set_active(Kind::Flag, "beta", true, "me")
         .await
         .expect("enable");
     pancake
-        .disable_user("beta", "user", "bob", "me")
+        .set_user("beta", "user", "bob", false, "me")
         .await
         .expect("disable user");
     until("the global value and bob's override", || {
@@ -639,19 +639,19 @@ async fn flask_pancake_and_flagyard_agree_in_both_directions() {
 
     // Flagyard writes, flask-pancake reads.
     pancake
-        .enable(Kind::Switch, "new_ui", "rust")
+        .set_active(Kind::Switch, "new_ui", true, "rust")
         .await
         .expect("enable");
     pancake
-        .disable(Kind::Switch, "old_ui", "rust")
+        .set_active(Kind::Switch, "old_ui", false, "rust")
         .await
         .expect("disable");
     pancake
-        .disable(Kind::Flag, "beta", "rust")
+        .set_active(Kind::Flag, "beta", false, "rust")
         .await
         .expect("disable");
     pancake
-        .enable_user("beta", "user", "ada", "rust")
+        .set_user("beta", "user", "ada", true, "rust")
         .await
         .expect("enable user");
     pancake

@@ -46,7 +46,7 @@ async fn main() {
         .await
         .expect("redis connects");
     pancake
-        .disable(Kind::Switch, "switch", "bench")
+        .set_active(Kind::Switch, "switch", false, "bench")
         .await
         .expect("write");
     let provider = FlagyardProvider::builder()
@@ -95,12 +95,12 @@ async fn main() {
                         .expect("set");
                 } else if on {
                     pancake
-                        .enable(Kind::Switch, "switch", "bench")
+                        .set_active(Kind::Switch, "switch", true, "bench")
                         .await
                         .expect("write");
                 } else {
                     pancake
-                        .disable(Kind::Switch, "switch", "bench")
+                        .set_active(Kind::Switch, "switch", false, "bench")
                         .await
                         .expect("write");
                 }

@@ -14,26 +14,43 @@ use redis::AsyncCommands;
 
 use crate::documents::{Change, HistoryEntry, StoredDocument};
 
-const HISTORY_KEEP: i64 = 1000;
+/// How many history entries a Redis log keeps.
+pub(crate) const HISTORY_KEEP: i64 = 1000;
+
+/// The end of every script that records a change, as Lua text: numbers the
+/// entry template `entry` (a JSON text with a `"__V__"` placeholder) with
+/// `version`, pushes it onto the history list `KEYS[2]` trimmed to `keep`
+/// entries, and publishes the version on the channel `KEYS[3]`.
+macro_rules! record_numbered_entry {
+    () => {
+        r#"
+-- gsub returns (text, count): keep only the text.
+local numbered = string.gsub(entry, '"__V__"', tostring(version))
+redis.call('LPUSH', KEYS[2], numbered)
+redis.call('LTRIM', KEYS[2], 0, keep - 1)
+redis.call('PUBLISH', KEYS[3], version)
+return version
+"#
+    };
+}
+#[cfg(feature = "pancake")]
+pub(crate) use record_numbered_entry;
 
 /// Increments the version, stores the body and the history entry, publishes.
-/// ARGV: body, entry-without-version (JSON with a `__V__` placeholder), keep,
+/// KEYS: document, history, channel. ARGV: body, entry template, keep,
 /// expected version (or -1).
-const REPLACE: &str = r#"
+const REPLACE: &str = concat!(
+    r#"
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
-local expected = tonumber(ARGV[4])
+local entry, keep, expected = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 if expected >= 0 and expected ~= current then
   return 0
 end
 local version = current + 1
 redis.call('HSET', KEYS[1], 'version', version, 'body', ARGV[1])
--- gsub returns (text, count): keep only the text.
-local entry = string.gsub(ARGV[2], '"__V__"', tostring(version))
-redis.call('LPUSH', KEYS[2], entry)
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
-redis.call('PUBLISH', KEYS[3], version)
-return version
-"#;
+"#,
+    record_numbered_entry!()
+);
 
 /// Stores a body with a given version only if it is newer than the stored one.
 const PUT_VERSION: &str = r#"
@@ -248,20 +265,17 @@ impl RedisDocuments {
         change: &Change,
         expected: Option<u64>,
     ) -> Result<u64, StoreError> {
-        let Change {
-            body,
-            actor,
-            action,
-            detail,
-        } = change;
-        let entry = serde_json_entry(actor, action, detail);
         let mut conn = self.redis.conn.clone();
         redis::Script::new(REPLACE)
             .key(self.key("document"))
             .key(self.key("history"))
             .key(self.key("changes"))
-            .arg(body)
-            .arg(entry)
+            .arg(&change.body)
+            .arg(serde_json_entry(
+                &change.actor,
+                &change.action,
+                &change.detail,
+            ))
             .arg(HISTORY_KEEP)
             .arg(expected.map_or(-1, |e| e as i64))
             .invoke_async(&mut conn)

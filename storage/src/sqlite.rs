@@ -130,12 +130,6 @@ impl SqliteDocuments {
     /// Like [`replace`](Self::replace), only if the current version is still
     /// `expected` (`Some(0)`: no document yet). Returns `Ok(0)` when it was not.
     pub fn replace_if(&self, change: &Change, expected: Option<u64>) -> Result<u64, StoreError> {
-        let Change {
-            body,
-            actor,
-            action,
-            detail,
-        } = change;
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| db_error(&self.path, e))?;
         let current: u64 = tx
@@ -154,12 +148,19 @@ impl SqliteDocuments {
             "INSERT INTO document (id, version, body, updated_at) VALUES (1, ?1, ?2, ?3)
              ON CONFLICT(id) DO UPDATE SET version = excluded.version, body = excluded.body,
              updated_at = excluded.updated_at",
-            params![version as i64, body, at],
+            params![version as i64, change.body, at],
         )
         .map_err(|e| db_error(&self.path, e))?;
         tx.execute(
             "INSERT INTO history (version, at, actor, action, detail, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![version as i64, at, actor, action, detail, body],
+            params![
+                version as i64,
+                at,
+                change.actor,
+                change.action,
+                change.detail,
+                change.body
+            ],
         )
         .map_err(|e| db_error(&self.path, e))?;
         tx.commit().map_err(|e| db_error(&self.path, e))?;

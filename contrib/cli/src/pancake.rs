@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use flagyard::storage::pancake::{DEFAULT_EXTENSION, DEFAULT_GROUP, Kind, Pancake, PancakeState};
+use flagyard::storage::pancake::{
+    DEFAULT_EXTENSION, DEFAULT_GROUP, Kind, Pancake, PancakeError, PancakeState,
+};
 
 /// `flagyard pancake` options.
 #[derive(Debug, Args)]
@@ -68,39 +70,30 @@ enum OnOff {
 
 #[derive(Debug, Subcommand)]
 enum FlagAction {
-    /// Turn on globally (created if needed).
-    Enable { name: String },
-    /// Turn off globally (created if needed).
-    Disable { name: String },
-    /// Delete the global value.
-    Clear { name: String },
+    /// The flag's global value.
+    #[command(flatten)]
+    Global(OnOff),
     /// Turn on for one user (or object of --group).
-    EnableUser {
-        name: String,
-        id: String,
-        #[arg(long, default_value = DEFAULT_GROUP)]
-        group: String,
-    },
+    EnableUser(UserOverride),
     /// Turn off for one user (or object of --group).
-    DisableUser {
-        name: String,
-        id: String,
-        #[arg(long, default_value = DEFAULT_GROUP)]
-        group: String,
-    },
+    DisableUser(UserOverride),
     /// Remove one user's override.
-    ClearUser {
-        name: String,
-        id: String,
-        #[arg(long, default_value = DEFAULT_GROUP)]
-        group: String,
-    },
+    ClearUser(UserOverride),
     /// Remove every override of the group.
     ClearAllUsers {
         name: String,
         #[arg(long, default_value = DEFAULT_GROUP)]
         group: String,
     },
+}
+
+/// A flag and one object of a group.
+#[derive(Debug, Args)]
+struct UserOverride {
+    name: String,
+    id: String,
+    #[arg(long, default_value = DEFAULT_GROUP)]
+    group: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,42 +144,12 @@ async fn run(args: PancakeArgs) -> Result<ExitCode, String> {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        PancakeCommand::Switch { action } => match action {
-            OnOff::Enable { name } => pancake
-                .enable(Kind::Switch, &name, actor)
-                .await
-                .map(|()| format!("switch {} enabled", upper(&name))),
-            OnOff::Disable { name } => pancake
-                .disable(Kind::Switch, &name, actor)
-                .await
-                .map(|()| format!("switch {} disabled", upper(&name))),
-            OnOff::Clear { name } => pancake
-                .clear(Kind::Switch, &name, actor)
-                .await
-                .map(|()| format!("switch {} cleared", upper(&name))),
-        },
+        PancakeCommand::Switch { action } => global(&pancake, Kind::Switch, action, actor).await,
         PancakeCommand::Flag { action } => match action {
-            FlagAction::Enable { name } => pancake
-                .enable(Kind::Flag, &name, actor)
-                .await
-                .map(|()| format!("flag {} enabled", upper(&name))),
-            FlagAction::Disable { name } => pancake
-                .disable(Kind::Flag, &name, actor)
-                .await
-                .map(|()| format!("flag {} disabled", upper(&name))),
-            FlagAction::Clear { name } => pancake
-                .clear(Kind::Flag, &name, actor)
-                .await
-                .map(|()| format!("flag {} cleared", upper(&name))),
-            FlagAction::EnableUser { name, id, group } => pancake
-                .enable_user(&name, &group, &id, actor)
-                .await
-                .map(|()| format!("flag {} enabled for {group} {id}", upper(&name))),
-            FlagAction::DisableUser { name, id, group } => pancake
-                .disable_user(&name, &group, &id, actor)
-                .await
-                .map(|()| format!("flag {} disabled for {group} {id}", upper(&name))),
-            FlagAction::ClearUser { name, id, group } => pancake
+            FlagAction::Global(action) => global(&pancake, Kind::Flag, action, actor).await,
+            FlagAction::EnableUser(o) => set_user(&pancake, o, true, actor).await,
+            FlagAction::DisableUser(o) => set_user(&pancake, o, false, actor).await,
+            FlagAction::ClearUser(UserOverride { name, id, group }) => pancake
                 .clear_user(&name, &group, &id, actor)
                 .await
                 .map(|()| format!("flag {}: override for {group} {id} cleared", upper(&name))),
@@ -216,6 +179,46 @@ async fn run(args: PancakeArgs) -> Result<ExitCode, String> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// A switch's or flag's global value: on, off or cleared.
+async fn global(
+    pancake: &Pancake,
+    kind: Kind,
+    action: OnOff,
+    actor: &str,
+) -> Result<String, PancakeError> {
+    let (result, name, done) = match action {
+        OnOff::Enable { name } => (
+            pancake.set_active(kind, &name, true, actor).await,
+            name,
+            "enabled",
+        ),
+        OnOff::Disable { name } => (
+            pancake.set_active(kind, &name, false, actor).await,
+            name,
+            "disabled",
+        ),
+        OnOff::Clear { name } => (pancake.clear(kind, &name, actor).await, name, "cleared"),
+    };
+    result?;
+    Ok(format!("{kind} {} {done}", name.to_uppercase()))
+}
+
+/// One object's override of a flag, on or off.
+async fn set_user(
+    pancake: &Pancake,
+    o: UserOverride,
+    active: bool,
+    actor: &str,
+) -> Result<String, PancakeError> {
+    let UserOverride { name, id, group } = o;
+    pancake.set_user(&name, &group, &id, active, actor).await?;
+    let done = if active { "enabled" } else { "disabled" };
+    Ok(format!(
+        "flag {} {done} for {group} {id}",
+        name.to_uppercase()
+    ))
 }
 
 fn on_off(on: bool) -> &'static str {

@@ -7,21 +7,17 @@ use super::model::{
     validate_name, validate_ratio,
 };
 use crate::documents::HistoryEntry;
-use crate::redis_store::{Connection, now_ms, parse_entry};
-
-const HISTORY_KEEP: i64 = 1000;
+use crate::redis_store::{Connection, HISTORY_KEEP, now_ms, parse_entry, record_numbered_entry};
 
 /// Numbers the entry, keeps it in the history and announces the change.
-/// KEYS: sequence, history, channel. ARGV: entry with a `"__V__"` placeholder, keep.
-const RECORD: &str = r#"
+/// KEYS: sequence, history, channel. ARGV: entry template, keep.
+const RECORD: &str = concat!(
+    r#"
+local entry, keep = ARGV[1], tonumber(ARGV[2])
 local version = redis.call('INCR', KEYS[1])
--- gsub returns (text, count): keep only the text.
-local entry = string.gsub(ARGV[1], '"__V__"', tostring(version))
-redis.call('LPUSH', KEYS[2], entry)
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
-redis.call('PUBLISH', KEYS[3], version)
-return version
-"#;
+"#,
+    record_numbered_entry!()
+);
 
 /// Switches, flags and samples of one extension in Redis: the admin
 /// operations, declaring defaults, and reading the whole state.
@@ -34,8 +30,8 @@ return version
 /// use flagyard_storage::pancake::{Kind, Pancake};
 ///
 /// let pancake = Pancake::open("redis://127.0.0.1:6379", "pancake").await?;
-/// pancake.enable(Kind::Switch, "new_ui", "me").await?;
-/// pancake.enable_user("beta", "user", "ada", "me").await?;
+/// pancake.set_active(Kind::Switch, "new_ui", true, "me").await?;
+/// pancake.set_user("beta", "user", "ada", true, "me").await?;
 /// pancake.set_sample("rollout", 25.0, "me").await?;
 /// let state = pancake.list().await?;
 /// assert!(state.switches["NEW_UI"]);
@@ -152,6 +148,21 @@ impl Pancake {
         format!("{}:{}:{}", kind.prefix(), self.ext, name)
     }
 
+    /// The flag's stored (upper-case) name and the key of one object's
+    /// override, or what is wrong with the name, group or id.
+    fn checked_override(
+        &self,
+        name: &str,
+        group: &str,
+        id: &str,
+    ) -> Result<(String, String), PancakeError> {
+        let name = validate_name(name)?;
+        validate_group(group)?;
+        check_object_id(id)?;
+        let key = self.override_key(group, &name, id);
+        Ok((name, key))
+    }
+
     fn override_key(&self, group: &str, name: &str, id: &str) -> String {
         format!("FLAG:{}:k:{group}:{name}:{id}", self.ext)
     }
@@ -202,31 +213,21 @@ impl Pancake {
         self.record(actor, action, &format!("{kind} {name}")).await
     }
 
-    /// Turns a switch or a flag (globally) on, creating it if needed; a
-    /// sample is set to 100.
-    pub async fn enable(&self, kind: Kind, name: &str, actor: &str) -> Result<(), PancakeError> {
-        self.set_boolean(kind, name, true, actor).await
-    }
-
-    /// Turns a switch or a flag (globally) off, creating it if needed; a
-    /// sample is set to 0.
-    pub async fn disable(&self, kind: Kind, name: &str, actor: &str) -> Result<(), PancakeError> {
-        self.set_boolean(kind, name, false, actor).await
-    }
-
-    async fn set_boolean(
+    /// Turns a switch or a flag (globally) on (`active`) or off, creating it
+    /// if needed; a sample is set to 100 or 0.
+    pub async fn set_active(
         &self,
         kind: Kind,
         name: &str,
-        on: bool,
+        active: bool,
         actor: &str,
     ) -> Result<(), PancakeError> {
         if kind == Kind::Sample {
             // A sample is on or off through its ratio.
-            let ratio = if on { 100.0 } else { 0.0 };
+            let ratio = if active { 100.0 } else { 0.0 };
             return self.set_sample(name, ratio, actor).await;
         }
-        let (value, action) = if on {
+        let (value, action) = if active {
             ("1", "enable")
         } else {
             ("0", "disable")
@@ -262,51 +263,32 @@ impl Pancake {
         self.record(actor, "clear", &format!("{kind} {name}")).await
     }
 
-    /// Turns a flag on for one object of a group (`user` and its id, say).
-    pub async fn enable_user(
+    /// Turns a flag on (`active`) or off for one object of a group (`user`
+    /// and its id, say).
+    pub async fn set_user(
         &self,
         name: &str,
         group: &str,
         id: &str,
+        active: bool,
         actor: &str,
     ) -> Result<(), PancakeError> {
-        self.set_override(name, group, id, true, actor).await
-    }
-
-    /// Turns a flag off for one object of a group.
-    pub async fn disable_user(
-        &self,
-        name: &str,
-        group: &str,
-        id: &str,
-        actor: &str,
-    ) -> Result<(), PancakeError> {
-        self.set_override(name, group, id, false, actor).await
-    }
-
-    async fn set_override(
-        &self,
-        name: &str,
-        group: &str,
-        id: &str,
-        on: bool,
-        actor: &str,
-    ) -> Result<(), PancakeError> {
-        let name = validate_name(name)?;
-        validate_group(group)?;
-        check_object_id(id)?;
-        let key = self.override_key(group, &name, id);
+        let (name, key) = self.checked_override(name, group, id)?;
         let mut conn = self.redis.conn.clone();
         let _: () = redis::pipe()
             .atomic()
             .sadd(self.tracking_key(group, &name), &key)
             .ignore()
-            .set(&key, if on { "1" } else { "0" })
+            .set(&key, if active { "1" } else { "0" })
             .ignore()
             .query_async(&mut conn)
             .await
             .map_err(|e| self.redis_error(e))?;
-        let action = if on { "enable-user" } else { "disable-user" };
+        let action = if active {
+            "enable-user"
+        } else {
+            "disable-user"
+        };
         self.record(actor, action, &format!("flag {name} {group} {id}"))
             .await
     }
@@ -319,10 +301,7 @@ impl Pancake {
         id: &str,
         actor: &str,
     ) -> Result<(), PancakeError> {
-        let name = validate_name(name)?;
-        validate_group(group)?;
-        check_object_id(id)?;
-        let key = self.override_key(group, &name, id);
+        let (name, key) = self.checked_override(name, group, id)?;
         let mut conn = self.redis.conn.clone();
         let (deleted, _): (u64, u64) = redis::pipe()
             .atomic()

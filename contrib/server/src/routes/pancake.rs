@@ -85,13 +85,7 @@ pub(super) async fn set(
                 .ok_or_else(|| ApiError::BadRequest("body must be {\"ratio\": 0-100}".into()))?;
             pancake.set_sample(&name, ratio, who).await
         }
-        k => {
-            if active(&body)? {
-                pancake.enable(k, &name, who).await
-            } else {
-                pancake.disable(k, &name, who).await
-            }
-        }
+        k => pancake.set_active(k, &name, active(&body)?, who).await,
     }
     .map_err(api_error)?;
     Ok(ok())
@@ -118,14 +112,10 @@ pub(super) async fn set_override(
     admin: AdminAccess,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Done>, ApiError> {
-    let pancake = pancake(&state)?;
-    let who = &admin.actor;
-    if active(&body)? {
-        pancake.enable_user(&name, &group, &id, who).await
-    } else {
-        pancake.disable_user(&name, &group, &id, who).await
-    }
-    .map_err(api_error)?;
+    pancake(&state)?
+        .set_user(&name, &group, &id, active(&body)?, &admin.actor)
+        .await
+        .map_err(api_error)?;
     Ok(ok())
 }
 

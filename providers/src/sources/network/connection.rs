@@ -106,13 +106,27 @@ pub(crate) trait Connects: Source + Sync {
     /// What one run's connections share (the last version seen, a mirror).
     type Shared: Send;
     /// One connection, until it ends; returns why.
-    fn connection(
-        &self,
-        updates: &dyn SourceUpdates,
-        from: &str,
-        backoff: &mut Backoff,
-        shared: &mut Self::Shared,
-    ) -> impl Future<Output = SessionEnd> + Send;
+    fn connection(&self, link: Link<'_, Self::Shared>) -> impl Future<Output = SessionEnd> + Send;
+}
+
+#[cfg(any(feature = "sse", feature = "ws", feature = "redis"))]
+/// What one connection of a [`Connects`] source works with.
+pub(crate) struct Link<'a, T> {
+    /// Where documents and errors go.
+    pub(crate) updates: &'a dyn SourceUpdates,
+    /// The source's description, for errors and logs.
+    pub(crate) from: &'a str,
+    /// Told once connected ([`Backoff::connected`]).
+    pub(crate) backoff: &'a mut Backoff,
+    /// What the run's connections share.
+    #[cfg_attr(
+        not(feature = "redis"),
+        expect(
+            dead_code,
+            reason = "only the Redis sources share state between connections"
+        )
+    )]
+    pub(crate) shared: &'a mut T,
 }
 
 #[cfg(any(feature = "sse", feature = "ws", feature = "redis"))]
@@ -146,8 +160,12 @@ struct Running<S: Connects> {
 #[cfg(any(feature = "sse", feature = "ws", feature = "redis"))]
 impl<S: Connects> Session for Running<S> {
     async fn run(&mut self, backoff: &mut Backoff) -> SessionEnd {
-        self.source
-            .connection(&*self.updates, &self.from, backoff, &mut self.shared)
-            .await
+        let link = Link {
+            updates: &*self.updates,
+            from: &self.from,
+            backoff,
+            shared: &mut self.shared,
+        };
+        self.source.connection(link).await
     }
 }

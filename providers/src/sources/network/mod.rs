@@ -18,7 +18,7 @@ use std::time::Duration;
 
 pub use backoff::{Backoff, ReconnectPolicy};
 #[cfg(any(feature = "sse", feature = "ws", feature = "redis"))]
-pub(crate) use connection::{Connects, follow};
+pub(crate) use connection::{Connects, Link, follow};
 pub use connection::{Session, SessionEnd, keep_connected};
 pub use fallback::FallbackSource;
 #[cfg(feature = "http")]
@@ -33,7 +33,7 @@ pub use ws::{WebSocketSource, WebSocketSourceBuilder};
 #[cfg(any(feature = "http", feature = "ws", feature = "redis"))]
 use flagyard_core::{BoxError, ErrorOrigin, ProviderError};
 
-#[cfg(any(feature = "http", feature = "redis"))]
+#[cfg(any(feature = "http", feature = "ws", feature = "redis"))]
 use crate::BuildError;
 
 /// Default payload cap: 5 MB.
@@ -68,6 +68,27 @@ impl Default for NetworkOptions {
     }
 }
 
+#[cfg(any(feature = "http", feature = "ws"))]
+impl NetworkOptions {
+    /// The configured headers, parsed; a name or value that is not valid
+    /// HTTP is an error naming the header.
+    pub(crate) fn header_map(&self, what: &str) -> Result<http::HeaderMap, BuildError> {
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in &self.headers {
+            let header = |cause: BoxError| BuildError::Header {
+                what: what.to_string(),
+                name: name.clone(),
+                cause,
+            };
+            let name =
+                http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| header(e.into()))?;
+            let value = http::HeaderValue::from_str(value).map_err(|e| header(e.into()))?;
+            headers.insert(name, value);
+        }
+        Ok(headers)
+    }
+}
+
 #[cfg(feature = "http")]
 impl NetworkOptions {
     /// The HTTP client of the HTTP-based sources, for `url`: connection and
@@ -76,23 +97,10 @@ impl NetworkOptions {
     /// naming it.
     pub(crate) fn http_client(&self, what: &str, url: &str) -> Result<reqwest::Client, BuildError> {
         check_http_url(what, url)?;
-        let mut headers = reqwest::header::HeaderMap::new();
-        for (name, value) in &self.headers {
-            let header = |cause: BoxError| BuildError::Header {
-                what: what.to_string(),
-                name: name.clone(),
-                cause,
-            };
-            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| header(e.into()))?;
-            let value =
-                reqwest::header::HeaderValue::from_str(value).map_err(|e| header(e.into()))?;
-            headers.insert(name, value);
-        }
         reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .read_timeout(self.read_timeout)
-            .default_headers(headers)
+            .default_headers(self.header_map(what)?)
             .build()
             .map_err(|e| BuildError::Config {
                 what: what.to_string(),

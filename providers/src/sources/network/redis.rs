@@ -9,9 +9,7 @@ use flagyard_core::{BoxError, Source, SourceUpdates, StoreError};
 use flagyard_storage::RedisDocuments;
 use futures_util::StreamExt;
 
-use super::{
-    Backoff, Connects, ReconnectPolicy, SessionEnd, check_redis_url, follow, network_error,
-};
+use super::{Connects, Link, ReconnectPolicy, SessionEnd, check_redis_url, follow, network_error};
 use crate::BuildError;
 
 /// Follows the flag document that flag servers keep in Redis (the layout of
@@ -76,13 +74,13 @@ impl RedisSourceBuilder {
 
 impl RedisSource {
     /// One connection: subscribe, load, follow. Returns why it ended.
-    async fn follow_changes(
-        &self,
-        updates: &dyn SourceUpdates,
-        from: &str,
-        backoff: &mut Backoff,
-        last: &mut u64,
-    ) -> Result<Infallible, BoxError> {
+    async fn follow_changes(&self, link: Link<'_, u64>) -> Result<Infallible, BoxError> {
+        let Link {
+            updates,
+            from,
+            backoff,
+            shared: last,
+        } = link;
         let docs = RedisDocuments::open(&self.url, &self.prefix).await?;
         // Subscribe first, then load: nothing published in between is missed.
         let mut pubsub = docs.subscribe().await?;
@@ -135,14 +133,9 @@ impl Connects for RedisSource {
     /// The last version applied.
     type Shared = u64;
 
-    async fn connection(
-        &self,
-        updates: &dyn SourceUpdates,
-        from: &str,
-        backoff: &mut Backoff,
-        last: &mut u64,
-    ) -> SessionEnd {
-        let Err(why) = self.follow_changes(updates, from, backoff, last).await;
+    async fn connection(&self, link: Link<'_, u64>) -> SessionEnd {
+        let from = link.from;
+        let Err(why) = self.follow_changes(link).await;
         SessionEnd::Lost(network_error(from, true, why))
     }
 }

@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use reqwest_eventsource::{Event, EventSource, retry::Never};
 
 use super::{
-    Backoff, Connects, NetworkOptions, SessionEnd, decode, follow, is_auth_status,
+    Connects, Link, NetworkOptions, SessionEnd, decode, follow, is_auth_status,
     network_builder_methods, network_error,
 };
 use crate::BuildError;
@@ -77,33 +77,27 @@ impl Connects for SseSource {
     type Shared = ();
 
     /// One stream; returns why it ended.
-    async fn connection(
-        &self,
-        updates: &dyn SourceUpdates,
-        from: &str,
-        backoff: &mut Backoff,
-        (): &mut (),
-    ) -> SessionEnd {
+    async fn connection(&self, link: Link<'_, ()>) -> SessionEnd {
         let mut stream = match EventSource::new(self.client.get(&self.url)) {
             Ok(stream) => stream,
-            Err(e) => return SessionEnd::Refused(network_error(from, false, e)),
+            Err(e) => return SessionEnd::Refused(network_error(link.from, false, e)),
         };
         stream.set_retry_policy(Box::new(Never));
         let end = loop {
             let Some(event) = stream.next().await else {
-                break SessionEnd::Lost(network_error(from, true, "the stream ended"));
+                break SessionEnd::Lost(network_error(link.from, true, "the stream ended"));
             };
             match event {
-                Ok(Event::Open) => backoff.connected(),
+                Ok(Event::Open) => link.backoff.connected(),
                 Ok(Event::Message(message)) => {
                     if message.event != "document" && message.event != "message" {
                         continue;
                     }
-                    match decode(&message.data, self.options.max_payload, from) {
+                    match decode(&message.data, self.options.max_payload, link.from) {
                         Ok((Some(version), document)) => {
-                            updates.versioned_document(document, version)
+                            link.updates.versioned_document(document, version)
                         }
-                        Ok((None, document)) => updates.document(document),
+                        Ok((None, document)) => link.updates.document(document),
                         Err(e) => break SessionEnd::Lost(e),
                     }
                 }
@@ -111,15 +105,15 @@ impl Connects for SseSource {
                     if is_auth_status(status.as_u16()) =>
                 {
                     break SessionEnd::Refused(network_error(
-                        from,
+                        link.from,
                         false,
                         format!("the server refused the credentials ({status})"),
                     ));
                 }
                 Err(reqwest_eventsource::Error::StreamEnded) => {
-                    break SessionEnd::Lost(network_error(from, true, "the stream ended"));
+                    break SessionEnd::Lost(network_error(link.from, true, "the stream ended"));
                 }
-                Err(e) => break SessionEnd::Lost(network_error(from, true, e)),
+                Err(e) => break SessionEnd::Lost(network_error(link.from, true, e)),
             }
         };
         stream.close();

@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::{
-    Backoff, Connects, NetworkOptions, SessionEnd, decode, follow, is_auth_status,
+    Connects, Link, NetworkOptions, SessionEnd, decode, follow, is_auth_status,
     network_builder_methods, network_error,
 };
 use crate::BuildError;
@@ -58,19 +58,7 @@ impl WebSocketSourceBuilder {
                 url: self.url.clone(),
                 cause: e.into(),
             })?;
-        let mut headers = tungstenite::http::HeaderMap::new();
-        for (name, value) in &self.options.headers {
-            let header = |cause: flagyard_core::BoxError| BuildError::Header {
-                what: what.clone(),
-                name: name.clone(),
-                cause,
-            };
-            let name = tungstenite::http::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| header(e.into()))?;
-            let value =
-                tungstenite::http::HeaderValue::from_str(value).map_err(|e| header(e.into()))?;
-            headers.insert(name, value);
-        }
+        let headers = self.options.header_map(&what)?;
         Ok(WebSocketSource {
             url: self.url,
             options: self.options,
@@ -93,17 +81,11 @@ impl Connects for WebSocketSource {
     type Shared = ();
 
     /// One connection; returns why it ended.
-    async fn connection(
-        &self,
-        updates: &dyn SourceUpdates,
-        from: &str,
-        backoff: &mut Backoff,
-        (): &mut (),
-    ) -> SessionEnd {
+    async fn connection(&self, link: Link<'_, ()>) -> SessionEnd {
         let mut request = match self.url.as_str().into_client_request() {
             Ok(request) => request,
             Err(e) => {
-                return SessionEnd::Lost(network_error(from, false, format!("bad URL: {e}")));
+                return SessionEnd::Lost(network_error(link.from, false, format!("bad URL: {e}")));
             }
         };
         request.headers_mut().extend(self.headers.clone());
@@ -117,51 +99,55 @@ impl Connects for WebSocketSource {
                 if is_auth_status(response.status().as_u16()) =>
             {
                 return SessionEnd::Refused(network_error(
-                    from,
+                    link.from,
                     false,
                     format!("the server refused the credentials ({})", response.status()),
                 ));
             }
             Ok(Err(e)) => {
-                return SessionEnd::Lost(network_error(from, true, e));
+                return SessionEnd::Lost(network_error(link.from, true, e));
             }
             Err(_) => {
                 return SessionEnd::Lost(network_error(
-                    from,
+                    link.from,
                     true,
                     format!("no connection within {:?}", self.options.connect_timeout),
                 ));
             }
         };
-        backoff.connected();
+        link.backoff.connected();
         loop {
             match tokio::time::timeout(self.options.read_timeout, socket.next()).await {
                 Err(_) => {
                     return SessionEnd::Lost(network_error(
-                        from,
+                        link.from,
                         true,
                         format!("silent for {:?}; reconnecting", self.options.read_timeout),
                     ));
                 }
                 Ok(None) => {
-                    return SessionEnd::Lost(network_error(from, true, "the connection closed"));
+                    return SessionEnd::Lost(network_error(
+                        link.from,
+                        true,
+                        "the connection closed",
+                    ));
                 }
                 Ok(Some(Err(tungstenite::Error::Capacity(e)))) => {
                     return SessionEnd::Lost(flagyard_core::ProviderError::new(
                         flagyard_core::ErrorOrigin::Parser,
                         false,
-                        format!("{from}: payload dropped: {e}"),
+                        format!("{}: payload dropped: {e}", link.from),
                     ));
                 }
                 Ok(Some(Err(e))) => {
-                    return SessionEnd::Lost(network_error(from, true, e));
+                    return SessionEnd::Lost(network_error(link.from, true, e));
                 }
                 Ok(Some(Ok(Message::Text(text)))) => {
-                    match decode(&text, self.options.max_payload, from) {
+                    match decode(&text, self.options.max_payload, link.from) {
                         Ok((Some(version), document)) => {
-                            updates.versioned_document(document, version)
+                            link.updates.versioned_document(document, version)
                         }
-                        Ok((None, document)) => updates.document(document),
+                        Ok((None, document)) => link.updates.document(document),
                         Err(e) => {
                             let _ = socket.close(None).await;
                             return SessionEnd::Lost(e);
@@ -170,7 +156,7 @@ impl Connects for WebSocketSource {
                 }
                 Ok(Some(Ok(Message::Close(_)))) => {
                     return SessionEnd::Lost(network_error(
-                        from,
+                        link.from,
                         true,
                         "the server closed the connection",
                     ));

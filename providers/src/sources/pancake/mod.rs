@@ -16,7 +16,7 @@ use flagyard_storage::pancake::{
 use futures_util::StreamExt;
 
 use super::network::{
-    Backoff, Connects, ReconnectPolicy, SessionEnd, check_redis_url, follow, network_error,
+    Connects, Link, ReconnectPolicy, SessionEnd, check_redis_url, follow, network_error,
 };
 use crate::BuildError;
 use document::{Layout, to_document};
@@ -217,13 +217,13 @@ impl PancakeSource {
     }
 
     /// One connection: declare, subscribe, load, follow. Returns why it ended.
-    async fn mirror(
-        &self,
-        updates: &dyn SourceUpdates,
-        from: &str,
-        backoff: &mut Backoff,
-        mirror: &mut Mirror,
-    ) -> Result<Infallible, PancakeError> {
+    async fn mirror(&self, link: Link<'_, Mirror>) -> Result<Infallible, PancakeError> {
+        let Link {
+            updates,
+            from,
+            backoff,
+            shared: mirror,
+        } = link;
         let pancake = Pancake::open(&self.url, &self.ext).await?;
         for ((kind, name), default) in &self.declared {
             match pancake.declare(*kind, name, *default).await {
@@ -341,14 +341,9 @@ impl Connects for PancakeSource {
     /// The mirror: the last good state and what was last delivered.
     type Shared = Mirror;
 
-    async fn connection(
-        &self,
-        updates: &dyn SourceUpdates,
-        from: &str,
-        backoff: &mut Backoff,
-        mirror: &mut Mirror,
-    ) -> SessionEnd {
-        let Err(why) = self.mirror(updates, from, backoff, mirror).await;
+    async fn connection(&self, link: Link<'_, Mirror>) -> SessionEnd {
+        let from = link.from;
+        let Err(why) = self.mirror(link).await;
         SessionEnd::Lost(network_error(from, true, why))
     }
 }
