@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use super::fractional::FractionalNode;
 use super::{IN_SET_MIN_LEN, InSetNode, Node, Op, VarNode, VarPath};
-use crate::Limits;
+use crate::{FractionalVersion, Limits};
 
 /// Why a rule could not be compiled, with the JSON pointer (relative to the rule)
 /// where the problem is.
@@ -279,22 +279,34 @@ pub(crate) fn split_path(path: &str) -> Box<[Box<str>]> {
     path.split('.').map(Box::from).collect()
 }
 
+/// What a rule is linked to: the flag it belongs to, as
+/// [`link_flag`] needs it.
+pub(crate) struct FlagLink<'f, V> {
+    /// The flag's key (`fractional` hashes it first).
+    pub(crate) key: &'f str,
+    /// The flag's variants.
+    pub(crate) variants: &'f [(Box<str>, V)],
+    /// The `fractional` hashing the snapshot evaluates with.
+    pub(crate) fractional: FractionalVersion,
+}
+
 /// Rewrites string literals in result positions (the rule itself, the branches
-/// of `if`) that name a variant into [`Node::Variant`].
-pub(crate) fn link_variants<V>(node: &mut Node, variants: &[(Box<str>, V)]) {
+/// of `if`) that name a variant into [`Node::Variant`], and lets `fractional`
+/// there hash the flag's key once, now, instead of on every evaluation.
+pub(crate) fn link_flag<V>(node: &mut Node, flag: &FlagLink<'_, V>) {
     match node {
         Node::Str(s) => {
-            if let Some(i) = variants.iter().position(|(name, _)| **name == **s) {
+            if let Some(i) = flag.variants.iter().position(|(name, _)| **name == **s) {
                 *node = Node::Variant(i);
             }
         }
-        Node::Fractional(fractional) => fractional.link_variants(variants),
+        Node::Fractional(fractional) => fractional.link(flag),
         Node::Op(Op::If, args) => {
             let len = args.len();
             for (i, arg) in args.iter_mut().enumerate() {
                 // Odd positions are branches; a trailing even one is the else.
                 if i % 2 == 1 || (i == len - 1 && len % 2 == 1) {
-                    link_variants(arg, variants);
+                    link_flag(arg, flag);
                 }
             }
         }

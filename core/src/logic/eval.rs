@@ -621,11 +621,29 @@ impl<'a, C: Context + ?Sized> Env<'a, C> {
     }
 
     /// `starts_with` / `ends_with`: exactly two string arguments, else `None` (null).
+    #[inline]
     fn string_test(&self, op: Op, args: &'a [Node], data: Data<'a, '_>) -> Option<bool> {
         let [subject, affix] = args else {
             return None;
         };
-        // A top-level attribute read straight from the context: no `Val`.
+        // The common form, a top-level attribute against a literal: read
+        // straight from the context, no `Val` built.
+        if let (Node::Attr(name), Data::Root, Node::Str(literal)) = (subject, data, affix) {
+            let subject = self.ctx.attribute_str(name)?;
+            return Some(affix_test(op, subject, literal));
+        }
+        self.string_test_evaluated(op, subject, affix, data)
+    }
+
+    /// `starts_with`/`ends_with` whose operands are expressions.
+    #[inline(never)]
+    fn string_test_evaluated(
+        &self,
+        op: Op,
+        subject: &'a Node,
+        affix: &'a Node,
+        data: Data<'a, '_>,
+    ) -> Option<bool> {
         let subject_val;
         let subject: &str = match (subject, data) {
             (Node::Attr(name), Data::Root) => self.ctx.attribute_str(name)?,
@@ -642,11 +660,7 @@ impl<'a, C: Context + ?Sized> Env<'a, C> {
                 affix_val.as_str()?
             }
         };
-        Some(if op == Op::StartsWith {
-            subject.starts_with(affix)
-        } else {
-            subject.ends_with(affix)
-        })
+        Some(affix_test(op, subject, affix))
     }
 
     fn eval_iteration(&self, op: Op, args: &'a [Node], data: Data<'a, '_>) -> Val<'a> {
@@ -737,4 +751,14 @@ fn unix_seconds() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs() as f64)
+}
+
+/// `starts_with` or `ends_with`.
+#[inline]
+fn affix_test(op: Op, subject: &str, affix: &str) -> bool {
+    if op == Op::StartsWith {
+        subject.starts_with(affix)
+    } else {
+        subject.ends_with(affix)
+    }
 }

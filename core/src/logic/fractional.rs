@@ -4,6 +4,7 @@ use serde_json::Value;
 
 use super::FractionalVersion;
 use super::Node;
+use super::compile::FlagLink;
 use super::eval::{Data, Env, Selected, Val};
 use super::murmur3::Murmur3;
 use crate::context::Context;
@@ -19,12 +20,16 @@ pub(crate) struct FractionalNode {
     buckets: Vec<Node>,
     /// When every bucket is a literal: parsed once (`None` inside when invalid).
     parsed: Option<Option<StaticBuckets>>,
+    /// The hasher after the flag key part of the shorthand's input (v2: the
+    /// key; v3: the CBOR array head and the key), set by [`link`](Self::link)
+    /// when the node sits where it decides the flag's variant.
+    flag_prefix: Option<(FractionalVersion, Murmur3)>,
 }
 
 #[derive(Debug)]
 struct StaticBuckets {
     /// Bucket values (usually variant names) with their weights, and the index
-    /// of the flag variant each names (set by `link_variants`).
+    /// of the flag variant each names (set by `link`).
     entries: Vec<(Value, u64, Option<usize>)>,
     total: u64,
 }
@@ -34,15 +39,17 @@ fn is_bucket_node(node: &Node) -> bool {
 }
 
 impl FractionalNode {
-    /// Notes which flag variant each literal bucket names.
-    pub(crate) fn link_variants<V>(&mut self, variants: &[(Box<str>, V)]) {
+    /// Notes which flag variant each literal bucket names, and hashes the
+    /// flag's key now for the shorthand.
+    pub(crate) fn link<V>(&mut self, flag: &FlagLink<'_, V>) {
         if let Some(Some(buckets)) = &mut self.parsed {
             for (name, _, index) in &mut buckets.entries {
                 if let Value::String(name) = name {
-                    *index = variants.iter().position(|(v, _)| **v == **name);
+                    *index = flag.variants.iter().position(|(v, _)| **v == **name);
                 }
             }
         }
+        self.flag_prefix = Some((flag.fractional, flag_prefix(flag.fractional, flag.key)));
     }
 
     pub(crate) fn new(mut nodes: Vec<Node>) -> FractionalNode {
@@ -70,6 +77,7 @@ impl FractionalNode {
             seed,
             buckets: nodes,
             parsed,
+            flag_prefix: None,
         }
     }
 
@@ -94,33 +102,42 @@ impl FractionalNode {
         env: &Env<'a, C>,
         data: Data<'a, '_>,
     ) -> Selected<'a> {
-        let mut hasher = Murmur3::new(0);
+        // Linked to this flag, for the hashing evaluated with: the flag key's
+        // part of the shorthand's input is hashed already.
+        let prefix = match &self.flag_prefix {
+            Some((version, prefix)) if *version == env.fractional => Some(prefix),
+            _ => None,
+        };
         // A seed expression that yields an array is a bucket after all.
         let mut leading_bucket: Option<Val<'a>> = None;
-        match &self.seed {
-            None => {
-                if !hash_shorthand(&mut hasher, env) {
-                    return Selected::Value(Val::Null);
+        let seed = match &self.seed {
+            None => None,
+            Some(seed) => match env.eval(seed, data) {
+                value @ (Val::Array(_) | Val::Json(Value::Array(_))) => {
+                    leading_bucket = Some(value);
+                    None
                 }
-            }
-            Some(seed) => {
-                let value = env.eval(seed, data);
-                match (&value, env.fractional) {
-                    (Val::Array(_) | Val::Json(Value::Array(_)), _) => {
-                        if !hash_shorthand(&mut hasher, env) {
-                            return Selected::Value(Val::Null);
-                        }
-                        leading_bucket = Some(value);
-                    }
-                    (Val::Null, _) => return Selected::Value(Val::Null),
-                    (_, FractionalVersion::V2) => match value.as_str() {
+                value => Some(value),
+            },
+        };
+        let hasher = match seed {
+            None => match hash_shorthand(prefix, env) {
+                Some(hasher) => hasher,
+                None => return Selected::Value(Val::Null),
+            },
+            Some(Val::Null) => return Selected::Value(Val::Null),
+            Some(value) => {
+                let mut hasher = Murmur3::new(0);
+                match env.fractional {
+                    FractionalVersion::V2 => match value.as_str() {
                         Some(s) => hasher.write(s.as_bytes()),
                         None => return Selected::Value(Val::Null),
                     },
-                    (_, FractionalVersion::V3) => cbor::write_val(&mut hasher, &value),
+                    FractionalVersion::V3 => cbor::write_val(&mut hasher, &value),
                 }
+                hasher
             }
-        }
+        };
         let hash = hasher.finish();
         if let (Some(parsed), None) = (&self.parsed, &leading_bucket) {
             return match parsed {
@@ -155,40 +172,41 @@ impl FractionalNode {
     }
 }
 
-/// Feeds the shorthand's bucketing input; `false` when v3 has no targeting key.
-fn hash_shorthand<C: Context + ?Sized>(hasher: &mut Murmur3, env: &Env<'_, C>) -> bool {
+/// The hasher fed the shorthand's bucketing input (`[flagKey,
+/// targetingKey]`); `None` when v3 has no targeting key. `prefix`: the
+/// hasher after the flag key's part, computed when the rule was linked.
+#[inline]
+fn hash_shorthand<C: Context + ?Sized>(
+    prefix: Option<&Murmur3>,
+    env: &Env<'_, C>,
+) -> Option<Murmur3> {
+    let key = env.ctx.targeting_key();
+    let mut hasher = match prefix {
+        Some(prefix) => prefix.clone(),
+        None => flag_prefix(env.fractional, env.flag_key),
+    };
     match env.fractional {
-        FractionalVersion::V2 => {
-            hasher.write(env.flag_key.as_bytes());
-            hasher.write(env.ctx.targeting_key().unwrap_or("").as_bytes());
-            true
+        FractionalVersion::V2 => hasher.write(key.unwrap_or("").as_bytes()),
+        FractionalVersion::V3 => {
+            let key = key?;
+            cbor::write_text(&mut hasher, key);
         }
-        FractionalVersion::V3 => match env.ctx.targeting_key() {
-            Some(key) => {
-                // `[flagKey, targetingKey]` as CBOR. Short ones (the usual case)
-                // are laid out on the stack and hashed in one pass; the streaming
-                // writer handles any length.
-                let (flag, key) = (env.flag_key.as_bytes(), key.as_bytes());
-                // At most 1 + 1 + 23 + 1 + 23 bytes.
-                let mut buffer = [0u8; 64];
-                if flag.len() < 24 && key.len() < 24 {
-                    buffer[0] = 0x82;
-                    buffer[1] = 0x60 | flag.len() as u8;
-                    buffer[2..2 + flag.len()].copy_from_slice(flag);
-                    let at = 2 + flag.len();
-                    buffer[at] = 0x60 | key.len() as u8;
-                    buffer[at + 1..at + 1 + key.len()].copy_from_slice(key);
-                    hasher.write(&buffer[..at + 1 + key.len()]);
-                } else {
-                    cbor::write_head(hasher, 4, 2);
-                    cbor::write_text(hasher, env.flag_key);
-                    cbor::write_text(hasher, env.ctx.targeting_key().unwrap_or(""));
-                }
-                true
-            }
-            None => false,
-        },
     }
+    Some(hasher)
+}
+
+/// The hasher after the flag key's part of the shorthand's input: v2 the
+/// key's bytes, v3 the CBOR head of a two-element array and the key as text.
+fn flag_prefix(version: FractionalVersion, flag_key: &str) -> Murmur3 {
+    let mut hasher = Murmur3::new(0);
+    match version {
+        FractionalVersion::V2 => hasher.write(flag_key.as_bytes()),
+        FractionalVersion::V3 => {
+            cbor::write_head(&mut hasher, 4, 2);
+            cbor::write_text(&mut hasher, flag_key);
+        }
+    }
+    hasher
 }
 
 /// Parses `[name, weight?]` buckets; `None` if any is malformed or the total is out of range.

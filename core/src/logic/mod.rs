@@ -14,7 +14,7 @@ pub(crate) mod semver;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use compile::{CompileCx, compile_rule, link_variants};
+pub(crate) use compile::{CompileCx, FlagLink, compile_rule, link_flag};
 
 /// Which `fractional` hashing a snapshot uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

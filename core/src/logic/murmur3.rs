@@ -21,7 +21,8 @@ const C2: u32 = 0x1b87_3593;
 #[derive(Debug, Clone)]
 pub struct Murmur3 {
     h1: u32,
-    tail: [u8; 4],
+    /// The bytes of an unfinished block, little-endian (`tail_len` of them).
+    tail: u32,
     tail_len: usize,
     len: usize,
 }
@@ -38,7 +39,7 @@ impl Murmur3 {
     pub fn new(seed: u32) -> Self {
         Murmur3 {
             h1: seed,
-            tail: [0; 4],
+            tail: 0,
             tail_len: 0,
             len: 0,
         }
@@ -51,20 +52,24 @@ impl Murmur3 {
         self.h1 = self.h1.wrapping_mul(5).wrapping_add(0xe654_6b64);
     }
 
-    /// Feeds bytes.
+    /// Feeds bytes. Short pieces are merged into the pending block with
+    /// shifts, not copies (no `memcpy` call on the read path).
+    #[inline]
     pub fn write(&mut self, mut bytes: &[u8]) {
         self.len += bytes.len();
-        if self.tail_len > 0 {
-            let take = (4 - self.tail_len).min(bytes.len());
-            self.tail[self.tail_len..self.tail_len + take].copy_from_slice(&bytes[..take]);
-            self.tail_len += take;
-            bytes = &bytes[take..];
-            if self.tail_len < 4 {
+        // Complete a block started by an earlier piece.
+        while self.tail_len > 0 {
+            let Some((&byte, rest)) = bytes.split_first() else {
                 return;
+            };
+            self.tail |= u32::from(byte) << (8 * self.tail_len);
+            self.tail_len += 1;
+            bytes = rest;
+            if self.tail_len == 4 {
+                self.block(self.tail);
+                self.tail = 0;
+                self.tail_len = 0;
             }
-            let k1 = u32::from_le_bytes(self.tail);
-            self.block(k1);
-            self.tail_len = 0;
         }
         let mut chunks = bytes.chunks_exact(4);
         for chunk in &mut chunks {
@@ -72,19 +77,18 @@ impl Murmur3 {
             self.block(k1);
         }
         let rest = chunks.remainder();
-        self.tail[..rest.len()].copy_from_slice(rest);
+        for (i, &byte) in rest.iter().enumerate() {
+            self.tail |= u32::from(byte) << (8 * i);
+        }
         self.tail_len = rest.len();
     }
 
     /// The hash of everything fed so far.
+    #[inline]
     pub fn finish(&self) -> u32 {
         let mut h1 = self.h1;
         if self.tail_len > 0 {
-            let mut k1 = 0u32;
-            for i in (0..self.tail_len).rev() {
-                k1 = (k1 << 8) | u32::from(self.tail[i]);
-            }
-            h1 ^= mix_k1(k1);
+            h1 ^= mix_k1(self.tail);
         }
         h1 ^= self.len as u32;
         h1 ^= h1 >> 16;

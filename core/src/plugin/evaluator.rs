@@ -6,6 +6,7 @@ use crate::error::{DocumentError, Problem};
 use crate::options::CompileOptions;
 use crate::resolution::Evaluation;
 use crate::snapshot::Snapshot;
+use crate::value::FlagValue;
 
 /// A compiled flag document that evaluates flags: what the provider runtime
 /// serves reads from. The flagd evaluator ([`Snapshot`]) is the implementation
@@ -20,6 +21,14 @@ pub trait Evaluator: Send + Sync + Sized + 'static {
     fn compile(document: &str, options: &CompileOptions) -> Result<Self, DocumentError>;
     /// Evaluates one flag.
     fn evaluate<C: Context + ?Sized>(&self, key: &str, ctx: &C) -> Evaluation<'_>;
+    /// The value of the variant one flag serves, without the details (`None`:
+    /// the code default applies) — what the getters use when no exposures are
+    /// recorded. The default takes it from [`evaluate`](Self::evaluate);
+    /// override it when the value alone is cheaper.
+    #[inline]
+    fn value<C: Context + ?Sized>(&self, key: &str, ctx: &C) -> Option<&FlagValue> {
+        self.evaluate(key, ctx).value
+    }
     /// Every flag key, sorted.
     fn flag_keys(&self) -> Vec<&str>;
     /// The keys of flags added, removed or changed since `previous`, sorted.
@@ -35,6 +44,10 @@ impl Evaluator for Snapshot {
     #[inline]
     fn evaluate<C: Context + ?Sized>(&self, key: &str, ctx: &C) -> Evaluation<'_> {
         Snapshot::evaluate(self, key, ctx)
+    }
+    #[inline]
+    fn value<C: Context + ?Sized>(&self, key: &str, ctx: &C) -> Option<&FlagValue> {
+        Snapshot::value(self, key, ctx)
     }
     fn flag_keys(&self) -> Vec<&str> {
         self.keys()

@@ -68,15 +68,13 @@ impl CompiledFlag {
     }
 
     #[inline]
-    pub(super) fn variant(&self, name: &str) -> Option<(&str, &FlagValue)> {
+    pub(super) fn variant_index(&self, name: &str) -> Option<usize> {
         // A name produced by a linked literal is the variant's own string:
         // found by address, without comparing bytes.
         let by_address = self
             .variants
             .iter()
-            .find(|(k, _)| std::ptr::eq(k.as_ptr(), name.as_ptr()) && k.len() == name.len());
-        by_address
-            .or_else(|| self.variants.iter().find(|(k, _)| &**k == name))
-            .map(|(k, v)| (&**k, v))
+            .position(|(k, _)| std::ptr::eq(k.as_ptr(), name.as_ptr()) && k.len() == name.len());
+        by_address.or_else(|| self.variants.iter().position(|(k, _)| &**k == name))
     }
 }

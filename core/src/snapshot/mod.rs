@@ -28,6 +28,17 @@ type FlagMap = HashMap<Box<str>, CompiledFlag, foldhash::fast::RandomState>;
 
 static EMPTY_METADATA: FlagMetadata = FlagMetadata::new();
 
+/// What one flag's evaluation came to, before it is dressed as details.
+enum Outcome {
+    /// The variant at this index, for this reason.
+    Variant(usize, Reason),
+    /// No variant: the code default, for this reason (disabled, or no
+    /// default variant).
+    CodeDefault(Reason),
+    /// An error: the code default.
+    Failed(EvalError),
+}
+
 const NOT_FOUND: EvalError = EvalError::fixed(ErrorCode::FlagNotFound, "flag not found");
 const UNKNOWN_VARIANT: EvalError = EvalError::fixed(
     ErrorCode::General,
@@ -200,25 +211,48 @@ impl Snapshot {
             return Resolution::failed(None, NOT_FOUND, &EMPTY_METADATA);
         };
         let metadata = &flag.metadata;
+        match self.outcome(flag, ctx) {
+            Outcome::Variant(i, reason) => {
+                let (name, value) = &flag.variants[i];
+                Resolution::served(Some(value), Some(name), reason, metadata)
+            }
+            Outcome::CodeDefault(reason) => Resolution::served(None, None, reason, metadata),
+            Outcome::Failed(error) => Resolution::failed(None, error, metadata),
+        }
+    }
+
+    /// The value of the variant a flag serves, without the details: `None`
+    /// where [`evaluate`](Self::evaluate) would serve the code default (an
+    /// unknown or disabled flag, an error). The read path's form when nobody
+    /// looks at the reason, variant or metadata.
+    #[inline]
+    pub fn value<C: Context + ?Sized>(&self, key: &str, ctx: &C) -> Option<&FlagValue> {
+        let flag = self.flags.get(key)?;
+        match self.outcome(flag, ctx) {
+            Outcome::Variant(i, _) => Some(&flag.variants[i].1),
+            Outcome::CodeDefault(_) | Outcome::Failed(_) => None,
+        }
+    }
+
+    /// What a flag's definition and targeting come to for `ctx`: the one
+    /// evaluation behind [`evaluate`](Self::evaluate) and [`value`](Self::value).
+    #[inline]
+    fn outcome<C: Context + ?Sized>(&self, flag: &CompiledFlag, ctx: &C) -> Outcome {
         let parse_error = |message: &Arc<str>| {
-            let error = EvalError {
+            Outcome::Failed(EvalError {
                 code: ErrorCode::ParseError,
                 message: ErrorMessage::Shared(Arc::clone(message)),
-            };
-            Resolution::failed(None, error, metadata)
+            })
         };
         if let Some(message) = &flag.broken {
             return parse_error(message);
         }
         if !flag.enabled {
-            return Resolution::served(None, None, Reason::Disabled, metadata);
+            return Outcome::CodeDefault(Reason::Disabled);
         }
         let default = |reason: Reason| match flag.default_variant {
-            Some(i) => {
-                let (name, value) = &flag.variants[i];
-                Resolution::served(Some(value), Some(name), reason, metadata)
-            }
-            None => Resolution::served(None, None, Reason::Default, metadata),
+            Some(i) => Outcome::Variant(i, reason),
+            None => Outcome::CodeDefault(Reason::Default),
         };
         let rule = match &flag.targeting {
             Targeting::None => return default(Reason::Static),
@@ -232,14 +266,10 @@ impl Snapshot {
             fractional: self.options.fractional,
         };
         let result = match env.select(rule, Data::Root) {
-            Selected::Variant(i) => {
-                return match flag.variants.get(i) {
-                    Some((name, value)) => {
-                        Resolution::served(Some(value), Some(name), flag.match_reason, metadata)
-                    }
-                    None => default(Reason::Default),
-                };
+            Selected::Variant(i) if i < flag.variants.len() => {
+                return Outcome::Variant(i, flag.match_reason);
             }
+            Selected::Variant(_) => return default(Reason::Default),
             Selected::Value(result) => result,
         };
         let name: &str = match &result {
@@ -248,13 +278,11 @@ impl Snapshot {
             Val::String(s) => s,
             Val::Bool(true) => "true",
             Val::Bool(false) => "false",
-            _ => return Resolution::failed(None, NOT_A_VARIANT_NAME, metadata),
+            _ => return Outcome::Failed(NOT_A_VARIANT_NAME),
         };
-        match flag.variant(name) {
-            Some((variant, value)) => {
-                Resolution::served(Some(value), Some(variant), flag.match_reason, metadata)
-            }
-            None => Resolution::failed(None, UNKNOWN_VARIANT, metadata),
+        match flag.variant_index(name) {
+            Some(i) => Outcome::Variant(i, flag.match_reason),
+            None => Outcome::Failed(UNKNOWN_VARIANT),
         }
     }
 

@@ -9,7 +9,7 @@ use super::FlagMap;
 use super::flag::{CompiledFlag, Targeting};
 use crate::context::json_kind;
 use crate::error::{DocumentError, Problem, pointer_segment};
-use crate::logic::{CompileCx, compile_rule, link_variants};
+use crate::logic::{CompileCx, FlagLink, compile_rule, link_flag};
 use crate::options::CompileOptions;
 use crate::resolution::{FlagMetadata, MetadataValue, Reason};
 use crate::value::FlagValue;
@@ -322,7 +322,12 @@ fn compile_flag(
             let mut cx = CompileCx::new(evaluators, &options.limits);
             match compile_rule(rule, &mut cx) {
                 Ok(mut node) => {
-                    link_variants(&mut node, &flag.variants);
+                    let link = FlagLink {
+                        key: &flag.key,
+                        variants: &flag.variants,
+                        fractional: options.fractional,
+                    };
+                    link_flag(&mut node, &link);
                     if node.uses_sample() {
                         flag.match_reason = Reason::Split;
                     }

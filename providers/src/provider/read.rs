@@ -83,6 +83,30 @@ impl<E: Evaluator> FlagyardProvider<E> {
         finish(resolution)
     }
 
+    /// Resolves a flag and lends the served variant's value to `finish`
+    /// (`None`: the code default applies): the getters' path when no
+    /// exposures are recorded, so no details are built at all.
+    #[inline]
+    fn with_value<C, R>(
+        &self,
+        key: &str,
+        ctx: &C,
+        finish: impl FnOnce(Option<&FlagValue>) -> R,
+    ) -> R
+    where
+        C: Context + ?Sized,
+    {
+        self.ensure_started();
+        if self.state.has_overrides.load(Ordering::Acquire) {
+            let overrides = self.state.overrides.load();
+            if let Some(value) = overrides.get(key) {
+                return finish(Some(value));
+            }
+        }
+        let guard = self.state.snapshot.load();
+        finish(guard.as_ref().and_then(|snapshot| snapshot.value(key, ctx)))
+    }
+
     /// A flag's value as `T` (`bool`, `i64`, `f64`, `String`, `serde_json::Value`),
     /// or `default` when it cannot be served. The typed getters below are this.
     ///
@@ -102,7 +126,12 @@ impl<E: Evaluator> FlagyardProvider<E> {
         T: for<'s> FlagType<'s>,
         C: Context + ?Sized,
     {
-        self.with_resolution(key, default, ctx, |v| T::from_flag_value(v), |r| r.value)
+        if self.state.exposures.is_some() {
+            return self.with_resolution(key, default, ctx, |v| T::from_flag_value(v), |r| r.value);
+        }
+        self.with_value(key, ctx, |v| {
+            v.and_then(T::from_flag_value).unwrap_or(default)
+        })
     }
 
     /// A flag's value as `T` with every detail (variant, reason, error, metadata),
@@ -155,6 +184,11 @@ impl<E: Evaluator> FlagyardProvider<E> {
         ctx: &C,
         f: impl FnOnce(&str) -> R,
     ) -> R {
+        if self.state.exposures.is_none() {
+            return self.with_value(key, ctx, |v| {
+                f(v.and_then(<&str>::from_flag_value).unwrap_or(default))
+            });
+        }
         // `f` runs exactly once: on the variant's string inside the snapshot
         // (borrowed, not copied) when the flag serves a string, else on
         // `default`. `convert` calls it only when it returns `Some`, and then
