@@ -15,6 +15,9 @@ use serde_json::Value;
 use super::FlagyardProvider;
 use crate::exposure::{InlineStr, RawExposure};
 
+/// The override table, loaded.
+type OverridesGuard = arc_swap::Guard<Arc<HashMap<String, FlagValue>>>;
+
 static EMPTY_METADATA: FlagMetadata = FlagMetadata::new();
 
 const NOT_READY: EvalError = EvalError {
@@ -44,6 +47,17 @@ macro_rules! typed_getters {
 }
 
 impl<E: Evaluator> FlagyardProvider<E> {
+    /// The start of every read: starts the provider if it is lazy and not yet
+    /// started, and loads the overrides when any are set.
+    #[inline]
+    fn begin_read(&self) -> Option<OverridesGuard> {
+        self.ensure_started();
+        self.state
+            .has_overrides
+            .load(Ordering::Acquire)
+            .then(|| self.state.overrides.load())
+    }
+
     /// Resolves a flag and hands the borrowed resolution to `finish`: the one
     /// implementation behind every getter. Never blocks, never panics, never fails.
     #[inline]
@@ -58,12 +72,8 @@ impl<E: Evaluator> FlagyardProvider<E> {
     where
         C: Context + ?Sized,
     {
-        self.ensure_started();
-        if self.state.has_overrides.load(Ordering::Acquire) {
-            let overrides = self.state.overrides.load();
-            if let Some(value) = overrides.get(key) {
-                return finish(override_resolution(value, default, convert));
-            }
+        if let Some(value) = self.begin_read().as_deref().and_then(|o| o.get(key)) {
+            return finish(override_resolution(value, default, convert));
         }
         let guard = self.state.snapshot.load();
         let Some(snapshot) = guard.as_ref() else {
@@ -96,12 +106,8 @@ impl<E: Evaluator> FlagyardProvider<E> {
     where
         C: Context + ?Sized,
     {
-        self.ensure_started();
-        if self.state.has_overrides.load(Ordering::Acquire) {
-            let overrides = self.state.overrides.load();
-            if let Some(value) = overrides.get(key) {
-                return finish(Some(value));
-            }
+        if let Some(value) = self.begin_read().as_deref().and_then(|o| o.get(key)) {
+            return finish(Some(value));
         }
         let guard = self.state.snapshot.load();
         finish(guard.as_ref().and_then(|snapshot| snapshot.value(key, ctx)))
