@@ -15,9 +15,13 @@ fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 # System packages the tests use, from Debian: redis-server (the Redis tests start
-# their own on a free port) and chromium + chromium-driver (the admin web page is
-# tested in headless Chromium). Installed here when running as root.
+# their own on a free port), chromium + chromium-driver (the admin web page is
+# tested in headless Chromium) and nodejs + npm (the JS flagd core of the
+# differential test). Installed here when running as root.
 missing=()
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    missing+=(nodejs npm)
+fi
 if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; then
     missing+=(redis-server)
 fi
@@ -32,6 +36,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     elif [[ " ${missing[*]} " == *" redis-server "* ]]; then
         echo "redis-server not found: install it (Debian: sudo apt-get install redis-server)" >&2
         exit 1
+    elif [[ " ${missing[*]} " == *" nodejs "* ]]; then
+        echo "node and npm not found: install them (Debian: sudo apt-get install nodejs npm)" >&2
+        exit 1
     else
         echo "warning: ${missing[*]} not installed: the admin page browser test will be skipped" >&2
     fi
@@ -39,8 +46,8 @@ fi
 
 # Python peers from PyPI, in a virtual environment of their own: the OFREP client
 # the server is tested against (openfeature-provider-ofrep), flask-pancake with
-# Flask and flask-redis (the compatibility test), and Selenium (drives Chromium
-# through the admin web page).
+# Flask and flask-redis (the compatibility test), Selenium (drives Chromium
+# through the admin web page) and the Python flagd core (the differential test).
 VENV=.venv-test
 if ! command -v python3 >/dev/null 2>&1; then
     echo "python3 not found: install Python 3.9+ (Debian: apt-get install python3 python3-venv)" >&2
@@ -54,8 +61,11 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
     "openfeature-provider-ofrep==0.3.0" "flask-pancake==0.5.2" "flask-redis==0.4.0" \
-    "Flask==3.1.3" "redis==8.1.0" "selenium==4.51.0"
+    "Flask==3.1.3" "redis==8.1.0" "selenium==4.51.0" "openfeature-flagd-core==2.0.0"
 export FLAGYARD_TEST_PYTHON="$PWD/$VENV/bin/python"
+
+# The JS flagd core from npm, pinned by conformance/differential/package-lock.json.
+npm ci --prefix conformance/differential --silent --no-audit --no-fund
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -304,3 +304,63 @@ fn bad_invocations_fail_with_a_message() {
         String::from_utf8_lossy(&out.stderr).contains("evaluation context must be a JSON object")
     );
 }
+
+/// The evaluator rules of `examples/evaluator-rules.json` through `flagyard eval`.
+#[test]
+fn eval_follows_the_rules_the_flagd_cores_agree_on() {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/evaluator-rules.json");
+    let eval = |flag: &str, fractional: &str, context: &str| {
+        let out = flagyard(
+            &[
+                "eval",
+                "--flags",
+                rules.to_str().unwrap(),
+                "--flag",
+                flag,
+                "--type",
+                "string",
+                "--default",
+                r#""code""#,
+                "--fractional",
+                fractional,
+                "--context",
+                context,
+            ],
+            None,
+        );
+        let v = stdout_json(&out);
+        (
+            v["value"].clone(),
+            v["variant"].clone(),
+            v["reason"].clone(),
+        )
+    };
+    let answer =
+        |value: &str, variant: &str, reason: &str| (json!(value), json!(variant), json!(reason));
+    for fractional in ["v2", "v3"] {
+        assert_eq!(
+            eval("by-number", fractional, r#"{"age": 1e21}"#),
+            answer("huge", "1e+21", "TARGETING_MATCH")
+        );
+        assert_eq!(
+            eval("by-number", fractional, r#"{"age": 2.0}"#),
+            answer("two", "2", "TARGETING_MATCH")
+        );
+        assert_eq!(
+            eval("shorthand", fractional, r#"{"targetingKey": ""}"#),
+            answer("D", "d", "DEFAULT")
+        );
+    }
+    assert_eq!(
+        eval("null-equals-zero", "v2", "{}"),
+        answer("y", "yes", "TARGETING_MATCH")
+    );
+    assert_eq!(
+        eval("false-is-null", "v2", "{}"),
+        answer("n", "no", "TARGETING_MATCH")
+    );
+    assert_eq!(
+        eval("array-as-text", "v2", "{}"),
+        answer("y", "yes", "TARGETING_MATCH")
+    );
+}

@@ -537,3 +537,58 @@ async fn the_body_limit_is_the_document_limit_and_answers_json() {
     );
     server.stop().await;
 }
+
+/// The evaluator rules of `examples/evaluator-rules.json` through OFREP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ofrep_follows_the_rules_the_flagd_cores_agree_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/evaluator-rules.json");
+    let server = start(&dir.path().join("db.sqlite"), |c| c.seed_file = Some(seed)).await;
+    let base = server.base.clone();
+    let eval = |key: &'static str, context: Value| {
+        let base = base.clone();
+        async move {
+            let answer: Value = client()
+                .post(format!("{base}/ofrep/v1/evaluate/flags/{key}"))
+                .json(&json!({ "context": context }))
+                .send()
+                .await
+                .expect("request")
+                .json()
+                .await
+                .expect("JSON");
+            (
+                answer["value"].clone(),
+                answer["variant"].clone(),
+                answer["reason"].clone(),
+            )
+        }
+    };
+    let answer =
+        |value: &str, variant: &str, reason: &str| (json!(value), json!(variant), json!(reason));
+    assert_eq!(
+        eval("by-number", json!({"age": 45})).await,
+        answer("forty-five", "45", "TARGETING_MATCH")
+    );
+    assert_eq!(
+        eval("by-number", json!({"age": 1e21})).await,
+        answer("huge", "1e+21", "TARGETING_MATCH")
+    );
+    assert_eq!(
+        eval("shorthand", json!({"targetingKey": ""})).await,
+        answer("D", "d", "DEFAULT")
+    );
+    assert_eq!(
+        eval("null-equals-zero", json!({})).await,
+        answer("y", "yes", "TARGETING_MATCH")
+    );
+    assert_eq!(
+        eval("false-is-null", json!({})).await,
+        answer("n", "no", "TARGETING_MATCH")
+    );
+    assert_eq!(
+        eval("array-as-text", json!({})).await,
+        answer("y", "yes", "TARGETING_MATCH")
+    );
+    server.stop().await;
+}

@@ -1,7 +1,7 @@
 //! Evaluation of compiled nodes against a context.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 
 use serde_json::Value;
 
@@ -105,7 +105,10 @@ impl<'a> Val<'a> {
         match self {
             Val::Null => out.push_str("null"),
             Val::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Val::Num(n) => write_number(*n, out),
+            Val::Num(n) => {
+                // Writing to a `String` cannot fail.
+                let _ = write_number(*n, out);
+            }
             Val::Str(s) => out.push_str(s),
             Val::String(s) => out.push_str(s),
             Val::Json(Value::Array(items)) => {
@@ -155,16 +158,91 @@ impl<'a> Val<'a> {
     }
 }
 
-/// Formats a number as JavaScript would for integers and common decimals.
-pub(crate) fn write_number(n: f64, out: &mut String) {
+/// Writes a number as JavaScript's `String(n)` does (ECMAScript
+/// Number::toString): the shortest digits that read back as `n`, in plain
+/// notation for exponents from -7 to 20 and as `1.5e+21` / `1e-7` outside.
+pub(crate) fn write_number(n: f64, out: &mut impl fmt::Write) -> fmt::Result {
     if n.is_nan() {
-        out.push_str("NaN");
-    } else if n.is_infinite() {
-        out.push_str(if n > 0.0 { "Infinity" } else { "-Infinity" });
-    } else if n == n.trunc() && n.abs() < 1e21 {
-        let _ = write!(out, "{}", n as i128);
+        return out.write_str("NaN");
+    }
+    if n.is_infinite() {
+        return out.write_str(if n > 0.0 { "Infinity" } else { "-Infinity" });
+    }
+    if n == 0.0 {
+        // -0 too.
+        return out.write_str("0");
+    }
+    if n < 0.0 {
+        out.write_char('-')?;
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits: `d[.ddd]e<exp>`.
+    let mut scientific = StackText::default();
+    write!(scientific, "{:e}", n.abs())?;
+    let text = scientific.as_str();
+    let (mantissa, exponent) = text.split_once('e').unwrap_or((text, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let (first, rest) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = first.len() + rest.len();
+    let k = digits as i32;
+    // The value is 0.DIGITS × 10^point.
+    let point = exponent + 1;
+    let all = first.chars().chain(rest.chars());
+    if k <= point && point <= 21 {
+        for c in all {
+            out.write_char(c)?;
+        }
+        for _ in 0..point - k {
+            out.write_char('0')?;
+        }
+    } else if 0 < point && point <= 21 {
+        for (i, c) in all.enumerate() {
+            if i as i32 == point {
+                out.write_char('.')?;
+            }
+            out.write_char(c)?;
+        }
+    } else if -6 < point && point <= 0 {
+        out.write_str("0.")?;
+        for _ in 0..-point {
+            out.write_char('0')?;
+        }
+        for c in all {
+            out.write_char(c)?;
+        }
     } else {
-        let _ = write!(out, "{n}");
+        out.write_str(first)?;
+        if !rest.is_empty() {
+            out.write_char('.')?;
+            out.write_str(rest)?;
+        }
+        let sign = if point - 1 < 0 { '-' } else { '+' };
+        write!(out, "e{sign}{}", (point - 1).abs())?;
+    }
+    Ok(())
+}
+
+/// Text written on the stack: a number's spelling, with no allocation.
+#[derive(Default)]
+pub(crate) struct StackText {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl StackText {
+    /// The text written so far.
+    pub(crate) fn as_str(&self) -> &str {
+        // Only whole `&str`s are ever copied in, so the bytes are UTF-8.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
+    }
+}
+
+impl fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -176,10 +254,15 @@ fn str_to_number(s: &str) -> f64 {
     t.parse::<f64>().unwrap_or(f64::NAN)
 }
 
-/// JavaScript's `==` on the values JsonLogic produces.
+/// JavaScript's `==` on the values JsonLogic produces, but for `null`: the
+/// published flagd cores compare `null` with a number or a boolean as the
+/// number 0 (`null == 0`, `null == false`), where JavaScript says no.
 fn loose_eq(a: &Val<'_>, b: &Val<'_>) -> bool {
     match (a, b) {
         (Val::Null, Val::Null) => true,
+        (Val::Null, Val::Num(_) | Val::Bool(_)) | (Val::Num(_) | Val::Bool(_), Val::Null) => {
+            a.to_number() == b.to_number()
+        }
         (Val::Null, _) | (_, Val::Null) => false,
         (Val::Bool(x), Val::Bool(y)) => x == y,
         (Val::Num(x), Val::Num(y)) => x == y,
@@ -210,9 +293,21 @@ fn strict_eq(a: &Val<'_>, b: &Val<'_>) -> bool {
     }
 }
 
-/// JavaScript's relational comparison: strings compare as strings, anything else as numbers.
+/// JavaScript's relational comparison: arrays and objects become their
+/// string forms first (`["30"]` is `"30"`, `{}` is `"[object Object]"`);
+/// then two strings compare as strings, anything else as numbers.
 fn compare(a: &Val<'_>, b: &Val<'_>) -> Option<std::cmp::Ordering> {
-    match (a.as_str(), b.as_str()) {
+    let primitive = |v: &Val<'_>| -> Option<String> {
+        matches!(
+            v,
+            Val::Array(_) | Val::Json(Value::Array(_) | Value::Object(_))
+        )
+        .then(|| v.to_text().into_owned())
+    };
+    let (pa, pb) = (primitive(a), primitive(b));
+    let x = pa.as_deref().or(a.as_str());
+    let y = pb.as_deref().or(b.as_str());
+    match (x, y) {
         (Some(x), Some(y)) => Some(x.cmp(y)),
         _ => a.to_number().partial_cmp(&b.to_number()),
     }
@@ -376,6 +471,16 @@ impl<'a, C: Context + ?Sized> Env<'a, C> {
                 {
                     return descend_rest(Val::Str(key), segments);
                 }
+                // `$flagd` is the evaluator's own: the flag key and the time
+                // (also behind a `var` with a default or a computed path).
+                if first == "$flagd" {
+                    let value = match segments.next() {
+                        Some("flagKey") => Val::Str(self.flag_key),
+                        Some("timestamp") => Val::Num(unix_seconds()),
+                        _ => return Val::Null,
+                    };
+                    return descend_rest(value, segments);
+                }
                 match self.ctx.attribute(first) {
                     Some(v) => Val::from_attr(v),
                     None => return Val::Null,
@@ -462,7 +567,9 @@ impl<'a, C: Context + ?Sized> Env<'a, C> {
                 for node in args {
                     let n = self.eval(node, data).to_number();
                     if n.is_nan() {
-                        return Val::Null;
+                        // As JavaScript's Math.max: NaN, which names no
+                        // variant (the cores answer an error too).
+                        return Val::Num(f64::NAN);
                     }
                     best = Some(match best {
                         None => n,
@@ -544,8 +651,10 @@ impl<'a, C: Context + ?Sized> Env<'a, C> {
                 let len = chars.len() as i64;
                 let start = arg(1).to_number();
                 let start = if start.is_nan() { 0 } else { start as i64 };
+                // Saturating: a huge count (`1e21` becomes `i64::MAX`) must not
+                // overflow into a bad slice.
                 let start = if start < 0 {
-                    (len + start).max(0)
+                    len.saturating_add(start).max(0)
                 } else {
                     start.min(len)
                 };
@@ -553,9 +662,9 @@ impl<'a, C: Context + ?Sized> Env<'a, C> {
                     let n = arg(2).to_number();
                     let n = if n.is_nan() { 0 } else { n as i64 };
                     if n < 0 {
-                        (len + n).max(start)
+                        len.saturating_add(n).max(start)
                     } else {
-                        (start + n).min(len)
+                        start.saturating_add(n).min(len)
                     }
                 } else {
                     len

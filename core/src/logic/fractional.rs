@@ -172,25 +172,25 @@ impl FractionalNode {
     }
 }
 
-/// The hasher fed the shorthand's bucketing input (`[flagKey,
-/// targetingKey]`); `None` when v3 has no targeting key. `prefix`: the
+/// The hasher fed the shorthand's bucketing input (v2: `flagKey +
+/// targetingKey`, v3: `[flagKey, targetingKey]` as CBOR); `None` when the
+/// targeting key is missing or empty. `prefix`: the
 /// hasher after the flag key's part, computed when the rule was linked.
 #[inline]
 fn hash_shorthand<C: Context + ?Sized>(
     prefix: Option<&Murmur3>,
     env: &Env<'_, C>,
 ) -> Option<Murmur3> {
-    let key = env.ctx.targeting_key();
+    // A missing or empty targeting key buckets nobody (the published cores
+    // agree; flagd's Go v2 hashed an empty key, the testbed is silent).
+    let key = env.ctx.targeting_key().filter(|key| !key.is_empty())?;
     let mut hasher = match prefix {
         Some(prefix) => prefix.clone(),
         None => flag_prefix(env.fractional, env.flag_key),
     };
     match env.fractional {
-        FractionalVersion::V2 => hasher.write(key.unwrap_or("").as_bytes()),
-        FractionalVersion::V3 => {
-            let key = key?;
-            cbor::write_text(&mut hasher, key);
-        }
+        FractionalVersion::V2 => hasher.write(key.as_bytes()),
+        FractionalVersion::V3 => cbor::write_text(&mut hasher, key),
     }
     Some(hasher)
 }
@@ -217,18 +217,23 @@ fn parse_buckets<'a: 'v, 'v>(
     let mut total: u64 = 0;
     for bucket in buckets {
         let (name, weight) = match bucket {
-            Val::Json(Value::Array(items)) => (
+            // `[name]` or `[name, weight]`; longer ones are refused, as the
+            // published cores refuse them.
+            Val::Json(Value::Array(items)) if items.len() <= 2 => (
                 items.first().map(Val::from_json)?,
                 items.get(1).map(Val::from_json),
             ),
-            Val::Array(items) => (items.first()?.clone(), items.get(1).cloned()),
+            Val::Array(items) if items.len() <= 2 => {
+                (items.first()?.clone(), items.get(1).cloned())
+            }
             _ => return None,
         };
         // Bucket values are variant names; booleans and numbers are allowed too
-        // (flagd lets `fractional` serve as a condition).
+        // (flagd lets `fractional` serve as a condition), and `null`, a bucket
+        // that serves the default variant (as the published cores allow).
         if !matches!(
             name,
-            Val::Str(_) | Val::String(_) | Val::Bool(_) | Val::Num(_)
+            Val::Str(_) | Val::String(_) | Val::Bool(_) | Val::Num(_) | Val::Null
         ) {
             return None;
         }

@@ -66,7 +66,13 @@ fn operator_table() {
         (json!({"===": [1, "1"]}), json!(false)),
         (json!({"!=": [{"var": "age"}, 41]}), json!(false)),
         (json!({"!==": ["a", "a"]}), json!(false)),
-        (json!({"==": [null, 0]}), json!(false)),
+        // `null` against a number or boolean is 0, as the published flagd
+        // cores have it (JavaScript's `==` would say false).
+        (json!({"==": [null, 0]}), json!(true)),
+        (json!({"==": [null, false]}), json!(true)),
+        (json!({"!=": [false, null]}), json!(false)),
+        (json!({"==": [null, ""]}), json!(false)),
+        (json!({"==": [null, 1]}), json!(false)),
         (json!({"==": [true, 1]}), json!(true)),
         (json!({"!": [[]]}), json!(true)),
         (json!({"!!": ["0"]}), json!(true)),
@@ -122,6 +128,11 @@ fn operator_table() {
         (json!({"substr": ["flagyard", -4]}), json!("yard")),
         (json!({"substr": ["flagyard", 1, 3]}), json!("lag")),
         (json!({"substr": ["flagyard", 0, -4]}), json!("flag")),
+        // Huge counts saturate instead of overflowing (found by the
+        // differential test: a panic in debug builds, a bad slice in release).
+        (json!({"substr": ["flagyard", 2, 1e21]}), json!("agyard")),
+        (json!({"substr": ["flagyard", 1e21, 1e21]}), json!("")),
+        (json!({"substr": ["flagyard", -1e21, 2]}), json!("fl")),
         (
             json!({"missing": ["email", "nope", "empty"]}),
             json!(["nope", "empty"]),

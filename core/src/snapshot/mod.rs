@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::context::Context;
 use crate::error::{DocumentError, Problem};
-use crate::logic::eval::{Data, Env, Selected, Val};
+use crate::logic::eval::{Data, Env, Selected, StackText, Val, write_number};
 use crate::options::CompileOptions;
 use crate::resolution::{
     ErrorCode, ErrorMessage, EvalError, Evaluation, FlagMetadata, Reason, Resolution,
@@ -46,7 +46,7 @@ const UNKNOWN_VARIANT: EvalError = EvalError::fixed(
 );
 const NOT_A_VARIANT_NAME: EvalError = EvalError::fixed(
     ErrorCode::General,
-    "targeting returned a value that is not a variant name (string or boolean)",
+    "targeting returned a value that is not a variant name (a string, number or boolean)",
 );
 
 /// A compiled flag document: immutable, cheap to share behind an `Arc`, and
@@ -272,12 +272,19 @@ impl Snapshot {
             Selected::Variant(_) => return default(Reason::Default),
             Selected::Value(result) => result,
         };
+        // A number names the variant spelled as JavaScript (and flagd's Go
+        // evaluator) write it: `45`, `1.5`, `1e+21`.
+        let mut number = StackText::default();
         let name: &str = match &result {
             Val::Null => return default(Reason::Default),
             Val::Str(s) => s,
             Val::String(s) => s,
             Val::Bool(true) => "true",
             Val::Bool(false) => "false",
+            Val::Num(n) => match write_number(*n, &mut number) {
+                Ok(()) => number.as_str(),
+                Err(_) => return Outcome::Failed(NOT_A_VARIANT_NAME),
+            },
             _ => return Outcome::Failed(NOT_A_VARIANT_NAME),
         };
         match flag.variant_index(name) {
