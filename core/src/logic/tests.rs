@@ -124,6 +124,11 @@ fn operator_table() {
             json!({"cat": ["a", 1, true, null, 2.5]}),
             json!("a1truenull2.5"),
         ),
+        // Numbers are spelled as JavaScript's String(n).
+        (
+            json!({"cat": [1e21, "|", 1.5e-7, "|", 0.000001, "|", 123456789012345680000.0, "|", -0.0, "|", 2.0, "|", -1.25e-10, "|", 1e300]}),
+            json!("1e+21|1.5e-7|0.000001|123456789012345680000|0|2|-1.25e-10|1e+300"),
+        ),
         (json!({"substr": ["flagyard", 4]}), json!("yard")),
         (json!({"substr": ["flagyard", -4]}), json!("yard")),
         (json!({"substr": ["flagyard", 1, 3]}), json!("lag")),
