@@ -61,3 +61,7 @@ pub struct HistoryEntry {
     /// Details, such as the flag key.
     pub detail: String,
 }
+
+/// How many history entries a document log keeps by default (SQLite and
+/// Redis alike); older entries, and the bodies they hold, are dropped.
+pub const DEFAULT_HISTORY_KEEP: usize = 1000;

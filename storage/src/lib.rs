@@ -24,7 +24,7 @@ mod sqlite;
 
 #[cfg(feature = "disk")]
 pub use disk::{DEFAULT_COALESCE, DiskStore, DiskStoreBuilder, default_directory};
-pub use documents::{Change, HistoryEntry, StoredDocument};
+pub use documents::{Change, DEFAULT_HISTORY_KEEP, HistoryEntry, StoredDocument};
 pub use memory::MemoryStore;
 pub use paths::data_directory;
 #[cfg(feature = "redis")]

@@ -12,10 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use flagyard_core::{Store, StoreError};
 use redis::AsyncCommands;
 
-use crate::documents::{Change, HistoryEntry, StoredDocument};
-
-/// How many history entries a Redis log keeps.
-pub(crate) const HISTORY_KEEP: i64 = 1000;
+use crate::documents::{Change, DEFAULT_HISTORY_KEEP, HistoryEntry, StoredDocument};
 
 /// The end of every script that records a change, as Lua text: numbers the
 /// entry template `entry` (a JSON text with a `"__V__"` placeholder) with
@@ -186,6 +183,7 @@ pub(crate) fn now_ms() -> u64 {
 pub struct RedisDocuments {
     redis: Connection,
     prefix: String,
+    history_keep: usize,
 }
 
 impl RedisDocuments {
@@ -197,7 +195,15 @@ impl RedisDocuments {
         Ok(RedisDocuments {
             redis,
             prefix: prefix.to_string(),
+            history_keep: DEFAULT_HISTORY_KEEP,
         })
+    }
+
+    /// Keeps the newest `keep` history entries (default
+    /// [`DEFAULT_HISTORY_KEEP`]).
+    pub fn with_history_keep(mut self, keep: usize) -> Self {
+        self.history_keep = keep.max(1);
+        self
     }
 
     /// The Redis client (for subscribing to [`changes_channel`](Self::changes_channel)).
@@ -276,7 +282,7 @@ impl RedisDocuments {
                 &change.action,
                 &change.detail,
             ))
-            .arg(HISTORY_KEEP)
+            .arg(self.history_keep)
             .arg(expected.map_or(-1, |e| e as i64))
             .invoke_async(&mut conn)
             .await

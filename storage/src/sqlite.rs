@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use flagyard_core::{Store, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::documents::{Change, HistoryEntry, StoredDocument};
+use crate::documents::{Change, DEFAULT_HISTORY_KEEP, HistoryEntry, StoredDocument};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS document (
@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS history (
 pub struct SqliteDocuments {
     path: PathBuf,
     conn: Mutex<Connection>,
+    history_keep: usize,
 }
 
 fn db_error(path: &Path, e: rusqlite::Error) -> StoreError {
@@ -92,7 +93,16 @@ impl SqliteDocuments {
         Ok(SqliteDocuments {
             path,
             conn: Mutex::new(conn),
+            history_keep: DEFAULT_HISTORY_KEEP,
         })
+    }
+
+    /// Keeps the newest `keep` history entries (default
+    /// [`DEFAULT_HISTORY_KEEP`]); every write drops the older ones, so the
+    /// file stops growing with the number of writes.
+    pub fn with_history_keep(mut self, keep: usize) -> Self {
+        self.history_keep = keep.max(1);
+        self
     }
 
     /// The database file.
@@ -143,7 +153,13 @@ impl SqliteDocuments {
             return Ok(0);
         }
         let version = current + 1;
-        let at = now_ms() as i64;
+        // History timestamps never go backwards, even if the clock does.
+        let last_at: i64 = tx
+            .query_row("SELECT COALESCE(MAX(at), 0) FROM history", [], |row| {
+                row.get(0)
+            })
+            .map_err(|e| db_error(&self.path, e))?;
+        let at = (now_ms() as i64).max(last_at);
         tx.execute(
             "INSERT INTO document (id, version, body, updated_at) VALUES (1, ?1, ?2, ?3)
              ON CONFLICT(id) DO UPDATE SET version = excluded.version, body = excluded.body,
@@ -161,6 +177,11 @@ impl SqliteDocuments {
                 change.detail,
                 change.body
             ],
+        )
+        .map_err(|e| db_error(&self.path, e))?;
+        tx.execute(
+            "DELETE FROM history WHERE version <= ?1",
+            params![version as i64 - self.history_keep as i64],
         )
         .map_err(|e| db_error(&self.path, e))?;
         tx.commit().map_err(|e| db_error(&self.path, e))?;

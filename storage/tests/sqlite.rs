@@ -104,3 +104,42 @@ fn a_file_that_is_not_a_database_is_reported() {
     );
     assert!(err.to_string().contains("garbage.sqlite"), "{err}");
 }
+
+#[test]
+fn history_is_bounded_and_the_file_stops_growing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flags.sqlite");
+    let db = SqliteDocuments::open(&path).unwrap().with_history_keep(5);
+    // 1.1 MB bodies: unbounded, 100 writes would hold 110 MB of history.
+    let body = |i: usize| {
+        format!(
+            r#"{{"flags": {{}}, "pad": "{}{i}"}}"#,
+            "x".repeat(1_100_000)
+        )
+    };
+    for i in 0..40 {
+        db.replace(&Change::new(body(i), "me", "put-document", ""))
+            .unwrap();
+    }
+    let history = db.history(100).unwrap();
+    assert_eq!(history.len(), 5, "only the newest 5 entries are kept");
+    assert_eq!(
+        history.iter().map(|e| e.version).collect::<Vec<_>>(),
+        vec![40, 39, 38, 37, 36]
+    );
+    // Timestamps never go backwards along the versions.
+    assert!(history.windows(2).all(|w| w[0].at_ms >= w[1].at_ms));
+    let size_after_40 = std::fs::metadata(&path).unwrap().len()
+        + std::fs::metadata(dir.path().join("flags.sqlite-wal")).map_or(0, |m| m.len());
+    for i in 40..100 {
+        db.replace(&Change::new(body(i), "me", "put-document", ""))
+            .unwrap();
+    }
+    let size_after_100 = std::fs::metadata(&path).unwrap().len()
+        + std::fs::metadata(dir.path().join("flags.sqlite-wal")).map_or(0, |m| m.len());
+    assert!(
+        size_after_100 < 30_000_000,
+        "100 writes of 1.1 MB with 5 kept: {size_after_100} bytes (after 40: {size_after_40})"
+    );
+    assert_eq!(db.current().unwrap().unwrap().version, 100);
+}

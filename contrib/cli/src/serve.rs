@@ -19,12 +19,22 @@ pub(crate) struct ServeArgs {
     db: Option<PathBuf>,
     /// Keep the document in Redis instead (`redis://host:port/db`): any number
     /// of servers pointed at the same Redis share it, and a change made on one
-    /// reaches the clients of all.
-    #[arg(long, value_name = "redis://…")]
+    /// reaches the clients of all. From the environment, a password in the
+    /// URL stays out of `ps`.
+    #[arg(
+        long,
+        value_name = "redis://…",
+        env = "FLAGYARD_STORE",
+        hide_env_values = true
+    )]
     store: Option<String>,
     /// Key prefix in Redis.
     #[arg(long, default_value = "flagyard")]
     redis_prefix: String,
+    /// History entries kept (older ones and their document bodies are
+    /// dropped on each write).
+    #[arg(long, default_value_t = flagyard::storage::DEFAULT_HISTORY_KEEP)]
+    history_keep: usize,
     /// Manage flask-pancake's switches, flags and samples in this Redis
     /// through the admin API and the /admin page.
     #[arg(long, value_name = "redis://…", env = "FLAGYARD_PANCAKE_REDIS")]
@@ -64,12 +74,14 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode, String> {
             || store.starts_with("redis+unix://"))
         {
             return Err(format!(
-                "--store '{store}': expected a redis:// URL (SQLite is the default; use --db)"
+                "--store '{}': expected a redis:// URL (SQLite is the default; use --db)",
+                flagyard::storage::masked_url(&store)
             ));
         }
         config.redis_url = Some(store);
         config.redis_prefix = args.redis_prefix;
     }
+    config.history_keep = args.history_keep.max(1);
     config.pancake_url = args.pancake;
     config.pancake_extension = args.pancake_extension;
     config.listen = args.listen;

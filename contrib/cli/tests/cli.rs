@@ -364,3 +364,34 @@ fn eval_follows_the_rules_the_flagd_cores_agree_on() {
         answer("y", "yes", "TARGETING_MATCH")
     );
 }
+
+/// A Redis password in `--store` or `FLAGYARD_STORE` never reaches the output.
+#[test]
+fn the_store_password_is_masked_and_can_come_from_the_environment() {
+    let from_env = Command::new(env!("CARGO_BIN_EXE_flagyard"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        // Port 1: nothing listens, so the server stops with the store's error.
+        .env("FLAGYARD_STORE", "redis://:s3cret-pw@127.0.0.1:1")
+        .output()
+        .expect("flagyard runs");
+    let from_flag = Command::new(env!("CARGO_BIN_EXE_flagyard"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "http://:s3cret-pw@x",
+        ])
+        .output()
+        .expect("flagyard runs");
+    for out in [from_env, from_flag] {
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "{text}");
+        assert!(!text.contains("s3cret-pw"), "the password leaked: {text}");
+        assert!(text.contains(":***@"), "the URL is named, masked: {text}");
+    }
+}

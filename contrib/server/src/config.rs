@@ -17,6 +17,9 @@ pub struct ServerConfig {
     pub redis_url: Option<String>,
     /// Key prefix in Redis (default `flagyard`).
     pub redis_prefix: String,
+    /// History entries kept, in SQLite as in Redis (default 1,000); older
+    /// entries and the document bodies they hold are dropped on each write.
+    pub history_keep: usize,
     /// A document to seed an empty database with.
     pub seed_file: Option<PathBuf>,
     /// Bearer token for the admin API; `None` refuses every write.
@@ -44,6 +47,7 @@ impl ServerConfig {
             db_path: db_path.into(),
             redis_url: None,
             redis_prefix: "flagyard".into(),
+            history_keep: flagyard_storage::DEFAULT_HISTORY_KEEP,
             seed_file: None,
             admin_token: None,
             sdk_key: None,

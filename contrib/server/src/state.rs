@@ -55,14 +55,18 @@ impl AppState {
     ) -> Result<Arc<AppState>, ServerError> {
         let (log, shared): (Arc<dyn DocumentLog>, _) = match &config.redis_url {
             Some(url) => {
-                let docs = RedisDocuments::open(url, &config.redis_prefix).await?;
+                let docs = RedisDocuments::open(url, &config.redis_prefix)
+                    .await?
+                    .with_history_keep(config.history_keep);
                 (Arc::new(docs.clone()), Some(docs))
             }
             None => {
-                let path = config.db_path.clone();
-                let db = tokio::task::spawn_blocking(move || SqliteDocuments::open(path))
-                    .await
-                    .map_err(|e| flagyard_core::StoreError::database("sqlite task", false, e))??;
+                let (path, keep) = (config.db_path.clone(), config.history_keep);
+                let db = tokio::task::spawn_blocking(move || {
+                    SqliteDocuments::open(path).map(|db| db.with_history_keep(keep))
+                })
+                .await
+                .map_err(|e| flagyard_core::StoreError::database("sqlite task", false, e))??;
                 (Arc::new(Arc::new(db)), None)
             }
         };

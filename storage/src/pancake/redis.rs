@@ -6,8 +6,9 @@ use super::model::{
     DEFAULT_EXTENSION, Kind, PancakeError, PancakeState, check_segment, validate_group,
     validate_name, validate_ratio,
 };
+use crate::documents::DEFAULT_HISTORY_KEEP;
 use crate::documents::HistoryEntry;
-use crate::redis_store::{Connection, HISTORY_KEEP, now_ms, parse_entry, record_numbered_entry};
+use crate::redis_store::{Connection, now_ms, parse_entry, record_numbered_entry};
 
 /// Numbers the entry, keeps it in the history and announces the change.
 /// KEYS: sequence, history, channel. ARGV: entry template, keep.
@@ -189,7 +190,7 @@ impl Pancake {
             .key(format!("FLAGYARD:{}:history", self.ext))
             .key(self.changes_channel())
             .arg(entry)
-            .arg(HISTORY_KEEP)
+            .arg(DEFAULT_HISTORY_KEEP)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.redis_error(e))?;
