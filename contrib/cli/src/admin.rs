@@ -54,51 +54,55 @@ enum AdminAction {
 }
 
 pub(crate) fn admin(args: AdminArgs) -> Result<ExitCode, String> {
-    let base = args.server.trim_end_matches('/').to_string();
+    let base = server_url(&args.server)?;
     let client = reqwest::Client::new();
-    let (method, url, body): (reqwest::Method, String, Option<String>) = match &args.action {
+    let read = |file: &PathBuf| {
+        std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))
+    };
+    // The method, the path below the base as segments (each percent-encoded,
+    // so a key with `/`, `?` or `#` stays one segment), and the body.
+    let (method, path, body): (reqwest::Method, Vec<&str>, Option<String>) = match &args.action {
         AdminAction::SetFlag { key, json, file } => {
             let text = match (json, file) {
                 (Some(json), _) => json.clone(),
-                (None, Some(file)) => {
-                    std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?
-                }
+                (None, Some(file)) => read(file)?,
                 (None, None) => return Err("set-flag needs --json or --file".into()),
             };
             serde_json::from_str::<Value>(&text)
                 .map_err(|e| format!("the flag definition is not JSON: {e}"))?;
             (
                 reqwest::Method::PUT,
-                format!("{base}/v1/admin/flags/{key}"),
+                vec!["v1", "admin", "flags", key],
                 Some(text),
             )
         }
         AdminAction::DeleteFlag { key } => (
             reqwest::Method::DELETE,
-            format!("{base}/v1/admin/flags/{key}"),
+            vec!["v1", "admin", "flags", key],
             None,
         ),
-        AdminAction::PutDocument { file } => {
-            let text =
-                std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-            (
-                reqwest::Method::PUT,
-                format!("{base}/v1/admin/document"),
-                Some(text),
-            )
-        }
-        AdminAction::History { limit } => (
-            reqwest::Method::GET,
-            format!("{base}/v1/admin/history?limit={limit}"),
-            None,
+        AdminAction::PutDocument { file } => (
+            reqwest::Method::PUT,
+            vec!["v1", "admin", "document"],
+            Some(read(file)?),
         ),
+        AdminAction::History { .. } => (reqwest::Method::GET, vec!["v1", "admin", "history"], None),
     };
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .map_err(|()| format!("--server '{base}': not a base URL"))?
+        .pop_if_empty()
+        .extend(path);
+    if let AdminAction::History { limit } = &args.action {
+        url.query_pairs_mut()
+            .append_pair("limit", &limit.to_string());
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
-        let mut request = client.request(method, &url);
+        let mut request = client.request(method, url.clone());
         if let Some(token) = &args.token {
             request = request.bearer_auth(token);
         }
@@ -125,4 +129,15 @@ pub(crate) fn admin(args: AdminArgs) -> Result<ExitCode, String> {
             Ok(ExitCode::from(1))
         }
     })
+}
+
+/// The server's base URL from `--server` / `FLAGYARD_SERVER`: a full URL, or
+/// `host:port` (then `http://`).
+fn server_url(server: &str) -> Result<reqwest::Url, String> {
+    let text = if server.contains("://") {
+        server.to_string()
+    } else {
+        format!("http://{server}")
+    };
+    reqwest::Url::parse(&text).map_err(|e| format!("--server '{server}': not a URL: {e}"))
 }

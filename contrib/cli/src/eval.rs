@@ -97,9 +97,8 @@ pub(crate) fn eval(args: &EvalArgs) -> Result<ExitCode, String> {
         let stdin = std::io::stdin().lock();
         for line in stdin.lines() {
             let line = line.map_err(|e| format!("reading stdin: {e}"))?;
-            if line.trim().is_empty() {
-                continue;
-            }
+            // Every input line gets its answer line, a blank one too, so
+            // output line N always answers input line N.
             emit(match eval_line(&snapshot, &line) {
                 Ok(details) => details,
                 Err(message) => json!({ "error": message }).to_string(),
@@ -123,7 +122,13 @@ pub(crate) fn eval(args: &EvalArgs) -> Result<ExitCode, String> {
     let (Some(flag), Some(kind), Some(default)) = (&args.flag, args.kind, &args.default) else {
         return Err("--flag needs --type and --default".into());
     };
-    let default = parse_json(default, "--default")?;
+    let default = parse_json(default, "--default").map_err(|e| {
+        if default.trim_start().starts_with(['"', '{', '[']) {
+            e
+        } else {
+            format!("{e} (a string default needs JSON quotes: --default '\"{default}\"')")
+        }
+    })?;
     let details = snapshot
         .resolve_as(flag, kind, &default, &context)
         .map_err(|e| e.to_string())?;
@@ -137,6 +142,11 @@ fn to_line(value: &impl serde::Serialize) -> Result<String, String> {
 
 /// One `--batch` line: `{"flag", "type", "default", "context"}`.
 fn eval_line(snapshot: &Snapshot, line: &str) -> Result<String, String> {
+    if line.trim().is_empty() {
+        return Err(
+            "empty input line: expected {\"flag\", \"type\", \"default\", \"context\"}".into(),
+        );
+    }
     let request = parse_json(line, "input line")?;
     let field = |name: &str| request.get(name);
     let flag = field("flag")

@@ -395,3 +395,49 @@ fn the_store_password_is_masked_and_can_come_from_the_environment() {
         assert!(text.contains(":***@"), "the URL is named, masked: {text}");
     }
 }
+
+/// `--batch` answers every input line, a blank one with an error line, so
+/// output line N answers input line N; a bare word as `--default` is told to
+/// use JSON quotes.
+#[test]
+fn eval_batch_answers_every_line_and_bare_defaults_get_a_hint() {
+    let flags = example();
+    let request = r#"{"flag": "new-checkout", "type": "boolean", "default": false}"#;
+    let out = flagyard(
+        &["eval", "--flags", flags.to_str().unwrap(), "--batch"],
+        Some(&format!("{request}\n\n   \n{request}\n")),
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines[0].get("value").is_some() && lines[3].get("value").is_some());
+    assert!(
+        lines[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("empty input line")
+    );
+    assert!(lines[2]["error"].is_string());
+    let out = flagyard(
+        &[
+            "eval",
+            "--flags",
+            flags.to_str().unwrap(),
+            "--flag",
+            "x",
+            "--type",
+            "string",
+            "--default",
+            "red",
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(r#"JSON quotes: --default '"red"'"#),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

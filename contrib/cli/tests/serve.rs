@@ -219,3 +219,50 @@ fn watch_shows_what_an_app_sees_over_sse_websocket_and_polling() {
     }
     stop(server);
 }
+
+/// `flagyard admin` encodes flag keys (a key with `?`, `#` or a space is one
+/// path segment) and takes `FLAGYARD_SERVER` as `host:port` too.
+#[test]
+fn admin_encodes_keys_and_takes_a_bare_host_and_port() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (child, base) = serve(&dir.path().join("server.sqlite"), &[]);
+    let host_port = base.trim_start_matches("http://").to_string();
+    let flag =
+        json!({"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "on"}).to_string();
+    for key in ["q?x", "sp ace", "hash#tag"] {
+        let out = Command::new(bin())
+            .args(["admin", "--token", "tok", "set-flag", key, "--json", &flag])
+            .env("FLAGYARD_SERVER", &host_port)
+            .output()
+            .expect("flagyard admin runs");
+        assert!(
+            out.status.success(),
+            "{key}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let doc: Value = reqwest::blocking::get(format!("{base}/v1/flags"))
+        .expect("get")
+        .json()
+        .expect("json");
+    let mut keys: Vec<&str> = doc["flags"]
+        .as_object()
+        .expect("flags")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["hash#tag", "q?x", "sp ace"]);
+    let out = admin(&base, &["delete-flag", "q?x"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = reqwest::blocking::get(format!("{base}/v1/flags"))
+        .expect("get")
+        .json()
+        .expect("json");
+    assert!(doc["flags"].get("q?x").is_none());
+    stop(child);
+}
