@@ -522,3 +522,58 @@ fn the_runtime_evaluates_through_the_evaluator_it_is_given() {
     // The compiled document is the evaluator's own type.
     assert_eq!(provider.snapshot().map(|s| s.flags.len()), Some(2));
 }
+
+/// Delivers versioned documents in the order given, then stays quiet.
+struct Versions(Vec<(u64, i64)>);
+
+impl flagyard::core::Source for Versions {
+    fn describe(&self) -> String {
+        "versions".into()
+    }
+    fn run(
+        self: Box<Self>,
+        updates: Arc<dyn flagyard::core::SourceUpdates>,
+    ) -> flagyard::core::BoxFuture<()> {
+        Box::pin(async move {
+            for (version, limit) in self.0 {
+                let doc = json!({"flags": {"limit": {"state": "ENABLED",
+                    "variants": {"v": limit}, "defaultVariant": "v"}}});
+                updates.versioned_document(doc.to_string(), version);
+            }
+            std::future::pending::<()>().await;
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_older_than_the_served_one_is_reported_and_ignored() {
+    let errors: Arc<Mutex<Vec<ProviderError>>> = Arc::default();
+    let log = Arc::clone(&errors);
+    let p = FlagyardProvider::builder()
+        .source(Versions(vec![(2, 20), (1, 10), (2, 21), (3, 30), (1, 11)]))
+        .on_error(move |e| log.lock().unwrap().push(e.clone()))
+        .build()
+        .expect("provider builds");
+    assert!(p.wait_until_ready(Duration::from_secs(5)).await.success);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while p.get_i64("limit", 0, &()) != 30 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        p.get_i64("limit", 0, &()),
+        30,
+        "version 3 stays; the later 1 is ignored"
+    );
+    let errors = errors.lock().unwrap();
+    let older: Vec<&str> = errors
+        .iter()
+        .map(|e| e.message())
+        .filter(|m| m.contains("older than the served version"))
+        .collect();
+    assert_eq!(older.len(), 2, "{errors:?}");
+    assert!(
+        older[0].contains("version 1 is older than the served version 2"),
+        "{older:?}"
+    );
+}

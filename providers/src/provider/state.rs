@@ -138,6 +138,21 @@ impl<E: Evaluator> State<E> {
         version: Option<u64>,
     ) -> bool {
         let _serial = self.apply.lock().unwrap_or_else(PoisonError::into_inner);
+        // Versions never go backwards: an older document (a lagging replica,
+        // a stale poll) is reported and ignored.
+        let served = self.version.load(Ordering::Acquire);
+        if let Some(version) = version
+            && version < served
+        {
+            self.report(&ProviderError::new(
+                ErrorOrigin::Network,
+                false,
+                format!(
+                    "{from}: version {version} is older than the served version {served}; ignored"
+                ),
+            ));
+            return false;
+        }
         let snapshot = match E::compile(text, &self.options) {
             Ok(snapshot) => snapshot,
             Err(e) => {
