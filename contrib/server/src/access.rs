@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use subtle::ConstantTimeEq;
@@ -18,10 +20,9 @@ fn presented(headers: &HeaderMap) -> Option<&str> {
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
-        let v = v.trim();
-        if let Some(token) = v
-            .strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))
+        // The scheme is case-insensitive (RFC 7235 §2.1).
+        if let Some((scheme, token)) = v.trim().split_once(' ')
+            && scheme.eq_ignore_ascii_case("bearer")
         {
             return Some(token.trim());
         }
@@ -57,15 +58,45 @@ impl FromRequestParts<Arc<AppState>> for AdminAccess {
                 "the admin API is disabled: start the server with --admin-token or FLAGYARD_ADMIN_TOKEN".into(),
             ));
         };
-        match presented(&parts.headers) {
-            Some(token) if same(token, expected) => Ok(AdminAccess {
-                actor: actor(&parts.headers),
-            }),
-            Some(_) => Err(ApiError::Unauthorized("wrong admin token".into())),
-            None => Err(ApiError::Unauthorized(
-                "missing Authorization: Bearer <admin token>".into(),
-            )),
+        // The client's address (absent when the router is served without
+        // connection info, as in some tests: then nothing is throttled).
+        let client = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        if let Some(client) = client
+            && let Err(retry_after) = state.logins.check(client)
+        {
+            return Err(ApiError::TooManyRequests {
+                message: format!(
+                    "too many failed admin logins from {client}; retry in {retry_after} s"
+                ),
+                retry_after,
+            });
         }
+        let refused = match presented(&parts.headers) {
+            Some(token) if same(token, expected) => {
+                if let Some(client) = client {
+                    state.logins.succeeded(client);
+                }
+                return Ok(AdminAccess {
+                    actor: actor(&parts.headers),
+                });
+            }
+            Some(_) => "wrong admin token",
+            None => "missing Authorization: Bearer <admin token>",
+        };
+        // Logged without the token.
+        tracing::warn!(
+            client = %client.map_or_else(|| "unknown".to_string(), |c| c.to_string()),
+            path = %parts.uri.path(),
+            reason = refused,
+            "admin authentication failed"
+        );
+        if let Some(client) = client {
+            state.logins.failed(client);
+        }
+        Err(ApiError::Unauthorized(refused.into()))
     }
 }
 

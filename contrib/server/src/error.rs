@@ -23,6 +23,17 @@ pub enum ApiError {
     /// The document is too large (413).
     #[error("{0}")]
     TooLarge(String),
+    /// Too many requests (429): retry after this many seconds.
+    #[error("{message}")]
+    TooManyRequests {
+        /// Why.
+        message: String,
+        /// Seconds until a retry can succeed (the `Retry-After` header).
+        retry_after: u64,
+    },
+    /// The request's URI is too long (414).
+    #[error("{0}")]
+    UriTooLong(String),
     /// The server failed (500).
     #[error("{0}")]
     Internal(String),
@@ -37,6 +48,8 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -50,6 +63,12 @@ impl IntoResponse for ApiError {
         let message = self.to_string();
         let body = crate::wire::ErrorBody { error: &message };
         let mut response = (self.status(), axum::Json(body)).into_response();
+        if let ApiError::TooManyRequests { retry_after, .. } = &self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(*retry_after),
+            );
+        }
         if matches!(self, ApiError::Unauthorized(_)) {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

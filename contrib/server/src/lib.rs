@@ -92,13 +92,16 @@ impl Server {
             tokio::spawn(follow_redis(Arc::clone(&self.state), docs.clone()));
         }
         tracing::info!(addr = %self.listener.local_addr()?, "flagyard server listening");
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: closing streams");
-                let _ = stop.send(true);
-            })
-            .await
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing streams");
+            let _ = stop.send(true);
+        })
+        .await
     }
 }
 

@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::config::ServerConfig;
 use crate::error::{ApiError, ServerError};
-use crate::limiter::RateLimiter;
+use crate::limiter::{LoginThrottle, RateLimiter};
 use crate::log::DocumentLog;
 use crate::published::Published;
 use crate::validation::{Invalid, compile_stored, validate};
@@ -29,6 +29,8 @@ pub struct AppState {
     pub(crate) config: ServerConfig,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) limiter: Option<RateLimiter>,
+    /// Failed admin logins per client address.
+    pub(crate) logins: LoginThrottle,
     pub(crate) pancake: Option<Pancake>,
     writes: tokio::sync::Mutex<()>,
 }
@@ -123,6 +125,7 @@ impl AppState {
             config,
             shutdown,
             limiter,
+            logins: LoginThrottle::default(),
             pancake,
             writes: tokio::sync::Mutex::new(()),
         }))

@@ -592,3 +592,83 @@ async fn ofrep_follows_the_rules_the_flagd_cores_agree_on() {
     );
     server.stop().await;
 }
+
+/// Every error answer is the JSON error (docs/PROTOCOL.md), the Bearer scheme
+/// is case-insensitive, and failed admin logins are throttled per address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_json_everywhere_and_failed_logins_are_throttled() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(&dir.path().join("db.sqlite"), |_| {}).await;
+    let base = server.base.clone();
+    let long = "a".repeat(9_000);
+    let cases = [
+        (reqwest::Method::GET, format!("{base}/nope"), 404),
+        (
+            reqwest::Method::GET,
+            format!("{base}/v1/admin/history?limit=abc"),
+            400,
+        ),
+        (
+            reqwest::Method::DELETE,
+            format!("{base}/v1/admin/flags/%FF"),
+            400,
+        ),
+        (reqwest::Method::DELETE, format!("{base}/v1/flags"), 405),
+        (reqwest::Method::GET, format!("{base}/v1/flags?{long}"), 414),
+    ];
+    for (method, url, status) in cases {
+        let response = client()
+            .request(method.clone(), &url)
+            .header("authorization", format!("BEARER {TOKEN}"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(
+            response.status().as_u16(),
+            status,
+            "{method} {}",
+            &url[..url.len().min(80)]
+        );
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json",
+            "{method}"
+        );
+        let body: Value = response.json().await.expect("a JSON body");
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{body}"
+        );
+    }
+    // `BEARER` and `bearer` are the Bearer scheme.
+    let history = |auth: String| {
+        client()
+            .get(format!("{base}/v1/admin/history"))
+            .header("authorization", auth)
+            .send()
+    };
+    assert_eq!(
+        history(format!("bEaReR {TOKEN}"))
+            .await
+            .expect("request")
+            .status(),
+        200
+    );
+    for _ in 0..5 {
+        let response = history("Bearer wrong".into()).await.expect("request");
+        assert_eq!(response.status(), 401);
+    }
+    // The sixth failure in a minute: refused even with the right token.
+    let response = history(format!("Bearer {TOKEN}")).await.expect("request");
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.expect("JSON");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("too many failed admin logins"),
+        "{body}"
+    );
+    server.stop().await;
+}

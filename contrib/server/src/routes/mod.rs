@@ -10,9 +10,13 @@ mod stream;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method, Uri, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Every route of the server (see docs/PROTOCOL.md).
@@ -45,8 +49,72 @@ pub fn router(state: Arc<AppState>) -> Router {
             put(pancake::set_override).delete(pancake::clear_override),
         )
         .route("/admin", get(page::admin_page))
+        .fallback(no_route)
         // Bodies are held to the document limit (plus room for formatting);
         // `ApiJson` answers a larger one with the JSON error naming the limit.
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes()))
+        // Every error answer is the project's JSON error, whoever produced it
+        // (axum's rejections of a path, a query or a method answer text).
+        .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn(uri_limit))
         .with_state(state)
+}
+
+/// The longest request URI (path and query) answered; a longer one is `414`
+/// with the JSON error. (Beyond 64 KiB hyper refuses the request line itself,
+/// with an empty `414`.)
+pub(crate) const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Refuses a URI over [`MAX_URI_BYTES`].
+async fn uri_limit(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let length = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if length > MAX_URI_BYTES {
+        return ApiError::UriTooLong(format!(
+            "the request URI has {length} bytes; at most {MAX_URI_BYTES} are accepted"
+        ))
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// An unknown route.
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NotFound(format!(
+        "no route {method} {} (docs/PROTOCOL.md lists them)",
+        uri.path()
+    ))
+}
+
+/// Turns an error response that is not JSON into `{"error": "..."}` with the
+/// same status and headers: the text it had, or the status's reason.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let body = serde_json::to_vec(&crate::wire::ErrorBody { error: &message }).unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(body))
 }
