@@ -57,6 +57,16 @@ pub(crate) struct ServeArgs {
     /// OFREP requests per second for all clients together (default: unlimited).
     #[arg(long)]
     ofrep_rate_limit: Option<u32>,
+    /// Open connections at most; one more is answered 503.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Seconds for a request's headers (and an idle keep-alive connection's
+    /// next request), and for each read of a request body.
+    #[arg(long, default_value_t = 10)]
+    request_timeout: u64,
+    /// Seconds a shutdown (SIGINT/SIGTERM) waits for open requests.
+    #[arg(long, default_value_t = 5)]
+    shutdown_deadline: u64,
 }
 
 pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode, String> {
@@ -90,6 +100,10 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     config.sdk_key = args.sdk_key.filter(|k| !k.is_empty());
     config.heartbeat = Duration::from_secs(args.heartbeat.max(1));
     config.ofrep_rate_limit = args.ofrep_rate_limit;
+    config.max_connections = args.max_connections.max(1);
+    config.header_timeout = Duration::from_secs(args.request_timeout.max(1));
+    config.body_timeout = Duration::from_secs(args.request_timeout.max(1));
+    config.shutdown_deadline = Duration::from_secs(args.shutdown_deadline);
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {

@@ -32,6 +32,15 @@ pub struct ServerConfig {
     pub ofrep_rate_limit: Option<u32>,
     /// Largest document accepted by the admin API (default 5 MiB).
     pub max_document_bytes: usize,
+    /// Open connections at most (default 10,000); one more is answered `503`.
+    pub max_connections: usize,
+    /// Time for a request's headers to arrive, and for an idle keep-alive
+    /// connection to start its next request (default 10 s).
+    pub header_timeout: Duration,
+    /// Time for each read of a request body (default 10 s).
+    pub body_timeout: Duration,
+    /// How long a graceful shutdown waits for open requests (default 5 s).
+    pub shutdown_deadline: Duration,
     /// The Redis holding flask-pancake's switches, flags and samples, managed
     /// through `/v1/admin/pancake` and the `/admin` page; `None`: not offered.
     pub pancake_url: Option<String>,
@@ -54,6 +63,10 @@ impl ServerConfig {
             heartbeat: Duration::from_secs(15),
             ofrep_rate_limit: None,
             max_document_bytes: 5 * 1024 * 1024,
+            max_connections: 10_000,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            shutdown_deadline: Duration::from_secs(5),
             pancake_url: None,
             pancake_extension: "pancake".into(),
         }

@@ -20,6 +20,7 @@
 mod access;
 mod body;
 mod config;
+mod connections;
 mod error;
 mod limiter;
 mod log;
@@ -92,11 +93,14 @@ impl Server {
             tokio::spawn(follow_redis(Arc::clone(&self.state), docs.clone()));
         }
         tracing::info!(addr = %self.listener.local_addr()?, "flagyard server listening");
-        axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let config = &self.state.config;
+        let limits = connections::ConnectionLimits {
+            max_connections: config.max_connections.max(1),
+            header_timeout: config.header_timeout,
+            body_timeout: config.body_timeout,
+            shutdown_deadline: config.shutdown_deadline,
+        };
+        connections::serve(self.listener, app, limits, async move {
             shutdown.await;
             tracing::info!("shutting down: closing streams");
             let _ = stop.send(true);

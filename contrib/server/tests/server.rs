@@ -672,3 +672,123 @@ async fn errors_are_json_everywhere_and_failed_logins_are_throttled() {
     );
     server.stop().await;
 }
+
+/// Reads from a raw connection until the server closes it, or `None` if it
+/// is still open after `within`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let read_all = async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buffer[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(within, read_all).await.ok()?;
+    Some(String::from_utf8_lossy(&seen).into_owned())
+}
+
+/// Idle, trickling and stalled clients are cut off; one connection over the
+/// cap is answered 503 in JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_clients_time_out_and_the_cap_refuses_clearly() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(&dir.path().join("db.sqlite"), |c| {
+        c.header_timeout = Duration::from_millis(300);
+        c.body_timeout = Duration::from_millis(300);
+        c.max_connections = 4;
+    })
+    .await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    // Says nothing at all.
+    let mut silent = TcpStream::connect(&addr).await.expect("connect");
+    assert!(
+        closed_within(&mut silent, Duration::from_secs(3))
+            .await
+            .is_some(),
+        "a silent client is closed"
+    );
+    // Trickles half a request line.
+    let mut trickle = TcpStream::connect(&addr).await.expect("connect");
+    trickle.write_all(b"GET /healthz HT").await.expect("write");
+    assert!(
+        closed_within(&mut trickle, Duration::from_secs(3))
+            .await
+            .is_some(),
+        "a trickling client is closed"
+    );
+    // A whole request, then idle on the kept-alive connection.
+    let mut idle = TcpStream::connect(&addr).await.expect("connect");
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let answer = closed_within(&mut idle, Duration::from_secs(3))
+        .await
+        .expect("an idle keep-alive connection is closed");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // A body that stalls.
+    let mut stalled = TcpStream::connect(&addr).await.expect("connect");
+    stalled
+        .write_all(format!("PUT /v1/admin/document HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {TOKEN}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"fla").as_bytes())
+        .await
+        .expect("write");
+    let answer = closed_within(&mut stalled, Duration::from_secs(3))
+        .await
+        .expect("a stalled body is cut off");
+    assert!(!answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // The cap: four connections held open, the fifth is refused in JSON.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut s = TcpStream::connect(&addr).await.expect("connect");
+        s.write_all(b"GET /healthz HT").await.expect("write");
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut over = TcpStream::connect(&addr).await.expect("connect");
+    let answer = closed_within(&mut over, Duration::from_secs(2))
+        .await
+        .expect("refused at once");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.contains(r#"{"error":"the server holds its maximum of 4 connections"#),
+        "{answer}"
+    );
+    drop(held);
+    server.stop().await;
+}
+
+/// A client holding a half-sent request does not keep the server from
+/// stopping: shutdown ends within its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_within_its_deadline() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(&dir.path().join("db.sqlite"), |c| {
+        c.header_timeout = Duration::from_secs(60);
+        c.body_timeout = Duration::from_secs(60);
+        c.shutdown_deadline = Duration::from_millis(500);
+    })
+    .await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut holder = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    holder
+        .write_all(format!("PUT /v1/admin/document HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {TOKEN}\r\ncontent-length: 100\r\n\r\n{{").as_bytes())
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    server.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "stopped after {:?}",
+        started.elapsed()
+    );
+}

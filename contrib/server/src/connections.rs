@@ -1,0 +1,132 @@
+//! Accepting and holding connections: a cap on how many are open, a deadline
+//! for a request's headers and for each read of its body, accepting again
+//! after an accept error (file descriptors exhausted), and a graceful
+//! shutdown that ends within a deadline however clients behave.
+//!
+//! Hand-written over hyper-util because `axum::serve` has none of the
+//! timeouts, no cap and no shutdown deadline.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tower::ServiceExt;
+
+/// How connections are held (`ServerConfig` sets them).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectionLimits {
+    /// Open connections at most; one more is answered `503` and closed.
+    pub max_connections: usize,
+    /// Time for a request's headers to arrive (and for an idle keep-alive
+    /// connection to start its next request).
+    pub header_timeout: Duration,
+    /// Time for each read of a request body.
+    pub body_timeout: Duration,
+    /// How long a graceful shutdown waits for open requests.
+    pub shutdown_deadline: Duration,
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then finishes the
+/// open requests within the shutdown deadline and drops the rest.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+        limits.body_timeout,
+    ));
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    // Tells every connection to finish its request and close.
+    let (closing, _) = watch::channel(false);
+    // HTTP/1.1 only: every client of this port speaks it, and the
+    // HTTP/2-detecting builder waits for a first byte without a deadline.
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors (or a connection reset before
+                    // it was accepted): wait a little and accept again.
+                    tracing::warn!(error = %e, "accept failed; accepting again shortly");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tokio::spawn(refuse(stream, limits.max_connections));
+            continue;
+        };
+        let service = app
+            .clone()
+            .map_request(move |mut request: hyper::Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(addr));
+                request
+            });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+            .with_upgrades();
+        let mut close = closing.subscribe();
+        tokio::spawn(async move {
+            tokio::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                () = async { drop(close.wait_for(|closing| *closing).await) } => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = ended {
+                tracing::debug!(client = %addr, error = %e, "connection ended");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    // Every connection holds a slot: all slots back means all closed.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    match tokio::time::timeout(limits.shutdown_deadline, slots.acquire_many(all)).await {
+        Ok(_) => {}
+        Err(_) => tracing::warn!(
+            deadline = ?limits.shutdown_deadline,
+            "connections still open at the shutdown deadline; closing them"
+        ),
+    }
+    Ok(())
+}
+
+/// Answers a connection over the cap with `503` and closes it.
+async fn refuse(mut stream: TcpStream, max: usize) {
+    tracing::warn!(max, "connection refused: the connection cap is reached");
+    let body = format!(
+        r#"{{"error":"the server holds its maximum of {max} connections; retry shortly"}}"#
+    );
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
