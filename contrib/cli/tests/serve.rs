@@ -266,3 +266,42 @@ fn admin_encodes_keys_and_takes_a_bare_host_and_port() {
     assert!(doc["flags"].get("q?x").is_none());
     stop(child);
 }
+
+/// Out of file descriptors (`ulimit -n 64`, 100 idle sockets that stay
+/// open), the server closes the idle ones at the request timeout and serves
+/// new requests again.
+#[test]
+fn the_server_accepts_again_after_running_out_of_file_descriptors() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (child, base) = common::serve_with_fd_limit(
+        &dir.path().join("server.sqlite"),
+        64,
+        &["--request-timeout", "1"],
+    );
+    let addr = base.trim_start_matches("http://").to_string();
+    let sockets: Vec<std::net::TcpStream> = (0..100)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    assert!(
+        sockets.len() > 64,
+        "the kernel queued the connections: {}",
+        sockets.len()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let served = loop {
+        let answer = reqwest::blocking::Client::new()
+            .get(format!("{base}/healthz"))
+            .timeout(Duration::from_secs(2))
+            .send();
+        let ok = answer.is_ok_and(|r| r.status().is_success());
+        if ok || std::time::Instant::now() > deadline {
+            break ok;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        served,
+        "the server answers again while the idle sockets are still open"
+    );
+    stop(child);
+}

@@ -56,14 +56,19 @@ pub(crate) async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
     tokio::pin!(shutdown);
+    let mut last_warning: Option<std::time::Instant> = None;
     loop {
         let (stream, addr) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors (or a connection reset before
-                    // it was accepted): wait a little and accept again.
-                    tracing::warn!(error = %e, "accept failed; accepting again shortly");
+                    // it was accepted): wait a little and accept again,
+                    // saying so at most once a second.
+                    if last_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                        tracing::warn!(error = %e, "accept failed; accepting again shortly");
+                        last_warning = Some(std::time::Instant::now());
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }

@@ -12,10 +12,32 @@ pub(crate) fn bin() -> &'static str {
 
 /// Starts `flagyard serve` on a free port; returns the process and its base URL.
 pub(crate) fn serve(db: &Path, extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(bin())
+    let mut command = Command::new(bin());
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--db"])
         .arg(db)
-        .args(extra)
+        .args(extra);
+    announced(command)
+}
+
+/// Starts `flagyard serve` with at most `files` open file descriptors
+/// (`ulimit -n`, through bash).
+pub(crate) fn serve_with_fd_limit(db: &Path, files: u32, extra: &[&str]) -> (Child, String) {
+    let mut command = Command::new("bash");
+    command
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n {files} && exec \"$0\" serve --listen 127.0.0.1:0 --db \"$@\""
+        ))
+        .arg(bin())
+        .arg(db)
+        .args(extra);
+    announced(command)
+}
+
+/// Runs a server command and waits for its announcement line.
+fn announced(mut command: Command) -> (Child, String) {
+    let mut child = command
         .env("FLAGYARD_ADMIN_TOKEN", "tok")
         .env_remove("FLAGYARD_SDK_KEY")
         .stderr(Stdio::piped())
@@ -34,6 +56,12 @@ pub(crate) fn serve(db: &Path, extra: &[&str]) -> (Child, String) {
         }
     };
     // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if std::env::var_os("FLAGYARD_TEST_SERVER_LOG").is_some() {
+                eprintln!("server: {line}");
+            }
+        }
+    });
     (child, base)
 }
