@@ -57,6 +57,15 @@ pub(crate) struct ServeArgs {
     /// OFREP requests per second for all clients together (default: unlimited).
     #[arg(long)]
     ofrep_rate_limit: Option<u32>,
+    /// A browser origin allowed to open /v1/ws besides the server's own
+    /// (repeatable; `*` allows any).
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<String>,
+    /// A `Host` requests must name (repeatable; with the port, as clients
+    /// send it). Without any, every host is served; set it to refuse DNS
+    /// rebinding.
+    #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+    allow_hosts: Vec<String>,
     /// Open connections at most; one more is answered 503.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
@@ -101,6 +110,8 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     config.heartbeat = Duration::from_secs(args.heartbeat.max(1));
     config.ofrep_rate_limit = args.ofrep_rate_limit;
     config.max_connections = args.max_connections.max(1);
+    config.allowed_origins = args.allow_origins;
+    config.allowed_hosts = args.allow_hosts;
     config.header_timeout = Duration::from_secs(args.request_timeout.max(1));
     config.body_timeout = Duration::from_secs(args.request_timeout.max(1));
     config.shutdown_deadline = Duration::from_secs(args.shutdown_deadline);

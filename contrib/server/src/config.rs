@@ -32,6 +32,13 @@ pub struct ServerConfig {
     pub ofrep_rate_limit: Option<u32>,
     /// Largest document accepted by the admin API (default 5 MiB).
     pub max_document_bytes: usize,
+    /// Origins a browser may open `/v1/ws` from besides the server's own
+    /// (`https://app.example.com`; `*` allows any). A request without an
+    /// `Origin` (not from a browser) is not checked.
+    pub allowed_origins: Vec<String>,
+    /// Host names (with the port, if not the default) requests must name in
+    /// `Host`; empty: any (the default). Set it to refuse DNS rebinding.
+    pub allowed_hosts: Vec<String>,
     /// Open connections at most (default 10,000); one more is answered `503`.
     pub max_connections: usize,
     /// Time for a request's headers to arrive, and for an idle keep-alive
@@ -63,6 +70,8 @@ impl ServerConfig {
             heartbeat: Duration::from_secs(15),
             ofrep_rate_limit: None,
             max_document_bytes: 5 * 1024 * 1024,
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             max_connections: 10_000,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),

@@ -792,3 +792,99 @@ async fn shutdown_ends_within_its_deadline() {
         started.elapsed()
     );
 }
+
+/// `/v1/ws` refuses foreign browser origins (cross-site WebSocket
+/// hijacking) unless allowed, closes a client that sends a large message, and
+/// `allowed_hosts` refuses other `Host`s (DNS rebinding).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_origins_inbound_size_and_hosts_are_checked() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(&dir.path().join("db.sqlite"), |c| {
+        c.allowed_origins = vec!["https://app.example.com".into()];
+    })
+    .await;
+    let host = server.base.trim_start_matches("http://").to_string();
+    let url = format!("ws://{host}/v1/ws");
+    let with_origin = |origin: &str| {
+        let mut request = url.as_str().into_client_request().expect("request");
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().expect("header"));
+        request
+    };
+    match tokio_tungstenite::connect_async(with_origin("https://evil.example")).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 403),
+        other => panic!(
+            "a foreign origin must be refused: {:?}",
+            other.map(|(_, r)| r.status())
+        ),
+    }
+    for origin in [
+        "https://app.example.com".to_string(),
+        format!("http://{host}"),
+    ] {
+        let (mut socket, _) = tokio_tungstenite::connect_async(with_origin(&origin))
+            .await
+            .unwrap_or_else(|e| panic!("{origin} is allowed: {e}"));
+        assert!(socket.next().await.expect("message").expect("ok").is_text());
+    }
+    // No Origin (not a browser): served. A 64 KiB message closes the socket.
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("connects");
+    assert!(socket.next().await.expect("message").expect("ok").is_text());
+    socket
+        .send(Message::Text("x".repeat(64 * 1024).into()))
+        .await
+        .expect("sent");
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match socket.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the server closes a client that sends a large message"
+    );
+    server.stop().await;
+
+    let server = start(&dir.path().join("db2.sqlite"), |c| {
+        c.allowed_hosts = vec!["flags.internal:8013".into()];
+    })
+    .await;
+    let refused = client()
+        .get(format!("{}/v1/flags", server.base))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.expect("JSON");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("is not served here"),
+        "{body}"
+    );
+    let allowed = client()
+        .get(format!("{}/v1/flags", server.base))
+        .header("host", "flags.internal:8013")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(allowed.status(), 200);
+    let health = client()
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(health.status(), 200, "liveness is not host-checked");
+    server.stop().await;
+}

@@ -57,6 +57,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         // (axum's rejections of a path, a query or a method answer text).
         .layer(axum::middleware::map_response(json_errors))
         .layer(axum::middleware::from_fn(uri_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            host_check,
+        ))
         .with_state(state)
 }
 
@@ -76,6 +80,32 @@ async fn uri_limit(request: axum::extract::Request, next: axum::middleware::Next
             "the request URI has {length} bytes; at most {MAX_URI_BYTES} are accepted"
         ))
         .into_response();
+    }
+    next.run(request).await
+}
+
+/// With `allowed_hosts` configured, refuses a request whose `Host` is not one
+/// of them (a DNS-rebinding page names its own host).
+async fn host_check(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let allowed = &state.config.allowed_hosts;
+    // Liveness probes name whatever address they reach the server at.
+    if !allowed.is_empty() && request.uri().path() != "/healthz" {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(host)) {
+            return ApiError::Forbidden(format!(
+                "Host '{host}' is not served here (allowed: {})",
+                allowed.join(", ")
+            ))
+            .into_response();
+        }
     }
     next.run(request).await
 }

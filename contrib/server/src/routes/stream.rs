@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
@@ -90,12 +91,49 @@ fn events(
     )
 }
 
+/// The largest message a client may send on `/v1/ws` (it sends only pongs
+/// and close frames); a larger one closes the connection.
+const MAX_INBOUND_MESSAGE: usize = 4 * 1024;
+
 pub(super) async fn websocket(
     State(state): State<Arc<AppState>>,
     _read: ReadAccess,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    Ok(upgrade.on_upgrade(move |socket| serve_socket(state, socket)))
+    check_origin(&headers, &state.config.allowed_origins)?;
+    Ok(upgrade
+        .max_message_size(MAX_INBOUND_MESSAGE)
+        .max_frame_size(MAX_INBOUND_MESSAGE)
+        .on_upgrade(move |socket| serve_socket(state, socket)))
+}
+
+/// Refuses a browser's cross-site WebSocket (cross-site WebSocket hijacking):
+/// an `Origin` must be the server's own (its host is the `Host` asked for) or
+/// one of `allowed` (`*`: any). Without an `Origin` (no browser) it passes.
+fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or_default();
+    let own = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|host| {
+            origin
+                .split_once("://")
+                .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
+        });
+    if own
+        || allowed
+            .iter()
+            .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
+    {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(format!(
+        "WebSocket from origin '{origin}' refused: allow it with --allow-origin"
+    )))
 }
 
 async fn serve_socket(state: Arc<AppState>, mut socket: WebSocket) {
