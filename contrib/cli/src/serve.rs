@@ -76,16 +76,33 @@ pub(crate) struct ServeArgs {
     /// Seconds a shutdown (SIGINT/SIGTERM) waits for open requests.
     #[arg(long, default_value_t = 5)]
     shutdown_deadline: u64,
+    /// Log lines as text (coloured only on a terminal) or one JSON object each.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How `flagyard serve` writes its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for log collectors).
+    Json,
 }
 
 pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode, String> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let log = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Json => log.json().init(),
+        // Colours only where a person reads them.
+        LogFormat::Text => log
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     let mut config = ServerConfig::new(args.db.unwrap_or_else(default_db_path));
     if let Some(store) = args.store {
         if !(store.starts_with("redis://")
@@ -118,9 +135,9 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
-        let db = match &config.redis_url {
-            Some(url) => std::path::PathBuf::from(url),
-            None => config.db_path.clone(),
+        let store = match &config.redis_url {
+            Some(url) => flagyard::storage::masked_url(url),
+            None => config.db_path.display().to_string(),
         };
         let writes = if config.admin_token.is_some() {
             "enabled"
@@ -128,10 +145,13 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode, String> {
             "disabled (no --admin-token)"
         };
         let server = Server::bind(config).await.map_err(|e| e.to_string())?;
+        let served = server.state().current();
+        let addr = server.local_addr();
         eprintln!(
-            "flagyard: serving http://{} (store {}, admin writes {writes})",
-            server.local_addr(),
-            db.display()
+            "flagyard: serving http://{addr} (store {store}, {} flags at version {}, \
+             admin writes {writes}; admin page http://{addr}/admin)",
+            served.snapshot.keys().len(),
+            served.version
         );
         server
             .run(shutdown_signal())

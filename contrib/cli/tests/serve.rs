@@ -305,3 +305,55 @@ fn the_server_accepts_again_after_running_out_of_file_descriptors() {
     );
     stop(child);
 }
+
+/// Piped logs carry no ANSI colours, `--log-format json` writes JSON lines,
+/// and the banner names the URL, the store, the flags and the admin page.
+#[test]
+fn logs_are_plain_or_json_and_the_banner_says_what_is_served() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/flags.json");
+    for format in ["text", "json"] {
+        let mut child = Command::new(bin())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                format,
+                "--db",
+            ])
+            .arg(dir.path().join(format!("{format}.sqlite")))
+            .arg("--flags")
+            .arg(&seed)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("flagyard serve starts");
+        let lines: Vec<String> = BufReader::new(child.stderr.take().expect("stderr"))
+            .lines()
+            .map_while(Result::ok)
+            .take(3)
+            .collect();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            lines.iter().all(|l| !l.contains('\u{1b}')),
+            "no ANSI escapes: {lines:?}"
+        );
+        let banner = lines
+            .iter()
+            .find(|l| l.starts_with("flagyard: serving http://"))
+            .unwrap_or_else(|| panic!("a banner: {lines:?}"));
+        assert!(banner.contains("5 flags at version 1"), "{banner}");
+        assert!(banner.contains("/admin)"), "{banner}");
+        let logs: Vec<&String> = lines
+            .iter()
+            .filter(|l| !l.starts_with("flagyard:"))
+            .collect();
+        assert!(!logs.is_empty(), "{lines:?}");
+        for line in logs {
+            let parsed = serde_json::from_str::<Value>(line);
+            assert_eq!(parsed.is_ok(), format == "json", "{format}: {line}");
+        }
+    }
+}
