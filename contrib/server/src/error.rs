@@ -31,6 +31,14 @@ pub enum ApiError {
         /// Seconds until a retry can succeed (the `Retry-After` header).
         retry_after: u64,
     },
+    /// The store cannot be reached now (503): retry after this many seconds.
+    #[error("{message}")]
+    Unavailable {
+        /// Why.
+        message: String,
+        /// Seconds until a retry may succeed (the `Retry-After` header).
+        retry_after: u64,
+    },
     /// The request's URI is too long (414).
     #[error("{0}")]
     UriTooLong(String),
@@ -50,7 +58,23 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl ApiError {
+    /// A store error as the client should see it: `503` with `Retry-After`
+    /// when it may pass (Redis unreachable, SQLite busy), else `500`.
+    pub(crate) fn from_store(e: &flagyard_core::StoreError) -> ApiError {
+        if e.is_transient() {
+            ApiError::Unavailable {
+                message: format!("the store is unreachable, nothing was changed: {e}"),
+                retry_after: 5,
+            }
+        } else {
+            ApiError::Internal(e.to_string())
         }
     }
 }
@@ -63,7 +87,9 @@ impl IntoResponse for ApiError {
         let message = self.to_string();
         let body = crate::wire::ErrorBody { error: &message };
         let mut response = (self.status(), axum::Json(body)).into_response();
-        if let ApiError::TooManyRequests { retry_after, .. } = &self {
+        if let ApiError::TooManyRequests { retry_after, .. }
+        | ApiError::Unavailable { retry_after, .. } = &self
+        {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from(*retry_after),

@@ -138,6 +138,7 @@ impl RedisFollower {
         use futures_util::StreamExt;
         let mut pubsub = self.docs.subscribe().await?;
         self.state.refresh().await?;
+        self.state.set_store_reachable(true);
         backoff.connected();
         let mut messages = pubsub.on_message();
         let mut check = tokio::time::interval(std::time::Duration::from_secs(5));
@@ -158,6 +159,7 @@ impl RedisFollower {
 impl flagyard::Session for RedisFollower {
     async fn run(&mut self, backoff: &mut flagyard::Backoff) -> flagyard::SessionEnd {
         let Err(why) = self.connection(backoff).await;
+        self.state.set_store_reachable(false);
         let error = flagyard_core::ProviderError::new(
             flagyard_core::ErrorOrigin::Store,
             true,

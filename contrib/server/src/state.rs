@@ -31,6 +31,8 @@ pub struct AppState {
     pub(crate) limiter: Option<RateLimiter>,
     /// Failed admin logins per client address.
     pub(crate) logins: LoginThrottle,
+    /// Whether the store answered last time it was used (readiness).
+    pub(crate) store_reachable: std::sync::atomic::AtomicBool,
     pub(crate) pancake: Option<Pancake>,
     writes: tokio::sync::Mutex<()>,
 }
@@ -126,6 +128,7 @@ impl AppState {
             shutdown,
             limiter,
             logins: LoginThrottle::default(),
+            store_reachable: std::sync::atomic::AtomicBool::new(true),
             pancake,
             writes: tokio::sync::Mutex::new(()),
         }))
@@ -172,9 +175,10 @@ impl AppState {
             if let Some(published) = self.try_change(&edit, actor, action, detail).await? {
                 return Ok(published);
             }
-            self.refresh()
-                .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            self.refresh().await.map_err(|e| match &e {
+                ServerError::Database(store) => ApiError::from_store(store),
+                _ => ApiError::Internal(e.to_string()),
+            })?;
         }
         Err(ApiError::Internal(
             "too many concurrent writers; try again".into(),
@@ -204,11 +208,18 @@ impl AppState {
         let snapshot = validate(&next, &self.config)
             .map_err(|e| ApiError::BadRequest(format!("document refused: {e}")))?;
         let change = Change::new(body, actor, action, detail);
-        let version = self
-            .log
-            .replace_if(change, Some(current.version))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let version = match self.log.replace_if(change, Some(current.version)).await {
+            Ok(version) => {
+                self.set_store_reachable(true);
+                version
+            }
+            Err(e) => {
+                if e.is_transient() {
+                    self.set_store_reachable(false);
+                }
+                return Err(ApiError::from_store(&e));
+            }
+        };
         if version == 0 {
             return Ok(None);
         }
@@ -217,6 +228,22 @@ impl AppState {
         let _ = self.changes.send(Arc::clone(&published));
         tracing::info!(version, "document published");
         Ok(Some(published))
+    }
+
+    /// Records whether the store answered (readiness, `/readyz`).
+    pub(crate) fn set_store_reachable(&self, reachable: bool) {
+        let was = self
+            .store_reachable
+            .swap(reachable, std::sync::atomic::Ordering::AcqRel);
+        if was != reachable {
+            if reachable {
+                tracing::info!("the store is reachable again");
+            } else {
+                tracing::warn!(
+                    "the store is unreachable: serving the last document, refusing writes"
+                );
+            }
+        }
     }
 
     /// Whether the server is shutting down.

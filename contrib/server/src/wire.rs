@@ -138,3 +138,12 @@ pub struct OfrepBulk<'a> {
     /// Every flag's entry, sorted by key.
     pub flags: Vec<OfrepEntry<'a>>,
 }
+
+/// `GET /readyz` when ready: `{"status": "ready", "version": N}`.
+#[derive(Debug, Serialize)]
+pub struct Ready {
+    /// Always `ready`.
+    pub status: &'static str,
+    /// The version being served.
+    pub version: u64,
+}

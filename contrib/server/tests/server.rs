@@ -888,3 +888,63 @@ async fn websocket_origins_inbound_size_and_hosts_are_checked() {
     assert_eq!(health.status(), 200, "liveness is not host-checked");
     server.stop().await;
 }
+
+/// `/readyz` is 503 while Redis is down and writes answer 503 with
+/// `Retry-After`; both recover when Redis is back (`/healthz` stays `ok`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_and_writes_follow_the_store() {
+    let Some(mut redis) = flagyard_conformance::redis_server::TestRedis::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = redis.url();
+    let server = start(&dir.path().join("unused.sqlite"), |c| {
+        c.redis_url = Some(url)
+    })
+    .await;
+    let base = server.base.clone();
+    let ready = || async {
+        client()
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16()
+    };
+    let wait_for = |want: u16| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = ready().await;
+            if got == want || tokio::time::Instant::now() > deadline {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    assert_eq!(ready().await, 200);
+    redis.stop();
+    assert_eq!(wait_for(503).await, 503, "not ready while Redis is down");
+    let health = client()
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(health.status(), 200, "alive all the same");
+    let refused = put_flag(&base, "during", &flag(true), Some(TOKEN)).await;
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.expect("JSON");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("the store is unreachable"),
+        "{body}"
+    );
+    redis.restart();
+    assert_eq!(wait_for(200).await, 200, "ready again once Redis is back");
+    let accepted = put_flag(&base, "after", &flag(true), Some(TOKEN)).await;
+    assert_eq!(accepted.status(), 200, "{:?}", accepted.text().await);
+    server.stop().await;
+}

@@ -23,6 +23,7 @@ use crate::state::AppState;
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
         .route("/v1/flags", get(flags::get_flags))
         .route("/v1/stream", get(stream::sse))
         .route("/v1/ws", get(stream::websocket))
@@ -93,7 +94,7 @@ async fn host_check(
 ) -> Response {
     let allowed = &state.config.allowed_hosts;
     // Liveness probes name whatever address they reach the server at.
-    if !allowed.is_empty() && request.uri().path() != "/healthz" {
+    if !allowed.is_empty() && !matches!(request.uri().path(), "/healthz" | "/readyz") {
         let host = request
             .headers()
             .get(header::HOST)
@@ -108,6 +109,27 @@ async fn host_check(
         }
     }
     next.run(request).await
+}
+
+/// Readiness, as flagd's `/readyz`: `200` while the server has a document
+/// and its store answers; `503` with `Retry-After` while the store is
+/// unreachable (the last document is still served).
+async fn ready(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> Response {
+    if state
+        .store_reachable
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
+        let body = crate::wire::Ready {
+            status: "ready",
+            version: state.current().version,
+        };
+        return axum::Json(body).into_response();
+    }
+    ApiError::Unavailable {
+        message: "the store is unreachable; serving the last document, writes are refused".into(),
+        retry_after: 5,
+    }
+    .into_response()
 }
 
 /// An unknown route.
