@@ -121,3 +121,65 @@ async fn a_missing_file_with_no_cache_is_an_error_status_until_it_appears() {
     until("created file", || provider.get_i64("n", 0, &()) == 5).await;
     provider.close();
 }
+
+/// A new document that breaks only one flag: that flag keeps its last good
+/// definition (reported), the other flags take the new document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flag_broken_by_an_edit_keeps_its_last_good_definition() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("flags.json");
+    let document = |checkout_state: &str, limit: i64| {
+        format!(
+            r#"{{"flags": {{
+                "new-checkout": {{"state": "{checkout_state}", "variants": {{"on": true, "off": false}}, "defaultVariant": "on"}},
+                "limit": {{"state": "ENABLED", "variants": {{"v": {limit}}}, "defaultVariant": "v"}}}}}}"#
+        )
+    };
+    std::fs::write(&path, document("ENABLED", 1)).expect("write");
+    let errors: Arc<Mutex<Vec<ProviderError>>> = Arc::default();
+    let log = Arc::clone(&errors);
+    let provider = FlagyardProvider::builder()
+        .source(
+            FileSource::new(&path)
+                .debounce(Duration::from_millis(20))
+                .poll_interval(Duration::from_secs(60)),
+        )
+        .on_error(move |e| log.lock().unwrap().push(e.clone()))
+        .build()
+        .expect("provider builds");
+    assert!(
+        provider
+            .wait_until_ready(Duration::from_secs(10))
+            .await
+            .success
+    );
+    assert!(provider.get_bool("new-checkout", false, &()));
+
+    std::fs::write(&path, document("ENABLD", 2)).expect("edit");
+    until("the rest of the edit", || {
+        provider.get_i64("limit", 0, &()) == 2
+    })
+    .await;
+    let details = provider.get_bool_details("new-checkout", false, &());
+    assert!(
+        details.value,
+        "the last good definition answers: {details:?}"
+    );
+    assert_eq!(details.error_code(), None);
+    let errors = errors.lock().unwrap();
+    assert!(
+        errors.iter().any(|e| {
+            e.message().contains("flag new-checkout")
+                && e.message().contains("its last good definition stays")
+        }),
+        "{errors:?}"
+    );
+    // A good definition again replaces the kept one.
+    drop(errors);
+    std::fs::write(&path, document("DISABLED", 3)).expect("edit");
+    until("the fix", || provider.get_i64("limit", 0, &()) == 3).await;
+    assert_eq!(
+        provider.get_bool_details("new-checkout", true, &()).reason,
+        flagyard::core::Reason::Disabled
+    );
+}

@@ -35,6 +35,12 @@ pub trait Evaluator: Send + Sync + Sized + 'static {
     fn changed_flags(&self, previous: &Self) -> Vec<String>;
     /// What was wrong in single flags when compiling (those flags answer `PARSE_ERROR`).
     fn problems(&self) -> &[Problem];
+    /// The keys of flags whose definition or targeting is invalid (they answer
+    /// `PARSE_ERROR`); the runtime keeps such a flag's last good definition.
+    /// The default says none.
+    fn broken_flags(&self) -> Vec<&str> {
+        Vec::new()
+    }
 }
 
 impl Evaluator for Snapshot {
@@ -57,5 +63,8 @@ impl Evaluator for Snapshot {
     }
     fn problems(&self) -> &[Problem] {
         Snapshot::problems(self)
+    }
+    fn broken_flags(&self) -> Vec<&str> {
+        Snapshot::broken_flags(self)
     }
 }

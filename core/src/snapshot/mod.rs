@@ -165,6 +165,19 @@ impl Snapshot {
         keys
     }
 
+    /// The keys of flags whose definition or targeting is invalid (they answer
+    /// `PARSE_ERROR`), sorted.
+    pub fn broken_flags(&self) -> Vec<&str> {
+        let mut keys: Vec<&str> = self
+            .flags
+            .iter()
+            .filter(|(_, f)| f.broken.is_some() || matches!(f.targeting, Targeting::Invalid(_)))
+            .map(|(k, _)| &**k)
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
     /// The keys of flags added, removed or changed from `previous` to `self`, sorted.
     ///
     /// # Example

@@ -42,8 +42,9 @@ pub(crate) struct State<E: Evaluator = Snapshot> {
     pub exec: Mutex<Option<Exec>>,
     pub tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Serializes document application so `flags_changed` is computed against
-    /// the snapshot actually replaced.
-    apply: Mutex<()>,
+    /// the snapshot actually replaced. Holds the text of the document served
+    /// (to restore a flag's last good definition from).
+    apply: Mutex<Option<String>>,
 }
 
 pub(crate) struct StateInit {
@@ -88,7 +89,7 @@ impl<E: Evaluator> State<E> {
             closed: AtomicBool::new(false),
             exec: Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
-            apply: Mutex::new(()),
+            apply: Mutex::new(None),
         }
     }
 
@@ -137,7 +138,7 @@ impl<E: Evaluator> State<E> {
         save: bool,
         version: Option<u64>,
     ) -> bool {
-        let _serial = self.apply.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut last_text = self.apply.lock().unwrap_or_else(PoisonError::into_inner);
         // Versions never go backwards: an older document (a lagging replica,
         // a stale poll) is reported and ignored.
         let served = self.version.load(Ordering::Acquire);
@@ -173,13 +174,79 @@ impl<E: Evaluator> State<E> {
                 return false;
             }
         };
-        self.serve(snapshot, from, save.then_some(text), version);
+        let (snapshot, text) = self.keep_last_good(snapshot, text, last_text.as_deref(), from);
+        self.serve(snapshot, from, save.then_some(&text), version);
+        *last_text = Some(text);
         true
+    }
+
+    /// A flag the new document breaks (its definition or targeting invalid)
+    /// keeps the definition it had in the served document, when that one was
+    /// good; the rest of the new document applies. Reported per flag. Returns
+    /// the snapshot and the text it was compiled from.
+    fn keep_last_good(
+        &self,
+        snapshot: E,
+        text: &str,
+        last_text: Option<&str>,
+        from: &str,
+    ) -> (E, String) {
+        let unchanged = |snapshot| (snapshot, text.to_string());
+        let broken = snapshot.broken_flags();
+        let (Some(previous), Some(last_text)) = (self.snapshot.load_full(), last_text) else {
+            return unchanged(snapshot);
+        };
+        let good_before = previous.broken_flags();
+        let keep: Vec<String> = broken
+            .iter()
+            .filter(|key| previous.flag_keys().contains(key) && !good_before.contains(key))
+            .map(|key| key.to_string())
+            .collect();
+        if keep.is_empty() {
+            return unchanged(snapshot);
+        }
+        let (Ok(mut next), Ok(last)) = (
+            serde_json::from_str::<serde_json::Value>(text),
+            serde_json::from_str::<serde_json::Value>(last_text),
+        ) else {
+            return unchanged(snapshot);
+        };
+        for key in &keep {
+            if let (Some(flags), Some(good)) = (
+                next.get_mut("flags")
+                    .and_then(serde_json::Value::as_object_mut),
+                last["flags"].get(key.as_str()),
+            ) {
+                flags.insert(key.clone(), good.clone());
+            }
+        }
+        let merged = next.to_string();
+        let Ok(kept) = E::compile(&merged, &self.options) else {
+            return unchanged(snapshot);
+        };
+        for key in &keep {
+            let why: Vec<String> = snapshot
+                .problems()
+                .iter()
+                .filter(|p| p.flag.as_deref() == Some(key.as_str()))
+                .map(ToString::to_string)
+                .collect();
+            self.report(&ProviderError::new(
+                ErrorOrigin::Parser,
+                false,
+                format!(
+                    "{from}: flag {key}: {}; its last good definition stays",
+                    why.join("; ")
+                ),
+            ));
+        }
+        (kept, merged)
     }
 
     /// Serves a document compiled elsewhere (`from_document`), not saved.
     pub(crate) fn apply_snapshot(&self, snapshot: E, from: &str) {
-        let _serial = self.apply.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut last_text = self.apply.lock().unwrap_or_else(PoisonError::into_inner);
+        *last_text = None;
         self.serve(snapshot, from, None, None);
     }
 
