@@ -166,16 +166,17 @@ async fn a_flag_broken_by_an_edit_keeps_its_last_good_definition() {
         "the last good definition answers: {details:?}"
     );
     assert_eq!(details.error_code(), None);
-    let errors = errors.lock().unwrap();
-    assert!(
-        errors.iter().any(|e| {
-            e.message().contains("flag new-checkout")
-                && e.message().contains("its last good definition stays")
-        }),
-        "{errors:?}"
-    );
+    {
+        let errors = errors.lock().unwrap();
+        assert!(
+            errors.iter().any(|e| {
+                e.message().contains("flag new-checkout")
+                    && e.message().contains("its last good definition stays")
+            }),
+            "{errors:?}"
+        );
+    }
     // A good definition again replaces the kept one.
-    drop(errors);
     std::fs::write(&path, document("DISABLED", 3)).expect("edit");
     until("the fix", || provider.get_i64("limit", 0, &()) == 3).await;
     assert_eq!(
