@@ -290,7 +290,8 @@ async fn operations_write_flask_pancake_keys_and_refuse_bad_input_without_change
         .clear_all_users("nope", "user", "me")
         .await
         .expect_err("no overrides");
-    assert!(matches!(err, PancakeError::NoOverride { .. }), "{err}");
+    assert!(matches!(err, PancakeError::NoOverrides { .. }), "{err}");
+    assert_eq!(err.to_string(), "flag NOPE has no overrides for group user");
     assert_eq!(
         pancake.list().await.expect("list"),
         before,
@@ -335,7 +336,8 @@ async fn operations_write_flask_pancake_keys_and_refuse_bad_input_without_change
     assert_eq!(get("SWITCH:pancake:NEW_UI").await.as_deref(), Some("1"));
     assert_eq!(get("SAMPLE:pancake:FRESH").await.as_deref(), Some("30.0"));
 
-    // Every change is in the history, newest first.
+    // Every change is in the history, newest first; the first write of a
+    // switch, flag or sample is its creation.
     let history = pancake.history(100).await.expect("history");
     let actions: Vec<&str> = history.iter().map(|h| h.action.as_str()).collect();
     assert_eq!(
@@ -344,11 +346,11 @@ async fn operations_write_flask_pancake_keys_and_refuse_bad_input_without_change
             "clear",
             "clear-all-users",
             "clear-user",
-            "set",
+            "create",
             "disable-user",
             "enable-user",
-            "disable",
-            "enable"
+            "create",
+            "create"
         ]
     );
     assert_eq!(history[0].detail, "sample ROLLOUT");

@@ -90,7 +90,10 @@ fn pancake_commands_change_state_and_refuse_bad_input() {
     let rows: Vec<&str> = history.lines().collect();
     assert_eq!(rows.len(), 2, "{history}");
     assert!(
-        rows[0].contains("tester") && rows[0].contains("set") && rows[0].contains("sample ROLLOUT"),
+        // The sample did not exist: its first write is recorded as `create`.
+        rows[0].contains("tester")
+            && rows[0].contains("create")
+            && rows[0].contains("sample ROLLOUT"),
         "{history}"
     );
 

@@ -201,3 +201,37 @@ async fn the_pancake_admin_api() {
         "{answer}"
     );
 }
+
+/// Creating a switch is recorded as `create` (not as the value it starts
+/// with), and clearing a group that has no overrides says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creation_is_recorded_as_such_and_empty_groups_are_named() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = start(&dir.path().join("a.sqlite"), Some(redis.url())).await;
+    let api = |path: &str| format!("{base}/v1/admin/pancake{path}");
+    let t = Some(TOKEN);
+    for active in [false, false, true] {
+        let (status, answer) = call(
+            "PUT",
+            &api("/switches/new_ui"),
+            t,
+            Some(json!({"active": active})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    let (_, history) = call("GET", &api("/history?limit=10"), t, None).await;
+    let actions: Vec<&str> = history["history"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["action"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(actions, ["enable", "disable", "create"], "newest first");
+    let (status, answer) = call("DELETE", &api("/flags/nope/user"), t, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    assert_eq!(answer["error"], "flag NOPE has no overrides for group user");
+}

@@ -267,6 +267,14 @@ pub enum PancakeError {
         /// The (upper-cased) name.
         name: String,
     },
+    /// Clearing every override of a group that has none.
+    #[error("flag {name} has no overrides for group {group}")]
+    NoOverrides {
+        /// The flag.
+        name: String,
+        /// The group.
+        group: String,
+    },
     /// Clearing an override that does not exist.
     #[error("flag {name} has no override for {group} {id:?}")]
     NoOverride {

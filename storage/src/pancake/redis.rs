@@ -207,10 +207,15 @@ impl Pancake {
     ) -> Result<(), PancakeError> {
         let name = validate_name(name)?;
         let mut conn = self.redis.conn.clone();
-        let _: () = conn
-            .set(self.key(kind, &name), value)
+        // SET … GET: the previous value tells a creation from a change.
+        let previous: Option<String> = redis::cmd("SET")
+            .arg(self.key(kind, &name))
+            .arg(value)
+            .arg("GET")
+            .query_async(&mut conn)
             .await
             .map_err(|e| self.redis_error(e))?;
+        let action = if previous.is_none() { "create" } else { action };
         self.record(actor, action, &format!("{kind} {name}")).await
     }
 
@@ -358,10 +363,9 @@ impl Pancake {
             deleted
         };
         if deleted == 0 {
-            return Err(PancakeError::NoOverride {
+            return Err(PancakeError::NoOverrides {
                 name,
                 group: group.to_string(),
-                id: String::new(),
             });
         }
         self.record(actor, "clear-all-users", &format!("flag {name} {group}"))

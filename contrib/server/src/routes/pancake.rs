@@ -34,9 +34,9 @@ fn api_error(e: PancakeError) -> ApiError {
         PancakeError::InvalidName { .. } | PancakeError::RatioOutOfRange { .. } => {
             ApiError::BadRequest(e.to_string())
         }
-        PancakeError::NotFound { .. } | PancakeError::NoOverride { .. } => {
-            ApiError::NotFound(e.to_string())
-        }
+        PancakeError::NotFound { .. }
+        | PancakeError::NoOverride { .. }
+        | PancakeError::NoOverrides { .. } => ApiError::NotFound(e.to_string()),
         PancakeError::Redis { .. } | PancakeError::Closed { .. } => {
             ApiError::Internal(e.to_string())
         }
