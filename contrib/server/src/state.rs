@@ -106,6 +106,13 @@ impl AppState {
                 );
                 write_first(&*log, change).await?
             }
+            // A shared store is seeded by whoever brings a document: a
+            // server with nothing to seed serves an empty document as
+            // version 0 without writing it, and follows the store.
+            (None, None) if shared.is_some() => flagyard_storage::StoredDocument {
+                version: 0,
+                body: r#"{"flags":{}}"#.into(),
+            },
             (None, None) => {
                 let change = Change::new(r#"{"flags":{}}"#, "server", "init", "empty document");
                 write_first(&*log, change).await?

@@ -948,3 +948,48 @@ async fn readiness_and_writes_follow_the_store() {
     assert_eq!(accepted.status(), 200, "{:?}", accepted.text().await);
     server.stop().await;
 }
+
+/// On a shared Redis, a server with nothing to seed writes nothing: a
+/// seeding server started after it still seeds, and both serve the seed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_a_seed_leaves_the_shared_store_to_the_one_with_it() {
+    let Some(redis) = flagyard_conformance::redis_server::TestRedis::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = redis.url();
+    let first = start(&dir.path().join("a.sqlite"), |c| {
+        c.redis_url = Some(url.clone())
+    })
+    .await;
+    let seed = dir.path().join("seed.json");
+    std::fs::write(&seed, json!({"flags": {"seeded": flag(true)}}).to_string()).expect("seed");
+    let second = start(&dir.path().join("b.sqlite"), |c| {
+        c.redis_url = Some(url.clone());
+        c.seed_file = Some(seed.clone());
+    })
+    .await;
+    for base in [&second.base, &first.base] {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let doc: Value = client()
+                .get(format!("{base}/v1/flags"))
+                .send()
+                .await
+                .expect("request")
+                .json()
+                .await
+                .expect("JSON");
+            if doc["flags"]["seeded"].is_object() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{base} serves the seed: {doc}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    first.stop().await;
+    second.stop().await;
+}
