@@ -50,6 +50,20 @@ async fn write_first(
         .ok_or(ServerError::NothingStored { action })
 }
 
+/// How often a write is re-applied when other servers keep writing first.
+const WRITE_ATTEMPTS: u32 = 50;
+
+/// The pause before re-applying a write: growing with the attempt (1 ms, 2 ms,
+/// … up to 20 ms), plus up to as much again of jitter.
+fn retry_pause(attempt: u32) -> Duration {
+    let base = u64::from(attempt.min(19) + 1);
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()))
+        % (base * 1000);
+    Duration::from_micros(base * 1000 + jitter)
+}
+
 impl AppState {
     /// Opens the store (SQLite or Redis), seeding or initializing it when
     /// empty, and publishes its document.
@@ -178,7 +192,10 @@ impl AppState {
         action: &str,
         detail: &str,
     ) -> Result<Arc<Published>, ApiError> {
-        for _attempt in 0..5 {
+        // Another server's write between our read and our compare-and-set
+        // is not a failure: re-read, re-apply the edit, retry after a short
+        // jittered pause so two servers do not collide in step.
+        for attempt in 0..WRITE_ATTEMPTS {
             if let Some(published) = self.try_change(&edit, actor, action, detail).await? {
                 return Ok(published);
             }
@@ -186,10 +203,11 @@ impl AppState {
                 ServerError::Database(store) => ApiError::from_store(store),
                 _ => ApiError::Internal(e.to_string()),
             })?;
+            tokio::time::sleep(retry_pause(attempt)).await;
         }
-        Err(ApiError::Internal(
-            "too many concurrent writers; try again".into(),
-        ))
+        Err(ApiError::Conflict(format!(
+            "the document changed under this write {WRITE_ATTEMPTS} times in a row; try again"
+        )))
     }
 
     async fn try_change(

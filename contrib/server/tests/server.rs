@@ -993,3 +993,75 @@ async fn a_server_without_a_seed_leaves_the_shared_store_to_the_one_with_it() {
     first.stop().await;
     second.stop().await;
 }
+
+/// 300 writes split between two servers on one Redis, ten at a time on each:
+/// none fails, and both end with every flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_through_two_servers_all_succeed() {
+    let Some(redis) = flagyard_conformance::redis_server::TestRedis::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = redis.url();
+    let a = start(&dir.path().join("a.sqlite"), |c| {
+        c.redis_url = Some(url.clone())
+    })
+    .await;
+    let b = start(&dir.path().join("b.sqlite"), |c| {
+        c.redis_url = Some(url.clone())
+    })
+    .await;
+    let bases = [a.base.clone(), b.base.clone()];
+    let mut tasks = Vec::new();
+    for worker in 0..20 {
+        let base = bases[worker % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            for i in 0..15 {
+                let key = format!("w{worker}-{i}");
+                let response = put_flag(&base, &key, &flag(true), Some(TOKEN)).await;
+                if !response.status().is_success() {
+                    failures.push(format!(
+                        "{key}: {} {:?}",
+                        response.status(),
+                        response.text().await
+                    ));
+                }
+            }
+            failures
+        }));
+    }
+    let mut failures = Vec::new();
+    for task in tasks {
+        failures.extend(task.await.expect("task"));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 300 writes failed: {failures:?}",
+        failures.len()
+    );
+    for base in &bases {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let doc: Value = client()
+                .get(format!("{base}/v1/flags"))
+                .send()
+                .await
+                .expect("request")
+                .json()
+                .await
+                .expect("JSON");
+            let count = doc["flags"].as_object().map_or(0, |f| f.len());
+            if count == 300 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{base} has {count} of 300 flags"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    a.stop().await;
+    b.stop().await;
+}
