@@ -23,6 +23,11 @@ pub trait DocumentLog: Send + Sync + std::fmt::Debug + 'static {
     fn replace_if(&self, change: Change, expected: Option<u64>) -> LogFuture<'_, u64>;
     /// The newest history entries, newest first.
     fn history(&self, limit: usize) -> LogFuture<'_, Vec<HistoryEntry>>;
+    /// Puts back a document the store lost (a shared store flushed or failed
+    /// over to an empty replica), as `version`, if that is newer than what it
+    /// holds; whether it was stored. A store only this server writes never
+    /// loses its data this way and stores nothing.
+    fn restore(&self, body: String, version: u64) -> LogFuture<'_, bool>;
 }
 
 /// SQLite is synchronous: each call runs on tokio's blocking pool.
@@ -51,6 +56,9 @@ impl DocumentLog for Arc<SqliteDocuments> {
     fn history(&self, limit: usize) -> LogFuture<'_, Vec<HistoryEntry>> {
         blocking(self, move |db| db.history(limit))
     }
+    fn restore(&self, _body: String, _version: u64) -> LogFuture<'_, bool> {
+        Box::pin(async { Ok(false) })
+    }
 }
 
 impl DocumentLog for RedisDocuments {
@@ -65,5 +73,8 @@ impl DocumentLog for RedisDocuments {
     }
     fn history(&self, limit: usize) -> LogFuture<'_, Vec<HistoryEntry>> {
         Box::pin(RedisDocuments::history(self, limit))
+    }
+    fn restore(&self, body: String, version: u64) -> LogFuture<'_, bool> {
+        Box::pin(async move { RedisDocuments::put_version(self, &body, version).await })
     }
 }

@@ -159,10 +159,28 @@ impl AppState {
     /// store) if it is newer than the one served.
     pub(crate) async fn refresh(&self) -> Result<(), ServerError> {
         let _serial = self.writes.lock().await;
-        let Some(stored) = self.log.current().await? else {
+        let served = self.current.load_full();
+        let stored = self.log.current().await?;
+        let behind = stored.as_ref().map_or(0, |s| s.version);
+        if behind < served.version {
+            // The store lost data (flushed, restarted without persistence,
+            // failed over to an empty replica): put the served document back
+            // so versions continue and writes are accepted again.
+            let body = String::from_utf8_lossy(&served.body).into_owned();
+            if self.log.restore(body, served.version).await? {
+                tracing::error!(
+                    store = %self.log.describe(),
+                    store_version = behind,
+                    version = served.version,
+                    "the store lost its document (empty or behind this server): restored the served document"
+                );
+            }
+            return Ok(());
+        }
+        let Some(stored) = stored else {
             return Ok(());
         };
-        if stored.version <= self.current.load().version {
+        if stored.version <= served.version {
             return Ok(());
         }
         let published = Arc::new(compile_stored(stored.version, &stored.body, &self.config)?);

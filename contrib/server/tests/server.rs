@@ -1065,3 +1065,92 @@ async fn concurrent_writes_through_two_servers_all_succeed() {
     a.stop().await;
     b.stop().await;
 }
+
+/// Redis flushed under two running servers: both keep serving, a write
+/// through either succeeds (versions continue) and reaches the other, and a
+/// server started afterwards serves the same document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flushed_redis_is_restored_by_the_servers() {
+    let Some(redis) = flagyard_conformance::redis_server::TestRedis::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = redis.url();
+    let a = start(&dir.path().join("a.sqlite"), |c| {
+        c.redis_url = Some(url.clone())
+    })
+    .await;
+    let b = start(&dir.path().join("b.sqlite"), |c| {
+        c.redis_url = Some(url.clone())
+    })
+    .await;
+    for key in ["one", "two"] {
+        assert_eq!(
+            put_flag(&a.base, key, &flag(true), Some(TOKEN))
+                .await
+                .status(),
+            200
+        );
+    }
+    let client_redis = redis::Client::open(url.as_str()).expect("client");
+    let mut conn = client_redis
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection");
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut conn)
+        .await
+        .expect("flushall");
+
+    let version_of = |base: String| async move {
+        let response = client()
+            .get(format!("{base}/v1/flags"))
+            .send()
+            .await
+            .expect("request");
+        let version: u64 = response.headers()["x-flagyard-version"]
+            .to_str()
+            .expect("header")
+            .parse()
+            .expect("number");
+        let doc: Value = response.json().await.expect("JSON");
+        (version, doc)
+    };
+    let (before, doc) = version_of(b.base.clone()).await;
+    assert!(
+        doc["flags"]["two"].is_object(),
+        "still served after the flush"
+    );
+    let written = put_flag(&b.base, "three", &flag(true), Some(TOKEN)).await;
+    assert_eq!(written.status(), 200, "{:?}", written.text().await);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (version, doc) = version_of(a.base.clone()).await;
+        if doc["flags"]["three"].is_object() {
+            assert!(
+                version > before,
+                "versions continue: {version} after {before}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the write reached the other server"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let c = start(&dir.path().join("c.sqlite"), |c| {
+        c.redis_url = Some(url.clone())
+    })
+    .await;
+    let (_, doc) = version_of(c.base.clone()).await;
+    assert!(
+        ["one", "two", "three"]
+            .iter()
+            .all(|k| doc["flags"][k].is_object()),
+        "a new server serves the restored document: {doc}"
+    );
+    a.stop().await;
+    b.stop().await;
+    c.stop().await;
+}
