@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use clap::Args;
 use flagyard::core::{EvaluationContext, Source};
 use flagyard::{
-    FileSource, FlagyardProvider, PancakeSource, PollingSource, ProviderEvent, SseSource,
-    WebSocketSource,
+    FileSource, FlagyardProvider, PancakeSource, PollingSource, ProviderEvent, ProviderStatus,
+    SseSource, WebSocketSource,
 };
 use serde_json::{Value, json};
 
@@ -91,14 +91,38 @@ pub(crate) fn watch(args: WatchArgs) -> Result<ExitCode, String> {
     runtime.block_on(async move {
         let (tx, rx) = mpsc::channel::<Value>();
         let stop = tx.clone();
+        let errors = tx.clone();
+        // Every error the provider reports is a line of its own; status lines
+        // are printed only when the status really changes.
         let provider = FlagyardProvider::builder()
             .source(source)
             .preload(false)
+            .on_error(move |e| {
+                let _ = errors.send(json!({
+                    "error": e.message(), "origin": format!("{:?}", e.origin()), "at": now()
+                }));
+            })
             .build()
             .map_err(|e| e.to_string())?;
         let handle = provider.clone();
+        let printed = std::sync::Mutex::new(None::<ProviderStatus>);
         let _subscription = provider.subscribe(move |event| {
             let version = handle.document_version();
+            let status = match event {
+                ProviderEvent::Ready => Some(ProviderStatus::Ready),
+                ProviderEvent::Stale { .. } => Some(ProviderStatus::Stale),
+                ProviderEvent::Error { .. } => Some(handle.status()),
+                ProviderEvent::ConfigurationChanged { .. } => None,
+            };
+            if let Some(status) = status {
+                let mut printed = printed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if *printed == Some(status) {
+                    // Not a transition (a rejected document while Ready):
+                    // its message is already an error line.
+                    return;
+                }
+                *printed = Some(status);
+            }
             let line = match event {
                 ProviderEvent::Ready => json!({
                     "status": "Ready", "version": version,
@@ -126,7 +150,7 @@ pub(crate) fn watch(args: WatchArgs) -> Result<ExitCode, String> {
                     json!({ "status": "Stale", "message": message, "at": now() })
                 }
                 ProviderEvent::Error { message } => {
-                    json!({ "status": "Error", "message": message, "at": now() })
+                    json!({ "status": format!("{:?}", handle.status()), "message": message, "at": now() })
                 }
             };
             let _ = tx.send(line);

@@ -441,3 +441,69 @@ fn eval_batch_answers_every_line_and_bare_defaults_get_a_hint() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `flagyard watch` prints a status line only for a real transition, and
+/// every reported error as a line of its own.
+#[test]
+fn watch_prints_transitions_and_errors_as_their_own_lines() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("flags.json");
+    let doc = |v: i64| {
+        format!(
+            r#"{{"flags": {{"n": {{"state": "ENABLED", "variants": {{"v": {v}}}, "defaultVariant": "v"}}}}}}"#
+        )
+    };
+    std::fs::write(&path, doc(1)).expect("write");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flagyard"))
+        .args([
+            "watch",
+            "--source",
+            &format!("file://{}", path.display()),
+            "--seconds",
+            "30",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("watch starts");
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    let stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let next = || {
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("a line")
+    };
+    let ready = next();
+    assert_eq!(ready["status"], "Ready", "{ready}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    std::fs::write(&path, "{\"flags\": {").expect("broken edit");
+    let error = next();
+    assert!(
+        error["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("document rejected")),
+        "{error}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    std::fs::write(&path, doc(2)).expect("fix");
+    let changed = next();
+    assert_eq!(changed["changed"], json!(["n"]), "{changed}");
+    // Nothing else: the status never left Ready.
+    let extra = rx.recv_timeout(std::time::Duration::from_millis(500));
+    assert!(
+        extra.is_err(),
+        "no status line without a transition: {extra:?}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
