@@ -184,3 +184,45 @@ async fn a_flag_broken_by_an_edit_keeps_its_last_good_definition() {
         flagyard::core::Reason::Disabled
     );
 }
+
+/// Without a file name, a DiskStore's file is derived from the sources it
+/// caches: two apps on one host never share a cache, one app finds its own.
+#[test]
+fn a_disk_store_file_is_named_after_its_sources() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cache = dir.path().join("cache");
+    let path_for = |source: &str| {
+        let store = Arc::new(flagyard::DiskStore::builder().directory(&cache).build());
+        let _provider = FlagyardProvider::builder()
+            .source(FileSource::new(dir.path().join(source)))
+            .store(Arc::clone(&store))
+            .preload(false)
+            .build()
+            .expect("provider builds");
+        store.path().to_path_buf()
+    };
+    let (a, b, a_again) = (path_for("a.json"), path_for("b.json"), path_for("a.json"));
+    assert_ne!(a, b, "different sources, different files");
+    assert_eq!(a, a_again, "the same source finds its own file again");
+    assert!(
+        a.starts_with(&cache)
+            && a.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("flags-")
+    );
+    // A file name chosen by the builder stays.
+    let named = Arc::new(
+        flagyard::DiskStore::builder()
+            .directory(&cache)
+            .file_name("mine.json")
+            .build(),
+    );
+    let _provider = FlagyardProvider::builder()
+        .source(FileSource::new(dir.path().join("a.json")))
+        .store(Arc::clone(&named))
+        .preload(false)
+        .build()
+        .expect("provider builds");
+    assert_eq!(named.path(), cache.join("mine.json"));
+}

@@ -3,7 +3,7 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -39,7 +39,6 @@ pub const DEFAULT_COALESCE: Duration = Duration::from_millis(2500);
 /// ```
 #[derive(Debug)]
 pub struct DiskStore {
-    path: PathBuf,
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -55,13 +54,20 @@ struct State {
 
 #[derive(Debug)]
 struct Shared {
-    path: PathBuf,
+    /// The cache file: chosen by the builder, or derived from the sources it
+    /// caches (`cache_for`), else `flags.json` in the directory.
+    path: OnceLock<PathBuf>,
+    directory: PathBuf,
     coalesce: Duration,
     state: Mutex<State>,
     wake: Condvar,
 }
 
 impl Shared {
+    fn path(&self) -> &Path {
+        self.path.get_or_init(|| self.directory.join("flags.json"))
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -99,9 +105,13 @@ impl DiskStoreBuilder {
     /// on disk until `load` or the first write.
     pub fn build(self) -> DiskStore {
         let directory = self.directory.unwrap_or_else(default_directory);
-        let path = directory.join(self.file_name.unwrap_or_else(|| "flags.json".into()));
+        let path = OnceLock::new();
+        if let Some(name) = self.file_name {
+            let _ = path.set(directory.join(name));
+        }
         let shared = Arc::new(Shared {
-            path: path.clone(),
+            path,
+            directory,
             coalesce: self.coalesce.unwrap_or(DEFAULT_COALESCE),
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
@@ -113,7 +123,6 @@ impl DiskStoreBuilder {
             .map_err(|e| tracing::error!(error = %e, "cannot start the disk cache writer; writes happen on flush"))
             .ok();
         DiskStore {
-            path,
             shared,
             writer: Mutex::new(writer),
         }
@@ -136,9 +145,10 @@ impl DiskStore {
         Self::builder().build()
     }
 
-    /// The cache file.
+    /// The cache file: the builder's file name, or `flags-<hash of the
+    /// sources>.json` once a provider said what it caches, else `flags.json`.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.shared.path()
     }
 }
 
@@ -209,7 +219,7 @@ fn write_loop(shared: &Shared) {
                     continue;
                 };
                 drop(state);
-                let result = write_atomically(&shared.path, &document);
+                let result = write_atomically(shared.path(), &document);
                 state = shared.lock();
                 if let Err(e) = result {
                     tracing::warn!(error = %e, "disk cache write failed");
@@ -222,17 +232,27 @@ fn write_loop(shared: &Shared) {
 
 impl Store for DiskStore {
     fn describe(&self) -> String {
-        format!("disk:{}", self.path.display())
+        format!("disk:{}", self.path().display())
+    }
+
+    fn cache_for(&self, sources: &str) {
+        // Ignored when the builder named the file or it is already in use.
+        let name = format!(
+            "flags-{:08x}.json",
+            flagyard_core::murmur3::hash(sources.as_bytes(), 0)
+        );
+        let _ = self.shared.path.set(self.shared.directory.join(name));
     }
 
     fn load(&self) -> Result<Option<String>, StoreError> {
-        let bytes = match fs::read(&self.path) {
+        let path = self.path();
+        let bytes = match fs::read(path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_error(&self.path, e)),
+            Err(e) => return Err(io_error(path, e)),
         };
         let text = String::from_utf8(bytes).map_err(|e| StoreError::Corrupt {
-            path: self.path.clone(),
+            path: path.to_path_buf(),
             detail: format!("not UTF-8 at byte {}", e.utf8_error().valid_up_to()),
         })?;
         Ok(Some(text))
@@ -256,7 +276,7 @@ impl Store for DiskStore {
         let failed = state.failed.take();
         drop(state);
         if let Some((document, _)) = pending {
-            write_atomically(&self.path, &document)?;
+            write_atomically(self.path(), &document)?;
         }
         match failed {
             Some(e) => Err(e),

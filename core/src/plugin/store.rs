@@ -124,6 +124,13 @@ pub trait Store: Send + Sync + 'static {
     fn save(&self, document: &str) -> Result<(), StoreError>;
     /// Writes anything pending now.
     fn flush(&self) -> Result<(), StoreError>;
+    /// Told once, before the first `load`, what the store caches: the
+    /// descriptions of the provider's sources. A store whose location was not
+    /// chosen derives it from them, so two apps on one host caching different
+    /// sources never share a file. The default ignores it.
+    fn cache_for(&self, sources: &str) {
+        let _ = sources;
+    }
 }
 
 /// A shared store is a store: hand the same one to several providers.
@@ -139,5 +146,8 @@ impl<T: Store + ?Sized> Store for Arc<T> {
     }
     fn flush(&self) -> Result<(), StoreError> {
         (**self).flush()
+    }
+    fn cache_for(&self, sources: &str) {
+        (**self).cache_for(sources)
     }
 }

@@ -61,6 +61,12 @@ pub(crate) struct StateInit {
 
 impl<E: Evaluator> State<E> {
     pub(crate) fn new(init: StateInit) -> State<E> {
+        if let Some(store) = &init.store
+            && !init.sources.is_empty()
+        {
+            let sources: Vec<String> = init.sources.iter().map(|s| s.describe()).collect();
+            store.cache_for(&sources.join(", "));
+        }
         let (status_tx, _) = tokio::sync::watch::channel(ProviderStatus::NotReady);
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
