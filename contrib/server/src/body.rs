@@ -12,7 +12,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// A JSON request body deserialized into `T`. An oversized body is a 413 naming
-/// the limit, a malformed one a 400 naming line and column; both as JSON.
+/// the limit, a malformed one a 400 naming line and column, one with a key
+/// twice or an integer beyond 64 bits a 400 naming the pointer; all as JSON.
 #[derive(Debug, Clone)]
 pub struct ApiJson<T>(pub T);
 
@@ -31,6 +32,8 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for ApiJson<T> {
                 ApiError::BadRequest(format!("cannot read the body: {rejection}"))
             }
         })?;
+        crate::strict::check(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("body refused: {e}")))?;
         serde_json::from_slice(&bytes)
             .map(ApiJson)
             .map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))

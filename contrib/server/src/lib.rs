@@ -27,6 +27,7 @@ mod log;
 mod published;
 mod routes;
 mod state;
+mod strict;
 mod validation;
 pub mod wire;
 

@@ -47,9 +47,39 @@ pub(crate) fn compile_stored(
     Ok(Published::new(version, &value, snapshot))
 }
 
+/// Why a flag key cannot be used: every route names a flag by its key as one
+/// path segment (`/ofrep/v1/evaluate/flags/{key}`, `/v1/admin/flags/{key}`).
+pub(crate) fn flag_key_problem(key: &str) -> Option<&'static str> {
+    if key.is_empty() {
+        Some("a flag key must not be empty")
+    } else if key.contains('/') {
+        Some("a flag key must not contain '/' (routes name a flag by its key as one path segment)")
+    } else if key.chars().any(char::is_control) {
+        Some("a flag key must not contain control characters")
+    } else {
+        None
+    }
+}
+
 /// Validates a document strictly: any problem refuses it (writes must not
 /// publish a flag that answers PARSE_ERROR).
 pub(crate) fn validate(document: &Value, config: &ServerConfig) -> Result<Snapshot, Invalid> {
+    // A flag no route can name is refused before it is stored.
+    let unreachable: Vec<Problem> = document
+        .get("flags")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|flags| flags.keys())
+        .filter(|key| flag_key_problem(key).is_some())
+        .map(|key| Problem {
+            flag: Some(key.clone()),
+            pointer: format!("/flags/{}", key.replace('~', "~0").replace('/', "~1")),
+            message: flag_key_problem(key).unwrap_or_default().to_string(),
+        })
+        .collect();
+    if !unreachable.is_empty() {
+        return Err(Invalid::Problems(unreachable));
+    }
     let snapshot =
         Snapshot::from_value(document, &compile_options(config)).map_err(Invalid::Document)?;
     if !snapshot.problems().is_empty() {

@@ -1154,3 +1154,59 @@ async fn a_flushed_redis_is_restored_by_the_servers() {
     b.stop().await;
     c.stop().await;
 }
+
+/// A key twice, an integer beyond 64 bits, and a flag key no route can name
+/// are refused with the pointer; nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_keys_wide_integers_and_unreachable_flag_keys_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(&dir.path().join("db.sqlite"), |_| {}).await;
+    let base = server.base.clone();
+    let put_document = |text: String| {
+        client()
+            .put(format!("{base}/v1/admin/document"))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(text)
+            .send()
+    };
+    let cases = [
+        (
+            r#"{"flags": {"a": {"state": "ENABLED", "state": "DISABLED", "variants": {"on": true}, "defaultVariant": "on"}}}"#.to_string(),
+            "duplicate key \"state\" at /flags/a/state",
+        ),
+        (
+            r#"{"flags": {"a": {"state": "ENABLED", "variants": {"big": 123456789012345678901234}, "defaultVariant": "big"}}}"#.to_string(),
+            "the integer 123456789012345678901234 at /flags/a/variants/big does not fit in 64 bits",
+        ),
+        (
+            json!({"flags": {"a/b": flag(true)}}).to_string(),
+            "/flags/a~1b: a flag key must not contain '/'",
+        ),
+        (
+            json!({"flags": {"bell\u{7}": flag(true)}}).to_string(),
+            "a flag key must not contain control characters",
+        ),
+    ];
+    for (text, words) in cases {
+        let response = put_document(text.clone()).await.expect("request");
+        assert_eq!(response.status(), 400, "{text}");
+        let body: Value = response.json().await.expect("JSON");
+        assert!(
+            body["error"].as_str().unwrap().contains(words),
+            "{text}: {body}"
+        );
+    }
+    let response = put_flag(&base, "x%2Fy", &flag(true), Some(TOKEN)).await;
+    assert_eq!(response.status(), 400);
+    let doc: Value = client()
+        .get(format!("{base}/v1/flags"))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(doc, json!({"flags": {}}), "nothing was stored");
+    server.stop().await;
+}

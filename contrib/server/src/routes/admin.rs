@@ -47,8 +47,8 @@ pub(super) async fn set_flag(
     Path(key): Path<String>,
     ApiJson(definition): ApiJson<Value>,
 ) -> Result<Json<Written>, ApiError> {
-    if key.is_empty() {
-        return Err(ApiError::BadRequest("flag key must not be empty".into()));
+    if let Some(problem) = crate::validation::flag_key_problem(&key) {
+        return Err(ApiError::BadRequest(format!("flag key {key:?}: {problem}")));
     }
     let edit = |mut document: Value| {
         flags_of(&mut document)?.insert(key.clone(), definition.clone());
