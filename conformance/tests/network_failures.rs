@@ -229,3 +229,78 @@ async fn a_silent_stream_is_detected_and_reopened() {
     }
     server.abort();
 }
+
+/// A hostile SSE stream — a line that is not UTF-8, then a 6 MB event — does
+/// not wedge the source: both are skipped and reported at once, the next
+/// document is applied, the provider stays Ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_sse_stream_cannot_wedge_the_source() {
+    let good = |v: i64| {
+        format!(
+            "event: document\ndata: {{\"version\":{v},\"document\":{{\"flags\":{{\"n\":{{\"state\":\"ENABLED\",\"variants\":{{\"v\":{v}}},\"defaultVariant\":\"v\"}}}}}}}}\n\n"
+        )
+    };
+    let mut body: Vec<u8> = good(1).into_bytes();
+    body.extend_from_slice(b"event: document\ndata: \xff\xfe{\n\n");
+    body.extend_from_slice(b"event: document\ndata: ");
+    body.extend(std::iter::repeat_n(b'x', 6 * 1024 * 1024));
+    body.extend_from_slice(b"\n\n");
+    body.extend_from_slice(good(2).as_bytes());
+    let body = Arc::new(body);
+    let app = Router::new().route(
+        "/v1/stream",
+        get(move || {
+            let body = Arc::clone(&body);
+            async move {
+                // The events, then the stream stays open (a heartbeat a second).
+                let events = futures_util::stream::once(async move {
+                    Ok::<_, std::io::Error>(axum::body::Bytes::from(body.to_vec()))
+                })
+                .chain(futures_util::stream::unfold((), |()| async {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    Some((Ok(axum::body::Bytes::from_static(b": ping\n\n")), ()))
+                }));
+                (
+                    [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
+                    axum::body::Body::from_stream(events),
+                )
+            }
+        }),
+    );
+    let (base, server) = serve(app).await;
+    let errors: Arc<Mutex<Vec<ProviderError>>> = Arc::default();
+    let provider = FlagyardProvider::builder()
+        .source(
+            SseSource::builder(format!("{base}/v1/stream"))
+                .build()
+                .expect("valid source"),
+        )
+        .on_error(record_errors(Arc::clone(&errors)))
+        .build()
+        .expect("provider builds");
+    let started = Instant::now();
+    while provider.get_i64("n", 0, &()) != 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the document after the hostile events is applied (errors: {:?})",
+            errors.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(provider.status(), ProviderStatus::Ready);
+    let errors = errors.lock().unwrap().clone();
+    let messages: Vec<&str> = errors.iter().map(|e| e.message()).collect();
+    assert!(
+        messages.iter().any(|m| m.contains("not UTF-8")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("over the")),
+        "{messages:?}"
+    );
+    assert!(
+        errors.iter().all(|e| e.origin() == ErrorOrigin::Parser),
+        "{messages:?}"
+    );
+    server.abort();
+}

@@ -11,6 +11,8 @@ mod polling;
 mod redis;
 #[cfg(feature = "sse")]
 mod sse;
+#[cfg(feature = "sse")]
+mod sse_reader;
 #[cfg(feature = "ws")]
 mod ws;
 

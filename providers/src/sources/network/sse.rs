@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use flagyard_core::BoxFuture;
+use flagyard_core::{ErrorOrigin, ProviderError};
 use flagyard_core::{Source, SourceUpdates};
 use futures_util::StreamExt;
-use reqwest_eventsource::{Event, EventSource, retry::Never};
+
+use super::sse_reader::{EventReader, Item};
 
 use super::{
     Connects, Link, NetworkOptions, SessionEnd, decode, follow, is_auth_status,
@@ -20,8 +22,9 @@ use crate::BuildError;
 ///
 /// Reconnects with backoff after any failure (1 s doubling to 30 s, jitter),
 /// slowly after 401/403; a stream silent for the read timeout (no event, no
-/// heartbeat) is re-opened; a message over the payload cap or not a document is
-/// dropped, reported, and the stream re-opened.
+/// heartbeat) is re-opened; an event over the payload cap (dropped as it
+/// arrives, never buffered whole), a line that is not UTF-8 or a message that
+/// is not a document is skipped and reported, and the stream goes on.
 ///
 /// # Example
 /// ```
@@ -78,46 +81,62 @@ impl Connects for SseSource {
 
     /// One stream; returns why it ended.
     async fn connection(&self, link: Link<'_, ()>) -> SessionEnd {
-        let mut stream = match EventSource::new(self.client.get(&self.url)) {
-            Ok(stream) => stream,
-            Err(e) => return SessionEnd::Refused(network_error(link.from, false, e)),
+        let request = self
+            .client
+            .get(&self.url)
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .header(reqwest::header::CACHE_CONTROL, "no-cache");
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => return SessionEnd::Lost(network_error(link.from, true, e)),
         };
-        stream.set_retry_policy(Box::new(Never));
-        let end = loop {
-            let Some(event) = stream.next().await else {
-                break SessionEnd::Lost(network_error(link.from, true, "the stream ended"));
+        let status = response.status();
+        if is_auth_status(status.as_u16()) {
+            return SessionEnd::Refused(network_error(
+                link.from,
+                false,
+                format!("the server refused the credentials ({status})"),
+            ));
+        }
+        if !status.is_success() {
+            return SessionEnd::Lost(network_error(
+                link.from,
+                true,
+                format!("the server answered {status}"),
+            ));
+        }
+        link.backoff.connected();
+        let mut reader = EventReader::new(self.options.max_payload);
+        let mut body = response.bytes_stream();
+        loop {
+            let chunk = match body.next().await {
+                Some(Ok(chunk)) => chunk,
+                Some(Err(e)) => return SessionEnd::Lost(network_error(link.from, true, e)),
+                None => {
+                    return SessionEnd::Lost(network_error(link.from, true, "the stream ended"));
+                }
             };
-            match event {
-                Ok(Event::Open) => link.backoff.connected(),
-                Ok(Event::Message(message)) => {
-                    if message.event != "document" && message.event != "message" {
-                        continue;
-                    }
-                    match decode(&message.data, self.options.max_payload, link.from) {
-                        Ok((Some(version), document)) => {
-                            link.updates.versioned_document(document, version)
+            for item in reader.feed(&chunk) {
+                match item {
+                    Item::Event { event, data } if event == "document" || event == "message" => {
+                        match decode(&data, self.options.max_payload, link.from) {
+                            Ok((Some(version), document)) => {
+                                link.updates.versioned_document(document, version)
+                            }
+                            Ok((None, document)) => link.updates.document(document),
+                            // Reported; the stream goes on.
+                            Err(e) => link.updates.error(e),
                         }
-                        Ok((None, document)) => link.updates.document(document),
-                        Err(e) => break SessionEnd::Lost(e),
                     }
-                }
-                Err(reqwest_eventsource::Error::InvalidStatusCode(status, _))
-                    if is_auth_status(status.as_u16()) =>
-                {
-                    break SessionEnd::Refused(network_error(
-                        link.from,
+                    Item::Event { .. } => {}
+                    Item::Skipped(why) => link.updates.error(ProviderError::new(
+                        ErrorOrigin::Parser,
                         false,
-                        format!("the server refused the credentials ({status})"),
-                    ));
+                        format!("{}: {why}", link.from),
+                    )),
                 }
-                Err(reqwest_eventsource::Error::StreamEnded) => {
-                    break SessionEnd::Lost(network_error(link.from, true, "the stream ended"));
-                }
-                Err(e) => break SessionEnd::Lost(network_error(link.from, true, e)),
             }
-        };
-        stream.close();
-        end
+        }
     }
 }
 
