@@ -507,3 +507,37 @@ fn watch_prints_transitions_and_errors_as_their_own_lines() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// The README's `validate` example prints what the command prints.
+#[test]
+fn the_readme_validate_example_is_what_validate_prints() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .expect("README");
+    let example = readme
+        .split("$ flagyard validate examples/flags.json broken.json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README shows the validate example");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broken = dir.path().join("broken.json");
+    std::fs::write(
+        &broken,
+        r#"{"flags": {
+ "typo": {"state": "ENABLD", "variants": {"on": true}, "defaultVariant": "on"},
+ "rule": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off", "targeting": {"iff": [true, "on", "off"]}}
+}}"#,
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_flagyard"))
+        .current_dir(dir.path())
+        .args(["validate", example_path().as_str(), "broken.json"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), example);
+}
+
+fn example_path() -> String {
+    example().display().to_string()
+}
