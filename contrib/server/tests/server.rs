@@ -48,6 +48,45 @@ async fn start(db: &Path, tweak: impl FnOnce(&mut ServerConfig)) -> Running {
     }
 }
 
+/// The document `base` serves, with its version.
+async fn served(base: &str) -> (u64, Value) {
+    let response = client()
+        .get(format!("{base}/v1/flags"))
+        .send()
+        .await
+        .expect("request");
+    let version = response.headers()["x-flagyard-version"]
+        .to_str()
+        .expect("header")
+        .parse()
+        .expect("a number");
+    (version, response.json().await.expect("JSON"))
+}
+
+/// Waits (at most 15 s) until the document `base` serves passes `check`.
+async fn served_when(base: &str, what: &str, check: impl Fn(&Value) -> bool) -> (u64, Value) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (version, doc) = served(base).await;
+        if check(&doc) {
+            return (version, doc);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{base}: {what}: {doc}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A server on a shared Redis.
+async fn start_on_redis(dir: &Path, name: &str, url: &str) -> Running {
+    start(&dir.join(format!("{name}.sqlite")), |c| {
+        c.redis_url = Some(url.to_string())
+    })
+    .await
+}
+
 fn flag(on: bool) -> Value {
     json!({"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": if on { "on" } else { "off" }})
 }
@@ -958,10 +997,7 @@ async fn a_server_without_a_seed_leaves_the_shared_store_to_the_one_with_it() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let url = redis.url();
-    let first = start(&dir.path().join("a.sqlite"), |c| {
-        c.redis_url = Some(url.clone())
-    })
-    .await;
+    let first = start_on_redis(dir.path(), "a", &url).await;
     let seed = dir.path().join("seed.json");
     std::fs::write(&seed, json!({"flags": {"seeded": flag(true)}}).to_string()).expect("seed");
     let second = start(&dir.path().join("b.sqlite"), |c| {
@@ -970,25 +1006,10 @@ async fn a_server_without_a_seed_leaves_the_shared_store_to_the_one_with_it() {
     })
     .await;
     for base in [&second.base, &first.base] {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let doc: Value = client()
-                .get(format!("{base}/v1/flags"))
-                .send()
-                .await
-                .expect("request")
-                .json()
-                .await
-                .expect("JSON");
-            if doc["flags"]["seeded"].is_object() {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{base} serves the seed: {doc}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        served_when(base, "serves the seed", |doc| {
+            doc["flags"]["seeded"].is_object()
+        })
+        .await;
     }
     first.stop().await;
     second.stop().await;
@@ -1003,14 +1024,8 @@ async fn concurrent_writes_through_two_servers_all_succeed() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let url = redis.url();
-    let a = start(&dir.path().join("a.sqlite"), |c| {
-        c.redis_url = Some(url.clone())
-    })
-    .await;
-    let b = start(&dir.path().join("b.sqlite"), |c| {
-        c.redis_url = Some(url.clone())
-    })
-    .await;
+    let a = start_on_redis(dir.path(), "a", &url).await;
+    let b = start_on_redis(dir.path(), "b", &url).await;
     let bases = [a.base.clone(), b.base.clone()];
     let mut tasks = Vec::new();
     for worker in 0..20 {
@@ -1041,26 +1056,10 @@ async fn concurrent_writes_through_two_servers_all_succeed() {
         failures.len()
     );
     for base in &bases {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let doc: Value = client()
-                .get(format!("{base}/v1/flags"))
-                .send()
-                .await
-                .expect("request")
-                .json()
-                .await
-                .expect("JSON");
-            let count = doc["flags"].as_object().map_or(0, |f| f.len());
-            if count == 300 {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{base} has {count} of 300 flags"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        served_when(base, "has all 300 flags", |doc| {
+            doc["flags"].as_object().is_some_and(|f| f.len() == 300)
+        })
+        .await;
     }
     a.stop().await;
     b.stop().await;
@@ -1076,14 +1075,8 @@ async fn a_flushed_redis_is_restored_by_the_servers() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let url = redis.url();
-    let a = start(&dir.path().join("a.sqlite"), |c| {
-        c.redis_url = Some(url.clone())
-    })
-    .await;
-    let b = start(&dir.path().join("b.sqlite"), |c| {
-        c.redis_url = Some(url.clone())
-    })
-    .await;
+    let a = start_on_redis(dir.path(), "a", &url).await;
+    let b = start_on_redis(dir.path(), "b", &url).await;
     for key in ["one", "two"] {
         assert_eq!(
             put_flag(&a.base, key, &flag(true), Some(TOKEN))
@@ -1102,48 +1095,23 @@ async fn a_flushed_redis_is_restored_by_the_servers() {
         .await
         .expect("flushall");
 
-    let version_of = |base: String| async move {
-        let response = client()
-            .get(format!("{base}/v1/flags"))
-            .send()
-            .await
-            .expect("request");
-        let version: u64 = response.headers()["x-flagyard-version"]
-            .to_str()
-            .expect("header")
-            .parse()
-            .expect("number");
-        let doc: Value = response.json().await.expect("JSON");
-        (version, doc)
-    };
-    let (before, doc) = version_of(b.base.clone()).await;
+    let (before, doc) = served(&b.base).await;
     assert!(
         doc["flags"]["two"].is_object(),
         "still served after the flush"
     );
     let written = put_flag(&b.base, "three", &flag(true), Some(TOKEN)).await;
     assert_eq!(written.status(), 200, "{:?}", written.text().await);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let (version, doc) = version_of(a.base.clone()).await;
-        if doc["flags"]["three"].is_object() {
-            assert!(
-                version > before,
-                "versions continue: {version} after {before}"
-            );
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the write reached the other server"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let c = start(&dir.path().join("c.sqlite"), |c| {
-        c.redis_url = Some(url.clone())
+    let (version, _) = served_when(&a.base, "the write reached the other server", |doc| {
+        doc["flags"]["three"].is_object()
     })
     .await;
-    let (_, doc) = version_of(c.base.clone()).await;
+    assert!(
+        version > before,
+        "versions continue: {version} after {before}"
+    );
+    let c = start_on_redis(dir.path(), "c", &url).await;
+    let (_, doc) = served(&c.base).await;
     assert!(
         ["one", "two", "three"]
             .iter()
