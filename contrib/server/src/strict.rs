@@ -208,4 +208,20 @@ mod tests {
         );
         assert!(check(b"[18446744073709551616]").is_err());
     }
+
+    proptest::proptest! {
+        /// Any bytes: no panic. Any JSON serde_json writes (keys once,
+        /// integers within 64 bits): accepted.
+        #[test]
+        fn any_bytes_and_any_serialized_json(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            keys in proptest::collection::btree_map("[a-z/~\"\\\\]{0,4}", proptest::prelude::any::<i64>(), 0..6),
+        ) {
+            let _ = check(&bytes);
+            let object: serde_json::Map<String, serde_json::Value> =
+                keys.into_iter().map(|(k, v)| (k, serde_json::json!([v, {"x": v}]))).collect();
+            let text = serde_json::to_vec(&object).expect("serializes");
+            proptest::prop_assert_eq!(check(&text), Ok(()));
+        }
+    }
 }

@@ -181,4 +181,21 @@ mod tests {
         // The oversized line was never held whole.
         assert!(reader.line.capacity() < 1000);
     }
+
+    proptest::proptest! {
+        /// Any bytes in any pieces: no panic, no line held over the cap,
+        /// and the events are the same however the bytes were split.
+        #[test]
+        fn any_bytes_in_any_pieces(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400), cut in 0usize..400) {
+            let mut whole = EventReader::new(24);
+            let expected = whole.feed(&bytes);
+            let mut split = EventReader::new(24);
+            let cut = cut.min(bytes.len());
+            let mut items = split.feed(&bytes[..cut]);
+            proptest::prop_assert!(split.line.len() <= 24 + 16);
+            items.extend(split.feed(&bytes[cut..]));
+            proptest::prop_assert!(split.line.len() <= 24 + 16);
+            proptest::prop_assert_eq!(items, expected);
+        }
+    }
 }
