@@ -6,6 +6,7 @@
 mod alloc;
 mod cold;
 mod docs;
+mod floor;
 mod timing;
 
 use std::collections::HashMap;
@@ -13,16 +14,16 @@ use std::hint::black_box;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use flagyard::core::EvaluationContext;
 use flagyard::{FlagyardProvider, NoopSink};
 use open_feature::provider::{FeatureProvider, ProviderMetadata, ResolutionDetails};
 use open_feature::{EvaluationContext as OfContext, EvaluationResult, OpenFeature, StructValue};
 use open_feature_flagd::resolver::in_process::resolver::FileResolver;
 use open_feature_flagd::{FlagdOptions, FlagdProvider, ResolverType};
-use serde_json::{Value, json};
+use serde_json::json;
 use unleash_yggdrasil::state::EnrichedContext;
 use unleash_yggdrasil::{Context as UnleashContext, EngineState, UpdateMessage};
 
+use floor::{HandRule, hand_written};
 use timing::{Measurement, contender, measure_together};
 
 #[global_allocator]
@@ -77,42 +78,6 @@ impl FeatureProvider for ConstantProvider {
         _: &OfContext,
     ) -> EvaluationResult<ResolutionDetails<StructValue>> {
         Ok(ResolutionDetails::new(StructValue::default()))
-    }
-}
-
-enum HandRule {
-    Static,
-    EndsWith,
-    Split,
-}
-
-fn hand_written(rule: &HandRule, key: &str, ctx: &EvaluationContext) -> bool {
-    match rule {
-        HandRule::Static => true,
-        HandRule::EndsWith => ctx
-            .attributes
-            .get("email")
-            .and_then(Value::as_str)
-            .is_some_and(|e| e.ends_with("@example.com")),
-        // The same work as the flag: fractional v3 hashes `[flagKey,
-        // targetingKey]` as CBOR (keys shorter than 24 bytes here), then
-        // buckets 50/50.
-        HandRule::Split => {
-            let (flag, user) = (
-                key.as_bytes(),
-                ctx.targeting_key.as_deref().unwrap_or("").as_bytes(),
-            );
-            let mut buffer = [0u8; 64];
-            buffer[0] = 0x82;
-            buffer[1] = 0x60 | flag.len() as u8;
-            buffer[2..2 + flag.len()].copy_from_slice(flag);
-            let at = 2 + flag.len();
-            buffer[at] = 0x60 | user.len() as u8;
-            buffer[at + 1..at + 1 + user.len()].copy_from_slice(user);
-            let mut h = flagyard::core::murmur3::Murmur3::new(0);
-            h.write(&buffer[..at + 1 + user.len()]);
-            ((u64::from(h.finish()) * 100) >> 32) < 50
-        }
     }
 }
 
