@@ -126,7 +126,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     config.sdk_key = args.sdk_key.filter(|k| !k.is_empty());
     config.heartbeat = Duration::from_secs(args.heartbeat.max(1));
     config.ofrep_rate_limit = args.ofrep_rate_limit;
-    config.max_connections = args.max_connections.max(1);
+    config.max_connections = args.max_connections;
     config.allowed_origins = args.allow_origins;
     config.allowed_hosts = args.allow_hosts;
     config.header_timeout = Duration::from_secs(args.request_timeout.max(1));

@@ -46,7 +46,9 @@ pub(crate) async fn serve(
     let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
         limits.body_timeout,
     ));
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    // Within what a semaphore and `acquire_many` can count.
+    let max_connections = limits.max_connections.clamp(1, u32::MAX as usize);
+    let slots = Arc::new(Semaphore::new(max_connections));
     // Tells every connection to finish its request and close.
     let (closing, _) = watch::channel(false);
     // HTTP/1.1 only: every client of this port speaks it, and the
@@ -76,7 +78,7 @@ pub(crate) async fn serve(
             () = &mut shutdown => break,
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            tokio::spawn(refuse(stream, limits.max_connections));
+            tokio::spawn(refuse(stream, max_connections));
             continue;
         };
         let service = app
@@ -107,7 +109,7 @@ pub(crate) async fn serve(
     drop(listener);
     let _ = closing.send(true);
     // Every connection holds a slot: all slots back means all closed.
-    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
     match tokio::time::timeout(limits.shutdown_deadline, slots.acquire_many(all)).await {
         Ok(_) => {}
         Err(_) => tracing::warn!(

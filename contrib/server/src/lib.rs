@@ -96,7 +96,7 @@ impl Server {
         tracing::info!(addr = %self.listener.local_addr()?, "flagyard server listening");
         let config = &self.state.config;
         let limits = connections::ConnectionLimits {
-            max_connections: config.max_connections.max(1),
+            max_connections: config.max_connections,
             header_timeout: config.header_timeout,
             body_timeout: config.body_timeout,
             shutdown_deadline: config.shutdown_deadline,

@@ -58,8 +58,10 @@ impl<E: Evaluator> FlagyardProvider<E> {
             .then(|| self.state.overrides.load())
     }
 
-    /// Resolves a flag and hands the borrowed resolution to `finish`: the one
-    /// implementation behind every getter. Never blocks, never panics, never fails.
+    /// Resolves a flag and hands the borrowed resolution to `finish`: the
+    /// getters' path when details are wanted (`*_details`, OpenFeature) or
+    /// exposures are recorded; otherwise they take [`with_value`](Self::with_value).
+    /// Never blocks, never panics, never fails.
     #[inline]
     pub(crate) fn with_resolution<U, C, R>(
         &self,
