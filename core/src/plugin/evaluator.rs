@@ -36,7 +36,7 @@ pub trait Evaluator: Send + Sync + Sized + 'static {
     /// What was wrong in single flags when compiling (those flags answer `PARSE_ERROR`).
     fn problems(&self) -> &[Problem];
     /// The keys of flags whose definition or targeting is invalid (they answer
-    /// `PARSE_ERROR`); the runtime keeps such a flag's last good definition.
+    /// `PARSE_ERROR`), sorted; the runtime keeps such a flag's last good definition.
     /// The default says none.
     fn broken_flags(&self) -> Vec<&str> {
         Vec::new()

@@ -202,10 +202,16 @@ impl<E: Evaluator> State<E> {
         let (Some(previous), Some(last_text)) = (self.snapshot.load_full(), last_text) else {
             return unchanged(snapshot);
         };
-        let good_before = previous.broken_flags();
+        if broken.is_empty() {
+            return unchanged(snapshot);
+        }
+        // Binary searches: both lists are sorted.
+        let (known, broken_before) = (previous.flag_keys(), previous.broken_flags());
         let keep: Vec<String> = broken
             .iter()
-            .filter(|key| previous.flag_keys().contains(key) && !good_before.contains(key))
+            .filter(|key| {
+                known.binary_search(key).is_ok() && broken_before.binary_search(key).is_err()
+            })
             .map(|key| key.to_string())
             .collect();
         if keep.is_empty() {
