@@ -5,9 +5,12 @@
 //!   through a [`suite::Harness`] that builds a provider, publishes documents,
 //!   stops and restarts the source and injects bad payloads;
 //! - [`testbed`]: the flagd-testbed evaluation cases (`flagd-eval-cases.jsonl`,
-//!   see `../shared/conformance-data/SOURCES.md`) on both `fractional` profiles.
+//!   see `../shared/conformance-data/SOURCES.md`) on both `fractional` profiles;
+//! - [`fuzz`]: the fuzz targets' bodies, run by `conformance/fuzz` and replayed
+//!   from the stored corpus by `tests/fuzz_corpus.rs`.
 
 pub mod data;
+pub mod fuzz;
 pub mod redis_server;
 pub mod suite;
 pub mod testbed;

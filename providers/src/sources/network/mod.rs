@@ -5,6 +5,9 @@
 mod backoff;
 mod connection;
 mod fallback;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "http")]
 mod polling;
 #[cfg(feature = "redis")]

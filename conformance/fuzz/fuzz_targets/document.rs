@@ -1,0 +1,4 @@
+#![no_main]
+//! `flagyard_conformance::fuzz::document`, coverage-guided.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| flagyard_conformance::fuzz::document(data));
