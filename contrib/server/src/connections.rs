@@ -18,8 +18,16 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tower::ServiceExt;
+
+/// A connection's place under the cap. Each request carries a clone in its
+/// extensions, so a connection upgraded to a WebSocket (which hyper hands
+/// off, ending its own future) keeps its place until the socket closes.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionSlot {
+    _permit: Arc<OwnedSemaphorePermit>,
+}
 
 /// How connections are held (`ServerConfig` sets them).
 #[derive(Debug, Clone, Copy)]
@@ -77,14 +85,19 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
             tokio::spawn(refuse(stream, max_connections));
             continue;
         };
+        let slot = ConnectionSlot {
+            _permit: Arc::new(permit),
+        };
+        let request_slot = slot.clone();
         let service = app
             .clone()
             .map_request(move |mut request: hyper::Request<Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(addr));
+                request.extensions_mut().insert(request_slot.clone());
                 request
             });
         let connection = builder

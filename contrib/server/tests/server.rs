@@ -802,6 +802,61 @@ async fn slow_and_idle_clients_time_out_and_the_cap_refuses_clearly() {
     server.stop().await;
 }
 
+/// An upgraded WebSocket keeps its connection's place under the cap (hyper
+/// hands the socket off, so the place has to travel with it) and gives it
+/// back when it closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_websockets_count_against_the_connection_cap() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(&dir.path().join("db.sqlite"), |c| c.max_connections = 2).await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let url = format!("{}/v1/ws", server.base.replace("http://", "ws://"));
+    let mut sockets = Vec::new();
+    for _ in 0..2 {
+        let (mut socket, _) = tokio_tungstenite::connect_async(&url)
+            .await
+            .expect("connects");
+        socket.next().await.expect("message").expect("ok");
+        sockets.push(socket);
+    }
+    let ask = || async {
+        let mut s = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        tokio::io::AsyncWriteExt::write_all(
+            &mut s,
+            b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        )
+        .await
+        .expect("write");
+        closed_within(&mut s, Duration::from_secs(3))
+            .await
+            .expect("answered and closed")
+    };
+    let answer = ask().await;
+    assert!(
+        answer.starts_with("HTTP/1.1 503"),
+        "two sockets fill a cap of two: {answer}"
+    );
+    let mut first = sockets.remove(0);
+    first.close(None).await.expect("closes");
+    drop(first);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let answer = ask().await;
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a closed socket gives its place back: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(sockets);
+    server.stop().await;
+}
+
 /// A client holding a half-sent request does not keep the server from
 /// stopping: shutdown ends within its deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, header};
@@ -13,6 +14,7 @@ use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::access::ReadAccess;
+use crate::connections::ConnectionSlot;
 use crate::error::ApiError;
 use crate::published::Published;
 use crate::state::AppState;
@@ -99,13 +101,18 @@ pub(super) async fn websocket(
     State(state): State<Arc<AppState>>,
     _read: ReadAccess,
     headers: HeaderMap,
+    slot: Option<Extension<ConnectionSlot>>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     check_origin(&headers, &state.config.allowed_origins)?;
     Ok(upgrade
         .max_message_size(MAX_INBOUND_MESSAGE)
         .max_frame_size(MAX_INBOUND_MESSAGE)
-        .on_upgrade(move |socket| serve_socket(state, socket)))
+        .on_upgrade(move |socket| async move {
+            // The socket keeps its connection's place under the cap.
+            let _slot = slot;
+            serve_socket(state, socket).await;
+        }))
 }
 
 /// Refuses a browser's cross-site WebSocket (cross-site WebSocket hijacking):
