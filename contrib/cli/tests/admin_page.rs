@@ -136,6 +136,7 @@ fn the_admin_page_toggles_a_switch_that_reaches_a_watch_client() {
             "logged in",
             "switch toggled",
             "sample set",
+            "switch created",
             "typing survives a refresh",
             "override added",
             "override removed",
@@ -143,8 +144,10 @@ fn the_admin_page_toggles_a_switch_that_reaches_a_watch_client() {
         ]
     );
     assert_eq!(steps[1]["new_ui"], "off");
-    assert_eq!(steps[4]["typed"], "ada");
-    let history = &steps[7];
+    assert_eq!(steps[4]["message"], "switch dark_mode created");
+    assert_eq!(steps[4]["state"], "off");
+    assert_eq!(steps[5]["typed"], "ada");
+    let history = &steps[8];
     assert!(
         history["has_enable"] == true && history["by_page"] == true,
         "{history}"
@@ -162,6 +165,7 @@ fn the_admin_page_toggles_a_switch_that_reaches_a_watch_client() {
         .expect("list");
     let state: Value = serde_json::from_slice(&state.stdout).expect("JSON");
     assert_eq!(state["switches"]["NEW_UI"], true);
+    assert_eq!(state["switches"]["DARK_MODE"], false);
     assert_eq!(state["samples"]["ROLLOUT"], 25.0);
     assert_eq!(state["flags"]["BETA"]["overrides"], serde_json::json!({}));
 }

@@ -1,7 +1,7 @@
 """Drives the admin web page in a real headless Chromium (Debian's chromium and
 chromedriver, through Selenium): a wrong token is refused, the right one logs
-in, a switch is toggled, a sample ratio set, a user override added and
-removed, and the history shows the changes. Prints one JSON line per step.
+in, a switch is toggled, a sample ratio set, a switch created, a user
+override added and removed, and the history shows the changes. Prints one JSON line per step.
 
 Usage: admin_page.py BASE_URL TOKEN [SCREENSHOT.png]
 """
@@ -78,6 +78,14 @@ def main():
         on('button[data-set-sample="ROLLOUT"]', lambda e: e.click())
         css('tr[data-sample="ROLLOUT"] td[data-ratio="25"]')
         step("sample set", rollout=25)
+
+        css("#create-kind").send_keys("switch")
+        on("#create-name", lambda e: e.send_keys("dark_mode"))
+        driver.find_element(By.CSS_SELECTOR, '#create-form button[type="submit"]').click()
+        wait.until(EC.text_to_be_present_in_element((By.ID, "message"), "created"))
+        created = css('tr[data-switch="DARK_MODE"] td[data-state]')
+        step("switch created", message=driver.find_element(By.ID, "message").text,
+             state=created.get_attribute("data-state"))
 
         on('input[data-override-id="BETA"]', lambda e: e.send_keys("ada"))
         # A periodic refresh (every 3 s) with nothing changed keeps what is typed.
