@@ -73,3 +73,5 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+# The coverage-guided fuzz targets, 15 s each (installs cargo-fuzz once).
+scripts/fuzz.sh 15
