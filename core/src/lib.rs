@@ -34,8 +34,9 @@ pub use logic::FractionalVersion;
 pub use logic::murmur3;
 pub use options::{CompileOptions, Limits};
 pub use plugin::{
-    BoxError, BoxFuture, ErrorOrigin, Evaluator, Event, ExposureEvent, ProviderError, Sink,
-    SinkError, Source, SourceUpdates, Store, StoreError, TrackingEvent,
+    BoxError, BoxFuture, ErrorOrigin, Evaluator, Event, ExposureEvent, ExposureMode, ProviderError,
+    Sink, SinkError, Source, SourceUpdates, Store, StoreError, SummaryCount, SummaryEvent,
+    TrackingDetails, TrackingEvent,
 };
 pub use requested::{DefaultTypeError, RequestedType, UnknownType};
 pub use resolution::{

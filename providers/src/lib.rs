@@ -46,9 +46,9 @@
 
 mod build_error;
 mod events;
-mod exposure;
 mod openfeature;
 mod provider;
+mod recorder;
 mod sinks;
 mod sources;
 
@@ -66,6 +66,7 @@ pub use flagyard_storage::RedisStore;
 pub use flagyard_storage::SqliteStore;
 pub use openfeature::{OpenFeatureContext, json_to_struct};
 pub use provider::{FlagyardProvider, FlagyardProviderBuilder, ReadyResult};
+pub use recorder::{EventStats, MAX_TRACKING_DETAILS, MAX_TRACKING_NAME, USER_AGENT_ATTRIBUTE};
 pub use sinks::{MemorySink, NoopSink};
 // Every source: each module re-exports only what its features build.
 #[cfg(any(feature = "file", feature = "network"))]

@@ -239,7 +239,7 @@ async fn exposures_reach_the_sink_deduplicated_and_close_flushes_it() {
         p.get_bool("checkout", false, &ctx),
         "reads after close still answer"
     );
-    assert_eq!(p.exposures_dropped(), 0);
+    assert_eq!(p.event_stats().dropped, 0);
 }
 
 #[test]
@@ -260,7 +260,7 @@ fn without_dedup_every_read_is_an_exposure_and_a_full_queue_drops_the_newest() {
             &EvaluationContext::new().with_targeting_key(user),
         );
     }
-    assert_eq!(p.exposures_dropped(), 3);
+    assert_eq!(p.event_stats().dropped, 3);
     p.close();
     let keys: Vec<Option<String>> = sink
         .events()
@@ -390,7 +390,7 @@ fn exposures_from_threads_that_ended_are_still_delivered() {
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), 40, "every thread's exposures arrive: {keys:?}");
-    assert_eq!(p.exposures_dropped(), 0);
+    assert_eq!(p.event_stats().dropped, 0);
 }
 
 #[test]

@@ -13,6 +13,9 @@ mod store;
 
 pub use error::{BoxError, ErrorOrigin, ProviderError};
 pub use evaluator::Evaluator;
-pub use sink::{Event, ExposureEvent, Sink, SinkError, TrackingEvent};
+pub use sink::{
+    Event, ExposureEvent, ExposureMode, Sink, SinkError, SummaryCount, SummaryEvent,
+    TrackingDetails, TrackingEvent,
+};
 pub use source::{BoxFuture, Source, SourceUpdates};
 pub use store::{Store, StoreError};

@@ -17,25 +17,90 @@ pub struct ExposureEvent {
     pub reason: Reason,
     /// The context's targeting key.
     pub targeting_key: Option<String>,
+    /// The served document's version, when its source gave one.
+    pub version: Option<u64>,
     /// When.
     pub at: SystemTime,
+}
+
+/// What the application tracked, besides its name: an optional numeric
+/// value (a price, a duration) and custom fields — OpenFeature's tracking
+/// event details.
+///
+/// # Example
+/// ```
+/// use flagyard_core::TrackingDetails;
+///
+/// let details = TrackingDetails::new().value(49.9).field("currency", "EUR");
+/// assert_eq!(details.value, Some(49.9));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrackingDetails {
+    /// The numeric value, if any.
+    pub value: Option<f64>,
+    /// Custom fields.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl TrackingDetails {
+    /// No value and no fields.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the numeric value.
+    pub fn value(mut self, value: f64) -> Self {
+        self.value = Some(value);
+        self
+    }
+
+    /// Adds one custom field.
+    pub fn field(mut self, name: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.fields.insert(name.into(), value.into());
+        self
+    }
 }
 
 /// Something the application tracked (`provider.track(...)`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrackingEvent {
-    /// The event name.
+    /// The event name (at most 100 characters; longer names are truncated).
     pub name: String,
     /// The context's targeting key.
     pub targeting_key: Option<String>,
-    /// The context's attributes.
-    pub context: serde_json::Map<String, serde_json::Value>,
-    /// An optional numeric value.
-    pub value: Option<f64>,
-    /// Further details.
-    pub details: serde_json::Map<String, serde_json::Value>,
+    /// The value and custom fields.
+    pub details: TrackingDetails,
     /// When.
     pub at: SystemTime,
+}
+
+/// How many times one flag served one variant for one reason, from one
+/// document version, in a summary's interval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SummaryCount {
+    /// The flag key.
+    pub flag: String,
+    /// The variant served, if any.
+    pub variant: Option<String>,
+    /// Why.
+    pub reason: Reason,
+    /// The served document's version, when its source gave one.
+    pub version: Option<u64>,
+    /// Evaluations counted.
+    pub count: u64,
+}
+
+/// Evaluations counted over an interval, in the manner of LaunchDarkly's
+/// summary events: what `ExposureMode::Summary` sends instead of an event per
+/// evaluation (besides one exposure per flag, variant and user first seen).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryEvent {
+    /// The interval's start.
+    pub start: SystemTime,
+    /// The interval's end.
+    pub end: SystemTime,
+    /// One count per (flag, variant, reason, version) seen.
+    pub counts: Vec<SummaryCount>,
 }
 
 /// An event for a [`Sink`].
@@ -46,6 +111,24 @@ pub enum Event {
     Exposure(ExposureEvent),
     /// The application tracked something.
     Tracking(TrackingEvent),
+    /// Evaluations counted over an interval.
+    Summary(SummaryEvent),
+}
+
+/// Which exposure events a provider produces. Tracking events are produced
+/// in every mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExposureMode {
+    /// An exposure per evaluation (the provider's per-thread filter drops
+    /// repeats of a recent flag, variant and targeting key unless de-duplication
+    /// is turned off).
+    #[default]
+    Full,
+    /// A [`SummaryEvent`] per interval, plus one exposure per (flag, variant,
+    /// targeting key) first seen.
+    Summary,
+    /// No exposure events.
+    Off,
 }
 
 /// Errors of a [`Sink`]: which sink, whether retrying may help, and the cause.
@@ -101,6 +184,12 @@ impl SinkError {
 pub trait Sink: Send + Sync + 'static {
     /// Takes one event; must not block.
     fn record(&self, event: Event);
+    /// The exposure mode a provider uses with this sink unless told otherwise:
+    /// [`ExposureMode::Full`], and [`ExposureMode::Summary`] for sinks that
+    /// send events over a network.
+    fn exposure_mode(&self) -> ExposureMode {
+        ExposureMode::Full
+    }
     /// Sends or writes whatever is buffered.
     fn flush(&self) -> Result<(), SinkError>;
     /// Flushes and releases resources; called once by the provider's `close()`.
@@ -113,6 +202,9 @@ pub trait Sink: Send + Sync + 'static {
 impl<T: Sink + ?Sized> Sink for Arc<T> {
     fn record(&self, event: Event) {
         (**self).record(event);
+    }
+    fn exposure_mode(&self) -> ExposureMode {
+        (**self).exposure_mode()
     }
     fn flush(&self) -> Result<(), SinkError> {
         (**self).flush()

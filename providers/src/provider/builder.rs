@@ -6,15 +6,29 @@ use std::sync::Arc;
 use std::marker::PhantomData;
 
 use flagyard_core::{
-    CompileOptions, Evaluator, FractionalVersion, ProviderError, Sink, Snapshot, Source, Store,
+    CompileOptions, Evaluator, ExposureMode, FractionalVersion, ProviderError, Sink, Snapshot,
+    Source, Store,
 };
 
 use super::FlagyardProvider;
 use super::state::StateInit;
 use crate::BuildError;
+use crate::recorder::{BotPolicy, RecorderOptions};
 
-/// Default capacity of each thread's exposure ring (drained every 10 ms).
-pub(crate) const DEFAULT_EXPOSURE_QUEUE: usize = 1024;
+/// How events are recorded unless the builder says otherwise: 1,024 events
+/// per thread's queue (drained every 10 ms), de-duplication on, bots
+/// filtered but served normally, a summary every 10 s (the mode itself comes
+/// from the sink).
+const DEFAULT_EVENTS: RecorderOptions = RecorderOptions {
+    mode: ExposureMode::Full,
+    per_thread: 1024,
+    dedup: true,
+    bots: BotPolicy {
+        filter: true,
+        serve_default: false,
+    },
+    summary_every: std::time::Duration::from_secs(10),
+};
 
 /// Builds a [`FlagyardProvider`], in the manner of `reqwest::ClientBuilder`.
 ///
@@ -40,8 +54,8 @@ pub struct FlagyardProviderBuilder<E: Evaluator = Snapshot> {
     bootstrap: Option<String>,
     bootstrap_file: Option<PathBuf>,
     options: CompileOptions,
-    exposure_capacity: usize,
-    dedup_exposures: bool,
+    events: RecorderOptions,
+    mode: Option<ExposureMode>,
 }
 
 impl<E: Evaluator> std::fmt::Debug for FlagyardProviderBuilder<E> {
@@ -71,8 +85,8 @@ impl Default for FlagyardProviderBuilder {
             bootstrap: None,
             bootstrap_file: None,
             options: CompileOptions::default(),
-            exposure_capacity: DEFAULT_EXPOSURE_QUEUE,
-            dedup_exposures: true,
+            events: DEFAULT_EVENTS,
+            mode: None,
         }
     }
 }
@@ -92,8 +106,8 @@ impl FlagyardProviderBuilder {
             bootstrap: self.bootstrap,
             bootstrap_file: self.bootstrap_file,
             options: self.options,
-            exposure_capacity: self.exposure_capacity,
-            dedup_exposures: self.dedup_exposures,
+            events: self.events,
+            mode: self.mode,
         }
     }
 }
@@ -165,19 +179,52 @@ impl<E: Evaluator> FlagyardProviderBuilder<E> {
         self
     }
 
-    /// Capacity of each reading thread's exposure ring (default 1,024; drained
-    /// every 10 ms; when full the newest event is dropped and counted).
-    pub fn exposure_queue(mut self, capacity: usize) -> Self {
-        self.exposure_capacity = capacity;
+    /// Which exposure events reads produce: [`ExposureMode::Full`] (an event
+    /// per evaluation), [`ExposureMode::Summary`] (counts per interval plus
+    /// the first exposure of each flag, variant and user) or
+    /// [`ExposureMode::Off`]. By default the sink's preference: `Summary` for
+    /// `HttpSink`, `Full` for the others.
+    pub fn exposures(mut self, mode: ExposureMode) -> Self {
+        self.mode = Some(mode);
         self
     }
 
-    /// `true` (default): an exposure already recorded recently on the same thread
-    /// for the same flag, variant and targeting key is not recorded again (a
-    /// per-thread table of 16,384 recent exposures). `false`: every evaluation is
-    /// an exposure event.
+    /// How often a summary is sent in summary mode (default 10 s; also on
+    /// `close()`).
+    pub fn summary_interval(mut self, every: std::time::Duration) -> Self {
+        self.events.summary_every = every.max(crate::recorder::DRAIN_EVERY);
+        self
+    }
+
+    /// Capacity of each reading thread's event queue (default 1,024; drained
+    /// every 10 ms; when full the newest event is dropped and counted).
+    pub fn exposure_queue(mut self, capacity: usize) -> Self {
+        self.events.per_thread = capacity;
+        self
+    }
+
+    /// `true` (default): in full mode, an exposure already recorded recently
+    /// on the same thread for the same flag, variant and targeting key is not
+    /// recorded again (a per-thread table of 16,384 recent exposures).
+    /// `false`: every evaluation is an exposure event.
     pub fn dedup_exposures(mut self, dedup: bool) -> Self {
-        self.dedup_exposures = dedup;
+        self.events.dedup = dedup;
+        self
+    }
+
+    /// `true` (default): evaluations and `track` calls whose context's
+    /// `$userAgent` ([`USER_AGENT_ATTRIBUTE`](crate::USER_AGENT_ATTRIBUTE))
+    /// is a known bot produce no events (counted in
+    /// [`event_stats`](FlagyardProvider::event_stats)).
+    pub fn filter_bots(mut self, filter: bool) -> Self {
+        self.events.bots.filter = filter;
+        self
+    }
+
+    /// `true`: bots are served the code default (reason `DEFAULT`, no
+    /// variant), as SignaKit serves them its off variation. Default `false`.
+    pub fn serve_bots_default(mut self, serve_default: bool) -> Self {
+        self.events.bots.serve_default = serve_default;
         self
     }
 
@@ -210,8 +257,8 @@ impl<E: Evaluator> FlagyardProviderBuilder<E> {
             on_error: self.on_error,
             store: self.store,
             sink: self.sink,
-            exposure_capacity: self.exposure_capacity,
-            dedup_exposures: self.dedup_exposures,
+            events: self.events,
+            mode: self.mode,
             sources: self.sources,
             bootstrap,
             offline: self.offline,

@@ -5,6 +5,7 @@ mod builder;
 mod exec;
 mod read;
 mod state;
+mod tracking;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
@@ -201,11 +202,11 @@ impl<E: Evaluator> FlagyardProvider<E> {
         if state.sink.is_some() {
             let weak = Arc::downgrade(state);
             tasks.push(exec.spawn(async move {
-                let mut tick = tokio::time::interval(crate::exposure::DRAIN_EVERY);
+                let mut tick = tokio::time::interval(crate::recorder::DRAIN_EVERY);
                 loop {
                     tick.tick().await;
                     let Some(state) = weak.upgrade() else { return };
-                    state.drain_exposures();
+                    state.drain_events(false);
                 }
             }));
         }
@@ -306,8 +307,9 @@ impl<E: Evaluator> FlagyardProvider<E> {
         subscription
     }
 
-    /// Stops the sources, flushes exposure events to the sink and the store to
-    /// disk. Idempotent; reads keep answering from the last document.
+    /// Stops the sources, hands the recorded events (and the summary so far)
+    /// to the sink and closes it, and flushes the store to disk. Idempotent;
+    /// reads keep answering from the last document.
     pub fn close(&self) {
         let state = &self.state;
         if state.closed.swap(true, Ordering::AcqRel) {
@@ -329,18 +331,14 @@ impl<E: Evaluator> FlagyardProvider<E> {
         {
             exec.shutdown();
         }
-        state.drain_exposures();
-        if let Some(exposures) = &state.exposures {
-            exposures.close();
+        state.drain_events(true);
+        if let Some(recorder) = &state.recorder {
+            recorder.close();
         }
         if let Some(sink) = &state.sink
             && let Err(e) = sink.close()
         {
-            state.report(&flagyard_core::ProviderError::new(
-                flagyard_core::ErrorOrigin::Sink,
-                false,
-                e.to_string(),
-            ));
+            state.report(&e.into_provider_error());
         }
         if let Some(store) = &state.store
             && let Err(e) = store.flush()
@@ -360,11 +358,6 @@ impl<E: Evaluator> FlagyardProvider<E> {
     /// server does); `None` for files, caches and bootstrap documents.
     pub fn document_version(&self) -> Option<u64> {
         Some(self.state.version.load(Ordering::Acquire)).filter(|v| *v > 0)
-    }
-
-    /// How many exposure events were dropped because the queue was full.
-    pub fn exposures_dropped(&self) -> u64 {
-        self.state.exposures.as_ref().map_or(0, |e| e.dropped())
     }
 
     /// The options documents are compiled with.

@@ -13,7 +13,7 @@ use flagyard_core::{
 use serde_json::Value;
 
 use super::FlagyardProvider;
-use crate::exposure::{InlineStr, RawExposure};
+use crate::recorder::is_bot;
 
 /// The override table, loaded.
 type OverridesGuard = arc_swap::Guard<Arc<HashMap<String, FlagValue>>>;
@@ -61,6 +61,7 @@ impl<E: Evaluator> FlagyardProvider<E> {
     /// Resolves a flag and hands the borrowed resolution to `finish`: the
     /// getters' path when details are wanted (`*_details`, OpenFeature) or
     /// exposures are recorded; otherwise they take [`with_value`](Self::with_value).
+    /// Bots are served the code default here when the provider says so.
     /// Never blocks, never panics, never fails.
     #[inline]
     pub(crate) fn with_resolution<U, C, R>(
@@ -77,20 +78,24 @@ impl<E: Evaluator> FlagyardProvider<E> {
         if let Some(value) = self.begin_read().as_deref().and_then(|o| o.get(key)) {
             return finish(override_resolution(value, default, convert));
         }
+        if self.state.serve_bots_default && is_bot(ctx) {
+            return finish(Resolution::served(
+                default,
+                None,
+                flagyard_core::Reason::Default,
+                &EMPTY_METADATA,
+            ));
+        }
         let guard = self.state.snapshot.load();
         let Some(snapshot) = guard.as_ref() else {
             return finish(Resolution::failed(default, NOT_READY, &EMPTY_METADATA));
         };
         let resolution = snapshot.evaluate(key, ctx).typed(default, convert);
-        if let Some(exposures) = &self.state.exposures {
-            let variant = resolution.variant();
-            exposures.record(key, variant, ctx.targeting_key(), || RawExposure {
-                flag: InlineStr::new(key),
-                variant: variant.map(InlineStr::new),
-                reason: resolution.reason,
-                targeting_key: ctx.targeting_key().map(InlineStr::new),
-                at: exposures.clock(),
-            });
+        if self.state.records_exposures
+            && let Some(recorder) = &self.state.recorder
+        {
+            let version = self.state.version.load(Ordering::Relaxed);
+            recorder.exposure(key, resolution.variant(), resolution.reason, ctx, version);
         }
         finish(resolution)
     }
@@ -110,6 +115,9 @@ impl<E: Evaluator> FlagyardProvider<E> {
     {
         if let Some(value) = self.begin_read().as_deref().and_then(|o| o.get(key)) {
             return finish(Some(value));
+        }
+        if self.state.serve_bots_default && is_bot(ctx) {
+            return finish(None);
         }
         let guard = self.state.snapshot.load();
         finish(guard.as_ref().and_then(|snapshot| snapshot.value(key, ctx)))
@@ -134,7 +142,7 @@ impl<E: Evaluator> FlagyardProvider<E> {
         T: for<'s> FlagType<'s>,
         C: Context + ?Sized,
     {
-        if self.state.exposures.is_some() {
+        if self.state.records_exposures {
             return self.with_resolution(key, default, ctx, |v| T::from_flag_value(v), |r| r.value);
         }
         self.with_value(key, ctx, |v| {
@@ -192,7 +200,7 @@ impl<E: Evaluator> FlagyardProvider<E> {
         ctx: &C,
         f: impl FnOnce(&str) -> R,
     ) -> R {
-        if self.state.exposures.is_none() {
+        if !self.state.records_exposures {
             return self.with_value(key, ctx, |v| {
                 f(v.and_then(<&str>::from_flag_value).unwrap_or(default))
             });

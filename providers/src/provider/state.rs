@@ -13,7 +13,7 @@ use flagyard_core::{
 
 use super::exec::Exec;
 use crate::events::{EventBus, ProviderEvent, ProviderStatus};
-use crate::exposure::Exposures;
+use crate::recorder::{Recorder, RecorderOptions};
 
 /// The `on_error` hook.
 pub(crate) type ErrorHook = Arc<dyn Fn(&ProviderError) + Send + Sync>;
@@ -31,7 +31,12 @@ pub(crate) struct State<E: Evaluator = Snapshot> {
     pub on_error: Option<ErrorHook>,
     pub store: Option<Arc<dyn Store>>,
     pub sink: Option<Arc<dyn Sink>>,
-    pub exposures: Option<Exposures>,
+    /// Records events when there is a sink.
+    pub recorder: Option<Recorder>,
+    /// Whether reads record exposures (a recorder whose mode is not `Off`).
+    pub records_exposures: bool,
+    /// Bots (see `recorder::is_bot`) are served the code default.
+    pub serve_bots_default: bool,
     /// The served document's version when its source gave one (0: none).
     pub version: AtomicU64,
     pub sources: Mutex<Vec<Box<dyn Source>>>,
@@ -52,8 +57,9 @@ pub(crate) struct StateInit {
     pub on_error: Option<ErrorHook>,
     pub store: Option<Arc<dyn Store>>,
     pub sink: Option<Arc<dyn Sink>>,
-    pub exposure_capacity: usize,
-    pub dedup_exposures: bool,
+    /// The recorder's options; `mode: None` takes the sink's preference.
+    pub events: RecorderOptions,
+    pub mode: Option<flagyard_core::ExposureMode>,
     pub sources: Vec<Box<dyn Source>>,
     pub bootstrap: Option<String>,
     pub offline: bool,
@@ -70,10 +76,17 @@ impl<E: Evaluator> State<E> {
         let (status_tx, _) = tokio::sync::watch::channel(ProviderStatus::NotReady);
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let exposures = init
-            .sink
+        let recorder = init.sink.as_ref().map(|sink| {
+            let mut options = init.events;
+            options.mode = init.mode.unwrap_or_else(|| sink.exposure_mode());
+            Recorder::new(id, options)
+        });
+        let records_exposures = recorder
             .as_ref()
-            .map(|_| Exposures::new(id, init.exposure_capacity, init.dedup_exposures));
+            .is_some_and(|r| r.mode() != flagyard_core::ExposureMode::Off);
+        if init.events.bots.serve_default {
+            crate::recorder::prepare_bots();
+        }
         State {
             snapshot: ArcSwapOption::empty(),
             overrides: ArcSwap::from_pointee(HashMap::new()),
@@ -86,7 +99,9 @@ impl<E: Evaluator> State<E> {
             on_error: init.on_error,
             store: init.store,
             sink: init.sink,
-            exposures,
+            recorder,
+            records_exposures,
+            serve_bots_default: init.events.bots.serve_default,
             version: AtomicU64::new(0),
             sources: Mutex::new(init.sources),
             bootstrap: init.bootstrap,
@@ -333,11 +348,12 @@ impl<E: Evaluator> State<E> {
         }
     }
 
-    /// Hands the recorded exposures to the sink (the drain task every
-    /// [`DRAIN_EVERY`](crate::exposure::DRAIN_EVERY), and `close()`).
-    pub(crate) fn drain_exposures(&self) {
-        if let (Some(exposures), Some(sink)) = (&self.exposures, &self.sink) {
-            exposures.drain(sink.as_ref());
+    /// Hands the recorded events to the sink (the drain task every
+    /// [`DRAIN_EVERY`](crate::recorder::DRAIN_EVERY), and `close()` with
+    /// `last`, which also sends the summary so far).
+    pub(crate) fn drain_events(&self, last: bool) {
+        if let (Some(recorder), Some(sink)) = (&self.recorder, &self.sink) {
+            recorder.drain(sink.as_ref(), last, &|e| self.report(e));
         }
     }
 

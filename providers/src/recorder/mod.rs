@@ -1,298 +1,532 @@
-//! Exposure events on the read path.
+//! Events on the read path: exposures (one per evaluation, or counted into
+//! summaries), tracking events, and bots kept out of both.
 //!
-//! Each reading thread records into its own bounded ring (one per provider), so
-//! the hot path touches only memory its own core owns: no lock, no contended
-//! atomic, no allocation for short strings. The provider's drain task empties
-//! every thread's ring into the sink every 10 ms and on `close()`. A per-thread
-//! filter drops exposures already recorded recently (same provider, flag,
-//! variant and targeting key).
+//! Each reading thread records into a lane of its own per provider: a bounded
+//! ring of events and, in summary mode, a table of counts. The hot path
+//! touches only memory its own core owns: no lock, no contended atomic, no
+//! allocation for short strings. The provider's drain task empties every lane
+//! into the sink every 10 ms, sends a summary every summary interval, and does
+//! both on `close()`. Work that costs (building events, checking a tracking
+//! event's size, de-duplicating across threads) happens in the drain.
+
+mod bots;
+mod inline;
+mod seen;
+mod summary;
 
 use std::cell::RefCell;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use crossbeam_queue::ArrayQueue;
 
-use flagyard_core::{Event, ExposureEvent, Reason, Sink};
+use flagyard_core::{
+    Context, ErrorOrigin, Event, ExposureEvent, ExposureMode, ProviderError, Reason, Sink,
+    TrackingDetails, TrackingEvent,
+};
 
-/// How often exposure events are handed to the sink, and the resolution of
+pub use bots::USER_AGENT_ATTRIBUTE;
+pub(crate) use bots::{is_bot, prepare as prepare_bots};
+use inline::InlineStr;
+use seen::{FirstSeen, exposure_hash, recently_seen};
+use summary::{CountKey, CountTable, Summaries, count_hash};
+
+/// How often recorded events are handed to the sink, and the resolution of
 /// their timestamps.
-pub(crate) const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+pub(crate) const DRAIN_EVERY: Duration = Duration::from_millis(10);
 
-/// Bytes kept inline; longer strings go to the heap. 47 covers flag keys,
-/// variant names and UUID or e-mail targeting keys in the common case.
-const INLINE: usize = 47;
+/// The longest tracking event name, in characters; longer ones are truncated.
+pub const MAX_TRACKING_NAME: usize = 100;
 
-/// A string copied without allocating when it is short.
-#[derive(Debug, Clone)]
-pub(crate) enum InlineStr {
-    Inline { len: u8, bytes: [u8; INLINE] },
-    Heap(Box<str>),
-}
+/// The largest tracking details (value and fields) as JSON, in bytes; larger
+/// ones are dropped.
+pub const MAX_TRACKING_DETAILS: usize = 5_000;
 
-impl InlineStr {
-    #[inline]
-    pub(crate) fn new(s: &str) -> InlineStr {
-        if s.len() <= INLINE {
-            let mut bytes = [0u8; INLINE];
-            bytes[..s.len()].copy_from_slice(s.as_bytes());
-            InlineStr::Inline {
-                len: s.len() as u8,
-                bytes,
-            }
-        } else {
-            InlineStr::Heap(Box::from(s))
-        }
-    }
-
-    fn into_string(self) -> String {
-        match self {
-            // The bytes were copied from a `&str`, so they are UTF-8.
-            InlineStr::Inline { len, bytes } => {
-                String::from_utf8_lossy(&bytes[..usize::from(len)]).into_owned()
-            }
-            InlineStr::Heap(s) => s.into_string(),
-        }
-    }
-}
+/// Exposures the drain remembers to de-duplicate summary mode's first-seen
+/// exposures across threads.
+const FIRST_SEEN_CAPACITY: usize = 100_000;
 
 /// One exposure as recorded on the read path.
-#[derive(Debug, Clone)]
-pub(crate) struct RawExposure {
-    pub flag: InlineStr,
-    pub variant: Option<InlineStr>,
-    pub reason: Reason,
-    pub targeting_key: Option<InlineStr>,
-    pub at: SystemTime,
+#[derive(Debug)]
+struct RawExposure {
+    flag: InlineStr,
+    variant: Option<InlineStr>,
+    reason: Reason,
+    targeting_key: Option<InlineStr>,
+    version: u64,
+    at: SystemTime,
+    /// Its [`exposure_hash`], for the drain's de-duplication (0: none).
+    hash: u64,
 }
 
-impl RawExposure {
-    pub(crate) fn into_event(self) -> Event {
-        Event::Exposure(ExposureEvent {
-            flag: self.flag.into_string(),
-            variant: self.variant.map(InlineStr::into_string),
-            reason: self.reason,
-            targeting_key: self.targeting_key.map(InlineStr::into_string),
-            at: self.at,
-        })
-    }
+/// One tracking event as recorded on the caller's thread.
+#[derive(Debug)]
+struct RawTracking {
+    name: InlineStr,
+    truncated: bool,
+    targeting_key: Option<InlineStr>,
+    details: TrackingDetails,
+    at: SystemTime,
 }
 
-/// One thread's ring for one provider.
-struct Ring {
-    queue: ArrayQueue<RawExposure>,
+#[derive(Debug)]
+enum RawEvent {
+    Exposure(RawExposure),
+    Tracking(RawTracking),
+}
+
+/// One thread's lane for one provider.
+struct Lane {
+    events: ArrayQueue<RawEvent>,
+    /// Count tables this thread started, for the drain to adopt.
+    new_tables: ArrayQueue<Arc<CountTable>>,
     dropped: AtomicU64,
-    /// Set when the provider closes: the thread forgets the ring on its next record.
+    bots: AtomicU64,
+    /// Evaluations not counted: no table could be started.
+    uncounted: AtomicU64,
+    /// Set when the provider closes: the thread forgets the lane on its next record.
     closed: Arc<AtomicBool>,
+}
+
+/// A lane as its thread holds it, with the count table it writes.
+struct LocalLane {
+    provider: u64,
+    lane: Arc<Lane>,
+    table: Option<Arc<CountTable>>,
 }
 
 thread_local! {
-    /// This thread's rings, by provider id (usually one entry).
-    static RINGS: RefCell<Vec<(u64, Arc<Ring>)>> = const { RefCell::new(Vec::new()) };
+    /// This thread's lanes, by provider id (usually one entry).
+    static LANES: RefCell<Vec<LocalLane>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A provider's exposure rings, one per thread that has recorded.
-pub(crate) struct Exposures {
+/// What a provider does with bots (contexts whose `$userAgent` is a known bot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BotPolicy {
+    /// Their evaluations and tracking produce no events.
+    pub filter: bool,
+    /// They are served the code default.
+    pub serve_default: bool,
+}
+
+/// How a provider records events (the builder's options).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecorderOptions {
+    pub mode: ExposureMode,
+    pub per_thread: usize,
+    pub dedup: bool,
+    pub bots: BotPolicy,
+    pub summary_every: Duration,
+}
+
+/// Counts of what the provider's events went through (see
+/// [`FlagyardProvider::event_stats`](crate::FlagyardProvider::event_stats)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EventStats {
+    /// Events dropped because a reading thread's queue was full.
+    pub dropped: u64,
+    /// Evaluations and tracking calls of bots, which produced no event.
+    pub bots_filtered: u64,
+    /// Tracking events whose name was cut to 100 characters.
+    pub names_truncated: u64,
+    /// Tracking events dropped because their details were over 5,000 bytes.
+    pub details_dropped: u64,
+    /// Evaluations a summary could not count (a thread's count tables ran out).
+    pub uncounted: u64,
+}
+
+/// The drain's state: it runs on one thread at a time.
+struct DrainState {
+    summaries: Summaries,
+    first_seen: FirstSeen,
+    next_summary: SystemTime,
+    /// Problems found, reported once the drain's lock is released.
+    problems: Vec<ProviderError>,
+}
+
+/// A provider's event recording: one lane per thread that has recorded.
+pub(crate) struct Recorder {
     provider: u64,
-    per_thread: usize,
-    dedup: bool,
-    rings: ArcSwap<Vec<Arc<Ring>>>,
+    options: RecorderOptions,
+    lanes: ArcSwap<Vec<Arc<Lane>>>,
     closed: Arc<AtomicBool>,
     /// Milliseconds since the epoch, refreshed by every drain.
     clock_ms: AtomicU64,
+    names_truncated: AtomicU64,
+    details_dropped: AtomicU64,
+    drain: Mutex<DrainState>,
 }
 
-impl Exposures {
-    pub(crate) fn new(provider: u64, per_thread: usize, dedup: bool) -> Exposures {
-        Exposures {
+impl Recorder {
+    pub(crate) fn new(provider: u64, mut options: RecorderOptions) -> Recorder {
+        options.per_thread = options.per_thread.max(1);
+        if options.bots.filter || options.bots.serve_default {
+            bots::prepare();
+        }
+        let now = SystemTime::now();
+        Recorder {
             provider,
-            per_thread: per_thread.max(1),
-            dedup,
-            rings: ArcSwap::from_pointee(Vec::new()),
+            options,
+            lanes: ArcSwap::from_pointee(Vec::new()),
             closed: Arc::new(AtomicBool::new(false)),
-            clock_ms: AtomicU64::new(unix_millis()),
+            clock_ms: AtomicU64::new(unix_millis(now)),
+            names_truncated: AtomicU64::new(0),
+            details_dropped: AtomicU64::new(0),
+            drain: Mutex::new(DrainState {
+                summaries: Summaries::new(),
+                first_seen: FirstSeen::new(FIRST_SEEN_CAPACITY),
+                next_summary: now + options.summary_every,
+                problems: Vec::new(),
+            }),
         }
     }
 
-    /// Records one exposure (unless recently seen); `make` runs only when needed.
+    /// The exposure mode.
+    pub(crate) fn mode(&self) -> ExposureMode {
+        self.options.mode
+    }
+
+    /// Records one served evaluation as the mode says. `version` is the served
+    /// document's (0: none).
     #[inline]
-    pub(crate) fn record(
+    pub(crate) fn exposure<C: Context + ?Sized>(
         &self,
         flag: &str,
         variant: Option<&str>,
-        targeting_key: Option<&str>,
-        make: impl FnOnce() -> RawExposure,
+        reason: Reason,
+        ctx: &C,
+        version: u64,
     ) {
-        if self.dedup && recently_seen(self.provider, flag, variant, targeting_key) {
+        let mode = self.options.mode;
+        if mode == ExposureMode::Off {
             return;
         }
-        RINGS.with(|rings| {
-            let Ok(mut rings) = rings.try_borrow_mut() else {
+        let filter_bots = self.options.bots.filter && is_bot(ctx);
+        self.with_lane(|local| {
+            if filter_bots {
+                bump(&local.lane.bots);
                 return;
-            };
-            let ring = match rings.iter().position(|(id, _)| *id == self.provider) {
-                Some(i) => &rings[i].1,
-                None => {
-                    rings.retain(|(_, r)| !r.closed.load(Ordering::Relaxed));
-                    let ring = Arc::new(Ring {
-                        queue: ArrayQueue::new(self.per_thread),
-                        dropped: AtomicU64::new(0),
-                        closed: Arc::clone(&self.closed),
-                    });
-                    self.rings.rcu(|all| {
-                        let mut next = Vec::clone(all);
-                        next.push(Arc::clone(&ring));
-                        next
-                    });
-                    rings.push((self.provider, ring));
-                    &rings[rings.len() - 1].1
-                }
-            };
-            // When this thread's ring is full, the newest event is dropped and
-            // counted (without building it).
-            if ring.queue.is_full() || ring.queue.push(make()).is_err() {
-                ring.dropped.fetch_add(1, Ordering::Relaxed);
             }
+            let targeting_key = ctx.targeting_key();
+            if mode == ExposureMode::Summary {
+                self.count(local, flag, variant, reason, version);
+            }
+            let hash = if self.options.dedup || mode == ExposureMode::Summary {
+                let hash = exposure_hash(self.provider, flag, variant, targeting_key);
+                if recently_seen(hash) {
+                    return;
+                }
+                hash
+            } else {
+                0
+            };
+            self.push(
+                &local.lane,
+                RawEvent::Exposure(RawExposure {
+                    flag: InlineStr::new(flag),
+                    variant: variant.map(InlineStr::new),
+                    reason,
+                    targeting_key: targeting_key.map(InlineStr::new),
+                    version,
+                    at: self.clock(),
+                    hash: if mode == ExposureMode::Summary {
+                        hash
+                    } else {
+                        0
+                    },
+                }),
+            );
         });
     }
 
-    /// The exposure timestamp: the clock cached by the drain (10 ms
-    /// resolution, one atomic load) — `SystemTime::now` cost ~20 ns per event.
+    /// Records one tracking event (its name cut to [`MAX_TRACKING_NAME`]
+    /// characters; its size is checked by the drain).
     #[inline]
-    pub(crate) fn clock(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH
-            + std::time::Duration::from_millis(self.clock_ms.load(Ordering::Relaxed))
+    pub(crate) fn tracking<C: Context + ?Sized>(
+        &self,
+        name: &str,
+        ctx: &C,
+        details: TrackingDetails,
+    ) {
+        let filter_bots = self.options.bots.filter && is_bot(ctx);
+        let (name, truncated) = match name.char_indices().nth(MAX_TRACKING_NAME) {
+            Some((end, _)) => (&name[..end], true),
+            None => (name, false),
+        };
+        self.with_lane(|local| {
+            if filter_bots {
+                bump(&local.lane.bots);
+                return;
+            }
+            self.push(
+                &local.lane,
+                RawEvent::Tracking(RawTracking {
+                    name: InlineStr::new(name),
+                    truncated,
+                    targeting_key: ctx.targeting_key().map(InlineStr::new),
+                    details,
+                    at: self.clock(),
+                }),
+            );
+        });
     }
 
-    /// Hands every recorded exposure to the sink, forgets the rings of threads
-    /// that have ended, and refreshes the clock.
-    pub(crate) fn drain(&self, sink: &dyn Sink) {
-        self.clock_ms.store(unix_millis(), Ordering::Relaxed);
-        let rings = self.rings.load();
+    /// Runs `f` on this thread's lane for this provider (made on first use).
+    #[inline]
+    fn with_lane(&self, f: impl FnOnce(&mut LocalLane)) {
+        LANES.with(|lanes| {
+            let Ok(mut lanes) = lanes.try_borrow_mut() else {
+                return;
+            };
+            let i = match lanes.iter().position(|l| l.provider == self.provider) {
+                Some(i) => i,
+                None => self.new_lane(&mut lanes),
+            };
+            f(&mut lanes[i]);
+        });
+    }
+
+    #[cold]
+    fn new_lane(&self, lanes: &mut Vec<LocalLane>) -> usize {
+        lanes.retain(|l| !l.lane.closed.load(Ordering::Relaxed));
+        let lane = Arc::new(Lane {
+            events: ArrayQueue::new(self.options.per_thread),
+            new_tables: ArrayQueue::new(4),
+            dropped: AtomicU64::new(0),
+            bots: AtomicU64::new(0),
+            uncounted: AtomicU64::new(0),
+            closed: Arc::clone(&self.closed),
+        });
+        self.lanes.rcu(|all| {
+            let mut next = Vec::clone(all);
+            next.push(Arc::clone(&lane));
+            next
+        });
+        lanes.push(LocalLane {
+            provider: self.provider,
+            lane,
+            table: None,
+        });
+        lanes.len() - 1
+    }
+
+    /// Counts one evaluation in this thread's table (starting one when there
+    /// is none or it is full).
+    #[inline]
+    fn count(
+        &self,
+        local: &mut LocalLane,
+        flag: &str,
+        variant: Option<&str>,
+        reason: Reason,
+        version: u64,
+    ) {
+        let hash = count_hash(flag, variant, reason, version);
+        let key = || CountKey {
+            flag: flag.into(),
+            variant: variant.map(Into::into),
+            reason,
+            version,
+        };
+        if let Some(table) = &local.table
+            && table.add(hash, key)
+        {
+            return;
+        }
+        self.start_table(local, hash, key);
+    }
+
+    #[cold]
+    fn start_table(&self, local: &mut LocalLane, hash: u64, key: impl FnOnce() -> CountKey) {
+        let table = Arc::new(CountTable::new());
+        if local.lane.new_tables.push(Arc::clone(&table)).is_err() {
+            // The drain has not adopted the last ones yet: keep the old table.
+            bump(&local.lane.uncounted);
+            return;
+        }
+        if let Some(old) = local.table.replace(Arc::clone(&table)) {
+            old.retire();
+        }
+        table.add(hash, key);
+    }
+
+    /// Pushes an event; when the lane is full the event is dropped and counted.
+    #[inline]
+    fn push(&self, lane: &Lane, event: RawEvent) {
+        if lane.events.push(event).is_err() {
+            lane.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The event timestamp: the clock cached by the drain (10 ms resolution,
+    /// one atomic load) — `SystemTime::now` cost ~20 ns per event.
+    #[inline]
+    fn clock(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(self.clock_ms.load(Ordering::Relaxed))
+    }
+
+    /// Hands every recorded event to the sink, sends the summary when its
+    /// interval is over (or `last`), forgets the lanes of threads that have
+    /// ended, and refreshes the clock. Problems (a truncated name, dropped
+    /// details) are reported through `report`, once each per provider.
+    pub(crate) fn drain(&self, sink: &dyn Sink, last: bool, report: &dyn Fn(&ProviderError)) {
+        let now = SystemTime::now();
+        self.clock_ms.store(unix_millis(now), Ordering::Relaxed);
+        let mut drain = self.drain.lock().unwrap_or_else(PoisonError::into_inner);
+        let lanes = self.lanes.load();
         let mut ended = false;
-        for ring in rings.iter() {
-            while let Some(event) = ring.queue.pop() {
-                sink.record(event.into_event());
+        for lane in lanes.iter() {
+            while let Some(table) = lane.new_tables.pop() {
+                drain.summaries.adopt(table);
+            }
+            while let Some(event) = lane.events.pop() {
+                if let Some(event) = self.pass_on(&mut drain, event) {
+                    sink.record(event);
+                }
             }
             // Only the registry holds it: its thread is gone.
-            ended |= Arc::strong_count(ring) == 1;
+            ended |= Arc::strong_count(lane) == 1;
         }
-        drop(rings);
+        drop(lanes);
         if ended {
-            self.rings.rcu(|all| {
+            self.lanes.rcu(|all| {
                 all.iter()
-                    .filter(|r| Arc::strong_count(r) > 1 || !r.queue.is_empty())
+                    .filter(|l| {
+                        Arc::strong_count(l) > 1 || !l.events.is_empty() || !l.new_tables.is_empty()
+                    })
                     .cloned()
                     .collect::<Vec<_>>()
             });
         }
+        if self.options.mode == ExposureMode::Summary && (last || now >= drain.next_summary) {
+            drain.next_summary = now + self.options.summary_every;
+            if let Some(summary) = drain.summaries.take(now) {
+                sink.record(Event::Summary(summary));
+            }
+        }
+        let problems = std::mem::take(&mut drain.problems);
+        drop(drain);
+        for problem in &problems {
+            report(problem);
+        }
     }
 
-    /// Events dropped because a thread's ring was full.
-    pub(crate) fn dropped(&self) -> u64 {
-        self.rings
-            .load()
-            .iter()
-            .map(|r| r.dropped.load(Ordering::Relaxed))
-            .sum()
+    /// What the events went through so far.
+    pub(crate) fn stats(&self) -> EventStats {
+        let mut stats = EventStats {
+            names_truncated: self.names_truncated.load(Ordering::Relaxed),
+            details_dropped: self.details_dropped.load(Ordering::Relaxed),
+            ..EventStats::default()
+        };
+        for lane in self.lanes.load().iter() {
+            stats.dropped += lane.dropped.load(Ordering::Relaxed);
+            stats.bots_filtered += lane.bots.load(Ordering::Relaxed);
+            stats.uncounted += lane.uncounted.load(Ordering::Relaxed);
+        }
+        stats
     }
 
-    /// Marks the rings closed so threads let go of them.
+    /// Marks the lanes closed so threads let go of them.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);
     }
 }
 
-/// Slots of the per-thread exposure filter (128 KiB of `u64`s per thread).
-const FILTER_SLOTS: usize = 16_384;
-
-thread_local! {
-    static SEEN: RefCell<Box<[u64]>> = RefCell::new(vec![0u64; FILTER_SLOTS].into_boxed_slice());
+impl Recorder {
+    /// The event to pass on, or `None` (a repeat first-seen exposure, or
+    /// tracking details over the limit).
+    fn pass_on(&self, drain: &mut DrainState, event: RawEvent) -> Option<Event> {
+        match event {
+            RawEvent::Exposure(e) => {
+                if e.hash != 0 && !drain.first_seen.insert(e.hash) {
+                    return None;
+                }
+                Some(Event::Exposure(ExposureEvent {
+                    flag: e.flag.into_string(),
+                    variant: e.variant.map(InlineStr::into_string),
+                    reason: e.reason,
+                    targeting_key: e.targeting_key.map(InlineStr::into_string),
+                    version: (e.version > 0).then_some(e.version),
+                    at: e.at,
+                }))
+            }
+            RawEvent::Tracking(t) => {
+                let size = details_size(&t.details);
+                if size > MAX_TRACKING_DETAILS {
+                    if self.details_dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                        drain.problems.push(ProviderError::new(
+                            ErrorOrigin::Sink,
+                            false,
+                            format!(
+                                "tracking event {:?}: details are {size} bytes as JSON, over \
+                                 the {MAX_TRACKING_DETAILS}-byte limit; the event was dropped \
+                                 (reported once, counted in event_stats)",
+                                t.name.as_str()
+                            ),
+                        ));
+                    }
+                    return None;
+                }
+                if t.truncated && self.names_truncated.fetch_add(1, Ordering::Relaxed) == 0 {
+                    drain.problems.push(ProviderError::new(
+                        ErrorOrigin::Sink,
+                        false,
+                        format!(
+                            "tracking event name over {MAX_TRACKING_NAME} characters, \
+                             truncated to {:?} (reported once, counted in event_stats)",
+                            t.name.as_str()
+                        ),
+                    ));
+                }
+                Some(Event::Tracking(TrackingEvent {
+                    name: t.name.into_string(),
+                    targeting_key: t.targeting_key.map(InlineStr::into_string),
+                    details: t.details,
+                    at: t.at,
+                }))
+            }
+        }
+    }
 }
 
-/// A fixed hasher so one thread's filter gives the same answers every run.
-static FILTER_HASHER: std::sync::LazyLock<foldhash::fast::FixedState> =
-    std::sync::LazyLock::new(|| foldhash::fast::FixedState::with_seed(0x5eed_f1a9));
-
-/// Whether this thread recently recorded the same (provider, flag, variant,
-/// targeting key). A direct-mapped table of hashes: O(1), no allocation, no
-/// lock; a colliding entry simply evicts the older one (so an exposure may be
-/// recorded again later, never lost).
-#[inline]
-pub(crate) fn recently_seen(
-    provider: u64,
-    flag: &str,
-    variant: Option<&str>,
-    targeting_key: Option<&str>,
-) -> bool {
-    let mut h = FILTER_HASHER.build_hasher();
-    h.write_u64(provider);
-    h.write(flag.as_bytes());
-    h.write_u8(0xff);
-    h.write(variant.unwrap_or("").as_bytes());
-    h.write_u8(0xff);
-    h.write(targeting_key.unwrap_or("").as_bytes());
-    let hash = h.finish() | 1; // never 0, the empty slot
-    SEEN.with(|seen| {
-        let Ok(mut seen) = seen.try_borrow_mut() else {
-            return false;
-        };
-        let slot = &mut seen[(hash as usize) & (FILTER_SLOTS - 1)];
-        if *slot == hash {
-            true
-        } else {
-            *slot = hash;
-            false
+/// The size of tracking details as JSON (`{"value": v, ...fields}`), counted
+/// without building the text.
+fn details_size(details: &TrackingDetails) -> usize {
+    #[derive(Default)]
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
         }
-    })
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count::default();
+    let written =
+        serde_json::to_writer(&mut count, &details.fields).and_then(|()| match details.value {
+            // `"value":` and a comma beside the fields.
+            Some(value) => serde_json::to_writer(&mut count, &value).map(|()| count.0 += 9),
+            None => Ok(()),
+        });
+    match written {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
+}
+
+/// A counter only its thread writes: a plain load and store.
+#[inline]
+fn bump(counter: &AtomicU64) {
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
 /// Milliseconds since the Unix epoch.
-fn unix_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
+fn unix_millis(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_filter_remembers_recent_exposures_per_provider() {
-        assert!(!recently_seen(1, "f", Some("on"), Some("u1")));
-        assert!(recently_seen(1, "f", Some("on"), Some("u1")));
-        assert!(
-            !recently_seen(1, "f", Some("off"), Some("u1")),
-            "another variant is a new exposure"
-        );
-        assert!(
-            !recently_seen(1, "f", Some("on"), Some("u2")),
-            "another user is a new exposure"
-        );
-        assert!(
-            !recently_seen(2, "f", Some("on"), Some("u1")),
-            "another provider is a new exposure"
-        );
-    }
-
-    #[test]
-    fn short_and_long_strings_round_trip() {
-        for s in [
-            "",
-            "on",
-            "user-42",
-            &"é".repeat(23),
-            &"x".repeat(47),
-            &"y".repeat(48),
-            "ünïcödé-key",
-        ] {
-            let inline = InlineStr::new(s);
-            assert_eq!(matches!(inline, InlineStr::Heap(_)), s.len() > INLINE);
-            assert_eq!(inline.into_string(), s);
-        }
-    }
 }
