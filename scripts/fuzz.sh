@@ -45,7 +45,11 @@ for target in "${targets[@]}"; do
     grep -E '^(Done|stat::number_of_executed_units|stat::new_units_added)' "$log" || true
     if [ "$status" -ne 0 ]; then
         tail -n 40 "$log" >&2
-        echo "fuzz target $target failed: the input is in conformance/fuzz/artifacts/$target/" >&2
+        if grep -q '^artifact_prefix=' "$log"; then
+            echo "fuzz target $target failed: $(grep -o 'Test unit written to .*' "$log" | tail -n 1)" >&2
+        else
+            echo "fuzz target $target did not run (see the log above)" >&2
+        fi
         exit 1
     fi
 done
