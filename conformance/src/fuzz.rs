@@ -189,7 +189,10 @@ pub fn stream_message(bytes: &[u8]) {
         // by the runtime): what it passes on is an object's text, which the
         // runtime's parser then takes or refuses — a number out of range,
         // found by this target, is refused there.
-        assert!(document.starts_with('{'), "an accepted document is an object");
+        assert!(
+            document.starts_with('{'),
+            "an accepted document is an object"
+        );
         let _ = Snapshot::parse(&document);
     }
 }

@@ -19,6 +19,7 @@
 
 mod context;
 mod error;
+pub mod event_json;
 pub(crate) mod logic;
 mod options;
 mod plugin;
@@ -34,9 +35,9 @@ pub use logic::FractionalVersion;
 pub use logic::murmur3;
 pub use options::{CompileOptions, Limits};
 pub use plugin::{
-    BoxError, BoxFuture, ErrorOrigin, Evaluator, Event, ExposureEvent, ExposureMode, ProviderError,
-    Sink, SinkError, Source, SourceUpdates, Store, StoreError, SummaryCount, SummaryEvent,
-    TrackingDetails, TrackingEvent,
+    BoxError, BoxFuture, ErrorOrigin, ErrorReporter, Evaluator, Event, ExposureEvent, ExposureMode,
+    ProviderError, Sink, SinkError, Source, SourceUpdates, Store, StoreError, SummaryCount,
+    SummaryEvent, TrackingDetails, TrackingEvent,
 };
 pub use requested::{DefaultTypeError, RequestedType, UnknownType};
 pub use resolution::{

@@ -3,7 +3,8 @@
 //! OpenFeature providers composed from small parts, evaluating flags locally:
 //! a [`Source`](core::Source) delivers flagd documents, a [`Store`](core::Store)
 //! keeps the last good one for cold starts, the compiled evaluator answers in
-//! nanoseconds without I/O, and a [`Sink`](core::Sink) receives exposure events.
+//! nanoseconds without I/O, and a [`Sink`](core::Sink) receives exposure and
+//! tracking events.
 //!
 //! Build a provider, hand a clone to OpenFeature, and keep one for the
 //! synchronous fast path:
@@ -38,6 +39,8 @@
 //! | `sqlite` | [`SqliteStore`]: a SQLite cache (bundled SQLite) |
 //! | `redis` | [`RedisSource`] and [`RedisStore`]: a document shared through Redis |
 //! | `pancake` | [`PancakeSource`]: flask-pancake's switches, flags and samples |
+//! | `bots` (default) | bot user agents kept out of events ([`FlagyardProviderBuilder::filter_bots`]) |
+//! | `http-sink` | [`HttpSink`]: events in batches to a collector |
 //!
 //! Sources that hold a connection share [`keep_connected`] and its backoff;
 //! `docs/ARCHITECTURE.md` in the repository describes the runtime.
@@ -67,6 +70,8 @@ pub use flagyard_storage::SqliteStore;
 pub use openfeature::{OpenFeatureContext, json_to_struct};
 pub use provider::{FlagyardProvider, FlagyardProviderBuilder, ReadyResult};
 pub use recorder::{EventStats, MAX_TRACKING_DETAILS, MAX_TRACKING_NAME, USER_AGENT_ATTRIBUTE};
+#[cfg(feature = "http-sink")]
+pub use sinks::{HttpSink, HttpSinkBuilder, HttpSinkStats};
 pub use sinks::{MemorySink, NoopSink};
 // Every source: each module re-exports only what its features build.
 #[cfg(any(feature = "file", feature = "network"))]

@@ -6,13 +6,15 @@
 //! - [`MemoryStore`]: in process, for tests and for sharing between providers.
 //! - [`DiskStore`] (feature `disk`, default): one file, atomic writes, coalesced.
 //! - [`SqliteStore`] (feature `sqlite`): a SQLite file; [`SqliteDocuments`] is the
-//!   versioned document with history that the flag server keeps in the same format.
+//!   versioned document with history that the flag server keeps in the same format;
+//!   [`SqliteEvents`] the events its collector keeps.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "disk")]
 mod disk;
 mod documents;
+mod events;
 mod memory;
 #[cfg(feature = "pancake")]
 pub mod pancake;
@@ -25,6 +27,9 @@ mod sqlite;
 #[cfg(feature = "disk")]
 pub use disk::{DEFAULT_COALESCE, DiskStore, DiskStoreBuilder, default_directory};
 pub use documents::{Change, DEFAULT_HISTORY_KEEP, HistoryEntry, StoredDocument};
+#[cfg(feature = "sqlite")]
+pub use events::sqlite::SqliteEvents;
+pub use events::{EventQuery, Ingested, Retention, StoredEvent};
 pub use memory::MemoryStore;
 pub use paths::data_directory;
 #[cfg(feature = "redis")]

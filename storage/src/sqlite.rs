@@ -51,7 +51,7 @@ pub struct SqliteDocuments {
     history_keep: usize,
 }
 
-fn db_error(path: &Path, e: rusqlite::Error) -> StoreError {
+pub(crate) fn db_error(path: &Path, e: rusqlite::Error) -> StoreError {
     // Another connection holding the file is transient; anything else is not.
     let transient = matches!(
         e.sqlite_error_code(),
@@ -60,7 +60,7 @@ fn db_error(path: &Path, e: rusqlite::Error) -> StoreError {
     StoreError::database(format!("sqlite {}", path.display()), transient, e)
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

@@ -51,11 +51,39 @@ enum AdminAction {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Show the collected events (one JSON object per line), newest last.
+    Events(EventsArgs),
+}
+
+/// `flagyard admin events` filters.
+#[derive(Debug, Args)]
+struct EventsArgs {
+    /// Exposures (and summaries) of this flag.
+    #[arg(long)]
+    flag: Option<String>,
+    /// Tracking events of this name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Events of this targeting key.
+    #[arg(long)]
+    key: Option<String>,
+    /// exposure, tracking or summary.
+    #[arg(long)]
+    kind: Option<String>,
+    /// How many of the newest to show first.
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    /// Keep showing new events as they arrive (every second), until stopped.
+    #[arg(long)]
+    follow: bool,
 }
 
 pub(crate) fn admin(args: AdminArgs) -> Result<ExitCode, String> {
     let base = server_url(&args.server)?;
     let client = reqwest::Client::new();
+    if let AdminAction::Events(filters) = &args.action {
+        return events(&client, &base, args.token.as_deref(), filters);
+    }
     let read = |file: &PathBuf| {
         std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))
     };
@@ -87,6 +115,7 @@ pub(crate) fn admin(args: AdminArgs) -> Result<ExitCode, String> {
             Some(read(file)?),
         ),
         AdminAction::History { .. } => (reqwest::Method::GET, vec!["v1", "admin", "history"], None),
+        AdminAction::Events(_) => unreachable!("answered above"),
     };
     let mut url = base.clone();
     url.path_segments_mut()
@@ -127,6 +156,86 @@ pub(crate) fn admin(args: AdminArgs) -> Result<ExitCode, String> {
                 .unwrap_or(text);
             eprintln!("flagyard: {url}: {status}: {message}");
             Ok(ExitCode::from(1))
+        }
+    })
+}
+
+/// `flagyard admin events`: the newest events oldest first, then (with
+/// `--follow`) each new one as it arrives.
+fn events(
+    client: &reqwest::Client,
+    base: &reqwest::Url,
+    token: Option<&str>,
+    filters: &EventsArgs,
+) -> Result<ExitCode, String> {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .map_err(|()| format!("--server '{base}': not a base URL"))?
+        .pop_if_empty()
+        .extend(["v1", "admin", "events"]);
+    let filtered = |after: Option<u64>, limit: usize| {
+        let mut url = url.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            for (name, value) in [
+                ("flag", &filters.flag),
+                ("name", &filters.name),
+                ("targetingKey", &filters.key),
+                ("kind", &filters.kind),
+            ] {
+                if let Some(value) = value {
+                    query.append_pair(name, value);
+                }
+            }
+            query.append_pair("limit", &limit.to_string());
+            if let Some(after) = after {
+                query.append_pair("after", &after.to_string());
+            }
+        }
+        url
+    };
+    let get = |url: reqwest::Url| async move {
+        let mut request = client.get(url.clone());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| format!("{url}: {e}"))?;
+        let page: Value =
+            serde_json::from_str(&text).map_err(|e| format!("{url}: {status}: not JSON: {e}"))?;
+        if !status.is_success() {
+            let message = page["error"].as_str().unwrap_or(&text).to_string();
+            return Err(format!("{url}: {status}: {message}"));
+        }
+        Ok::<Value, String>(page)
+    };
+    let print = |events: &[Value]| {
+        for event in events {
+            println!("{event}");
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let page = get(filtered(None, filters.limit.clamp(1, 1000))).await?;
+        let mut newest: Vec<Value> = page["events"].as_array().cloned().unwrap_or_default();
+        newest.reverse();
+        print(&newest);
+        if !filters.follow {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let mut after = newest.last().and_then(|e| e["id"].as_u64()).unwrap_or(0);
+        loop {
+            let page = get(filtered(Some(after), 1000)).await?;
+            let events = page["events"].as_array().cloned().unwrap_or_default();
+            print(&events);
+            after = page["next"].as_u64().unwrap_or(after);
+            if events.len() < 1000 {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
         }
     })
 }

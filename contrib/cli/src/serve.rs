@@ -76,6 +76,16 @@ pub(crate) struct ServeArgs {
     /// Seconds a shutdown (SIGINT/SIGTERM) waits for open requests.
     #[arg(long, default_value_t = 5)]
     shutdown_deadline: u64,
+    /// The SQLite file collected events (`POST /v1/events`) are kept in;
+    /// default beside --db, `<name>-events.sqlite`.
+    #[arg(long, value_name = "FILE")]
+    events_db: Option<std::path::PathBuf>,
+    /// Days collected events are kept.
+    #[arg(long, default_value_t = 30)]
+    events_keep_days: u64,
+    /// Collected events kept at most (the oldest are deleted first).
+    #[arg(long, default_value_t = 10_000_000)]
+    events_max: u64,
     /// Log lines as text (coloured only on a terminal) or one JSON object each.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -132,6 +142,11 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     config.header_timeout = Duration::from_secs(args.request_timeout.max(1));
     config.body_timeout = Duration::from_secs(args.request_timeout.max(1));
     config.shutdown_deadline = Duration::from_secs(args.shutdown_deadline);
+    config.events_db_path = args.events_db;
+    config.events_retention = flagyard::storage::Retention {
+        max_age_ms: args.events_keep_days.saturating_mul(24 * 3600 * 1000),
+        max_events: args.events_max,
+    };
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {

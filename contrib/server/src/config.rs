@@ -53,6 +53,11 @@ pub struct ServerConfig {
     pub pancake_url: Option<String>,
     /// The flask-pancake extension name (default `pancake`).
     pub pancake_extension: String,
+    /// The SQLite file the collector (`POST /v1/events`) keeps events in;
+    /// `None`: beside `db_path`, named `<stem>-events.sqlite`.
+    pub events_db_path: Option<PathBuf>,
+    /// How long collected events are kept (default 30 days, 10 million events).
+    pub events_retention: flagyard_storage::Retention,
 }
 
 impl ServerConfig {
@@ -78,11 +83,26 @@ impl ServerConfig {
             shutdown_deadline: Duration::from_secs(5),
             pancake_url: None,
             pancake_extension: "pancake".into(),
+            events_db_path: None,
+            events_retention: flagyard_storage::Retention::default(),
         }
     }
 }
 
 impl ServerConfig {
+    /// Where collected events are kept: `events_db_path`, else beside
+    /// `db_path` (`server.sqlite` → `server-events.sqlite`).
+    pub fn events_path(&self) -> PathBuf {
+        if let Some(path) = &self.events_db_path {
+            return path.clone();
+        }
+        let stem = self
+            .db_path
+            .file_stem()
+            .map_or_else(|| "server".into(), |s| s.to_string_lossy().into_owned());
+        self.db_path.with_file_name(format!("{stem}-events.sqlite"))
+    }
+
     /// The largest request body read: a document at the limit plus room for
     /// formatting (64 KiB). The document itself is then held to
     /// `max_document_bytes`.

@@ -22,6 +22,7 @@ mod body;
 mod config;
 mod connections;
 mod error;
+mod events;
 mod limiter;
 mod log;
 mod published;
@@ -39,6 +40,7 @@ pub use access::{AdminAccess, ReadAccess};
 pub use body::ApiJson;
 pub use config::{ServerConfig, default_db_path};
 pub use error::{ApiError, ServerError};
+pub use events::EventLog;
 pub use log::{DocumentLog, LogFuture};
 pub use published::Published;
 pub use routes::router;
@@ -93,6 +95,7 @@ impl Server {
         if let Some(docs) = &self.state.shared {
             tokio::spawn(follow_redis(Arc::clone(&self.state), docs.clone()));
         }
+        tokio::spawn(prune_events(Arc::clone(&self.state)));
         tracing::info!(addr = %self.listener.local_addr()?, "flagyard server listening");
         let config = &self.state.config;
         let limits = connections::ConnectionLimits {
@@ -107,6 +110,24 @@ impl Server {
             let _ = stop.send(true);
         })
         .await
+    }
+}
+
+/// Deletes the events the retention no longer keeps: at start and every
+/// minute, until the server stops.
+async fn prune_events(state: Arc<AppState>) {
+    let mut shutdown = state.shutdown.clone();
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        match state.events.prune(state.config.events_retention).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "events past their retention deleted"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune the collected events"),
+        }
     }
 }
 

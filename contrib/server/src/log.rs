@@ -31,9 +31,9 @@ pub trait DocumentLog: Send + Sync + std::fmt::Debug + 'static {
 }
 
 /// SQLite is synchronous: each call runs on tokio's blocking pool.
-fn blocking<T: Send + 'static>(
-    db: &Arc<SqliteDocuments>,
-    call: impl FnOnce(&SqliteDocuments) -> Result<T, StoreError> + Send + 'static,
+pub(crate) fn blocking<D: Send + Sync + 'static, T: Send + 'static>(
+    db: &Arc<D>,
+    call: impl FnOnce(&D) -> Result<T, StoreError> + Send + 'static,
 ) -> LogFuture<'static, T> {
     let db = Arc::clone(db);
     Box::pin(async move {

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use flagyard_storage::pancake::Pancake;
-use flagyard_storage::{RedisDocuments, SqliteDocuments};
+use flagyard_storage::{RedisDocuments, SqliteDocuments, SqliteEvents};
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 
 use crate::config::ServerConfig;
 use crate::error::{ApiError, ServerError};
+use crate::events::EventLog;
 use crate::limiter::{LoginThrottle, RateLimiter};
 use crate::log::DocumentLog;
 use crate::published::Published;
@@ -34,6 +35,8 @@ pub struct AppState {
     /// Whether the store answered last time it was used (readiness).
     pub(crate) store_reachable: std::sync::atomic::AtomicBool,
     pub(crate) pancake: Option<Pancake>,
+    /// The collector's events.
+    pub(crate) events: Arc<dyn EventLog>,
     writes: tokio::sync::Mutex<()>,
 }
 
@@ -137,9 +140,15 @@ impl AppState {
             Some(url) => Some(Pancake::open(url, &config.pancake_extension).await?),
             None => None,
         };
+        let events_path = config.events_path();
+        let events = tokio::task::spawn_blocking(move || SqliteEvents::open(events_path))
+            .await
+            .map_err(|e| flagyard_core::StoreError::database("sqlite task", false, e))??;
+        let events: Arc<dyn EventLog> = Arc::new(Arc::new(events));
         let (changes, _) = broadcast::channel(64);
         let limiter = config.ofrep_rate_limit.map(RateLimiter::new);
         tracing::info!(store = %log.describe(), version = stored.version, "document loaded");
+        tracing::info!(events = %events.describe(), "collecting events");
         Ok(Arc::new(AppState {
             current: ArcSwap::new(published),
             log,
@@ -151,6 +160,7 @@ impl AppState {
             logins: LoginThrottle::default(),
             store_reachable: std::sync::atomic::AtomicBool::new(true),
             pancake,
+            events,
             writes: tokio::sync::Mutex::new(()),
         }))
     }

@@ -3,50 +3,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use flagyard_server::{Server, ServerConfig};
+mod common;
+
+use common::{Running, TOKEN, client, start};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
-
-const TOKEN: &str = "admin-secret";
-
-struct Running {
-    base: String,
-    stop: Option<oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Running {
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(10), self.done)
-            .await
-            .expect("server stops in time")
-            .expect("server task")
-            .expect("server ran");
-    }
-}
-
-async fn start(db: &Path, tweak: impl FnOnce(&mut ServerConfig)) -> Running {
-    let mut config = ServerConfig::new(db);
-    config.listen = "127.0.0.1:0".parse().expect("addr");
-    config.admin_token = Some(TOKEN.into());
-    config.heartbeat = Duration::from_millis(200);
-    tweak(&mut config);
-    let server = Server::bind(config).await.expect("server binds");
-    let base = format!("http://{}", server.local_addr());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(server.run(async move {
-        let _ = stopped.await;
-    }));
-    Running {
-        base,
-        stop: Some(stop),
-        done,
-    }
-}
 
 /// The document `base` serves, with its version.
 async fn served(base: &str) -> (u64, Value) {
@@ -89,10 +50,6 @@ async fn start_on_redis(dir: &Path, name: &str, url: &str) -> Running {
 
 fn flag(on: bool) -> Value {
     json!({"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": if on { "on" } else { "off" }})
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::new()
 }
 
 async fn put_flag(

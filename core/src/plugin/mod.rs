@@ -14,7 +14,7 @@ mod store;
 pub use error::{BoxError, ErrorOrigin, ProviderError};
 pub use evaluator::Evaluator;
 pub use sink::{
-    Event, ExposureEvent, ExposureMode, Sink, SinkError, SummaryCount, SummaryEvent,
+    ErrorReporter, Event, ExposureEvent, ExposureMode, Sink, SinkError, SummaryCount, SummaryEvent,
     TrackingDetails, TrackingEvent,
 };
 pub use source::{BoxFuture, Source, SourceUpdates};

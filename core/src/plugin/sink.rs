@@ -167,6 +167,11 @@ impl SinkError {
     }
 }
 
+/// Where a sink reports what goes wrong after [`Sink::record`] returned (a
+/// collector that refused a batch, events it could not deliver): the
+/// provider's `on_error`.
+pub type ErrorReporter = Arc<dyn Fn(&ProviderError) + Send + Sync>;
+
 /// Where evaluation and tracking events go.
 ///
 /// # Example
@@ -190,6 +195,11 @@ pub trait Sink: Send + Sync + 'static {
     fn exposure_mode(&self) -> ExposureMode {
         ExposureMode::Full
     }
+    /// Takes the provider's error reporting; the provider calls it once, when
+    /// it is built. Sinks that fail in the background keep it.
+    fn report_to(&self, reporter: ErrorReporter) {
+        let _ = reporter;
+    }
     /// Sends or writes whatever is buffered.
     fn flush(&self) -> Result<(), SinkError>;
     /// Flushes and releases resources; called once by the provider's `close()`.
@@ -205,6 +215,9 @@ impl<T: Sink + ?Sized> Sink for Arc<T> {
     }
     fn exposure_mode(&self) -> ExposureMode {
         (**self).exposure_mode()
+    }
+    fn report_to(&self, reporter: ErrorReporter) {
+        (**self).report_to(reporter);
     }
     fn flush(&self) -> Result<(), SinkError> {
         (**self).flush()

@@ -120,6 +120,16 @@ impl<E: Evaluator> FlagyardProvider<E> {
             state: Arc::new(State::new(init)),
             metadata: Arc::new(open_feature::provider::ProviderMetadata::new("flagyard")),
         };
+        if let Some(sink) = &provider.state.sink {
+            // What goes wrong in the sink later reaches `on_error` (weakly: the
+            // sink must not keep the provider alive).
+            let state = Arc::downgrade(&provider.state);
+            sink.report_to(Arc::new(move |error| {
+                if let Some(state) = state.upgrade() {
+                    state.report(error);
+                }
+            }));
+        }
         if preload {
             provider.start();
         }

@@ -9,7 +9,11 @@ mod pancake;
 
 #[cfg(feature = "file")]
 pub use file::FileSource;
+#[cfg(any(feature = "http", feature = "ws"))]
+pub(crate) use network::connection_builder_methods;
 #[cfg(feature = "network")]
 pub use network::*;
+#[cfg(feature = "http-sink")]
+pub(crate) use network::{is_auth_status, retry_after};
 #[cfg(feature = "pancake")]
 pub use pancake::{PancakeSource, PancakeSourceBuilder};

@@ -12,9 +12,14 @@ pub(crate) fn bin() -> &'static str {
 
 /// Starts `flagyard serve` on a free port; returns the process and its base URL.
 pub(crate) fn serve(db: &Path, extra: &[&str]) -> (Child, String) {
+    serve_at("127.0.0.1:0", db, extra)
+}
+
+/// Starts `flagyard serve` listening on `listen`.
+pub(crate) fn serve_at(listen: &str, db: &Path, extra: &[&str]) -> (Child, String) {
     let mut command = Command::new(bin());
     command
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .args(["serve", "--listen", listen, "--db"])
         .arg(db)
         .args(extra);
     announced(command)

@@ -1,6 +1,7 @@
 //! HTTP routes.
 
 mod admin;
+mod events;
 mod flags;
 mod ofrep;
 mod page;
@@ -35,6 +36,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             put(admin::set_flag).delete(admin::delete_flag),
         )
         .route("/v1/admin/history", get(admin::history))
+        .route(
+            "/v1/events",
+            // A gzip'd batch is decompressed on the way in; the body limit
+            // below holds the decompressed size.
+            post(events::collect)
+                .layer(tower_http::decompression::RequestDecompressionLayer::new()),
+        )
+        .route("/v1/admin/events", get(events::list))
         .route("/v1/admin/pancake", get(pancake::list))
         .route("/v1/admin/pancake/history", get(pancake::history))
         .route(

@@ -145,9 +145,10 @@ pub(crate) fn check_redis_url(what: &str, url: &str) -> Result<(), BuildError> {
         })
 }
 
-/// Builder methods shared by the network sources.
+/// Builder methods shared by everything that connects (the network sources
+/// and `HttpSink`): credentials, headers, retry timing, read timeout.
 #[cfg(any(feature = "http", feature = "ws"))]
-macro_rules! network_builder_methods {
+macro_rules! connection_builder_methods {
     () => {
         /// Sends `Authorization: Bearer <key>` (the server's SDK key).
         pub fn sdk_key(mut self, key: impl Into<String>) -> Self {
@@ -163,13 +164,7 @@ macro_rules! network_builder_methods {
             self
         }
 
-        /// The largest payload accepted (default 5 MB).
-        pub fn max_payload(mut self, bytes: usize) -> Self {
-            self.options.max_payload = bytes;
-            self
-        }
-
-        /// Reconnection timing.
+        /// Reconnection (and retry) timing.
         pub fn reconnect(mut self, policy: $crate::sources::ReconnectPolicy) -> Self {
             self.options.reconnect = policy;
             self
@@ -183,7 +178,33 @@ macro_rules! network_builder_methods {
     };
 }
 #[cfg(any(feature = "http", feature = "ws"))]
+pub(crate) use connection_builder_methods;
+
+/// Builder methods shared by the network sources: the connection's, and the
+/// largest payload.
+#[cfg(any(feature = "http", feature = "ws"))]
+macro_rules! network_builder_methods {
+    () => {
+        $crate::sources::connection_builder_methods!();
+
+        /// The largest payload accepted (default 5 MB).
+        pub fn max_payload(mut self, bytes: usize) -> Self {
+            self.options.max_payload = bytes;
+            self
+        }
+    };
+}
+#[cfg(any(feature = "http", feature = "ws"))]
 pub(crate) use network_builder_methods;
+
+/// The seconds a `Retry-After` header asks for (the delta form).
+#[cfg(feature = "http")]
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
 
 /// The server's envelope `{"version": N, "document": {...}}`, or a bare flag
 /// document (then only `flags` is looked at). The document is borrowed from

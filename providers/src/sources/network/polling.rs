@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use flagyard_core::BoxFuture;
 use flagyard_core::{Source, SourceUpdates};
-use reqwest::header::{ETAG, IF_NONE_MATCH, RETRY_AFTER};
+use reqwest::header::{ETAG, IF_NONE_MATCH};
 
 use super::{
     Backoff, NetworkOptions, decode, is_auth_status, network_builder_methods, network_error,
+    retry_after,
 };
 use crate::BuildError;
 
@@ -150,11 +151,7 @@ impl PollingSource {
                             backoff.refused()
                         }
                         429 | 503 => {
-                            let after = response
-                                .headers()
-                                .get(RETRY_AFTER)
-                                .and_then(|v| v.to_str().ok())
-                                .and_then(|v| v.trim().parse::<u64>().ok());
+                            let after = retry_after(response.headers());
                             updates.error(network_error(
                                 &from,
                                 true,

@@ -1,0 +1,54 @@
+//! A flag server on loopback for the tests: started on a free port with the
+//! admin token [`TOKEN`], stopped gracefully.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use flagyard_server::{Server, ServerConfig};
+use tokio::sync::oneshot;
+
+pub(crate) const TOKEN: &str = "admin-secret";
+
+pub(crate) struct Running {
+    pub(crate) base: String,
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    pub(crate) async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(10), self.done)
+            .await
+            .expect("server stops in time")
+            .expect("server task")
+            .expect("server ran");
+    }
+}
+
+pub(crate) async fn start(db: &Path, tweak: impl FnOnce(&mut ServerConfig)) -> Running {
+    let mut config = ServerConfig::new(db);
+    config.listen = "127.0.0.1:0".parse().expect("addr");
+    config.admin_token = Some(TOKEN.into());
+    config.heartbeat = Duration::from_millis(200);
+    tweak(&mut config);
+    let server = Server::bind(config).await.expect("server binds");
+    let base = format!("http://{}", server.local_addr());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    Running {
+        base,
+        stop: Some(stop),
+        done,
+    }
+}
+
+pub(crate) fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}

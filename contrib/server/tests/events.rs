@@ -1,0 +1,211 @@
+//! The collector over real loopback HTTP: `POST /v1/events` (gzip or plain,
+//! each event checked on its own, batch ids kept once, the SDK key, size
+//! caps) and `GET /v1/admin/events` (filters, pages, following).
+
+mod common;
+
+use std::io::Write;
+
+use common::{TOKEN, client, start};
+use serde_json::{Value, json};
+
+const SDK_KEY: &str = "sdk-secret";
+
+fn gzip(body: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(body).expect("gzip");
+    encoder.finish().expect("gzip")
+}
+
+async fn post(base: &str, key: &str, body: Vec<u8>, gzipped: bool) -> (u16, Value) {
+    let mut request = client()
+        .post(format!("{base}/v1/events"))
+        .bearer_auth(key)
+        .header("content-type", "application/json");
+    if gzipped {
+        request = request.header("content-encoding", "gzip");
+    }
+    let response = request.body(body).send().await.expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"));
+    (status, json)
+}
+
+async fn admin_events(base: &str, query: &str) -> Value {
+    let response = client()
+        .get(format!("{base}/v1/admin/events?{query}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("JSON")
+}
+
+fn exposure(flag: &str, key: &str, at: u64) -> Value {
+    json!({"kind": "exposure", "flag": flag, "variant": "on", "reason": "TARGETING_MATCH",
+           "targetingKey": key, "version": 2, "at": at})
+}
+
+fn purchase(key: &str, value: f64) -> Value {
+    json!({"kind": "tracking", "name": "purchase", "targetingKey": key, "value": value,
+           "fields": {"currency": "EUR"}, "at": 1_764_600_000_000_u64})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_are_checked_event_by_event_and_kept_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(&dir.path().join("db.sqlite"), |c| {
+        c.sdk_key = Some(SDK_KEY.into())
+    })
+    .await;
+    let base = &server.base;
+    let batch = json!({"batchId": "b-1", "events": [
+        exposure("new-checkout", "user-1", 1_764_600_000_000),
+        purchase("user-1", 49.9),
+        {"kind": "exposure", "flag": "", "reason": "STATIC", "at": 1},
+        {"kind": "teleport", "at": 1},
+        {"kind": "tracking", "name": "x".repeat(101), "at": 1},
+        {"kind": "summary", "start": 10, "end": 20, "counts": [
+            {"flag": "new-checkout", "variant": "on", "reason": "TARGETING_MATCH", "count": 7},
+            {"flag": "banner", "reason": "STATIC", "count": 3}]},
+        exposure("banner", "user-2", 1_764_600_000_500),
+    ]});
+    let body = serde_json::to_vec(&batch).expect("JSON");
+    let (status, answer) = post(base, SDK_KEY, gzip(&body), true).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], 4, "{answer}");
+    assert_eq!(answer["duplicate"], false);
+    let refused: Vec<u64> = answer["refused"]
+        .as_array()
+        .expect("refused")
+        .iter()
+        .map(|r| r["index"].as_u64().expect("index"))
+        .collect();
+    assert_eq!(refused, [2, 3, 4], "{answer}");
+    let reasons = answer["refused"].to_string();
+    assert!(reasons.contains("flag is empty"), "{reasons}");
+    assert!(reasons.contains("teleport"), "{reasons}");
+    assert!(reasons.contains("101 characters, over 100"), "{reasons}");
+
+    // The same batch again (a retry): nothing is kept twice.
+    let (status, again) = post(base, SDK_KEY, body.clone(), false).await;
+    assert_eq!(
+        (status, &again["duplicate"], &again["accepted"]),
+        (200, &json!(true), &json!(0))
+    );
+
+    let all = admin_events(base, "").await;
+    let events = all["events"].as_array().expect("events");
+    // The summary is kept as one row per count.
+    assert_eq!(events.len(), 5, "{all}");
+    assert!(
+        events
+            .windows(2)
+            .all(|w| w[0]["id"].as_u64() > w[1]["id"].as_u64()),
+        "newest first"
+    );
+    let of_flag = admin_events(base, "flag=new-checkout").await;
+    let kinds: Vec<&str> = of_flag["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["event"]["kind"].as_str().expect("kind"))
+        .collect();
+    assert_eq!(kinds, ["summary", "exposure"]);
+    let purchases = admin_events(base, "name=purchase&targetingKey=user-1").await;
+    assert_eq!(purchases["events"][0]["event"]["value"], 49.9);
+    assert_eq!(purchases["events"][0]["event"]["fields"]["currency"], "EUR");
+    let none = admin_events(base, "kind=tracking&targetingKey=user-2").await;
+    assert_eq!(none["events"], json!([]));
+    let since = admin_events(base, "kind=exposure&since=1764600000100").await;
+    assert_eq!(since["events"].as_array().expect("events").len(), 1);
+
+    // Pages newest first, then following from an id.
+    let first = admin_events(base, "limit=2").await;
+    let next = first["next"].as_u64().expect("a next page");
+    let second = admin_events(base, &format!("limit=2&before={next}")).await;
+    assert_eq!(second["events"].as_array().expect("events").len(), 2);
+    assert!(second["events"][0]["id"].as_u64() < Some(next));
+    let oldest = second["events"][1]["id"].as_u64().expect("id");
+    let follow = admin_events(base, &format!("after={oldest}")).await;
+    let ids: Vec<u64> = follow["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["id"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "oldest first: {ids:?}");
+    assert_eq!(follow["next"].as_u64(), ids.last().copied());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_batches_are_refused_clearly_and_nothing_else_is_lost() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(&dir.path().join("db.sqlite"), |c| {
+        c.sdk_key = Some(SDK_KEY.into());
+        c.max_document_bytes = 64 * 1024;
+    })
+    .await;
+    let base = &server.base;
+    let good = serde_json::to_vec(&json!({"batchId": "good", "events": [purchase("u", 1.0)]}))
+        .expect("JSON");
+    assert_eq!(post(base, SDK_KEY, good.clone(), false).await.0, 200);
+
+    let (status, answer) = post(base, "wrong-key", good, false).await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(answer["error"].is_string());
+
+    let (status, answer) = post(
+        base,
+        SDK_KEY,
+        b"{\"batchId\": \"x\", \"events\": [".to_vec(),
+        false,
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"].as_str().expect("error").contains("line 1"),
+        "{answer}"
+    );
+
+    let (status, answer) = post(base, SDK_KEY, br#"{"events": []}"#.to_vec(), false).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"].as_str().expect("error").contains("batchId"),
+        "{answer}"
+    );
+
+    let (status, answer) = post(
+        base,
+        SDK_KEY,
+        br#"{"batchId": "a b", "events": []}"#.to_vec(),
+        false,
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+
+    // Over the limit once decompressed: a 200 KiB batch in a few hundred
+    // gzip'd bytes (a zip bomb in small).
+    let padding = "x".repeat(200 * 1024);
+    let bomb = serde_json::to_vec(&json!({"batchId": "bomb", "events": [], "pad": padding}))
+        .expect("JSON");
+    let packed = gzip(&bomb);
+    assert!(packed.len() < 2_000, "{}", packed.len());
+    let (status, answer) = post(base, SDK_KEY, packed, true).await;
+    assert_eq!(status, 413, "{answer}");
+
+    let (status, answer) = post(base, SDK_KEY, b"not gzip at all".to_vec(), true).await;
+    assert_eq!(status, 400, "{answer}");
+
+    let kept = admin_events(base, "").await;
+    assert_eq!(
+        kept["events"].as_array().expect("events").len(),
+        1,
+        "the good batch: {kept}"
+    );
+    server.stop().await;
+}
