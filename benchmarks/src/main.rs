@@ -14,6 +14,7 @@ use std::hint::black_box;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
+use flagyard::core::{ExposureMode, TrackingDetails};
 use flagyard::{FlagyardProvider, NoopSink};
 use open_feature::provider::{FeatureProvider, ProviderMetadata, ResolutionDetails};
 use open_feature::{EvaluationContext as OfContext, EvaluationResult, OpenFeature, StructValue};
@@ -104,22 +105,24 @@ fn main() {
     // --- Flagyard -----------------------------------------------------------
     // The contrib flagd provider buckets `fractional` the v3 way (CBOR), so
     // Flagyard runs v3 too: the same answers for the same work.
-    let flagyard = |large: bool, sink: bool| {
+    // `None`: no sink; else a sink and this exposure mode.
+    let flagyard = |large: bool, sink: Option<ExposureMode>| {
         let builder = FlagyardProvider::builder()
             .bootstrap_document(docs::flagd(large).to_string())
             .offline(true)
             .fractional(flagyard::core::FractionalVersion::V3);
-        if sink {
-            builder.sink(NoopSink).build()
-        } else {
-            builder.build()
+        match sink {
+            Some(mode) => builder.sink(NoopSink).exposures(mode).build(),
+            None => builder.build(),
         }
         .expect("provider builds")
     };
-    let flagyard_small = flagyard(false, false);
-    let flagyard_large = flagyard(true, false);
-    let recording_small = flagyard(false, true);
-    let recording_large = flagyard(true, true);
+    let flagyard_small = flagyard(false, None);
+    let flagyard_large = flagyard(true, None);
+    let recording_small = flagyard(false, Some(ExposureMode::Full));
+    let recording_large = flagyard(true, Some(ExposureMode::Full));
+    let summary_small = flagyard(false, Some(ExposureMode::Summary));
+    let summary_large = flagyard(true, Some(ExposureMode::Summary));
 
     // --- Anchors --------------------------------------------------------------
     let flagd_options = |path: &std::path::Path| FlagdOptions {
@@ -261,10 +264,11 @@ fn main() {
     for (item, key) in ITEMS {
         let large = item.starts_with("rule among");
         let fractional = key == "split";
-        let (fy, rec, resolver, ygg, client_fy, client_flagd, floor) = if large {
+        let (fy, rec, sum, resolver, ygg, client_fy, client_flagd, floor) = if large {
             (
                 &flagyard_large,
                 &recording_large,
+                &summary_large,
                 &resolver_large,
                 &ygg_large,
                 &clients["flagyard-large"],
@@ -275,6 +279,7 @@ fn main() {
             (
                 &flagyard_small,
                 &recording_small,
+                &summary_small,
                 &resolver_small,
                 &ygg_small,
                 &clients["flagyard-small"],
@@ -402,6 +407,29 @@ fn main() {
                 }
             },
         ));
+        group.push(contender(
+            "Flagyard sync path + exposure summaries",
+            "flagyard",
+            || {
+                let u = &users[pick()];
+                if fractional {
+                    black_box(sum.with_str(black_box(key), "", u, str::len));
+                } else {
+                    black_box(sum.get_bool(black_box(key), false, u));
+                }
+            },
+        ));
+        if !large && key == "static-bool" {
+            // Once: tracking does not depend on the work item.
+            group.push(contender("Flagyard track()", "flagyard", || {
+                let u = &users[pick()];
+                rec.track(
+                    black_box("purchase"),
+                    u,
+                    TrackingDetails::new().value(black_box(9.5)),
+                );
+            }));
+        }
         group.push(contender(
             "OpenFeature client → Flagyard",
             "flagyard",

@@ -356,3 +356,27 @@ fn the_sink_chooses_the_mode_unless_the_builder_does() {
     assert_eq!(exposures(&events).len(), 3);
     assert!(!events.iter().any(|e| matches!(e, Event::Summary(_))));
 }
+
+#[test]
+fn an_openfeature_context_tracks_through_the_provider_handle() {
+    let sink = MemorySink::new();
+    let provider = builder(&sink).build().expect("builds");
+    // What an OpenFeature user holds: the merged context (global, client,
+    // invocation; the later wins).
+    let mut merged = open_feature::EvaluationContext::default().with_targeting_key("user-9");
+    merged.merge_missing(
+        &open_feature::EvaluationContext::default()
+            .with_targeting_key("global-user")
+            .with_custom_field("plan", "pro"),
+    );
+    provider.track(
+        "purchase",
+        &flagyard::OpenFeatureContext(&merged),
+        TrackingDetails::new().value(5.0),
+    );
+    provider.close();
+    let events = sink.events();
+    let tracked = tracking(&events);
+    assert_eq!(tracked.len(), 1);
+    assert_eq!(tracked[0].targeting_key.as_deref(), Some("user-9"));
+}

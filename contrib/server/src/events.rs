@@ -19,6 +19,8 @@ pub trait EventLog: Send + Sync + std::fmt::Debug + 'static {
     fn query(&self, query: EventQuery) -> LogFuture<'_, Vec<StoredEvent>>;
     /// Deletes what the retention no longer keeps; the events deleted.
     fn prune(&self, retention: Retention) -> LogFuture<'_, u64>;
+    /// How many events are kept.
+    fn count(&self) -> LogFuture<'_, u64>;
 }
 
 impl EventLog for Arc<SqliteEvents> {
@@ -33,5 +35,8 @@ impl EventLog for Arc<SqliteEvents> {
     }
     fn prune(&self, retention: Retention) -> LogFuture<'_, u64> {
         blocking(self, move |db| db.prune(retention))
+    }
+    fn count(&self) -> LogFuture<'_, u64> {
+        blocking(self, SqliteEvents::count)
     }
 }

@@ -203,6 +203,11 @@ impl AppState {
         Ok(())
     }
 
+    /// The collector's events.
+    pub fn events(&self) -> &dyn EventLog {
+        &*self.events
+    }
+
     /// The document being served.
     pub fn current(&self) -> Arc<Published> {
         self.current.load_full()
