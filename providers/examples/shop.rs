@@ -38,7 +38,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for round in 0..20 {
         for i in 0..50 {
             let n = round * 50 + i;
-            let email = if n % 10 == 0 { "example.com" } else { "mail.test" };
+            let email = if n % 10 == 0 {
+                "example.com"
+            } else {
+                "mail.test"
+            };
             let user = EvaluationContext::new()
                 .with_targeting_key(format!("user-{n}"))
                 .with_attribute("email", format!("user{n}@{email}"));

@@ -86,6 +86,17 @@ pub(crate) struct ServeArgs {
     /// Collected events kept at most (the oldest are deleted first).
     #[arg(long, default_value_t = 10_000_000)]
     events_max: u64,
+    /// Also append every collected event to this file, one JSON object per
+    /// line (resumes where it stopped after a restart).
+    #[arg(long, value_name = "FILE")]
+    events_jsonl: Option<std::path::PathBuf>,
+    /// Also post collected events in batches to this URL, signed with
+    /// --events-webhook-secret (X-Flagyard-Signature: sha256=HMAC).
+    #[arg(long, value_name = "URL", requires = "events_webhook_secret")]
+    events_webhook: Option<String>,
+    /// The webhook's HMAC-SHA256 key.
+    #[arg(long, env = "FLAGYARD_EVENTS_WEBHOOK_SECRET", hide_env_values = true)]
+    events_webhook_secret: Option<String>,
     /// Log lines as text (coloured only on a terminal) or one JSON object each.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -143,6 +154,17 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     config.body_timeout = Duration::from_secs(args.request_timeout.max(1));
     config.shutdown_deadline = Duration::from_secs(args.shutdown_deadline);
     config.events_db_path = args.events_db;
+    if let Some(path) = args.events_jsonl {
+        config
+            .forward
+            .push(flagyard_server::Forward::JsonLines(path));
+    }
+    if let (Some(url), Some(secret)) = (args.events_webhook, args.events_webhook_secret) {
+        reqwest::Url::parse(&url).map_err(|e| format!("--events-webhook {url:?}: {e}"))?;
+        config
+            .forward
+            .push(flagyard_server::Forward::Webhook { url, secret });
+    }
     config.events_retention = flagyard::storage::Retention {
         max_age_ms: args.events_keep_days.saturating_mul(24 * 3600 * 1000),
         max_events: args.events_max,

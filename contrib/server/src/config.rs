@@ -58,6 +58,8 @@ pub struct ServerConfig {
     pub events_db_path: Option<PathBuf>,
     /// How long collected events are kept (default 30 days, 10 million events).
     pub events_retention: flagyard_storage::Retention,
+    /// Where collected events are forwarded (JSON-lines files, webhooks).
+    pub forward: Vec<crate::Forward>,
 }
 
 impl ServerConfig {
@@ -85,6 +87,7 @@ impl ServerConfig {
             pancake_extension: "pancake".into(),
             events_db_path: None,
             events_retention: flagyard_storage::Retention::default(),
+            forward: Vec::new(),
         }
     }
 }

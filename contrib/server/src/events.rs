@@ -21,6 +21,10 @@ pub trait EventLog: Send + Sync + std::fmt::Debug + 'static {
     fn prune(&self, retention: Retention) -> LogFuture<'_, u64>;
     /// How many events are kept.
     fn count(&self) -> LogFuture<'_, u64>;
+    /// The last id a named forwarder passed on (0: none).
+    fn cursor(&self, name: String) -> LogFuture<'_, u64>;
+    /// Records how far a named forwarder got.
+    fn set_cursor(&self, name: String, last_id: u64) -> LogFuture<'_, ()>;
 }
 
 impl EventLog for Arc<SqliteEvents> {
@@ -38,5 +42,11 @@ impl EventLog for Arc<SqliteEvents> {
     }
     fn count(&self) -> LogFuture<'_, u64> {
         blocking(self, SqliteEvents::count)
+    }
+    fn cursor(&self, name: String) -> LogFuture<'_, u64> {
+        blocking(self, move |db| db.cursor(&name))
+    }
+    fn set_cursor(&self, name: String, last_id: u64) -> LogFuture<'_, ()> {
+        blocking(self, move |db| db.set_cursor(&name, last_id))
     }
 }

@@ -23,6 +23,7 @@ mod config;
 mod connections;
 mod error;
 mod events;
+mod forward;
 mod limiter;
 mod log;
 mod published;
@@ -41,6 +42,7 @@ pub use body::ApiJson;
 pub use config::{ServerConfig, default_db_path};
 pub use error::{ApiError, ServerError};
 pub use events::EventLog;
+pub use forward::Forward;
 pub use log::{DocumentLog, LogFuture};
 pub use published::Published;
 pub use routes::router;
@@ -96,6 +98,9 @@ impl Server {
             tokio::spawn(follow_redis(Arc::clone(&self.state), docs.clone()));
         }
         tokio::spawn(prune_events(Arc::clone(&self.state)));
+        for target in self.state.config.forward.clone() {
+            tokio::spawn(forward::run(Arc::clone(&self.state), target));
+        }
         tracing::info!(addr = %self.listener.local_addr()?, "flagyard server listening");
         let config = &self.state.config;
         let limits = connections::ConnectionLimits {

@@ -37,6 +37,8 @@ pub struct AppState {
     pub(crate) pancake: Option<Pancake>,
     /// The collector's events.
     pub(crate) events: Arc<dyn EventLog>,
+    /// Signalled when events were kept (the forwarders wake).
+    pub(crate) events_added: tokio::sync::Notify,
     writes: tokio::sync::Mutex<()>,
 }
 
@@ -161,6 +163,7 @@ impl AppState {
             store_reachable: std::sync::atomic::AtomicBool::new(true),
             pancake,
             events,
+            events_added: tokio::sync::Notify::new(),
             writes: tokio::sync::Mutex::new(()),
         }))
     }

@@ -209,3 +209,138 @@ async fn bad_batches_are_refused_clearly_and_nothing_else_is_lost() {
     );
     server.stop().await;
 }
+
+/// What a webhook receiver got: bodies and their signatures.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(Vec<u8>, String)>>>;
+
+/// A webhook receiver on loopback that refuses its first delivery (503).
+async fn receiver() -> (String, Received) {
+    use axum::http::{HeaderMap, StatusCode};
+    let received: Received = Default::default();
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let got = std::sync::Arc::clone(&received);
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let (got, calls) = (std::sync::Arc::clone(&got), std::sync::Arc::clone(&calls));
+            async move {
+                if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    return StatusCode::SERVICE_UNAVAILABLE;
+                }
+                let signature = headers["x-flagyard-signature"]
+                    .to_str()
+                    .expect("ascii")
+                    .to_string();
+                got.lock().expect("lock").push((body.to_vec(), signature));
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
+}
+
+fn hmac_hex(secret: &str, body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_events_are_forwarded_to_a_file_and_a_signed_webhook_and_resume_after_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (hook, received) = receiver().await;
+    let jsonl = dir.path().join("events.jsonl");
+    let forward = vec![
+        flagyard_server::Forward::JsonLines(jsonl.clone()),
+        flagyard_server::Forward::Webhook {
+            url: hook,
+            secret: "s3cret".into(),
+        },
+    ];
+    let db = dir.path().join("db.sqlite");
+    let with_forwarders = |c: &mut flagyard_server::ServerConfig| c.forward = forward.clone();
+    let server = start(&db, with_forwarders).await;
+    let batch = |id: &str, from: usize| {
+        let events: Vec<Value> = (from..from + 300)
+            .map(|i| purchase(&format!("u{i}"), i as f64))
+            .collect();
+        serde_json::to_vec(&json!({"batchId": id, "events": events})).expect("JSON")
+    };
+    assert_eq!(post(&server.base, "", batch("one", 0), false).await.0, 200);
+    assert_eq!(
+        post(&server.base, "", batch("two", 300), false).await.0,
+        200
+    );
+
+    let lines_of = |path: &std::path::Path| -> Vec<Value> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    };
+    let webhook_events = |received: &Received| -> Vec<Value> {
+        received
+            .lock()
+            .expect("lock")
+            .iter()
+            .flat_map(|(body, _)| {
+                let body: Value = serde_json::from_slice(body).expect("JSON");
+                body["events"].as_array().expect("events").clone()
+            })
+            .collect()
+    };
+    let wait_for = |what: &str, check: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !check() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    wait_for("600 lines in the file", &|| lines_of(&jsonl).len() >= 600);
+    wait_for("600 events at the webhook (after its 503)", &|| {
+        webhook_events(&received).len() >= 600
+    });
+    for (body, signature) in received.lock().expect("lock").iter() {
+        assert_eq!(
+            signature,
+            &hmac_hex("s3cret", body),
+            "signed with the secret"
+        );
+    }
+    server.stop().await;
+
+    // After a restart each forwarder resumes after what it passed on.
+    let server = start(&db, with_forwarders).await;
+    assert_eq!(
+        post(&server.base, "", batch("three", 600), false).await.0,
+        200
+    );
+    wait_for("900 lines", &|| lines_of(&jsonl).len() >= 900);
+    wait_for("900 webhook events", &|| {
+        webhook_events(&received).len() >= 900
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for events in [lines_of(&jsonl), webhook_events(&received)] {
+        let ids: Vec<u64> = events
+            .iter()
+            .map(|e| e["id"].as_u64().expect("id"))
+            .collect();
+        assert_eq!(ids.len(), 900, "each event once");
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "in arrival order");
+        assert_eq!(events[899]["event"]["targetingKey"], "u899");
+    }
+    server.stop().await;
+}

@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use flagyard_core::StoreError;
 use flagyard_core::event_json::WireEvent;
-use rusqlite::{Connection, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{Columns, EventQuery, Ingested, Retention, StoredEvent};
 use crate::sqlite::{db_error, now_ms};
@@ -32,6 +32,10 @@ CREATE INDEX IF NOT EXISTS events_flag ON events (flag) WHERE flag IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_name ON events (name) WHERE name IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_key ON events (targeting_key) WHERE targeting_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS batches_received ON batches (received_at);
+CREATE TABLE IF NOT EXISTS cursors (
+    name    TEXT PRIMARY KEY,
+    last_id INTEGER NOT NULL
+) WITHOUT ROWID;
 ";
 
 /// Collected events in a SQLite file.
@@ -229,6 +233,32 @@ impl SqliteEvents {
             });
         }
         Ok(out)
+    }
+
+    /// The last event id a named reader (a forwarder) has passed on; 0 when
+    /// it has none.
+    pub fn cursor(&self, name: &str) -> Result<u64, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT last_id FROM cursors WHERE name = ?1",
+                params![name],
+                |row| row.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|id| id.map_or(0, |id| id as u64))
+            .map_err(|e| db_error(&self.path, e))
+    }
+
+    /// Records that the named reader has passed on every event up to `last_id`.
+    pub fn set_cursor(&self, name: &str, last_id: u64) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO cursors (name, last_id) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET last_id = excluded.last_id",
+                params![name, last_id as i64],
+            )
+            .map(|_| ())
+            .map_err(|e| db_error(&self.path, e))
     }
 
     /// How many events (rows) are kept.

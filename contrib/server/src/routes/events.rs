@@ -140,6 +140,9 @@ pub(super) async fn collect(
         .ingest(batch.batch_id, kept)
         .await
         .map_err(|e| ApiError::from_store(&e))?;
+    if ingested.kept > 0 {
+        state.events_added.notify_waiters();
+    }
     if !refused.is_empty() {
         tracing::info!(
             refused = refused.len(),
