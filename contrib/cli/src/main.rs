@@ -31,7 +31,7 @@ enum Command {
     /// Evaluate flags and print the resolution details as JSON.
     Eval(eval::EvalArgs),
     /// Run the flag server (SQLite by default).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Change flags on a running server through its admin API.
     Admin(admin::AdminArgs),
     /// flask-pancake's switches, flags and samples in Redis.
@@ -46,7 +46,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate { files } => eval::validate(&files),
         Command::Eval(args) => eval::eval(&args),
-        Command::Serve(args) => serve::serve(args),
+        Command::Serve(args) => serve::serve(*args),
         Command::Admin(args) => admin::admin(args),
         Command::Watch(args) => watch::watch(args),
         Command::Pancake(args) => pancake::pancake(args),
