@@ -110,3 +110,58 @@ fn redis_store_round_trips_and_reports_a_dead_server() {
         Some(r#"{"flags":{}}"#)
     );
 }
+
+/// RedisEvents: the count bound holds at ingest, the age bound at prune, and
+/// forwarders' cursors are kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_events_keep_their_retention_and_cursors() {
+    use flagyard::core::event_json::WireEvent;
+    use flagyard_storage::{EventQuery, RedisEvents, Retention};
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let event = |i: u64| WireEvent::Tracking {
+        name: "purchase".into(),
+        targeting_key: Some(format!("u{i}")),
+        value: None,
+        fields: Default::default(),
+        at: i,
+    };
+    let retention = Retention {
+        max_age_ms: 3_600_000,
+        max_events: 100,
+    };
+    let events = RedisEvents::open(&redis.url(), "ev", retention)
+        .await
+        .expect("connects");
+    for batch in 0..10 {
+        let batch_events: Vec<WireEvent> = (0..50).map(|i| event(batch * 50 + i)).collect();
+        events
+            .ingest(&format!("b{batch}"), &batch_events)
+            .await
+            .expect("ingest");
+    }
+    // `MAXLEN ~` trims whole stream nodes: about the bound, never far below.
+    let kept = events.count().await.expect("count");
+    assert!((100..=250).contains(&kept), "{kept}");
+    let newest = events.query(&EventQuery::default()).await.expect("query");
+    assert_eq!(newest[0].event, event(499), "the newest are kept");
+    assert_eq!(events.prune().await.expect("prune"), 0, "all are young");
+    // An age bound of zero lets nothing stay.
+    let strict = RedisEvents::open(
+        &redis.url(),
+        "ev",
+        Retention {
+            max_age_ms: 0,
+            max_events: 100,
+        },
+    )
+    .await
+    .expect("connects");
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    assert_eq!(strict.prune().await.expect("prune"), kept);
+    assert_eq!(strict.count().await.expect("count"), 0);
+    assert_eq!(events.cursor("jsonl:x").await.expect("cursor"), 0);
+    events.set_cursor("jsonl:x", 42).await.expect("set");
+    assert_eq!(events.cursor("jsonl:x").await.expect("cursor"), 42);
+}

@@ -27,6 +27,8 @@ mod sqlite;
 #[cfg(feature = "disk")]
 pub use disk::{DEFAULT_COALESCE, DiskStore, DiskStoreBuilder, default_directory};
 pub use documents::{Change, DEFAULT_HISTORY_KEEP, HistoryEntry, StoredDocument};
+#[cfg(feature = "redis")]
+pub use events::redis::RedisEvents;
 #[cfg(feature = "sqlite")]
 pub use events::sqlite::SqliteEvents;
 pub use events::{EventQuery, Ingested, Retention, StoredEvent};

@@ -1,11 +1,12 @@
 //! [`EventLog`]: where the collector keeps events — batches kept once by
 //! their id, queries for the admin API, retention. SQLite (a file of its own
-//! beside the server's database) is behind it.
+//! beside the server's database) or, when the server runs on Redis, a Redis
+//! stream that every server on it shares.
 
 use std::sync::Arc;
 
 use flagyard_core::event_json::WireEvent;
-use flagyard_storage::{EventQuery, Ingested, Retention, SqliteEvents, StoredEvent};
+use flagyard_storage::{EventQuery, Ingested, RedisEvents, Retention, SqliteEvents, StoredEvent};
 
 use crate::log::{LogFuture, blocking};
 
@@ -48,5 +49,30 @@ impl EventLog for Arc<SqliteEvents> {
     }
     fn set_cursor(&self, name: String, last_id: u64) -> LogFuture<'_, ()> {
         blocking(self, move |db| db.set_cursor(&name, last_id))
+    }
+}
+
+impl EventLog for RedisEvents {
+    fn describe(&self) -> String {
+        format!("redis {}", flagyard_storage::masked_url(self.url()))
+    }
+    fn ingest(&self, batch_id: String, events: Vec<WireEvent>) -> LogFuture<'_, Ingested> {
+        Box::pin(async move { RedisEvents::ingest(self, &batch_id, &events).await })
+    }
+    fn query(&self, query: EventQuery) -> LogFuture<'_, Vec<StoredEvent>> {
+        Box::pin(async move { RedisEvents::query(self, &query).await })
+    }
+    /// The retention given at open applies.
+    fn prune(&self, _retention: Retention) -> LogFuture<'_, u64> {
+        Box::pin(RedisEvents::prune(self))
+    }
+    fn count(&self) -> LogFuture<'_, u64> {
+        Box::pin(RedisEvents::count(self))
+    }
+    fn cursor(&self, name: String) -> LogFuture<'_, u64> {
+        Box::pin(async move { RedisEvents::cursor(self, &name).await })
+    }
+    fn set_cursor(&self, name: String, last_id: u64) -> LogFuture<'_, ()> {
+        Box::pin(async move { RedisEvents::set_cursor(self, &name, last_id).await })
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use flagyard_storage::pancake::Pancake;
-use flagyard_storage::{RedisDocuments, SqliteDocuments, SqliteEvents};
+use flagyard_storage::{RedisDocuments, RedisEvents, SqliteDocuments, SqliteEvents};
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 
@@ -142,11 +142,20 @@ impl AppState {
             Some(url) => Some(Pancake::open(url, &config.pancake_extension).await?),
             None => None,
         };
-        let events_path = config.events_path();
-        let events = tokio::task::spawn_blocking(move || SqliteEvents::open(events_path))
-            .await
-            .map_err(|e| flagyard_core::StoreError::database("sqlite task", false, e))??;
-        let events: Arc<dyn EventLog> = Arc::new(Arc::new(events));
+        // Events live where the document does: shared through Redis, or in a
+        // SQLite file of their own beside the database.
+        let events: Arc<dyn EventLog> = match &config.redis_url {
+            Some(url) => Arc::new(
+                RedisEvents::open(url, &config.redis_prefix, config.events_retention).await?,
+            ),
+            None => {
+                let path = config.events_path();
+                let db = tokio::task::spawn_blocking(move || SqliteEvents::open(path))
+                    .await
+                    .map_err(|e| flagyard_core::StoreError::database("sqlite task", false, e))??;
+                Arc::new(Arc::new(db))
+            }
+        };
         let (changes, _) = broadcast::channel(64);
         let limiter = config.ofrep_rate_limit.map(RateLimiter::new);
         tracing::info!(store = %log.describe(), version = stored.version, "document loaded");

@@ -344,3 +344,73 @@ async fn kept_events_are_forwarded_to_a_file_and_a_signed_webhook_and_resume_aft
     }
     server.stop().await;
 }
+
+/// With Redis, every server on it keeps and answers the same events: a batch
+/// posted to one is read from the other, and its id is known to both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_on_one_redis_share_their_events() {
+    let Some(redis) = flagyard_conformance::redis_server::TestRedis::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let on_redis = |c: &mut flagyard_server::ServerConfig| c.redis_url = Some(redis.url());
+    let a = start(&dir.path().join("a.sqlite"), on_redis).await;
+    let b = start(&dir.path().join("b.sqlite"), on_redis).await;
+    let events: Vec<Value> = (0..1500)
+        .map(|i| {
+            if i % 3 == 0 {
+                purchase(&format!("u{i}"), f64::from(i))
+            } else {
+                exposure(
+                    "new-checkout",
+                    &format!("u{i}"),
+                    1_764_600_000_000 + i as u64,
+                )
+            }
+        })
+        .collect();
+    let body = serde_json::to_vec(&json!({"batchId": "shared", "events": events})).expect("JSON");
+    let (status, answer) = post(&a.base, "", body.clone(), false).await;
+    assert_eq!(
+        (status, &answer["accepted"]),
+        (200, &json!(1500)),
+        "{answer}"
+    );
+    let (_, again) = post(&b.base, "", body, false).await;
+    assert_eq!(
+        again["duplicate"], true,
+        "the other server knows the batch id"
+    );
+
+    let newest = admin_events(&b.base, "limit=10").await;
+    assert_eq!(newest["events"].as_array().expect("events").len(), 10);
+    assert_eq!(newest["events"][0]["event"]["targetingKey"], "u1499");
+    // Filtered queries read through the stream: 500 purchases, in pages.
+    let mut purchases = 0;
+    let mut before = String::new();
+    loop {
+        let page = admin_events(&b.base, &format!("kind=tracking&limit=200{before}")).await;
+        let got = page["events"].as_array().expect("events");
+        assert!(got.iter().all(|e| e["event"]["name"] == "purchase"));
+        purchases += got.len();
+        match page["next"].as_u64() {
+            Some(next) => before = format!("&before={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(purchases, 500);
+    let user = admin_events(&a.base, "targetingKey=u7").await;
+    assert_eq!(user["events"].as_array().expect("events").len(), 1);
+    // Following from an id, oldest first.
+    let first = newest["events"][9]["id"].as_u64().expect("id");
+    let follow = admin_events(&a.base, &format!("after={first}")).await;
+    let ids: Vec<u64> = follow["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["id"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(ids, (first + 1..first + 10).collect::<Vec<_>>());
+    a.stop().await;
+    b.stop().await;
+}

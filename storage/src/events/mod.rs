@@ -1,6 +1,8 @@
 //! Collected events: what the flag server's collector keeps
 //! ([`SqliteEvents`](crate::SqliteEvents)), and how they are asked for.
 
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 
@@ -78,7 +80,7 @@ impl Default for Retention {
 }
 
 /// The columns a query filters on, from an event.
-#[cfg(feature = "sqlite")]
+#[cfg(any(feature = "sqlite", feature = "redis"))]
 pub(crate) struct Columns<'a> {
     pub kind: &'static str,
     pub flag: Option<&'a str>,
@@ -87,7 +89,7 @@ pub(crate) struct Columns<'a> {
     pub variant: Option<&'a str>,
 }
 
-#[cfg(feature = "sqlite")]
+#[cfg(any(feature = "sqlite", feature = "redis"))]
 impl<'a> Columns<'a> {
     pub(crate) fn of(event: &'a WireEvent) -> Columns<'a> {
         let mut columns = Columns {
@@ -126,4 +128,26 @@ impl<'a> Columns<'a> {
         }
         columns
     }
+}
+
+/// The rows a batch is kept as: its events, with a summary split into one
+/// summary per count (so that a query by flag finds it).
+#[cfg(any(feature = "sqlite", feature = "redis"))]
+pub(crate) fn rows(events: &[WireEvent]) -> Vec<std::borrow::Cow<'_, WireEvent>> {
+    let mut out = Vec::with_capacity(events.len());
+    for event in events {
+        match event {
+            WireEvent::Summary { start, end, counts } if counts.len() > 1 => {
+                out.extend(counts.iter().map(|count| {
+                    std::borrow::Cow::Owned(WireEvent::Summary {
+                        start: *start,
+                        end: *end,
+                        counts: vec![count.clone()],
+                    })
+                }));
+            }
+            event => out.push(std::borrow::Cow::Borrowed(event)),
+        }
+    }
+    out
 }

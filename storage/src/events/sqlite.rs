@@ -9,7 +9,7 @@ use flagyard_core::StoreError;
 use flagyard_core::event_json::WireEvent;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
-use super::{Columns, EventQuery, Ingested, Retention, StoredEvent};
+use super::{Columns, EventQuery, Ingested, Retention, StoredEvent, rows};
 use crate::sqlite::{db_error, now_ms};
 
 const SCHEMA: &str = "
@@ -148,20 +148,8 @@ impl SqliteEvents {
                     .map_err(err)?;
                 Ok(())
             };
-            for event in events {
-                match event {
-                    // One row per count, so that queries by flag find it.
-                    WireEvent::Summary { start, end, counts } => {
-                        for count in counts {
-                            put(&WireEvent::Summary {
-                                start: *start,
-                                end: *end,
-                                counts: vec![count.clone()],
-                            })?;
-                        }
-                    }
-                    event => put(event)?,
-                }
+            for row in rows(events) {
+                put(&row)?;
             }
         }
         tx.commit().map_err(err)?;
