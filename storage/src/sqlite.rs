@@ -66,30 +66,36 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Opens (creating it and its directory if needed) a database file in WAL
+/// mode with full sync and a 5 s busy timeout, and creates `schema`'s tables.
+/// A file that is not a database is [`StoreError::Corrupt`].
+pub(crate) fn open_database(path: &Path, schema: &str) -> Result<Connection, StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let conn = Connection::open(path).map_err(|e| db_error(path, e))?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| db_error(path, e))?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(|e| db_error(path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| db_error(path, e))?;
+    conn.execute_batch(schema)
+        .map_err(|e| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+    Ok(conn)
+}
+
 impl SqliteDocuments {
     /// Opens (creating if needed) the database file and its tables.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteDocuments, StoreError> {
         let path = path.as_ref().to_path_buf();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
-        let conn = Connection::open(&path).map_err(|e| db_error(&path, e))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| db_error(&path, e))?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(|e| db_error(&path, e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(|e| db_error(&path, e))?;
-        conn.execute_batch(SCHEMA).map_err(|e| {
-            // A file that is not a database says so here.
-            StoreError::Corrupt {
-                path: path.clone(),
-                detail: e.to_string(),
-            }
-        })?;
+        let conn = open_database(&path, SCHEMA)?;
         Ok(SqliteDocuments {
             path,
             conn: Mutex::new(conn),

@@ -10,7 +10,7 @@ use flagyard_core::event_json::WireEvent;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{Columns, EventQuery, Ingested, Retention, StoredEvent, rows};
-use crate::sqlite::{db_error, now_ms};
+use crate::sqlite::{db_error, now_ms, open_database};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS batches (
@@ -72,24 +72,7 @@ impl SqliteEvents {
     /// Opens (creating if needed) the events file.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteEvents, StoreError> {
         let path = path.as_ref().to_path_buf();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
-        let conn = Connection::open(&path).map_err(|e| db_error(&path, e))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| db_error(&path, e))?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(|e| db_error(&path, e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(|e| db_error(&path, e))?;
-        conn.execute_batch(SCHEMA)
-            .map_err(|e| StoreError::Corrupt {
-                path: path.clone(),
-                detail: e.to_string(),
-            })?;
+        let conn = open_database(&path, SCHEMA)?;
         Ok(SqliteEvents {
             path,
             conn: Mutex::new(conn),
