@@ -30,7 +30,7 @@ use flagyard_core::{
 pub use bots::USER_AGENT_ATTRIBUTE;
 pub(crate) use bots::{is_bot, prepare as prepare_bots};
 use inline::InlineStr;
-use seen::{FirstSeen, exposure_hash, recently_seen};
+use seen::{FirstSeen, exposure_hash, flag_variant, forget, recently_seen};
 use summary::{CountKey, CountTable, Summaries, count_hash};
 
 /// How often recorded events are handed to the sink, and the resolution of
@@ -211,11 +211,12 @@ impl Recorder {
                 return;
             }
             let targeting_key = ctx.targeting_key();
+            let prefix = flag_variant(flag, variant);
             if mode == ExposureMode::Summary {
-                self.count(local, flag, variant, reason, version);
+                self.count(local, &prefix, flag, variant, reason, version);
             }
             let hash = if self.options.dedup || mode == ExposureMode::Summary {
-                let hash = exposure_hash(self.provider, flag, variant, targeting_key);
+                let hash = exposure_hash(&prefix, self.provider, targeting_key);
                 if recently_seen(hash) {
                     return;
                 }
@@ -223,8 +224,7 @@ impl Recorder {
             } else {
                 0
             };
-            self.push(
-                &local.lane,
+            let queued = self.push(&local.lane, || {
                 RawEvent::Exposure(RawExposure {
                     flag: InlineStr::new(flag),
                     variant: variant.map(InlineStr::new),
@@ -237,8 +237,12 @@ impl Recorder {
                     } else {
                         0
                     },
-                }),
-            );
+                })
+            });
+            if !queued && hash != 0 {
+                // Not queued: the next read records it again.
+                forget(hash);
+            }
         });
     }
 
@@ -261,16 +265,15 @@ impl Recorder {
                 bump(&local.lane.bots);
                 return;
             }
-            self.push(
-                &local.lane,
+            self.push(&local.lane, || {
                 RawEvent::Tracking(RawTracking {
                     name: InlineStr::new(name),
                     truncated,
                     targeting_key: ctx.targeting_key().map(InlineStr::new),
                     details,
                     at: self.clock(),
-                }),
-            );
+                })
+            });
         });
     }
 
@@ -319,12 +322,13 @@ impl Recorder {
     fn count(
         &self,
         local: &mut LocalLane,
+        prefix: &foldhash::fast::FoldHasher<'_>,
         flag: &str,
         variant: Option<&str>,
         reason: Reason,
         version: u64,
     ) {
-        let hash = count_hash(flag, variant, reason, version);
+        let hash = count_hash(prefix, reason, version);
         let key = || CountKey {
             flag: flag.into(),
             variant: variant.map(Into::into),
@@ -353,12 +357,15 @@ impl Recorder {
         table.add(hash, key);
     }
 
-    /// Pushes an event; when the lane is full the event is dropped and counted.
+    /// Pushes the event `make` builds; when the lane is full the event is
+    /// dropped (without building it) and counted.
     #[inline]
-    fn push(&self, lane: &Lane, event: RawEvent) {
-        if lane.events.push(event).is_err() {
-            lane.dropped.fetch_add(1, Ordering::Relaxed);
+    fn push(&self, lane: &Lane, make: impl FnOnce() -> RawEvent) -> bool {
+        if lane.events.is_full() || lane.events.push(make()).is_err() {
+            bump(&lane.dropped);
+            return false;
         }
+        true
     }
 
     /// The event timestamp: the clock cached by the drain (10 ms resolution,

@@ -9,14 +9,12 @@
 //! the drain forgets a retired table after its last reading.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::Hasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use flagyard_core::{Reason, SummaryCount, SummaryEvent};
-
-use super::seen::HASHER;
 
 /// Slots of one thread's table; it is retired half full.
 pub(crate) const TABLE_SLOTS: usize = 2048;
@@ -33,14 +31,15 @@ pub(crate) struct CountKey {
     pub version: u64,
 }
 
-/// The hash of a [`CountKey`] (never 0, the empty slot).
+/// The hash of a [`CountKey`] from its flag and variant's hasher state
+/// (`seen::flag_variant`), never 0 (the empty slot).
 #[inline]
-pub(crate) fn count_hash(flag: &str, variant: Option<&str>, reason: Reason, version: u64) -> u64 {
-    let mut h = HASHER.build_hasher();
-    h.write(flag.as_bytes());
-    h.write_u8(0xff);
-    h.write(variant.unwrap_or("").as_bytes());
-    h.write_u8(0xff);
+pub(crate) fn count_hash(
+    prefix: &foldhash::fast::FoldHasher<'_>,
+    reason: Reason,
+    version: u64,
+) -> u64 {
+    let mut h = prefix.clone();
     h.write_u8(reason as u8);
     h.write_u64(version);
     h.finish() | 1
@@ -213,7 +212,11 @@ mod tests {
         let mut summaries = Summaries::new();
         summaries.adopt(Arc::clone(&a));
         summaries.adopt(Arc::clone(&b));
-        let h = count_hash("f", Some("on"), Reason::Static, 3);
+        let h = count_hash(
+            &super::super::seen::flag_variant("f", Some("on")),
+            Reason::Static,
+            3,
+        );
         for _ in 0..5 {
             assert!(a.add(h, || key("f")));
         }
@@ -238,7 +241,14 @@ mod tests {
         let mut added = 0;
         for i in 0..TABLE_SLOTS {
             let flag = format!("flag-{i}");
-            if !table.add(count_hash(&flag, None, Reason::Default, 0), || key(&flag)) {
+            if !table.add(
+                count_hash(
+                    &super::super::seen::flag_variant(&flag, None),
+                    Reason::Default,
+                    0,
+                ),
+                || key(&flag),
+            ) {
                 break;
             }
             added += 1;
