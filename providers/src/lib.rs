@@ -41,6 +41,7 @@
 //! | `pancake` | [`PancakeSource`]: flask-pancake's switches, flags and samples |
 //! | `bots` (default) | bot user agents kept out of events ([`FlagyardProviderBuilder::filter_bots`]) |
 //! | `http-sink` | [`HttpSink`]: events in batches to a collector |
+//! | `otel` | [`OtlpSink`]: exposures as OpenTelemetry log records (OTLP/HTTP) |
 //!
 //! Sources that hold a connection share [`keep_connected`] and its backoff;
 //! `docs/ARCHITECTURE.md` in the repository describes the runtime.
@@ -73,6 +74,8 @@ pub use recorder::{EventStats, MAX_TRACKING_DETAILS, MAX_TRACKING_NAME, USER_AGE
 #[cfg(feature = "http-sink")]
 pub use sinks::{HttpSink, HttpSinkBuilder, HttpSinkStats};
 pub use sinks::{MemorySink, NoopSink};
+#[cfg(feature = "otel")]
+pub use sinks::{OtlpSink, OtlpSinkBuilder};
 // Every source: each module re-exports only what its features build.
 #[cfg(any(feature = "file", feature = "network"))]
 pub use sources::*;

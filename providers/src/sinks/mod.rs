@@ -1,12 +1,17 @@
 //! Sinks: one that drops everything, one that keeps events in memory (for
-//! tests), and [`HttpSink`] (feature `http-sink`), which sends them to a
-//! collector.
+//! tests), [`HttpSink`] (feature `http-sink`), which sends them to a
+//! collector, and [`OtlpSink`] (feature `otel`), which sends exposures to an
+//! OpenTelemetry endpoint.
 
 #[cfg(feature = "http-sink")]
 mod http;
+#[cfg(feature = "otel")]
+mod otlp;
 
 #[cfg(feature = "http-sink")]
 pub use http::{HttpSink, HttpSinkBuilder, HttpSinkStats};
+#[cfg(feature = "otel")]
+pub use otlp::{OtlpSink, OtlpSinkBuilder};
 
 use std::sync::{Arc, Mutex, PoisonError};
 
