@@ -82,8 +82,8 @@ async fn exposures_reach_an_otlp_receiver_with_the_semantic_convention_attribute
         .exposures(ExposureMode::Full)
         .build()
         .expect("provider");
-    for i in 0..20 {
-        let tier = if i % 4 == 0 { "gold" } else { "basic" };
+    for i in 0..20_u32 {
+        let tier = if i.is_multiple_of(4) { "gold" } else { "basic" };
         let user = EvaluationContext::new()
             .with_targeting_key(format!("user-{i}"))
             .with_attribute("tier", tier);
@@ -114,7 +114,7 @@ async fn exposures_reach_an_otlp_receiver_with_the_semantic_convention_attribute
             .trim_start_matches("user-")
             .parse()
             .expect("user number");
-        let expected = if user % 4 == 0 { "on" } else { "off" };
+        let expected = if user.is_multiple_of(4) { "on" } else { "off" };
         assert_eq!(
             attributes["feature_flag.result.variant"], expected,
             "{attributes:?}"
