@@ -101,7 +101,10 @@ pub(crate) async fn serve(
                 request
             });
         let connection = builder
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+            .serve_connection(
+                TokioIo::new(JsonParseErrors::new(stream)),
+                TowerToHyperService::new(service),
+            )
             .with_upgrades();
         let mut close = closing.subscribe();
         tokio::spawn(async move {
@@ -149,4 +152,143 @@ async fn refuse(mut stream: TcpStream, max: usize) {
         let _ = stream.shutdown().await;
     })
     .await;
+}
+
+/// A connection's stream that answers hyper's own refusals in JSON. hyper
+/// refuses a request head it cannot take (a URI over 64 KiB: `414`; a head
+/// over its buffer: `431`; bytes that are not HTTP: `400`) before any handler
+/// runs, with an empty body. Such an answer is a `4xx` head without a
+/// `content-type` (every answer of the router has one); it is replaced, as it
+/// is written, by the same status with the project's JSON error.
+struct JsonParseErrors<S> {
+    inner: S,
+    /// A replacement still to write, and how much of it is written.
+    pending: Vec<u8>,
+    written: usize,
+}
+
+impl<S> JsonParseErrors<S> {
+    fn new(inner: S) -> Self {
+        JsonParseErrors {
+            inner,
+            pending: Vec::new(),
+            written: 0,
+        }
+    }
+}
+
+/// The JSON answer replacing hyper's own bodiless refusal `head`, if it is one.
+fn json_refusal(head: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(head).ok()?;
+    let status_line = text.strip_prefix("HTTP/1.1 4")?;
+    let end = text.find("\r\n\r\n")?;
+    if text[..end].to_ascii_lowercase().contains("content-type:") {
+        return None;
+    }
+    let status: u16 = format!("4{}", status_line.get(..2)?).parse().ok()?;
+    let why = match status {
+        414 => "the request URI is over 64 KiB (URIs over 8 KiB are refused)",
+        431 => "the request head is too large",
+        _ => "the request is not HTTP/1.1 the server can read",
+    };
+    let reason = text.lines().next()?.get(13..).unwrap_or("");
+    let body = format!(r#"{{"error":"{why}"}}"#);
+    Some(
+        format!(
+            "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n\
+             connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> JsonParseErrors<S> {
+    /// Writes what is left of a replacement.
+    fn poll_pending(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        while self.written < self.pending.len() {
+            let n = std::task::ready!(
+                std::pin::Pin::new(&mut self.inner).poll_write(cx, &self.pending[self.written..])
+            )?;
+            if n == 0 {
+                return std::task::Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            self.written += n;
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for JsonParseErrors<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for JsonParseErrors<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::ready!(self.poll_pending(cx))?;
+        if !self.pending.is_empty() {
+            // The refusal was answered: the connection closes; drop the rest.
+            return std::task::Poll::Ready(Ok(buf.len()));
+        }
+        if let Some(json) = json_refusal(buf) {
+            self.pending = json;
+            let _ = self.poll_pending(cx)?;
+            return std::task::Poll::Ready(Ok(buf.len()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::ready!(self.poll_pending(cx))?;
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::ready!(self.poll_pending(cx))?;
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_refusal;
+
+    #[test]
+    fn only_hyper_s_bodiless_refusals_are_replaced() {
+        let hyper = b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
+        let json = String::from_utf8(json_refusal(hyper).expect("replaced")).expect("utf-8");
+        assert!(
+            json.starts_with("HTTP/1.1 414 URI Too Long\r\ncontent-type: application/json"),
+            "{json}"
+        );
+        assert!(
+            json.ends_with(
+                r#"{"error":"the request URI is over 64 KiB (URIs over 8 KiB are refused)"}"#
+            ),
+            "{json}"
+        );
+        let ours = b"HTTP/1.1 414 URI Too Long\r\ncontent-type: application/json\r\ncontent-length: 9\r\n\r\n";
+        assert!(json_refusal(ours).is_none());
+        assert!(json_refusal(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").is_none());
+        assert!(json_refusal(b"HTTP/1.1 304 Not Modified\r\n\r\n").is_none());
+    }
 }

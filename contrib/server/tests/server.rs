@@ -759,6 +759,48 @@ async fn slow_and_idle_clients_time_out_and_the_cap_refuses_clearly() {
     server.stop().await;
 }
 
+/// What hyper refuses before any handler runs (a URI over 64 KiB, bytes
+/// that are not HTTP) is answered with the JSON error too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_before_any_handler_are_json_too() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(&dir.path().join("db.sqlite"), |_| {}).await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let huge = format!(
+        "GET /v1/flags?{} HTTP/1.1\r\nhost: x\r\n\r\n",
+        "b".repeat(70 * 1024)
+    );
+    for (request, status) in [
+        (huge.into_bytes(), "414"),
+        (b"\x16\x03\x01 not http at all\r\n\r\n".to_vec(), "400"),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        stream.write_all(&request).await.expect("write");
+        let answer = closed_within(&mut stream, Duration::from_secs(3))
+            .await
+            .expect("answered and closed");
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{}",
+            &answer[..answer.len().min(200)]
+        );
+        assert!(
+            answer.contains("content-type: application/json"),
+            "{answer}"
+        );
+        let body = &answer[answer.find("\r\n\r\n").expect("a head") + 4..];
+        let json: Value = serde_json::from_str(body).expect("a JSON body");
+        assert!(
+            json["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{json}"
+        );
+    }
+    server.stop().await;
+}
+
 /// An upgraded WebSocket keeps its connection's place under the cap (hyper
 /// hands the socket off, so the place has to travel with it) and gives it
 /// back when it closes.
