@@ -75,8 +75,8 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// The longest request URI (path and query) answered; a longer one is `414`
-/// with the JSON error. (Beyond 64 KiB hyper refuses the request line itself,
-/// with an empty `414`.)
+/// with the JSON error. (Beyond 64 KiB hyper refuses the request line itself;
+/// `connections.rs` rewrites that answer as the JSON error.)
 pub(crate) const MAX_URI_BYTES: usize = 8 * 1024;
 
 /// Refuses a URI over [`MAX_URI_BYTES`].
