@@ -42,7 +42,7 @@ pub use plugin::{
 pub use requested::{DefaultTypeError, RequestedType, UnknownType};
 pub use resolution::{
     Details, ErrorCode, ErrorMessage, EvalError, Evaluation, FlagMetadata, MetadataValue, Reason,
-    Resolution,
+    Resolution, Served,
 };
 pub use snapshot::{CompiledFlag, Snapshot, type_mismatch};
 pub use value::{FlagType, FlagValue, ValueKind};

@@ -280,3 +280,16 @@ impl<'s> Evaluation<'s> {
         }
     }
 }
+
+/// What a flag serves, without the details: the variant's value (`None`: the
+/// code default applies), the variant's name and the reason — what recording
+/// an exposure needs, built from nothing but references.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Served<'s> {
+    /// The variant's value; `None` where the code default applies.
+    pub value: Option<&'s FlagValue>,
+    /// The variant's name, when one was served.
+    pub variant: Option<Cow<'s, str>>,
+    /// Why.
+    pub reason: Reason,
+}

@@ -4,7 +4,7 @@
 use crate::context::Context;
 use crate::error::{DocumentError, Problem};
 use crate::options::CompileOptions;
-use crate::resolution::Evaluation;
+use crate::resolution::{Evaluation, Served};
 use crate::snapshot::Snapshot;
 use crate::value::FlagValue;
 
@@ -28,6 +28,18 @@ pub trait Evaluator: Send + Sync + Sized + 'static {
     #[inline]
     fn value<C: Context + ?Sized>(&self, key: &str, ctx: &C) -> Option<&FlagValue> {
         self.evaluate(key, ctx).value
+    }
+    /// The value, variant and reason one flag serves, without the error and
+    /// the metadata — what the getters use when exposures are recorded. The
+    /// default takes them from [`evaluate`](Self::evaluate).
+    #[inline]
+    fn served<C: Context + ?Sized>(&self, key: &str, ctx: &C) -> Served<'_> {
+        let evaluation = self.evaluate(key, ctx);
+        Served {
+            value: evaluation.value,
+            variant: evaluation.variant,
+            reason: evaluation.reason,
+        }
     }
     /// Every flag key, sorted.
     fn flag_keys(&self) -> Vec<&str>;
@@ -54,6 +66,10 @@ impl Evaluator for Snapshot {
     #[inline]
     fn value<C: Context + ?Sized>(&self, key: &str, ctx: &C) -> Option<&FlagValue> {
         Snapshot::value(self, key, ctx)
+    }
+    #[inline]
+    fn served<C: Context + ?Sized>(&self, key: &str, ctx: &C) -> Served<'_> {
+        Snapshot::served(self, key, ctx)
     }
     fn flag_keys(&self) -> Vec<&str> {
         self.keys()

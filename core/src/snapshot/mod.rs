@@ -15,7 +15,7 @@ use crate::error::{DocumentError, Problem};
 use crate::logic::eval::{Data, Env, Selected, StackText, Val, write_number};
 use crate::options::CompileOptions;
 use crate::resolution::{
-    ErrorCode, ErrorMessage, EvalError, Evaluation, FlagMetadata, Reason, Resolution,
+    ErrorCode, ErrorMessage, EvalError, Evaluation, FlagMetadata, Reason, Resolution, Served,
 };
 use crate::value::{FlagType, FlagValue};
 
@@ -244,6 +244,39 @@ impl Snapshot {
         match self.outcome(flag, ctx) {
             Outcome::Variant(i, _) => Some(&flag.variants[i].1),
             Outcome::CodeDefault(_) | Outcome::Failed(_) => None,
+        }
+    }
+
+    /// The value, variant and reason a flag serves, without the details
+    /// ([`evaluate`](Self::evaluate) without the error and the metadata).
+    #[inline]
+    pub fn served<C: Context + ?Sized>(&self, key: &str, ctx: &C) -> Served<'_> {
+        let Some(flag) = self.flags.get(key) else {
+            return Served {
+                value: None,
+                variant: None,
+                reason: Reason::Error,
+            };
+        };
+        match self.outcome(flag, ctx) {
+            Outcome::Variant(i, reason) => {
+                let (name, value) = &flag.variants[i];
+                Served {
+                    value: Some(value),
+                    variant: Some(std::borrow::Cow::Borrowed(name)),
+                    reason,
+                }
+            }
+            Outcome::CodeDefault(reason) => Served {
+                value: None,
+                variant: None,
+                reason,
+            },
+            Outcome::Failed(_) => Served {
+                value: None,
+                variant: None,
+                reason: Reason::Error,
+            },
         }
     }
 

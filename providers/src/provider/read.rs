@@ -100,6 +100,45 @@ impl<E: Evaluator> FlagyardProvider<E> {
         finish(resolution)
     }
 
+    /// Resolves a flag without its details, records the exposure and hands
+    /// the converted value to `finish` (`None`: the code default applies) —
+    /// the typed getters' path when exposures are recorded. A value of
+    /// another type is recorded as `ERROR` with no variant, as
+    /// [`with_resolution`](Self::with_resolution) reports it.
+    #[inline]
+    fn with_recorded<U, C, R>(
+        &self,
+        key: &str,
+        ctx: &C,
+        convert: impl FnOnce(&FlagValue) -> Option<U>,
+        finish: impl FnOnce(Option<U>) -> R,
+    ) -> R
+    where
+        C: Context + ?Sized,
+    {
+        if let Some(value) = self.begin_read().as_deref().and_then(|o| o.get(key)) {
+            return finish(convert(value));
+        }
+        if self.state.serve_bots_default && is_bot(ctx) {
+            return finish(None);
+        }
+        let guard = self.state.snapshot.load();
+        let Some(snapshot) = guard.as_ref() else {
+            return finish(None);
+        };
+        let served = snapshot.served(key, ctx);
+        let converted = served.value.map(convert);
+        let (variant, reason) = match converted {
+            Some(None) => (None, flagyard_core::Reason::Error),
+            _ => (served.variant.as_deref(), served.reason),
+        };
+        if let Some(recorder) = &self.state.recorder {
+            let version = self.state.version.load(Ordering::Relaxed);
+            recorder.exposure(key, variant, reason, ctx, version);
+        }
+        finish(converted.flatten())
+    }
+
     /// Resolves a flag and lends the served variant's value to `finish`
     /// (`None`: the code default applies): the getters' path when no
     /// exposures are recorded, so no details are built at all.
@@ -143,7 +182,12 @@ impl<E: Evaluator> FlagyardProvider<E> {
         C: Context + ?Sized,
     {
         if self.state.records_exposures {
-            return self.with_resolution(key, default, ctx, |v| T::from_flag_value(v), |r| r.value);
+            return self.with_recorded(
+                key,
+                ctx,
+                |v| T::from_flag_value(v),
+                |v| v.unwrap_or(default),
+            );
         }
         self.with_value(key, ctx, |v| {
             v.and_then(T::from_flag_value).unwrap_or(default)
@@ -213,12 +257,11 @@ impl<E: Evaluator> FlagyardProvider<E> {
         // returns `Some` on the one call made, and the `expect` cannot fire.
         let f = std::cell::Cell::new(Some(f));
         let call = |s: &str| f.take().map(|f| f(s));
-        self.with_resolution(
+        self.with_recorded(
             key,
-            None,
             ctx,
             |v| <&str>::from_flag_value(v).map(call),
-            |r| match r.value {
+            |r| match r.flatten() {
                 Some(result) => Some(result),
                 None => call(default),
             },

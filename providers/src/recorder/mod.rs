@@ -30,7 +30,7 @@ use flagyard_core::{
 pub use bots::USER_AGENT_ATTRIBUTE;
 pub(crate) use bots::{is_bot, prepare as prepare_bots};
 use inline::InlineStr;
-use seen::{FirstSeen, exposure_hash, flag_variant, forget, recently_seen};
+use seen::{FirstSeen, SeenFilter, exposure_hash, flag_variant};
 use summary::{CountKey, CountTable, Summaries, count_hash};
 
 /// How often recorded events are handed to the sink, and the resolution of
@@ -95,6 +95,7 @@ struct LocalLane {
     provider: u64,
     lane: Arc<Lane>,
     table: Option<Arc<CountTable>>,
+    seen: SeenFilter,
 }
 
 thread_local! {
@@ -216,8 +217,8 @@ impl Recorder {
                 self.count(local, &prefix, flag, variant, reason, version);
             }
             let hash = if self.options.dedup || mode == ExposureMode::Summary {
-                let hash = exposure_hash(&prefix, self.provider, targeting_key);
-                if recently_seen(hash) {
+                let hash = exposure_hash(&prefix, targeting_key);
+                if local.seen.check(hash) {
                     return;
                 }
                 hash
@@ -241,7 +242,7 @@ impl Recorder {
             });
             if !queued && hash != 0 {
                 // Not queued: the next read records it again.
-                forget(hash);
+                local.seen.forget(hash);
             }
         });
     }
@@ -312,6 +313,7 @@ impl Recorder {
             provider: self.provider,
             lane,
             table: None,
+            seen: SeenFilter::new(),
         });
         lanes.len() - 1
     }

@@ -1,20 +1,15 @@
-//! Exposures already recorded: a per-thread filter on the read path
-//! ([`recently_seen`]) and the drain's bounded set ([`FirstSeen`]) that makes
+//! Exposures already recorded: a filter in each thread's lane on the read
+//! path ([`SeenFilter`]) and the drain's bounded set ([`FirstSeen`]) that makes
 //! summary mode's "one exposure per flag, variant and user" exact across
 //! threads, up to its bound.
 
-use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 
-/// Sets of the per-thread exposure filter; each holds four 32-bit tags (16
-/// bytes, four sets to a cache line): 65,536 exposures in 256 KiB per thread.
+/// Sets of a lane's exposure filter; each holds four 32-bit tags (16 bytes,
+/// four sets to a cache line): 65,536 exposures in 256 KiB per thread and
+/// provider.
 const FILTER_SETS: usize = 16_384;
-
-thread_local! {
-    static SEEN: RefCell<Box<[[u32; 4]]>> =
-        RefCell::new(vec![[0u32; 4]; FILTER_SETS].into_boxed_slice());
-}
 
 /// A fixed hasher, so hashes are the same on every thread and every run.
 pub(crate) static HASHER: std::sync::LazyLock<foldhash::fast::FixedState> =
@@ -36,57 +31,66 @@ pub(crate) fn flag_variant(
     h
 }
 
-/// The hash of one exposure's identity: (flag, variant — as `prefix` — then
-/// provider, targeting key).
+/// The hash of one exposure's identity: flag and variant (as `prefix`), then
+/// targeting key.
 #[inline]
 pub(crate) fn exposure_hash(
     prefix: &foldhash::fast::FoldHasher<'_>,
-    provider: u64,
     targeting_key: Option<&str>,
 ) -> u64 {
     let mut h = prefix.clone();
-    h.write_u64(provider);
     h.write(targeting_key.unwrap_or("").as_bytes());
     h.finish() | 1 // never 0 (the drain's "no hash")
 }
 
-/// Whether this thread recently recorded the exposure with this
-/// [`exposure_hash`]. A 4-way set-associative table of 32-bit tags: O(1), no
+/// The exposures one thread recorded recently for one provider (it lives in
+/// the thread's lane). A 4-way set-associative table of 32-bit tags: O(1), no
 /// allocation, no lock; a full set forgets its oldest tag (so an exposure may
 /// be recorded again later, never lost). Direct-mapped (one hash per slot),
 /// two exposures sharing a slot evicted each other on every read: 1,000
 /// users read in turn were recorded again on 6 % of reads.
-#[inline]
-pub(crate) fn recently_seen(hash: u64) -> bool {
-    let set = (hash as usize) & (FILTER_SETS - 1);
-    // Never 0 (the empty tag): the hash's top half with its low bit set.
-    let tag = ((hash >> 32) as u32) | 1;
-    SEEN.with(|seen| {
-        let Ok(mut seen) = seen.try_borrow_mut() else {
-            return false;
-        };
-        let tags = &mut seen[set];
+pub(crate) struct SeenFilter {
+    sets: Box<[[u32; 4]]>,
+}
+
+impl SeenFilter {
+    pub(crate) fn new() -> SeenFilter {
+        SeenFilter {
+            sets: vec![[0u32; 4]; FILTER_SETS].into_boxed_slice(),
+        }
+    }
+
+    /// The set and tag of a hash (a tag is never 0, the empty tag).
+    #[inline]
+    fn place(hash: u64) -> (usize, u32) {
+        (
+            (hash as usize) & (FILTER_SETS - 1),
+            ((hash >> 32) as u32) | 1,
+        )
+    }
+
+    /// Whether the exposure with this [`exposure_hash`] was recorded
+    /// recently; remembers it when not.
+    #[inline]
+    pub(crate) fn check(&mut self, hash: u64) -> bool {
+        let (set, tag) = Self::place(hash);
+        let tags = &mut self.sets[set];
         if tags.contains(&tag) {
             return true;
         }
         *tags = [tag, tags[0], tags[1], tags[2]];
         false
-    })
-}
+    }
 
-/// Forgets the exposure with this hash (its event could not be queued: it
-/// is recorded again on its next read).
-#[inline]
-pub(crate) fn forget(hash: u64) {
-    let set = (hash as usize) & (FILTER_SETS - 1);
-    let tag = ((hash >> 32) as u32) | 1;
-    SEEN.with(|seen| {
-        if let Ok(mut seen) = seen.try_borrow_mut() {
-            for slot in seen[set].iter_mut().filter(|t| **t == tag) {
-                *slot = 0;
-            }
+    /// Forgets an exposure (its event could not be queued: it is recorded
+    /// again on its next read).
+    #[inline]
+    pub(crate) fn forget(&mut self, hash: u64) {
+        let (set, tag) = Self::place(hash);
+        for slot in self.sets[set].iter_mut().filter(|t| **t == tag) {
+            *slot = 0;
         }
-    });
+    }
 }
 
 /// The exposures the drain has passed on, by [`exposure_hash`]: at most
@@ -127,22 +131,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_filter_remembers_recent_exposures_per_provider() {
-        let h = |p, f, v, k| exposure_hash(&flag_variant(f, Some(v)), p, Some(k));
-        assert!(!recently_seen(h(1, "f", "on", "u1")));
-        assert!(recently_seen(h(1, "f", "on", "u1")));
+    fn the_filter_remembers_recent_exposures_and_forgets_on_request() {
+        let mut filter = SeenFilter::new();
+        let h = |f: &str, v: &str, k: &str| exposure_hash(&flag_variant(f, Some(v)), Some(k));
+        assert!(!filter.check(h("f", "on", "u1")));
+        assert!(filter.check(h("f", "on", "u1")));
         assert!(
-            !recently_seen(h(1, "f", "off", "u1")),
+            !filter.check(h("f", "off", "u1")),
             "another variant is a new exposure"
         );
         assert!(
-            !recently_seen(h(1, "f", "on", "u2")),
+            !filter.check(h("f", "on", "u2")),
             "another user is a new exposure"
         );
-        assert!(
-            !recently_seen(h(2, "f", "on", "u1")),
-            "another provider is a new exposure"
-        );
+        filter.forget(h("f", "on", "u1"));
+        assert!(!filter.check(h("f", "on", "u1")), "forgotten");
+        // 1,000 users read in turn are all remembered (direct-mapped, some
+        // pairs evicted each other on every read).
+        let users: Vec<u64> = (0..1000)
+            .map(|i| h("f", "on", &format!("user-{i}")))
+            .collect();
+        for &u in &users {
+            filter.check(u);
+        }
+        assert!(users.iter().all(|&u| filter.check(u)));
     }
 
     #[test]
