@@ -76,7 +76,8 @@ async fn exposures_reach_an_otlp_receiver_with_the_semantic_convention_attribute
     let provider = FlagyardProvider::builder()
         .bootstrap_document(
             r#"{"flags": {"new-checkout": {"state": "ENABLED", "variants": {"on": true, "off": false},
-               "defaultVariant": "off", "targeting": {"if": [{"==": [{"var": "tier"}, "gold"]}, "on", "off"]}}}}"#,
+               "defaultVariant": "off", "targeting": {"if": [{"==": [{"var": "tier"}, "gold"]}, "on", "off"]}}},
+               "metadata": {"flagSetId": "shop"}}"#,
         )
         .sink(sink)
         .exposures(ExposureMode::Full)
@@ -110,6 +111,7 @@ async fn exposures_reach_an_otlp_receiver_with_the_semantic_convention_attribute
         assert_eq!(attributes["feature_flag.key"], "new-checkout");
         assert_eq!(attributes["feature_flag.result.reason"], "targeting_match");
         assert_eq!(attributes["feature_flag.provider.name"], "flagyard");
+        assert_eq!(attributes["feature_flag.set.id"], "shop");
         let user: usize = attributes["feature_flag.context.id"]
             .trim_start_matches("user-")
             .parse()

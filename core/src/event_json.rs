@@ -4,7 +4,7 @@
 //! ```json
 //! {"batchId": "5f0c…", "events": [
 //!   {"kind": "exposure", "flag": "new-checkout", "variant": "on", "reason": "TARGETING_MATCH",
-//!    "targetingKey": "user-1", "version": 3, "at": 1764600000000},
+//!    "targetingKey": "user-1", "version": 3, "setId": "shop", "at": 1764600000000},
 //!   {"kind": "tracking", "name": "purchase", "targetingKey": "user-1", "value": 49.9,
 //!    "fields": {"currency": "EUR"}, "at": 1764600000100},
 //!   {"kind": "summary", "start": 1764600000000, "end": 1764600010000,
@@ -53,6 +53,9 @@ pub enum WireEvent {
         /// The served document's version.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         version: Option<u64>,
+        /// The flag's set (`flagSetId`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        set_id: Option<String>,
         /// When (ms since the epoch).
         at: u64,
     },
@@ -146,6 +149,7 @@ impl WireEvent {
                 reason,
                 targeting_key,
                 version,
+                flag_set_id,
                 at,
             }) => WireEvent::Exposure {
                 flag: flag.clone(),
@@ -153,6 +157,7 @@ impl WireEvent {
                 reason: reason.as_str().to_string(),
                 targeting_key: targeting_key.clone(),
                 version: *version,
+                set_id: flag_set_id.clone(),
                 at: epoch_millis(*at),
             },
             Event::Tracking(TrackingEvent {
@@ -220,6 +225,7 @@ mod tests {
                 reason: Reason::TargetingMatch,
                 targeting_key: Some("user-1".into()),
                 version: Some(3),
+                flag_set_id: Some("shop".into()),
                 at,
             }),
             Event::Tracking(TrackingEvent {
@@ -236,7 +242,7 @@ mod tests {
             serde_json::json!([
                 {"kind": "exposure", "flag": "new-checkout", "variant": "on",
                  "reason": "TARGETING_MATCH", "targetingKey": "user-1", "version": 3,
-                 "at": 1_764_600_000_000_u64},
+                 "setId": "shop", "at": 1_764_600_000_000_u64},
                 {"kind": "tracking", "name": "purchase", "targetingKey": "user-1",
                  "value": 49.9, "fields": {"currency": "EUR"}, "at": 1_764_600_000_000_u64}
             ])

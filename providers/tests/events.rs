@@ -14,7 +14,7 @@ const DOCUMENT: &str = r#"{"flags": {
   "new-checkout": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
      "targeting": {"if": [{"ends_with": [{"var": "email"}, "@example.com"]}, "on", "off"]}},
   "color": {"state": "ENABLED", "variants": {"red": "red", "blue": "blue"}, "defaultVariant": "red"}
-}}"#;
+}, "metadata": {"flagSetId": "shop"}}"#;
 
 const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
@@ -204,6 +204,12 @@ fn summaries_count_every_evaluation_and_send_each_user_s_first_exposure_once() {
     assert!(
         counts.iter().all(|c| c.version.is_none()),
         "a bootstrap document has no version"
+    );
+    assert!(
+        exposures(&events)
+            .iter()
+            .all(|e| e.flag_set_id.as_deref() == Some("shop")),
+        "the flag set comes from the document's metadata"
     );
     // One exposure per (flag, variant, user), across both threads.
     let exposed = exposures(&events);

@@ -41,6 +41,12 @@ pub trait Evaluator: Send + Sync + Sized + 'static {
             reason: evaluation.reason,
         }
     }
+    /// The set a flag belongs to (flagd's `flagSetId` metadata, the flag's or
+    /// the document's), for events. The default says none.
+    fn flag_set_id(&self, key: &str) -> Option<&str> {
+        let _ = key;
+        None
+    }
     /// Every flag key, sorted.
     fn flag_keys(&self) -> Vec<&str>;
     /// The keys of flags added, removed or changed since `previous`, sorted.
@@ -70,6 +76,12 @@ impl Evaluator for Snapshot {
     #[inline]
     fn served<C: Context + ?Sized>(&self, key: &str, ctx: &C) -> Served<'_> {
         Snapshot::served(self, key, ctx)
+    }
+    fn flag_set_id(&self, key: &str) -> Option<&str> {
+        match self.flag(key)?.metadata().get("flagSetId")? {
+            crate::resolution::MetadataValue::String(id) => Some(id),
+            _ => None,
+        }
     }
     fn flag_keys(&self) -> Vec<&str> {
         self.keys()

@@ -19,6 +19,8 @@ pub struct ExposureEvent {
     pub targeting_key: Option<String>,
     /// The served document's version, when its source gave one.
     pub version: Option<u64>,
+    /// The flag's set (its `flagSetId` metadata), when it has one.
+    pub flag_set_id: Option<String>,
     /// When.
     pub at: SystemTime,
 }

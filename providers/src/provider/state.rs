@@ -353,7 +353,14 @@ impl<E: Evaluator> State<E> {
     /// `last`, which also sends the summary so far).
     pub(crate) fn drain_events(&self, last: bool) {
         if let (Some(recorder), Some(sink)) = (&self.recorder, &self.sink) {
-            recorder.drain(sink.as_ref(), last, &|e| self.report(e));
+            let snapshot = self.snapshot.load();
+            let set_id = |flag: &str| {
+                snapshot
+                    .as_ref()
+                    .and_then(|s| s.flag_set_id(flag))
+                    .map(str::to_string)
+            };
+            recorder.drain(sink.as_ref(), last, &|e| self.report(e), &set_id);
         }
     }
 

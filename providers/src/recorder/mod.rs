@@ -380,8 +380,16 @@ impl Recorder {
     /// Hands every recorded event to the sink, sends the summary when its
     /// interval is over (or `last`), forgets the lanes of threads that have
     /// ended, and refreshes the clock. Problems (a truncated name, dropped
-    /// details) are reported through `report`, once each per provider.
-    pub(crate) fn drain(&self, sink: &dyn Sink, last: bool, report: &dyn Fn(&ProviderError)) {
+    /// details) are reported through `report`, once each per provider; an
+    /// exposure's flag set comes from `flag_set_id` (the document served
+    /// now, so the read path never looks it up).
+    pub(crate) fn drain(
+        &self,
+        sink: &dyn Sink,
+        last: bool,
+        report: &dyn Fn(&ProviderError),
+        flag_set_id: &dyn Fn(&str) -> Option<String>,
+    ) {
         let now = SystemTime::now();
         self.clock_ms.store(unix_millis(now), Ordering::Relaxed);
         let mut drain = self.drain.lock().unwrap_or_else(PoisonError::into_inner);
@@ -392,7 +400,7 @@ impl Recorder {
                 drain.summaries.adopt(table);
             }
             while let Some(event) = lane.events.pop() {
-                if let Some(event) = self.pass_on(&mut drain, event) {
+                if let Some(event) = self.pass_on(&mut drain, event, flag_set_id) {
                     sink.record(event);
                 }
             }
@@ -447,13 +455,20 @@ impl Recorder {
 impl Recorder {
     /// The event to pass on, or `None` (a repeat first-seen exposure, or
     /// tracking details over the limit).
-    fn pass_on(&self, drain: &mut DrainState, event: RawEvent) -> Option<Event> {
+    fn pass_on(
+        &self,
+        drain: &mut DrainState,
+        event: RawEvent,
+        flag_set_id: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<Event> {
         match event {
             RawEvent::Exposure(e) => {
                 if e.hash != 0 && !drain.first_seen.insert(e.hash) {
                     return None;
                 }
+                let set_id = flag_set_id(e.flag.as_str());
                 Some(Event::Exposure(ExposureEvent {
+                    flag_set_id: set_id,
                     flag: e.flag.into_string(),
                     variant: e.variant.map(InlineStr::into_string),
                     reason: e.reason,

@@ -16,8 +16,8 @@ use crate::BuildError;
 /// Sends every exposure to an OTLP/HTTP endpoint (`http://collector:4318/v1/logs`)
 /// as a log record with the attributes `feature_flag.key`,
 /// `feature_flag.result.variant`, `feature_flag.result.reason`,
-/// `feature_flag.context.id`, `feature_flag.version` and
-/// `feature_flag.provider.name` (`flagyard`). Tracking events and summaries
+/// `feature_flag.context.id`, `feature_flag.set.id` (the flag's `flagSetId`),
+/// `feature_flag.version` and `feature_flag.provider.name` (`flagyard`). Tracking events and summaries
 /// are not sent (they have no convention yet).
 ///
 /// Needs the crate feature `otel`. Records are batched by the OpenTelemetry
@@ -183,6 +183,9 @@ impl OtlpSink {
         }
         if let Some(version) = exposure.version {
             record.add_attribute("feature_flag.version", version.to_string());
+        }
+        if let Some(set) = &exposure.flag_set_id {
+            record.add_attribute("feature_flag.set.id", set.clone());
         }
         record.add_attribute("feature_flag.provider.name", AnyValue::from("flagyard"));
         logger.emit(record);

@@ -54,11 +54,13 @@ fn refusal(event: &WireEvent, now: u64) -> Option<String> {
             variant,
             reason,
             targeting_key,
+            set_id,
             ..
         } => text("flag", flag, 256)
             .or_else(|| text("reason", reason, 64))
             .or_else(|| optional("variant", variant, 256))
-            .or_else(|| optional("targetingKey", targeting_key, 256)),
+            .or_else(|| optional("targetingKey", targeting_key, 256))
+            .or_else(|| optional("setId", set_id, 256)),
         WireEvent::Tracking {
             name,
             targeting_key,
