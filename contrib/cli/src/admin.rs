@@ -81,9 +81,6 @@ struct EventsArgs {
 pub(crate) fn admin(args: AdminArgs) -> Result<ExitCode, String> {
     let base = server_url(&args.server)?;
     let client = reqwest::Client::new();
-    if let AdminAction::Events(filters) = &args.action {
-        return events(&client, &base, args.token.as_deref(), filters);
-    }
     let read = |file: &PathBuf| {
         std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))
     };
@@ -115,7 +112,10 @@ pub(crate) fn admin(args: AdminArgs) -> Result<ExitCode, String> {
             Some(read(file)?),
         ),
         AdminAction::History { .. } => (reqwest::Method::GET, vec!["v1", "admin", "history"], None),
-        AdminAction::Events(_) => unreachable!("answered above"),
+        // Pages and follows: a loop of its own.
+        AdminAction::Events(filters) => {
+            return events(&client, &base, args.token.as_deref(), filters);
+        }
     };
     let mut url = base.clone();
     url.path_segments_mut()
