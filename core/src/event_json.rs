@@ -140,8 +140,9 @@ pub fn from_epoch_millis(millis: u64) -> SystemTime {
 }
 
 impl WireEvent {
-    /// The JSON form of `event` (`None` for kinds this version does not send).
-    pub fn from_event(event: &Event) -> Option<WireEvent> {
+    /// The JSON form of `event`, moving its strings (`None` for kinds this
+    /// version does not send).
+    pub fn from_event(event: Event) -> Option<WireEvent> {
         Some(match event {
             Event::Exposure(ExposureEvent {
                 flag,
@@ -152,13 +153,13 @@ impl WireEvent {
                 flag_set_id,
                 at,
             }) => WireEvent::Exposure {
-                flag: flag.clone(),
-                variant: variant.clone(),
+                flag,
+                variant,
                 reason: reason.as_str().to_string(),
-                targeting_key: targeting_key.clone(),
-                version: *version,
-                set_id: flag_set_id.clone(),
-                at: epoch_millis(*at),
+                targeting_key,
+                version,
+                set_id: flag_set_id,
+                at: epoch_millis(at),
             },
             Event::Tracking(TrackingEvent {
                 name,
@@ -166,16 +167,16 @@ impl WireEvent {
                 details,
                 at,
             }) => WireEvent::Tracking {
-                name: name.clone(),
-                targeting_key: targeting_key.clone(),
+                name,
+                targeting_key,
                 value: details.value,
-                fields: details.fields.clone(),
-                at: epoch_millis(*at),
+                fields: details.fields,
+                at: epoch_millis(at),
             },
             Event::Summary(SummaryEvent { start, end, counts }) => WireEvent::Summary {
-                start: epoch_millis(*start),
-                end: epoch_millis(*end),
-                counts: counts.iter().map(WireCount::from_count).collect(),
+                start: epoch_millis(start),
+                end: epoch_millis(end),
+                counts: counts.into_iter().map(WireCount::from_count).collect(),
             },
         })
     }
@@ -199,10 +200,10 @@ impl WireEvent {
 }
 
 impl WireCount {
-    fn from_count(count: &SummaryCount) -> WireCount {
+    fn from_count(count: SummaryCount) -> WireCount {
         WireCount {
-            flag: count.flag.clone(),
-            variant: count.variant.clone(),
+            flag: count.flag,
+            variant: count.variant,
             reason: count.reason.as_str().to_string(),
             version: count.version,
             count: count.count,
@@ -235,7 +236,10 @@ mod tests {
                 at,
             }),
         ];
-        let wire: Vec<WireEvent> = events.iter().filter_map(WireEvent::from_event).collect();
+        let wire: Vec<WireEvent> = events
+            .into_iter()
+            .filter_map(WireEvent::from_event)
+            .collect();
         let json = serde_json::to_value(&wire).expect("serializes");
         assert_eq!(
             json,

@@ -314,7 +314,7 @@ impl Shared {
 
 impl Sink for HttpSink {
     fn record(&self, event: Event) {
-        let Some(event) = WireEvent::from_event(&event) else {
+        let Some(event) = WireEvent::from_event(event) else {
             return;
         };
         let mut queue = self.shared.lock_queue();
