@@ -212,12 +212,14 @@ impl Recorder {
                 return;
             }
             let targeting_key = ctx.targeting_key();
-            let prefix = flag_variant(flag, variant);
-            if mode == ExposureMode::Summary {
-                self.count(local, &prefix, flag, variant, reason, version);
+            let summary = mode == ExposureMode::Summary;
+            // Full mode without de-duplication hashes nothing.
+            let prefix = (summary || self.options.dedup).then(|| flag_variant(flag, variant));
+            if summary && let Some(prefix) = &prefix {
+                self.count(local, prefix, flag, variant, reason, version);
             }
-            let hash = if self.options.dedup || mode == ExposureMode::Summary {
-                let hash = exposure_hash(&prefix, targeting_key);
+            let hash = if let Some(prefix) = &prefix {
+                let hash = exposure_hash(prefix, targeting_key);
                 if local.seen.check(hash) {
                     return;
                 }
@@ -233,11 +235,7 @@ impl Recorder {
                     targeting_key: targeting_key.map(InlineStr::new),
                     version,
                     at: self.clock(),
-                    hash: if mode == ExposureMode::Summary {
-                        hash
-                    } else {
-                        0
-                    },
+                    hash: if summary { hash } else { 0 },
                 })
             });
             if !queued && hash != 0 {
