@@ -84,10 +84,9 @@ impl Worker {
         let mut pending: Option<Batch> = None;
         let mut next_send = Instant::now() + self.settings.interval;
         loop {
-            let closing = self.shared.lock_control().closing;
-            let flushing = {
+            let (closing, flushing) = {
                 let c = self.shared.lock_control();
-                c.flush_asked > c.flushed
+                (c.closing, c.flush_asked > c.flushed)
             };
             // Full batches wait on disk while older ones are sent, so memory
             // holds about one batch whatever the backlog.
