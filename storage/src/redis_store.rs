@@ -139,6 +139,37 @@ impl Connection {
     }
 }
 
+/// A connection and the prefix its keys live under: what the documents and
+/// the collected events are kept in.
+#[derive(Clone, Debug)]
+pub(crate) struct Keyspace {
+    pub(crate) redis: Connection,
+    pub(crate) prefix: String,
+}
+
+impl Keyspace {
+    /// Connects to `url` for keys under `prefix`.
+    pub(crate) async fn open(url: &str, prefix: &str) -> Result<Keyspace, StoreError> {
+        let redis = Connection::open(url)
+            .await
+            .map_err(|e| redis_error(url, e))?;
+        Ok(Keyspace {
+            redis,
+            prefix: prefix.to_string(),
+        })
+    }
+
+    /// The key `name` under the prefix (`prefix:name`).
+    pub(crate) fn key(&self, name: &str) -> String {
+        format!("{}:{name}", self.prefix)
+    }
+
+    /// A Redis error on this connection.
+    pub(crate) fn error(&self, e: redis::RedisError) -> StoreError {
+        redis_error(&self.redis.url, e)
+    }
+}
+
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
@@ -181,20 +212,15 @@ pub(crate) fn now_ms() -> u64 {
 /// ```
 #[derive(Clone, Debug)]
 pub struct RedisDocuments {
-    redis: Connection,
-    prefix: String,
+    space: Keyspace,
     history_keep: usize,
 }
 
 impl RedisDocuments {
     /// Connects to `url` (`redis://host:port/db`) using keys under `prefix`.
     pub async fn open(url: &str, prefix: &str) -> Result<RedisDocuments, StoreError> {
-        let redis = Connection::open(url)
-            .await
-            .map_err(|e| redis_error(url, e))?;
         Ok(RedisDocuments {
-            redis,
-            prefix: prefix.to_string(),
+            space: Keyspace::open(url, prefix).await?,
             history_keep: DEFAULT_HISTORY_KEEP,
         })
     }
@@ -208,16 +234,16 @@ impl RedisDocuments {
 
     /// The Redis client (for subscribing to [`changes_channel`](Self::changes_channel)).
     pub fn client(&self) -> &redis::Client {
-        &self.redis.client
+        &self.space.redis.client
     }
 
     /// The URL.
     pub fn url(&self) -> &str {
-        &self.redis.url
+        &self.space.redis.url
     }
 
     fn key(&self, name: &str) -> String {
-        format!("{}:{name}", self.prefix)
+        self.space.key(name)
     }
 
     /// The channel on which every accepted version is published.
@@ -228,31 +254,31 @@ impl RedisDocuments {
     /// A pub/sub connection subscribed to [`changes_channel`](Self::changes_channel)
     /// (each message's payload is the new version).
     pub async fn subscribe(&self) -> Result<redis::aio::PubSub, StoreError> {
-        subscribe(&self.redis.client, &[self.changes_channel()], &[])
+        subscribe(&self.space.redis.client, &[self.changes_channel()], &[])
             .await
-            .map_err(|e| redis_error(&self.redis.url, e))
+            .map_err(|e| self.space.error(e))
     }
 
     /// The current version (0: none), without the body.
     pub async fn version(&self) -> Result<u64, StoreError> {
-        let mut conn = self.redis.conn.clone();
+        let mut conn = self.space.redis.conn.clone();
         let v: Option<u64> = conn
             .hget(self.key("document"), "version")
             .await
-            .map_err(|e| redis_error(&self.redis.url, e))?;
+            .map_err(|e| self.space.error(e))?;
         Ok(v.unwrap_or(0))
     }
 
     /// The current document, if any.
     pub async fn current(&self) -> Result<Option<StoredDocument>, StoreError> {
-        let mut conn = self.redis.conn.clone();
+        let mut conn = self.space.redis.conn.clone();
         let (version, body): (Option<u64>, Option<String>) = redis::cmd("HMGET")
             .arg(self.key("document"))
             .arg("version")
             .arg("body")
             .query_async(&mut conn)
             .await
-            .map_err(|e| redis_error(&self.redis.url, e))?;
+            .map_err(|e| self.space.error(e))?;
         Ok(match (version, body) {
             (Some(version), Some(body)) => Some(StoredDocument { version, body }),
             _ => None,
@@ -271,7 +297,7 @@ impl RedisDocuments {
         change: &Change,
         expected: Option<u64>,
     ) -> Result<u64, StoreError> {
-        let mut conn = self.redis.conn.clone();
+        let mut conn = self.space.redis.conn.clone();
         redis::Script::new(REPLACE)
             .key(self.key("document"))
             .key(self.key("history"))
@@ -286,13 +312,13 @@ impl RedisDocuments {
             .arg(expected.map_or(-1, |e| e as i64))
             .invoke_async(&mut conn)
             .await
-            .map_err(|e| redis_error(&self.redis.url, e))
+            .map_err(|e| self.space.error(e))
     }
 
     /// Stores `body` as `version` only if that is newer than what is stored
     /// (for mirrors); returns whether it was stored.
     pub async fn put_version(&self, body: &str, version: u64) -> Result<bool, StoreError> {
-        let mut conn = self.redis.conn.clone();
+        let mut conn = self.space.redis.conn.clone();
         let stored: u64 = redis::Script::new(PUT_VERSION)
             .key(self.key("document"))
             .key(self.key("history"))
@@ -301,17 +327,17 @@ impl RedisDocuments {
             .arg(version)
             .invoke_async(&mut conn)
             .await
-            .map_err(|e| redis_error(&self.redis.url, e))?;
+            .map_err(|e| self.space.error(e))?;
         Ok(stored > 0)
     }
 
     /// The newest `limit` history entries, newest first.
     pub async fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
-        let mut conn = self.redis.conn.clone();
+        let mut conn = self.space.redis.conn.clone();
         let raw: Vec<String> = conn
             .lrange(self.key("history"), 0, limit.max(1) as isize - 1)
             .await
-            .map_err(|e| redis_error(&self.redis.url, e))?;
+            .map_err(|e| self.space.error(e))?;
         Ok(raw.iter().filter_map(|r| parse_entry(r)).collect())
     }
 }

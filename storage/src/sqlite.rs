@@ -46,8 +46,7 @@ CREATE TABLE IF NOT EXISTS history (
 /// ```
 #[derive(Debug)]
 pub struct SqliteDocuments {
-    path: PathBuf,
-    conn: Mutex<Connection>,
+    db: Database,
     history_keep: usize,
 }
 
@@ -66,39 +65,67 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Opens (creating it and its directory if needed) a database file in WAL
-/// mode with full sync and a 5 s busy timeout, and creates `schema`'s tables.
-/// A file that is not a database is [`StoreError::Corrupt`].
-pub(crate) fn open_database(path: &Path, schema: &str) -> Result<Connection, StoreError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+/// A database file and its one connection: what the documents and the
+/// collected events are kept in.
+#[derive(Debug)]
+pub(crate) struct Database {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl Database {
+    /// Opens (creating it and its directory if needed) a database file in WAL
+    /// mode with full sync and a 5 s busy timeout, and creates `schema`'s
+    /// tables. A file that is not a database is [`StoreError::Corrupt`].
+    pub(crate) fn open(path: impl AsRef<Path>, schema: &str) -> Result<Database, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let err = |e| db_error(&path, e);
+        let conn = Connection::open(&path).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
+        conn.execute_batch(schema)
+            .map_err(|e| StoreError::Corrupt {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
+        Ok(Database {
+            path,
+            conn: Mutex::new(conn),
+        })
     }
-    let conn = Connection::open(path).map_err(|e| db_error(path, e))?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(|e| db_error(path, e))?;
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(|e| db_error(path, e))?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(|e| db_error(path, e))?;
-    conn.execute_batch(schema)
-        .map_err(|e| StoreError::Corrupt {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        })?;
-    Ok(conn)
+
+    /// The file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection (a panic while it was held does not poison it: every
+    /// write is one transaction).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A SQLite error on this file.
+    pub(crate) fn error(&self, e: rusqlite::Error) -> StoreError {
+        db_error(&self.path, e)
+    }
 }
 
 impl SqliteDocuments {
     /// Opens (creating if needed) the database file and its tables.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteDocuments, StoreError> {
-        let path = path.as_ref().to_path_buf();
-        let conn = open_database(&path, SCHEMA)?;
         Ok(SqliteDocuments {
-            path,
-            conn: Mutex::new(conn),
+            db: Database::open(path, SCHEMA)?,
             history_keep: DEFAULT_HISTORY_KEEP,
         })
     }
@@ -113,16 +140,13 @@ impl SqliteDocuments {
 
     /// The database file.
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+        self.db.path()
     }
 
     /// The current document, if any.
     pub fn current(&self) -> Result<Option<StoredDocument>, StoreError> {
-        self.conn()
+        self.db
+            .lock()
             .query_row(
                 "SELECT version, body FROM document WHERE id = 1",
                 [],
@@ -134,7 +158,7 @@ impl SqliteDocuments {
                 },
             )
             .optional()
-            .map_err(|e| db_error(&self.path, e))
+            .map_err(|e| self.db.error(e))
     }
 
     /// Makes `body` the current document with the next version and records the
@@ -146,14 +170,14 @@ impl SqliteDocuments {
     /// Like [`replace`](Self::replace), only if the current version is still
     /// `expected` (`Some(0)`: no document yet). Returns `Ok(0)` when it was not.
     pub fn replace_if(&self, change: &Change, expected: Option<u64>) -> Result<u64, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| db_error(&self.path, e))?;
+        let mut conn = self.db.lock();
+        let tx = conn.transaction().map_err(|e| self.db.error(e))?;
         let current: u64 = tx
             .query_row("SELECT version FROM document WHERE id = 1", [], |row| {
                 row.get::<_, i64>(0)
             })
             .optional()
-            .map_err(|e| db_error(&self.path, e))?
+            .map_err(|e| self.db.error(e))?
             .map_or(0, |v| v as u64);
         if expected.is_some_and(|e| e != current) {
             return Ok(0);
@@ -164,7 +188,7 @@ impl SqliteDocuments {
             .query_row("SELECT COALESCE(MAX(at), 0) FROM history", [], |row| {
                 row.get(0)
             })
-            .map_err(|e| db_error(&self.path, e))?;
+            .map_err(|e| self.db.error(e))?;
         let at = (now_ms() as i64).max(last_at);
         tx.execute(
             "INSERT INTO document (id, version, body, updated_at) VALUES (1, ?1, ?2, ?3)
@@ -172,7 +196,7 @@ impl SqliteDocuments {
              updated_at = excluded.updated_at",
             params![version as i64, change.body, at],
         )
-        .map_err(|e| db_error(&self.path, e))?;
+        .map_err(|e| self.db.error(e))?;
         tx.execute(
             "INSERT INTO history (version, at, actor, action, detail, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
@@ -184,22 +208,22 @@ impl SqliteDocuments {
                 change.body
             ],
         )
-        .map_err(|e| db_error(&self.path, e))?;
+        .map_err(|e| self.db.error(e))?;
         tx.execute(
             "DELETE FROM history WHERE version <= ?1",
             params![version as i64 - self.history_keep as i64],
         )
-        .map_err(|e| db_error(&self.path, e))?;
-        tx.commit().map_err(|e| db_error(&self.path, e))?;
+        .map_err(|e| self.db.error(e))?;
+        tx.commit().map_err(|e| self.db.error(e))?;
         Ok(version)
     }
 
     /// The newest `limit` history entries, newest first.
     pub fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
-        let conn = self.conn();
+        let conn = self.db.lock();
         let mut stmt = conn
             .prepare("SELECT version, at, actor, action, detail FROM history ORDER BY version DESC LIMIT ?1")
-            .map_err(|e| db_error(&self.path, e))?;
+            .map_err(|e| self.db.error(e))?;
         let rows = stmt
             .query_map(params![limit as i64], |row| {
                 Ok(HistoryEntry {
@@ -210,20 +234,21 @@ impl SqliteDocuments {
                     detail: row.get(4)?,
                 })
             })
-            .map_err(|e| db_error(&self.path, e))?;
+            .map_err(|e| self.db.error(e))?;
         rows.collect::<Result<Vec<_>, _>>()
-            .map_err(|e| db_error(&self.path, e))
+            .map_err(|e| self.db.error(e))
     }
 
     /// Drops history entries older than the newest `keep`.
     pub fn trim_history(&self, keep: usize) -> Result<(), StoreError> {
-        self.conn()
+        self.db
+            .lock()
             .execute(
                 "DELETE FROM history WHERE version <= (SELECT MAX(version) FROM history) - ?1",
                 params![keep as i64],
             )
             .map(|_| ())
-            .map_err(|e| db_error(&self.path, e))
+            .map_err(|e| self.db.error(e))
     }
 }
 

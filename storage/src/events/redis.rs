@@ -14,7 +14,7 @@ use flagyard_core::StoreError;
 use flagyard_core::event_json::WireEvent;
 
 use super::{EventQuery, Ingested, Retention, StoredEvent, rows};
-use crate::redis_store::{Connection, now_ms, redis_error};
+use crate::redis_store::{Keyspace, now_ms};
 
 /// Marks the batch id (or returns -1 when it was known) and appends the
 /// events. KEYS: stream, counter, batch key. ARGV: batch TTL (s), received
@@ -46,8 +46,7 @@ const SCAN_LIMIT: usize = 100_000;
 /// at most at 100,000 entries and answers what it found among them.
 #[derive(Clone, Debug)]
 pub struct RedisEvents {
-    redis: Connection,
-    prefix: String,
+    space: Keyspace,
     retention: Retention,
 }
 
@@ -62,27 +61,23 @@ impl RedisEvents {
         prefix: &str,
         retention: Retention,
     ) -> Result<RedisEvents, StoreError> {
-        let redis = Connection::open(url)
-            .await
-            .map_err(|e| redis_error(url, e))?;
         Ok(RedisEvents {
-            redis,
-            prefix: prefix.to_string(),
+            space: Keyspace::open(url, prefix).await?,
             retention,
         })
     }
 
     /// The URL.
     pub fn url(&self) -> &str {
-        &self.redis.url
+        &self.space.redis.url
     }
 
     fn key(&self, name: &str) -> String {
-        format!("{}:{name}", self.prefix)
+        self.space.key(name)
     }
 
     fn error(&self, e: redis::RedisError) -> StoreError {
-        redis_error(&self.redis.url, e)
+        self.space.error(e)
     }
 
     /// Keeps a batch's events, unless its id was seen before.
@@ -105,7 +100,7 @@ impl RedisEvents {
                 .map_err(|e| StoreError::database("event JSON", false, e))?;
             script.arg(body);
         }
-        let mut conn = self.redis.conn.clone();
+        let mut conn = self.space.redis.conn.clone();
         let kept: i64 = script
             .invoke_async(&mut conn)
             .await
@@ -136,7 +131,7 @@ impl RedisEvents {
         };
         let mut out = Vec::new();
         let mut looked = 0;
-        let mut conn = self.redis.conn.clone();
+        let mut conn = self.space.redis.conn.clone();
         while out.len() < page && looked < SCAN_LIMIT {
             let count = if is_filtered(query) {
                 SCAN
@@ -201,7 +196,7 @@ impl RedisEvents {
 
     /// How many events are kept.
     pub async fn count(&self) -> Result<u64, StoreError> {
-        let mut conn = self.redis.conn.clone();
+        let mut conn = self.space.redis.conn.clone();
         redis::cmd("XLEN")
             .arg(self.key("events"))
             .query_async(&mut conn)
@@ -212,7 +207,7 @@ impl RedisEvents {
     /// Deletes the events older than the retention's age; returns how many.
     pub async fn prune(&self) -> Result<u64, StoreError> {
         let cutoff = now_ms().saturating_sub(self.retention.max_age_ms);
-        let mut conn = self.redis.conn.clone();
+        let mut conn = self.space.redis.conn.clone();
         // The first entry young enough to keep: everything before it goes.
         let mut from = "-".to_string();
         let mut keep_from: Option<String> = None;
@@ -258,7 +253,7 @@ impl RedisEvents {
 
     /// The last event id a named forwarder passed on (0: none).
     pub async fn cursor(&self, name: &str) -> Result<u64, StoreError> {
-        let mut conn = self.redis.conn.clone();
+        let mut conn = self.space.redis.conn.clone();
         let last: Option<u64> = redis::cmd("HGET")
             .arg(self.key("events:cursors"))
             .arg(name)
@@ -270,7 +265,7 @@ impl RedisEvents {
 
     /// Records how far a named forwarder got.
     pub async fn set_cursor(&self, name: &str, last_id: u64) -> Result<(), StoreError> {
-        let mut conn = self.redis.conn.clone();
+        let mut conn = self.space.redis.conn.clone();
         redis::cmd("HSET")
             .arg(self.key("events:cursors"))
             .arg(name)

@@ -2,15 +2,14 @@
 //! ingesting never waits on a flag write), with batch ids for exactly-once
 //! ingestion and retention by age and count.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::path::Path;
 
 use flagyard_core::StoreError;
 use flagyard_core::event_json::WireEvent;
-use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use rusqlite::{OptionalExtension, params, params_from_iter};
 
 use super::{Columns, EventQuery, Ingested, Retention, StoredEvent, rows};
-use crate::sqlite::{db_error, now_ms, open_database};
+use crate::sqlite::{Database, now_ms};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS batches (
@@ -64,35 +63,27 @@ CREATE TABLE IF NOT EXISTS cursors (
 /// ```
 #[derive(Debug)]
 pub struct SqliteEvents {
-    path: PathBuf,
-    conn: Mutex<Connection>,
+    db: Database,
 }
 
 impl SqliteEvents {
     /// Opens (creating if needed) the events file.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteEvents, StoreError> {
-        let path = path.as_ref().to_path_buf();
-        let conn = open_database(&path, SCHEMA)?;
         Ok(SqliteEvents {
-            path,
-            conn: Mutex::new(conn),
+            db: Database::open(path, SCHEMA)?,
         })
     }
 
     /// The file.
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+        self.db.path()
     }
 
     /// Keeps a batch's events, unless its id was seen before.
     pub fn ingest(&self, batch_id: &str, events: &[WireEvent]) -> Result<Ingested, StoreError> {
-        let err = |e| db_error(&self.path, e);
+        let err = |e| self.db.error(e);
         let received_at = now_ms() as i64;
-        let mut conn = self.conn();
+        let mut conn = self.db.lock();
         let tx = conn.transaction().map_err(err)?;
         let new = tx
             .execute(
@@ -145,7 +136,7 @@ impl SqliteEvents {
     /// The events `query` asks for: newest first, or oldest first after
     /// `query.after`.
     pub fn query(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
-        let err = |e| db_error(&self.path, e);
+        let err = |e| self.db.error(e);
         let mut sql = String::from("SELECT id, received_at, body FROM events WHERE 1 = 1");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         let mut filter = |clause: &str, value: rusqlite::types::Value| {
@@ -179,7 +170,7 @@ impl SqliteEvents {
         }
         let order = if query.after.is_some() { "ASC" } else { "DESC" };
         sql.push_str(&format!(" ORDER BY id {order} LIMIT {}", query.page_size()));
-        let conn = self.conn();
+        let conn = self.db.lock();
         let mut stmt = conn.prepare(&sql).map_err(err)?;
         let rows = stmt
             .query_map(params_from_iter(args), |row| {
@@ -194,7 +185,7 @@ impl SqliteEvents {
         for row in rows {
             let (id, received_at, body) = row.map_err(err)?;
             let event = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
-                path: self.path.clone(),
+                path: self.db.path().to_path_buf(),
                 detail: format!("event {id}: {e}"),
             })?;
             out.push(StoredEvent {
@@ -209,7 +200,8 @@ impl SqliteEvents {
     /// The last event id a named reader (a forwarder) has passed on; 0 when
     /// it has none.
     pub fn cursor(&self, name: &str) -> Result<u64, StoreError> {
-        self.conn()
+        self.db
+            .lock()
             .query_row(
                 "SELECT last_id FROM cursors WHERE name = ?1",
                 params![name],
@@ -217,36 +209,38 @@ impl SqliteEvents {
             )
             .optional()
             .map(|id| id.map_or(0, |id| id as u64))
-            .map_err(|e| db_error(&self.path, e))
+            .map_err(|e| self.db.error(e))
     }
 
     /// Records that the named reader has passed on every event up to `last_id`.
     pub fn set_cursor(&self, name: &str, last_id: u64) -> Result<(), StoreError> {
-        self.conn()
+        self.db
+            .lock()
             .execute(
                 "INSERT INTO cursors (name, last_id) VALUES (?1, ?2)
                  ON CONFLICT(name) DO UPDATE SET last_id = excluded.last_id",
                 params![name, last_id as i64],
             )
             .map(|_| ())
-            .map_err(|e| db_error(&self.path, e))
+            .map_err(|e| self.db.error(e))
     }
 
     /// How many events (rows) are kept.
     pub fn count(&self) -> Result<u64, StoreError> {
-        self.conn()
+        self.db
+            .lock()
             .query_row("SELECT COUNT(*) FROM events", [], |row| {
                 row.get::<_, i64>(0)
             })
             .map(|n| n as u64)
-            .map_err(|e| db_error(&self.path, e))
+            .map_err(|e| self.db.error(e))
     }
 
     /// Deletes what `retention` no longer keeps; returns the events deleted.
     pub fn prune(&self, retention: Retention) -> Result<u64, StoreError> {
-        let err = |e| db_error(&self.path, e);
+        let err = |e| self.db.error(e);
         let cutoff = (now_ms().saturating_sub(retention.max_age_ms)) as i64;
-        let mut conn = self.conn();
+        let mut conn = self.db.lock();
         let tx = conn.transaction().map_err(err)?;
         let mut deleted = tx
             .execute("DELETE FROM events WHERE received_at < ?1", params![cutoff])
