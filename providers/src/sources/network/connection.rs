@@ -24,6 +24,13 @@ pub enum SessionEnd {
 }
 
 impl SessionEnd {
+    /// The connection to `from` was lost for `cause` (a transient error:
+    /// the next attempt waits the backoff).
+    #[cfg(any(feature = "sse", feature = "ws", feature = "redis"))]
+    pub(crate) fn lost(from: &str, cause: impl Into<super::BoxError>) -> SessionEnd {
+        SessionEnd::Lost(super::network_error(from, true, cause))
+    }
+
     /// The error that ended the session.
     pub fn error(&self) -> &ProviderError {
         match self {
@@ -127,6 +134,21 @@ pub(crate) struct Link<'a, T> {
         )
     )]
     pub(crate) shared: &'a mut T,
+}
+
+#[cfg(feature = "redis")]
+impl<'a, T> Link<'a, T> {
+    /// Follows with `follow` until it fails: the session was lost for its
+    /// error (the sources that follow until an error, as Redis's do).
+    pub(crate) async fn follow_until_lost<F, E>(self, follow: impl FnOnce(Self) -> F) -> SessionEnd
+    where
+        F: Future<Output = Result<std::convert::Infallible, E>>,
+        E: Into<super::BoxError>,
+    {
+        let from = self.from;
+        let Err(why) = follow(self).await;
+        SessionEnd::lost(from, why)
+    }
 }
 
 #[cfg(any(feature = "sse", feature = "ws", feature = "redis"))]

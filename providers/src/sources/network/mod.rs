@@ -96,11 +96,12 @@ impl NetworkOptions {
 
 #[cfg(feature = "http")]
 impl NetworkOptions {
-    /// The HTTP client of the HTTP-based sources, for `url`: connection and
-    /// read timeouts, and the configured headers on every request. A URL that
-    /// is not `http(s)://` or a header that is not valid HTTP is an error
-    /// naming it.
-    pub(crate) fn http_client(&self, what: &str, url: &str) -> Result<reqwest::Client, BuildError> {
+    /// The HTTP client of the HTTP-based source `kind` (`poll`, `sse`) for
+    /// `url`: connection and read timeouts, and the configured headers on
+    /// every request. A URL that is not `http(s)://` or a header that is not
+    /// valid HTTP is an error naming it (as `kind:url`).
+    pub(crate) fn http_client(&self, kind: &str, url: &str) -> Result<reqwest::Client, BuildError> {
+        let what = &format!("{kind}:{url}");
         check_http_url(what, url)?;
         reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
@@ -296,12 +297,12 @@ mod tests {
         let mut options = NetworkOptions::default();
         options.headers.push(("bad header".into(), "x".into()));
         let e = options
-            .http_client("poll:http://x", "http://x")
+            .http_client("poll", "http://x")
             .expect_err("refused");
         assert!(matches!(e, BuildError::Header { .. }), "{e}");
         assert!(e.to_string().contains("bad header"), "{e}");
         options.headers = vec![("authorization".into(), "Bearer k".into())];
-        assert!(options.http_client("poll:http://x", "http://x").is_ok());
+        assert!(options.http_client("poll", "http://x").is_ok());
     }
 
     #[test]

@@ -69,9 +69,7 @@ impl PollingSourceBuilder {
 
     /// The source, or what is wrong with its URL or headers.
     pub fn build(self) -> Result<PollingSource, BuildError> {
-        let client = self
-            .options
-            .http_client(&format!("poll:{}", self.url), &self.url)?;
+        let client = self.options.http_client("poll", &self.url)?;
         Ok(PollingSource {
             settings: self,
             client,

@@ -9,7 +9,7 @@ use flagyard_core::{BoxError, Source, SourceUpdates, StoreError};
 use flagyard_storage::RedisDocuments;
 use futures_util::StreamExt;
 
-use super::{Connects, Link, ReconnectPolicy, SessionEnd, check_redis_url, follow, network_error};
+use super::{Connects, Link, ReconnectPolicy, SessionEnd, check_redis_url, follow};
 use crate::BuildError;
 
 /// Follows the flag document that flag servers keep in Redis (the layout of
@@ -134,9 +134,8 @@ impl Connects for RedisSource {
     type Shared = u64;
 
     async fn connection(&self, link: Link<'_, u64>) -> SessionEnd {
-        let from = link.from;
-        let Err(why) = self.follow_changes(link).await;
-        SessionEnd::Lost(network_error(from, true, why))
+        link.follow_until_lost(|link| self.follow_changes(link))
+            .await
     }
 }
 

@@ -55,9 +55,7 @@ impl SseSourceBuilder {
 
     /// The source, or what is wrong with its URL or headers.
     pub fn build(self) -> Result<SseSource, BuildError> {
-        let client = self
-            .options
-            .http_client(&format!("sse:{}", self.url), &self.url)?;
+        let client = self.options.http_client("sse", &self.url)?;
         Ok(SseSource {
             url: self.url,
             options: self.options,
@@ -88,7 +86,7 @@ impl Connects for SseSource {
             .header(reqwest::header::CACHE_CONTROL, "no-cache");
         let response = match request.send().await {
             Ok(response) => response,
-            Err(e) => return SessionEnd::Lost(network_error(link.from, true, e)),
+            Err(e) => return SessionEnd::lost(link.from, e),
         };
         let status = response.status();
         if is_auth_status(status.as_u16()) {
@@ -99,11 +97,7 @@ impl Connects for SseSource {
             ));
         }
         if !status.is_success() {
-            return SessionEnd::Lost(network_error(
-                link.from,
-                true,
-                format!("the server answered {status}"),
-            ));
+            return SessionEnd::lost(link.from, format!("the server answered {status}"));
         }
         link.backoff.connected();
         let mut reader = EventReader::new(self.options.max_payload);
@@ -111,9 +105,9 @@ impl Connects for SseSource {
         loop {
             let chunk = match body.next().await {
                 Some(Ok(chunk)) => chunk,
-                Some(Err(e)) => return SessionEnd::Lost(network_error(link.from, true, e)),
+                Some(Err(e)) => return SessionEnd::lost(link.from, e),
                 None => {
-                    return SessionEnd::Lost(network_error(link.from, true, "the stream ended"));
+                    return SessionEnd::lost(link.from, "the stream ended");
                 }
             };
             for item in reader.feed(&chunk) {

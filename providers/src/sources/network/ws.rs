@@ -105,32 +105,26 @@ impl Connects for WebSocketSource {
                 ));
             }
             Ok(Err(e)) => {
-                return SessionEnd::Lost(network_error(link.from, true, e));
+                return SessionEnd::lost(link.from, e);
             }
             Err(_) => {
-                return SessionEnd::Lost(network_error(
+                return SessionEnd::lost(
                     link.from,
-                    true,
                     format!("no connection within {:?}", self.options.connect_timeout),
-                ));
+                );
             }
         };
         link.backoff.connected();
         loop {
             match tokio::time::timeout(self.options.read_timeout, socket.next()).await {
                 Err(_) => {
-                    return SessionEnd::Lost(network_error(
+                    return SessionEnd::lost(
                         link.from,
-                        true,
                         format!("silent for {:?}; reconnecting", self.options.read_timeout),
-                    ));
+                    );
                 }
                 Ok(None) => {
-                    return SessionEnd::Lost(network_error(
-                        link.from,
-                        true,
-                        "the connection closed",
-                    ));
+                    return SessionEnd::lost(link.from, "the connection closed");
                 }
                 Ok(Some(Err(tungstenite::Error::Capacity(e)))) => {
                     return SessionEnd::Lost(flagyard_core::ProviderError::new(
@@ -140,7 +134,7 @@ impl Connects for WebSocketSource {
                     ));
                 }
                 Ok(Some(Err(e))) => {
-                    return SessionEnd::Lost(network_error(link.from, true, e));
+                    return SessionEnd::lost(link.from, e);
                 }
                 Ok(Some(Ok(Message::Text(text)))) => {
                     match decode(&text, self.options.max_payload, link.from) {
@@ -155,11 +149,7 @@ impl Connects for WebSocketSource {
                     }
                 }
                 Ok(Some(Ok(Message::Close(_)))) => {
-                    return SessionEnd::Lost(network_error(
-                        link.from,
-                        true,
-                        "the server closed the connection",
-                    ));
+                    return SessionEnd::lost(link.from, "the server closed the connection");
                 }
                 Ok(Some(Ok(_))) => {}
             }

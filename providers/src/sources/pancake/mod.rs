@@ -15,9 +15,7 @@ use flagyard_storage::pancake::{
 };
 use futures_util::StreamExt;
 
-use super::network::{
-    Connects, Link, ReconnectPolicy, SessionEnd, check_redis_url, follow, network_error,
-};
+use super::network::{Connects, Link, ReconnectPolicy, SessionEnd, check_redis_url, follow};
 use crate::BuildError;
 use document::{Layout, to_document};
 
@@ -342,9 +340,7 @@ impl Connects for PancakeSource {
     type Shared = Mirror;
 
     async fn connection(&self, link: Link<'_, Mirror>) -> SessionEnd {
-        let from = link.from;
-        let Err(why) = self.mirror(link).await;
-        SessionEnd::Lost(network_error(from, true, why))
+        link.follow_until_lost(|link| self.mirror(link)).await
     }
 }
 
