@@ -333,14 +333,7 @@ impl<E: Evaluator> FlagyardProvider<E> {
         {
             task.abort();
         }
-        if let Some(exec) = state
-            .exec
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            exec.shutdown();
-        }
+        state.stop_runtime();
         state.drain_events(true);
         if let Some(recorder) = &state.recorder {
             recorder.close();
@@ -382,13 +375,6 @@ impl<E: Evaluator> FlagyardProvider<E> {
 
 impl<E: Evaluator> Drop for State<E> {
     fn drop(&mut self) {
-        if let Some(exec) = self
-            .exec
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            exec.shutdown();
-        }
+        self.stop_runtime();
     }
 }

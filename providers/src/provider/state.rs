@@ -114,6 +114,18 @@ impl<E: Evaluator> State<E> {
         }
     }
 
+    /// Shuts the sources' runtime down, when one was started.
+    pub(crate) fn stop_runtime(&self) {
+        let exec = self
+            .exec
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(exec) = exec {
+            exec.shutdown();
+        }
+    }
+
     pub(crate) fn status(&self) -> ProviderStatus {
         ProviderStatus::from_u8(self.status.load(Ordering::Acquire))
     }
