@@ -48,8 +48,7 @@ impl Scanner<'_> {
     }
 
     fn expect(&mut self, byte: u8) -> Result<(), Stop> {
-        if self.peek() == Some(byte) {
-            self.at += 1;
+        if self.eat(byte) {
             Ok(())
         } else {
             Err(Stop::Syntax)
@@ -72,8 +71,7 @@ impl Scanner<'_> {
     fn object(&mut self, pointer: &mut String, depth: usize) -> Result<(), Stop> {
         self.expect(b'{')?;
         let mut keys = std::collections::HashSet::new();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
+        if self.eat(b'}') {
             return Ok(());
         }
         loop {
@@ -89,21 +87,15 @@ impl Scanner<'_> {
             self.expect(b':')?;
             self.value(pointer, depth + 1)?;
             pointer.truncate(length);
-            match self.peek() {
-                Some(b',') => self.at += 1,
-                Some(b'}') => {
-                    self.at += 1;
-                    return Ok(());
-                }
-                _ => return Err(Stop::Syntax),
+            if self.member_ends(b'}')? {
+                return Ok(());
             }
         }
     }
 
     fn array(&mut self, pointer: &mut String, depth: usize) -> Result<(), Stop> {
         self.expect(b'[')?;
-        if self.peek() == Some(b']') {
-            self.at += 1;
+        if self.eat(b']') {
             return Ok(());
         }
         for index in 0.. {
@@ -112,16 +104,32 @@ impl Scanner<'_> {
             pointer.push_str(&index.to_string());
             self.value(pointer, depth + 1)?;
             pointer.truncate(length);
-            match self.peek() {
-                Some(b',') => self.at += 1,
-                Some(b']') => {
-                    self.at += 1;
-                    return Ok(());
-                }
-                _ => return Err(Stop::Syntax),
+            if self.member_ends(b']')? {
+                return Ok(());
             }
         }
         Err(Stop::Syntax)
+    }
+
+    /// Steps over `byte` if it comes next.
+    fn eat(&mut self, byte: u8) -> bool {
+        let next = self.peek() == Some(byte);
+        if next {
+            self.at += 1;
+        }
+        next
+    }
+
+    /// After a member or element: a `,` (more follow, `false`) or `close`
+    /// (the container ends, `true`); anything else is a syntax error.
+    fn member_ends(&mut self, close: u8) -> Result<bool, Stop> {
+        if self.eat(close) {
+            Ok(true)
+        } else if self.eat(b',') {
+            Ok(false)
+        } else {
+            Err(Stop::Syntax)
+        }
     }
 
     /// A string, decoded (keys are compared decoded: `"a"` and `"\u0061"`

@@ -11,15 +11,23 @@ use serde_json::{Map, Value};
 use crate::access::AdminAccess;
 use crate::body::ApiJson;
 use crate::error::ApiError;
-use crate::published::Published;
 use crate::state::AppState;
 use crate::wire::{HistoryPage, Written};
 
-fn written(published: &Published) -> Json<Written> {
-    Json(Written {
+/// Applies `edit` as the admin's `action` on `key` (see
+/// [`AppState::change`]) and answers the published version.
+async fn write(
+    state: &AppState,
+    admin: &AdminAccess,
+    action: &str,
+    key: &str,
+    edit: impl Fn(Value) -> Result<Value, ApiError>,
+) -> Result<Json<Written>, ApiError> {
+    let published = state.change(edit, &admin.actor, action, key).await?;
+    Ok(Json(Written {
         version: published.version,
         etag: published.etag.clone(),
-    })
+    }))
 }
 
 /// The document's `flags` object, to edit.
@@ -35,10 +43,7 @@ pub(super) async fn put_document(
     admin: AdminAccess,
     ApiJson(document): ApiJson<Value>,
 ) -> Result<Json<Written>, ApiError> {
-    let published = state
-        .change(|_| Ok(document.clone()), &admin.actor, "put-document", "")
-        .await?;
-    Ok(written(&published))
+    write(&state, &admin, "put-document", "", |_| Ok(document.clone())).await
 }
 
 pub(super) async fn set_flag(
@@ -54,8 +59,7 @@ pub(super) async fn set_flag(
         flags_of(&mut document)?.insert(key.clone(), definition.clone());
         Ok(document)
     };
-    let published = state.change(edit, &admin.actor, "set-flag", &key).await?;
-    Ok(written(&published))
+    write(&state, &admin, "set-flag", &key, edit).await
 }
 
 pub(super) async fn delete_flag(
@@ -67,10 +71,7 @@ pub(super) async fn delete_flag(
         Some(_) => Ok(document),
         None => Err(ApiError::NotFound(format!("no flag '{key}'"))),
     };
-    let published = state
-        .change(edit, &admin.actor, "delete-flag", &key)
-        .await?;
-    Ok(written(&published))
+    write(&state, &admin, "delete-flag", &key, edit).await
 }
 
 #[derive(serde::Deserialize)]

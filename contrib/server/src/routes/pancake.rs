@@ -29,16 +29,18 @@ fn kind(segment: &str) -> Result<Kind, ApiError> {
         .map_err(|e: flagyard_storage::pancake::UnknownKind| ApiError::NotFound(e.to_string()))
 }
 
-fn api_error(e: PancakeError) -> ApiError {
-    match e {
-        PancakeError::InvalidName { .. } | PancakeError::RatioOutOfRange { .. } => {
-            ApiError::BadRequest(e.to_string())
-        }
-        PancakeError::NotFound { .. }
-        | PancakeError::NoOverride { .. }
-        | PancakeError::NoOverrides { .. } => ApiError::NotFound(e.to_string()),
-        PancakeError::Redis { .. } | PancakeError::Closed { .. } => {
-            ApiError::Internal(e.to_string())
+impl From<PancakeError> for ApiError {
+    fn from(e: PancakeError) -> ApiError {
+        match e {
+            PancakeError::InvalidName { .. } | PancakeError::RatioOutOfRange { .. } => {
+                ApiError::BadRequest(e.to_string())
+            }
+            PancakeError::NotFound { .. }
+            | PancakeError::NoOverride { .. }
+            | PancakeError::NoOverrides { .. } => ApiError::NotFound(e.to_string()),
+            PancakeError::Redis { .. } | PancakeError::Closed { .. } => {
+                ApiError::Internal(e.to_string())
+            }
         }
     }
 }
@@ -60,7 +62,7 @@ pub(super) async fn list(
     _admin: AdminAccess,
 ) -> Result<Json<PancakeListing>, ApiError> {
     let pancake = pancake(&state)?;
-    let state = pancake.list().await.map_err(api_error)?;
+    let state = pancake.list().await?;
     Ok(Json(PancakeListing {
         state,
         extension: pancake.extension().to_string(),
@@ -86,8 +88,7 @@ pub(super) async fn set(
             pancake.set_sample(&name, ratio, who).await
         }
         k => pancake.set_active(k, &name, active(&body)?, who).await,
-    }
-    .map_err(api_error)?;
+    }?;
     Ok(ok())
 }
 
@@ -97,11 +98,9 @@ pub(super) async fn clear(
     Path((kind_segment, name)): Path<(String, String)>,
     admin: AdminAccess,
 ) -> Result<Json<Done>, ApiError> {
-    let pancake = pancake(&state)?;
-    pancake
+    pancake(&state)?
         .clear(kind(&kind_segment)?, &name, &admin.actor)
-        .await
-        .map_err(api_error)?;
+        .await?;
     Ok(ok())
 }
 
@@ -114,8 +113,7 @@ pub(super) async fn set_override(
 ) -> Result<Json<Done>, ApiError> {
     pancake(&state)?
         .set_user(&name, &group, &id, active(&body)?, &admin.actor)
-        .await
-        .map_err(api_error)?;
+        .await?;
     Ok(ok())
 }
 
@@ -125,11 +123,9 @@ pub(super) async fn clear_override(
     Path((name, group, id)): Path<(String, String, String)>,
     admin: AdminAccess,
 ) -> Result<Json<Done>, ApiError> {
-    let pancake = pancake(&state)?;
-    pancake
+    pancake(&state)?
         .clear_user(&name, &group, &id, &admin.actor)
-        .await
-        .map_err(api_error)?;
+        .await?;
     Ok(ok())
 }
 
@@ -139,11 +135,9 @@ pub(super) async fn clear_group(
     Path((name, group)): Path<(String, String)>,
     admin: AdminAccess,
 ) -> Result<Json<Cleared>, ApiError> {
-    let pancake = pancake(&state)?;
-    let cleared = pancake
+    let cleared = pancake(&state)?
         .clear_all_users(&name, &group, &admin.actor)
-        .await
-        .map_err(api_error)?;
+        .await?;
     Ok(Json(Cleared { ok: true, cleared }))
 }
 
@@ -154,6 +148,6 @@ pub(super) async fn history(
     Query(query): Query<HistoryQuery>,
 ) -> Result<Json<HistoryPage>, ApiError> {
     let pancake = pancake(&state)?;
-    let entries = pancake.history(query.limit()).await.map_err(api_error)?;
+    let entries = pancake.history(query.limit()).await?;
     Ok(Json(entries.into_iter().collect()))
 }
