@@ -5,6 +5,66 @@ use flagyard_conformance::redis_server::TestRedis;
 use flagyard_storage::{Change, RedisDocuments, RedisStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environments_keep_their_own_keys_versions_and_history() {
+    let Some(redis) = TestRedis::start() else {
+        return;
+    };
+    let default = RedisDocuments::open(&redis.url(), "envs")
+        .await
+        .expect("connects");
+    let staging = default.environment("staging".parse().expect("name"));
+    assert!(staging.declare().await.expect("declare"), "new");
+    assert!(!staging.declare().await.expect("declare"), "declared once");
+    let put = |body: &str| Change::new(body, "sam", "put-document", "");
+    assert_eq!(
+        staging
+            .replace(&put(r#"{"flags":{"s":1}}"#))
+            .await
+            .expect("write"),
+        1
+    );
+    assert_eq!(
+        staging
+            .replace(&put(r#"{"flags":{"s":2}}"#))
+            .await
+            .expect("write"),
+        2
+    );
+    assert_eq!(
+        default
+            .replace(&put(r#"{"flags":{"d":1}}"#))
+            .await
+            .expect("write"),
+        1
+    );
+    let production = default.environment("production".parse().expect("name"));
+    assert_eq!(production.current().await.expect("read"), None);
+
+    // Another server's connection sees the same environments.
+    let other = RedisDocuments::open(&redis.url(), "envs")
+        .await
+        .expect("connects");
+    let names: Vec<String> = other
+        .environments()
+        .await
+        .expect("list")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(names, ["default", "staging"]);
+    let staging = other.environment("staging".parse().expect("name"));
+    assert_eq!(
+        staging.current().await.expect("read").expect("some").body,
+        r#"{"flags":{"s":2}}"#
+    );
+    assert_eq!(staging.history(10).await.expect("history").len(), 2);
+    assert_eq!(other.history(10).await.expect("history").len(), 1);
+    // The default environment keeps the keys it had before environments.
+    assert_eq!(other.changes_channel(), "envs:changes");
+    assert_eq!(staging.changes_channel(), "envs:env:staging:changes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versions_move_forward_atomically_with_history() {
     let Some(redis) = TestRedis::start() else {
         return;

@@ -65,3 +65,82 @@ pub struct HistoryEntry {
 /// How many history entries a document log keeps by default (SQLite and
 /// Redis alike); older entries, and the bodies they hold, are dropped.
 pub const DEFAULT_HISTORY_KEEP: usize = 1000;
+
+/// The environment a server without environments serves, and the one a
+/// database made before environments existed migrates to.
+pub const DEFAULT_ENVIRONMENT: &str = "default";
+
+/// A valid environment name: 1 to 64 characters of `a-z`, `0-9`, `-` and `_`,
+/// starting with a letter or digit (it appears in URL paths and Redis keys).
+///
+/// # Example
+/// ```
+/// use flagyard_storage::EnvironmentName;
+///
+/// let staging: EnvironmentName = "staging".parse().unwrap();
+/// assert_eq!(staging.as_str(), "staging");
+/// assert!("Prod env".parse::<EnvironmentName>().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EnvironmentName(String);
+
+/// A name that cannot be an environment's, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("environment name {name:?}: {reason}")]
+#[non_exhaustive]
+pub struct InvalidEnvironmentName {
+    /// The name refused.
+    pub name: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+impl EnvironmentName {
+    /// The [`DEFAULT_ENVIRONMENT`].
+    pub fn default_environment() -> EnvironmentName {
+        EnvironmentName(DEFAULT_ENVIRONMENT.to_string())
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for EnvironmentName {
+    type Err = InvalidEnvironmentName;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        let refuse = |reason| {
+            Err(InvalidEnvironmentName {
+                name: name.to_string(),
+                reason,
+            })
+        };
+        if name.is_empty() || name.len() > 64 {
+            return refuse("must be 1 to 64 characters");
+        }
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return refuse("only a-z, 0-9, '-' and '_' are allowed");
+        }
+        if !name.as_bytes()[0].is_ascii_alphanumeric() {
+            return refuse("must start with a letter or a digit");
+        }
+        Ok(EnvironmentName(name.to_string()))
+    }
+}
+
+impl std::fmt::Display for EnvironmentName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for EnvironmentName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}

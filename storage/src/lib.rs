@@ -26,7 +26,10 @@ mod sqlite;
 
 #[cfg(feature = "disk")]
 pub use disk::{DEFAULT_COALESCE, DiskStore, DiskStoreBuilder, default_directory};
-pub use documents::{Change, DEFAULT_HISTORY_KEEP, HistoryEntry, StoredDocument};
+pub use documents::{
+    Change, DEFAULT_ENVIRONMENT, DEFAULT_HISTORY_KEEP, EnvironmentName, HistoryEntry,
+    InvalidEnvironmentName, StoredDocument,
+};
 #[cfg(feature = "redis")]
 pub use events::redis::RedisEvents;
 #[cfg(feature = "sqlite")]

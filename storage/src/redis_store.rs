@@ -12,7 +12,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use flagyard_core::{Store, StoreError};
 use redis::AsyncCommands;
 
-use crate::documents::{Change, DEFAULT_HISTORY_KEEP, HistoryEntry, StoredDocument};
+use crate::documents::{
+    Change, DEFAULT_ENVIRONMENT, DEFAULT_HISTORY_KEEP, EnvironmentName, HistoryEntry,
+    StoredDocument,
+};
 
 /// The end of every script that records a change, as Lua text: numbers the
 /// entry template `entry` (a JSON text with a `"__V__"` placeholder) with
@@ -33,9 +36,10 @@ return version
 #[cfg(feature = "pancake")]
 pub(crate) use record_numbered_entry;
 
-/// Increments the version, stores the body and the history entry, publishes.
-/// KEYS: document, history, channel. ARGV: body, entry template, keep,
-/// expected version (or -1).
+/// Increments the version, stores the body and the history entry, declares
+/// the environment, publishes. KEYS: document, history, channel, environment
+/// set. ARGV: body, entry template, keep, expected version (or -1),
+/// environment name.
 const REPLACE: &str = concat!(
     r#"
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
@@ -45,6 +49,7 @@ if expected >= 0 and expected ~= current then
 end
 local version = current + 1
 redis.call('HSET', KEYS[1], 'version', version, 'body', ARGV[1])
+redis.call('SADD', KEYS[4], ARGV[5])
 "#,
     record_numbered_entry!()
 );
@@ -196,9 +201,16 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The document and its history in Redis, shared by several servers.
+/// One environment's document and its history in Redis, shared by several
+/// servers.
 ///
 /// Needs the crate feature `redis`.
+///
+/// [`open`](Self::open) gives the environment `default`, whose keys are
+/// `prefix:document`, `prefix:history` and `prefix:changes` (as before
+/// environments existed, so nothing migrates);
+/// [`environment`](Self::environment) another, under `prefix:env:NAME:`.
+/// The set `prefix:environments` names them all.
 ///
 /// # Example
 /// ```no_run
@@ -213,16 +225,58 @@ pub(crate) fn now_ms() -> u64 {
 #[derive(Clone, Debug)]
 pub struct RedisDocuments {
     space: Keyspace,
+    env: EnvironmentName,
     history_keep: usize,
 }
 
 impl RedisDocuments {
-    /// Connects to `url` (`redis://host:port/db`) using keys under `prefix`.
+    /// Connects to `url` (`redis://host:port/db`) using keys under `prefix`,
+    /// for the environment `default`.
     pub async fn open(url: &str, prefix: &str) -> Result<RedisDocuments, StoreError> {
         Ok(RedisDocuments {
             space: Keyspace::open(url, prefix).await?,
+            env: EnvironmentName::default_environment(),
             history_keep: DEFAULT_HISTORY_KEEP,
         })
+    }
+
+    /// The environment `name` on the same connection (its document is `None`
+    /// until the first write, which also declares it).
+    pub fn environment(&self, name: EnvironmentName) -> RedisDocuments {
+        RedisDocuments {
+            space: self.space.clone(),
+            env: name,
+            history_keep: self.history_keep,
+        }
+    }
+
+    /// Which environment this is.
+    pub fn name(&self) -> &EnvironmentName {
+        &self.env
+    }
+
+    /// Every environment declared under the prefix, by name (names that are
+    /// not valid, written by something else, are left out).
+    pub async fn environments(&self) -> Result<Vec<EnvironmentName>, StoreError> {
+        let mut conn = self.space.redis.conn.clone();
+        let names: Vec<String> = conn
+            .smembers(self.space.key("environments"))
+            .await
+            .map_err(|e| self.space.error(e))?;
+        let mut names: Vec<EnvironmentName> = names.iter().filter_map(|n| n.parse().ok()).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Declares this environment (listed before any document is written);
+    /// whether it is new.
+    pub async fn declare(&self) -> Result<bool, StoreError> {
+        let mut conn = self.space.redis.conn.clone();
+        let added: u64 = conn
+            .sadd(self.space.key("environments"), self.env.as_str())
+            .await
+            .map_err(|e| self.space.error(e))?;
+        Ok(added > 0)
     }
 
     /// Keeps the newest `keep` history entries (default
@@ -242,8 +296,13 @@ impl RedisDocuments {
         &self.space.redis.url
     }
 
+    /// This environment's key `name`.
     fn key(&self, name: &str) -> String {
-        self.space.key(name)
+        if self.env.as_str() == DEFAULT_ENVIRONMENT {
+            self.space.key(name)
+        } else {
+            self.space.key(&format!("env:{}:{name}", self.env))
+        }
     }
 
     /// The channel on which every accepted version is published.
@@ -302,6 +361,7 @@ impl RedisDocuments {
             .key(self.key("document"))
             .key(self.key("history"))
             .key(self.key("changes"))
+            .key(self.space.key("environments"))
             .arg(&change.body)
             .arg(serde_json_entry(
                 &change.actor,
@@ -310,6 +370,7 @@ impl RedisDocuments {
             ))
             .arg(self.history_keep)
             .arg(expected.map_or(-1, |e| e as i64))
+            .arg(self.env.as_str())
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.space.error(e))
@@ -415,10 +476,12 @@ impl Store for RedisStore {
             .key(format!("{}:document", self.prefix))
             .key(format!("{}:history", self.prefix))
             .key(format!("{}:changes", self.prefix))
+            .key(format!("{}:environments", self.prefix))
             .arg(document)
             .arg(entry)
             .arg(3)
             .arg(-1)
+            .arg(DEFAULT_ENVIRONMENT)
             .invoke(&mut conn)
             .map_err(|e| redis_error(&self.url, e))?;
         Ok(())

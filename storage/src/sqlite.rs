@@ -3,37 +3,66 @@
 //! use the same file format as its cache ([`SqliteStore`]).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use flagyard_core::{Store, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::documents::{Change, DEFAULT_HISTORY_KEEP, HistoryEntry, StoredDocument};
+use crate::documents::{
+    Change, DEFAULT_HISTORY_KEEP, EnvironmentName, HistoryEntry, InvalidEnvironmentName,
+    StoredDocument,
+};
 
+/// The tables: per environment, the current document and the history of
+/// every accepted change.
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS document (
-    id         INTEGER PRIMARY KEY CHECK (id = 1),
+CREATE TABLE IF NOT EXISTS environments (
+    name       TEXT    PRIMARY KEY,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS env_documents (
+    env        TEXT    PRIMARY KEY,
     version    INTEGER NOT NULL,
     body       TEXT    NOT NULL,
     updated_at INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS history (
-    version INTEGER PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS env_history (
+    env     TEXT    NOT NULL,
+    version INTEGER NOT NULL,
     at      INTEGER NOT NULL,
     actor   TEXT    NOT NULL,
     action  TEXT    NOT NULL,
     detail  TEXT    NOT NULL,
-    body    TEXT    NOT NULL
+    body    TEXT    NOT NULL,
+    PRIMARY KEY (env, version)
 );
 ";
 
-/// A SQLite file holding one versioned document and its history.
+/// A file made before environments (one `document` row and one `history`
+/// table) becomes the environment `default`, with its history, in the
+/// transaction that opens it.
+const MIGRATE_SINGLE_DOCUMENT: &str = "
+INSERT OR IGNORE INTO environments (name, created_at)
+    SELECT 'default', updated_at FROM document WHERE id = 1;
+INSERT OR IGNORE INTO env_documents (env, version, body, updated_at)
+    SELECT 'default', version, body, updated_at FROM document WHERE id = 1;
+INSERT OR IGNORE INTO env_history (env, version, at, actor, action, detail, body)
+    SELECT 'default', version, at, actor, action, detail, body FROM history;
+DROP TABLE document;
+DROP TABLE history;
+";
+
+/// One environment's versioned document and its history, in a SQLite file
+/// that holds any number of environments.
 ///
 /// Needs the crate feature `sqlite`.
 ///
-/// Writes are transactions (the document row and the history row change
-/// together), so a crash leaves the previous or the new version, never a mix.
+/// [`open`](Self::open) gives the environment `default`;
+/// [`environment`](Self::environment) another in the same file. Writes are
+/// transactions (the document row and the history row change together), so
+/// a crash leaves the previous or the new version, never a mix. A file made
+/// before environments existed is migrated to `default` when opened.
 ///
 /// # Example
 /// ```
@@ -46,7 +75,8 @@ CREATE TABLE IF NOT EXISTS history (
 /// ```
 #[derive(Debug)]
 pub struct SqliteDocuments {
-    db: Database,
+    db: Arc<Database>,
+    env: EnvironmentName,
     history_keep: usize,
 }
 
@@ -122,12 +152,68 @@ impl Database {
 }
 
 impl SqliteDocuments {
-    /// Opens (creating if needed) the database file and its tables.
+    /// Opens (creating if needed) the database file and its tables, for the
+    /// environment `default`; a file made before environments is migrated.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteDocuments, StoreError> {
+        let db = Database::open(path, SCHEMA)?;
+        migrate_single_document(&db)?;
         Ok(SqliteDocuments {
-            db: Database::open(path, SCHEMA)?,
+            db: Arc::new(db),
+            env: EnvironmentName::default_environment(),
             history_keep: DEFAULT_HISTORY_KEEP,
         })
+    }
+
+    /// The environment `name` in the same file (its document is `None` until
+    /// the first write, which also declares it).
+    pub fn environment(&self, name: EnvironmentName) -> SqliteDocuments {
+        SqliteDocuments {
+            db: Arc::clone(&self.db),
+            env: name,
+            history_keep: self.history_keep,
+        }
+    }
+
+    /// Which environment this is.
+    pub fn name(&self) -> &EnvironmentName {
+        &self.env
+    }
+
+    /// Every environment the file holds, by name.
+    pub fn environments(&self) -> Result<Vec<EnvironmentName>, StoreError> {
+        let conn = self.db.lock();
+        let mut stmt = conn
+            .prepare("SELECT name FROM environments ORDER BY name")
+            .map_err(|e| self.db.error(e))?;
+        let names = stmt
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(|e| self.db.error(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.db.error(e))?;
+        names
+            .into_iter()
+            .map(|name| {
+                name.parse()
+                    .map_err(|e: InvalidEnvironmentName| StoreError::Corrupt {
+                        path: self.db.path().to_path_buf(),
+                        detail: e.to_string(),
+                    })
+            })
+            .collect()
+    }
+
+    /// Declares this environment (it is listed by
+    /// [`environments`](Self::environments) before any document is written);
+    /// whether it is new.
+    pub fn declare(&self) -> Result<bool, StoreError> {
+        self.db
+            .lock()
+            .execute(
+                "INSERT OR IGNORE INTO environments (name, created_at) VALUES (?1, ?2)",
+                params![self.env.as_str(), now_ms() as i64],
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.db.error(e))
     }
 
     /// Keeps the newest `keep` history entries (default
@@ -148,8 +234,8 @@ impl SqliteDocuments {
         self.db
             .lock()
             .query_row(
-                "SELECT version, body FROM document WHERE id = 1",
-                [],
+                "SELECT version, body FROM env_documents WHERE env = ?1",
+                [self.env.as_str()],
                 |row| {
                     Ok(StoredDocument {
                         version: row.get::<_, i64>(0)? as u64,
@@ -173,9 +259,11 @@ impl SqliteDocuments {
         let mut conn = self.db.lock();
         let tx = conn.transaction().map_err(|e| self.db.error(e))?;
         let current: u64 = tx
-            .query_row("SELECT version FROM document WHERE id = 1", [], |row| {
-                row.get::<_, i64>(0)
-            })
+            .query_row(
+                "SELECT version FROM env_documents WHERE env = ?1",
+                [self.env.as_str()],
+                |row| row.get::<_, i64>(0),
+            )
             .optional()
             .map_err(|e| self.db.error(e))?
             .map_or(0, |v| v as u64);
@@ -185,21 +273,31 @@ impl SqliteDocuments {
         let version = current + 1;
         // History timestamps never go backwards, even if the clock does.
         let last_at: i64 = tx
-            .query_row("SELECT COALESCE(MAX(at), 0) FROM history", [], |row| {
-                row.get(0)
-            })
+            .query_row(
+                "SELECT COALESCE(MAX(at), 0) FROM env_history WHERE env = ?1",
+                [self.env.as_str()],
+                |row| row.get(0),
+            )
             .map_err(|e| self.db.error(e))?;
         let at = (now_ms() as i64).max(last_at);
+        let env = self.env.as_str();
         tx.execute(
-            "INSERT INTO document (id, version, body, updated_at) VALUES (1, ?1, ?2, ?3)
-             ON CONFLICT(id) DO UPDATE SET version = excluded.version, body = excluded.body,
-             updated_at = excluded.updated_at",
-            params![version as i64, change.body, at],
+            "INSERT OR IGNORE INTO environments (name, created_at) VALUES (?1, ?2)",
+            params![env, at],
         )
         .map_err(|e| self.db.error(e))?;
         tx.execute(
-            "INSERT INTO history (version, at, actor, action, detail, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO env_documents (env, version, body, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(env) DO UPDATE SET version = excluded.version, body = excluded.body,
+             updated_at = excluded.updated_at",
+            params![env, version as i64, change.body, at],
+        )
+        .map_err(|e| self.db.error(e))?;
+        tx.execute(
+            "INSERT INTO env_history (env, version, at, actor, action, detail, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
+                env,
                 version as i64,
                 at,
                 change.actor,
@@ -210,8 +308,8 @@ impl SqliteDocuments {
         )
         .map_err(|e| self.db.error(e))?;
         tx.execute(
-            "DELETE FROM history WHERE version <= ?1",
-            params![version as i64 - self.history_keep as i64],
+            "DELETE FROM env_history WHERE env = ?1 AND version <= ?2",
+            params![env, version as i64 - self.history_keep as i64],
         )
         .map_err(|e| self.db.error(e))?;
         tx.commit().map_err(|e| self.db.error(e))?;
@@ -222,10 +320,13 @@ impl SqliteDocuments {
     pub fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
         let conn = self.db.lock();
         let mut stmt = conn
-            .prepare("SELECT version, at, actor, action, detail FROM history ORDER BY version DESC LIMIT ?1")
+            .prepare(
+                "SELECT version, at, actor, action, detail FROM env_history
+                 WHERE env = ?1 ORDER BY version DESC LIMIT ?2",
+            )
             .map_err(|e| self.db.error(e))?;
         let rows = stmt
-            .query_map(params![limit as i64], |row| {
+            .query_map(params![self.env.as_str(), limit as i64], |row| {
                 Ok(HistoryEntry {
                     version: row.get::<_, i64>(0)? as u64,
                     at_ms: row.get::<_, i64>(1)? as u64,
@@ -244,12 +345,35 @@ impl SqliteDocuments {
         self.db
             .lock()
             .execute(
-                "DELETE FROM history WHERE version <= (SELECT MAX(version) FROM history) - ?1",
-                params![keep as i64],
+                "DELETE FROM env_history WHERE env = ?1
+                 AND version <= (SELECT MAX(version) FROM env_history WHERE env = ?1) - ?2",
+                params![self.env.as_str(), keep as i64],
             )
             .map(|_| ())
             .map_err(|e| self.db.error(e))
     }
+}
+
+/// Moves a file made before environments to the environment `default`.
+fn migrate_single_document(db: &Database) -> Result<(), StoreError> {
+    let mut conn = db.lock();
+    let tx = conn.transaction().map_err(|e| db.error(e))?;
+    let legacy: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'document')",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(|e| db.error(e))?;
+    if legacy {
+        tx.execute_batch(MIGRATE_SINGLE_DOCUMENT)
+            .map_err(|e| StoreError::Corrupt {
+                path: db.path().to_path_buf(),
+                detail: format!("migrating the single document to environment 'default': {e}"),
+            })?;
+        tracing::info!(path = %db.path().display(), "migrated the single document to environment 'default'");
+    }
+    tx.commit().map_err(|e| db.error(e))
 }
 
 /// A provider cache in a SQLite file (the same format as the flag server's).

@@ -143,3 +143,157 @@ fn history_is_bounded_and_the_file_stops_growing() {
     );
     assert_eq!(db.current().unwrap().unwrap().version, 100);
 }
+
+#[test]
+fn environments_in_one_file_keep_their_own_versions_and_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flags.sqlite");
+    let default = SqliteDocuments::open(&path).unwrap();
+    let staging = default.environment("staging".parse().unwrap());
+    let production = default.environment("production".parse().unwrap());
+    assert!(staging.declare().unwrap(), "a new environment");
+    assert!(!staging.declare().unwrap(), "declared once");
+    assert_eq!(staging.current().unwrap(), None);
+
+    let change = |body: &str, actor: &str| Change::new(body, actor, "put-document", "");
+    assert_eq!(
+        staging
+            .replace(&change(r#"{"flags":{"a":1}}"#, "sam"))
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        staging
+            .replace(&change(r#"{"flags":{"a":2}}"#, "sam"))
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        production
+            .replace(&change(r#"{"flags":{"b":1}}"#, "pat"))
+            .unwrap(),
+        1
+    );
+    // A stale expected version is refused per environment.
+    assert_eq!(
+        production
+            .replace_if(&change("{}", "pat"), Some(2))
+            .unwrap(),
+        0
+    );
+
+    drop((default, staging, production));
+    let reopened = SqliteDocuments::open(&path).unwrap();
+    let names: Vec<String> = reopened
+        .environments()
+        .unwrap()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(names, ["production", "staging"]);
+    assert_eq!(
+        reopened.current().unwrap(),
+        None,
+        "default was never written"
+    );
+    let staging = reopened.environment("staging".parse().unwrap());
+    let production = reopened.environment("production".parse().unwrap());
+    assert_eq!(
+        staging.current().unwrap().unwrap().body,
+        r#"{"flags":{"a":2}}"#
+    );
+    assert_eq!(production.current().unwrap().unwrap().version, 1);
+    let history: Vec<(u64, String)> = staging
+        .history(10)
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.version, h.actor))
+        .collect();
+    assert_eq!(history, [(2, "sam".to_string()), (1, "sam".to_string())]);
+    assert_eq!(production.history(10).unwrap().len(), 1);
+}
+
+/// The tables the server wrote before environments existed, exactly as that
+/// code created them, with two versions in them.
+const SINGLE_DOCUMENT_FILE: &str = "
+CREATE TABLE document (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    version    INTEGER NOT NULL,
+    body       TEXT    NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE history (
+    version INTEGER PRIMARY KEY,
+    at      INTEGER NOT NULL,
+    actor   TEXT    NOT NULL,
+    action  TEXT    NOT NULL,
+    detail  TEXT    NOT NULL,
+    body    TEXT    NOT NULL
+);
+INSERT INTO document VALUES (1, 7, '{\"flags\":{\"x\":7}}', 1700000000700);
+INSERT INTO history VALUES (6, 1700000000600, 'ada', 'set-flag', 'x', '{\"flags\":{\"x\":6}}');
+INSERT INTO history VALUES (7, 1700000000700, 'bob', 'set-flag', 'x', '{\"flags\":{\"x\":7}}');
+";
+
+#[test]
+fn a_single_document_file_becomes_the_default_environment_with_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(SINGLE_DOCUMENT_FILE)
+        .unwrap();
+
+    let db = SqliteDocuments::open(&path).unwrap();
+    let current = db.current().unwrap().expect("migrated");
+    assert_eq!(
+        (current.version, current.body.as_str()),
+        (7, r#"{"flags":{"x":7}}"#)
+    );
+    let history: Vec<(u64, String, u64)> = db
+        .history(10)
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.version, h.actor, h.at_ms))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (7, "bob".to_string(), 1_700_000_000_700),
+            (6, "ada".to_string(), 1_700_000_000_600)
+        ]
+    );
+    let names: Vec<String> = db
+        .environments()
+        .unwrap()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(names, ["default"]);
+    // Writing goes on from the migrated version, and the old tables are gone.
+    assert_eq!(
+        db.replace(&Change::new("{}", "cy", "put-document", ""))
+            .unwrap(),
+        8
+    );
+    drop(db);
+    let tables: Vec<String> = rusqlite::Connection::open(&path)
+        .unwrap()
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(tables, ["env_documents", "env_history", "environments"]);
+    // Opening again migrates nothing twice.
+    assert_eq!(
+        SqliteDocuments::open(&path)
+            .unwrap()
+            .current()
+            .unwrap()
+            .unwrap()
+            .version,
+        8
+    );
+}
