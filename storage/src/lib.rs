@@ -11,6 +11,8 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(any(feature = "sqlite", feature = "redis"))]
+mod credentials;
 #[cfg(feature = "disk")]
 mod disk;
 mod documents;
@@ -24,6 +26,8 @@ mod redis_store;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+#[cfg(any(feature = "sqlite", feature = "redis"))]
+pub use credentials::StoredCredential;
 #[cfg(feature = "disk")]
 pub use disk::{DEFAULT_COALESCE, DiskStore, DiskStoreBuilder, default_directory};
 pub use documents::{

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use flagyard_core::{Store, StoreError};
 use redis::AsyncCommands;
 
+use crate::credentials::StoredCredential;
 use crate::documents::{
     Change, DEFAULT_ENVIRONMENT, DEFAULT_HISTORY_KEEP, EnvironmentName, HistoryEntry,
     StoredDocument,
@@ -390,6 +391,71 @@ impl RedisDocuments {
             .await
             .map_err(|e| self.space.error(e))?;
         Ok(stored > 0)
+    }
+
+    /// Every credential stored under the prefix (revoked ones too), by id.
+    pub async fn credentials(&self) -> Result<Vec<StoredCredential>, StoreError> {
+        let mut conn = self.space.redis.conn.clone();
+        let raw: std::collections::BTreeMap<String, String> = conn
+            .hgetall(self.space.key("credentials"))
+            .await
+            .map_err(|e| self.space.error(e))?;
+        raw.iter()
+            .map(|(id, body)| {
+                serde_json::from_str(body).map_err(|e| {
+                    StoreError::database(
+                        format!("redis {}", masked_url(self.url())),
+                        false,
+                        format!("credential {id}: {e}"),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Stores `credential`, replacing the one with its id, and announces it
+    /// on [`credentials_channel`](Self::credentials_channel).
+    pub async fn put_credential(&self, credential: &StoredCredential) -> Result<(), StoreError> {
+        let body = serde_json::to_string(credential)
+            .map_err(|e| StoreError::database("credential", false, e))?;
+        let mut conn = self.space.redis.conn.clone();
+        redis::pipe()
+            .atomic()
+            .hset(self.space.key("credentials"), &credential.id, body)
+            .ignore()
+            .publish(self.credentials_channel(), &credential.id)
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| self.space.error(e))
+    }
+
+    /// A pub/sub connection that hears every environment's changes and the
+    /// credentials' (the default environment's and the credentials' channels,
+    /// and the pattern `prefix:env:*:changes`): what a flag server sharing
+    /// this Redis follows.
+    pub async fn subscribe_everything(&self) -> Result<redis::aio::PubSub, StoreError> {
+        let default = self.environment(EnvironmentName::default_environment());
+        subscribe(
+            &self.space.redis.client,
+            &[default.changes_channel(), self.credentials_channel()],
+            &[self.space.key("env:*:changes")],
+        )
+        .await
+        .map_err(|e| self.space.error(e))
+    }
+
+    /// The channel on which every stored credential's id is announced.
+    pub fn credentials_channel(&self) -> String {
+        self.space.key("credentials:changes")
+    }
+
+    /// A pub/sub connection subscribed to
+    /// [`credentials_channel`](Self::credentials_channel).
+    pub async fn subscribe_credentials(&self) -> Result<redis::aio::PubSub, StoreError> {
+        subscribe(&self.space.redis.client, &[self.credentials_channel()], &[])
+            .await
+            .map_err(|e| self.space.error(e))
     }
 
     /// The newest `limit` history entries, newest first.

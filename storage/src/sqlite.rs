@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use flagyard_core::{Store, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::credentials::StoredCredential;
 use crate::documents::{
     Change, DEFAULT_HISTORY_KEEP, EnvironmentName, HistoryEntry, InvalidEnvironmentName,
     StoredDocument,
@@ -36,6 +37,10 @@ CREATE TABLE IF NOT EXISTS env_history (
     detail  TEXT    NOT NULL,
     body    TEXT    NOT NULL,
     PRIMARY KEY (env, version)
+);
+CREATE TABLE IF NOT EXISTS credentials (
+    id   TEXT PRIMARY KEY,
+    body TEXT NOT NULL
 );
 ";
 
@@ -314,6 +319,46 @@ impl SqliteDocuments {
         .map_err(|e| self.db.error(e))?;
         tx.commit().map_err(|e| self.db.error(e))?;
         Ok(version)
+    }
+
+    /// Every credential the file holds (revoked ones too), oldest first.
+    pub fn credentials(&self) -> Result<Vec<StoredCredential>, StoreError> {
+        let conn = self.db.lock();
+        let mut stmt = conn
+            .prepare("SELECT id, body FROM credentials ORDER BY rowid")
+            .map_err(|e| self.db.error(e))?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(|e| self.db.error(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.db.error(e))?;
+        rows.into_iter()
+            .map(|(id, body)| {
+                serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+                    path: self.db.path().to_path_buf(),
+                    detail: format!("credential {id}: {e}"),
+                })
+            })
+            .collect()
+    }
+
+    /// Stores `credential`, replacing the one with its id.
+    pub fn put_credential(&self, credential: &StoredCredential) -> Result<(), StoreError> {
+        let body = serde_json::to_string(credential).map_err(|e| StoreError::Corrupt {
+            path: self.db.path().to_path_buf(),
+            detail: format!("credential {}: {e}", credential.id),
+        })?;
+        self.db
+            .lock()
+            .execute(
+                "INSERT INTO credentials (id, body) VALUES (?1, ?2)
+                 ON CONFLICT(id) DO UPDATE SET body = excluded.body",
+                params![credential.id, body],
+            )
+            .map(|_| ())
+            .map_err(|e| self.db.error(e))
     }
 
     /// The newest `limit` history entries, newest first.
