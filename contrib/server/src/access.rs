@@ -1,16 +1,19 @@
 //! Who may call a route, decided by extractors: a handler that takes
-//! [`AdminAccess`] or [`ReadAccess`] runs only for a caller that passed the
-//! check. Tokens are compared in constant time.
+//! [`ReadAccess`], [`AdminAccess`] (a viewer at least), [`EditAccess`] (may
+//! change the path's environment), [`SwitchAccess`] (editor) or
+//! [`OwnerAccess`] (the admin role) runs only for a caller that passed the
+//! check. Tokens are looked up by their SHA-256 (see `credentials.rs`).
 
 use std::sync::Arc;
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use subtle::ConstantTimeEq;
 
+use crate::credentials::{Grant, Principal, Role};
+use crate::environment::Environment;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -33,17 +36,100 @@ fn presented(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Constant-time equality (the length is not secret).
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+/// An admin token's holder, checked: the token is valid, and failed
+/// attempts from one address are throttled. A caller that presented nothing
+/// or a wrong token is refused, and logged without the token.
+fn authenticate_admin(parts: &Parts, state: &AppState) -> Result<Arc<Principal>, ApiError> {
+    if !state.credentials.any_admin() {
+        return Err(ApiError::Forbidden(
+            "the admin API is disabled: start the server with --admin-token or FLAGYARD_ADMIN_TOKEN, or declare admin tokens in the configuration".into(),
+        ));
+    }
+    // The client's address (absent when the router is served without
+    // connection info, as in some tests: then nothing is throttled).
+    let client = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    if let Some(client) = client
+        && let Err(retry_after) = state.logins.check(client)
+    {
+        return Err(ApiError::TooManyRequests {
+            message: format!(
+                "too many failed admin logins from {client}; retry in {retry_after} s"
+            ),
+            retry_after,
+        });
+    }
+    let refused = match presented(&parts.headers).map(|t| state.credentials.lookup(t)) {
+        Some(Some(principal)) if principal.role().is_some() => {
+            if let Some(client) = client {
+                state.logins.succeeded(client);
+            }
+            return Ok(principal);
+        }
+        Some(Some(_)) => "an SDK key cannot use the admin API",
+        Some(None) => "wrong admin token",
+        None => "missing Authorization: Bearer <admin token>",
+    };
+    tracing::warn!(
+        client = %client.map_or_else(|| "unknown".to_string(), |c| c.to_string()),
+        path = %parts.uri.path(),
+        reason = refused,
+        "admin authentication failed"
+    );
+    if let Some(client) = client {
+        state.logins.failed(client);
+    }
+    Err(ApiError::Unauthorized(refused.into()))
 }
 
-/// The caller presented the admin token. Carries who made the change (the
-/// `X-Flagyard-Actor` header, else `admin`) for the history.
+/// The environment a route names in its `{env}` path segment, or `default`
+/// for the routes without one; `404` naming it when it is not served.
+async fn path_environment(
+    parts: &mut Parts,
+    state: &AppState,
+) -> Result<Arc<Environment>, ApiError> {
+    let params = RawPathParams::from_request_parts(parts, &())
+        .await
+        .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Some((_, name)) = params.iter().find(|(key, _)| *key == "env") else {
+        return Ok(state.default_environment());
+    };
+    state
+        .environment(name)
+        .ok_or_else(|| ApiError::NotFound(format!("no environment '{name}'")))
+}
+
+/// The environment the path names (`{env}`), or `default` for routes
+/// without one; `404` when it is not served. Pair it with an access check.
+#[derive(Debug, Clone)]
+pub struct InEnvironment(pub Arc<Environment>);
+
+impl FromRequestParts<Arc<AppState>> for InEnvironment {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        path_environment(parts, state).await.map(InEnvironment)
+    }
+}
+
+/// The caller holds an admin token of any role (a viewer at least): reads
+/// of the admin API. Carries who it is.
 #[derive(Debug, Clone)]
 pub struct AdminAccess {
-    /// The name recorded in the history.
-    pub actor: String,
+    /// The token's holder.
+    pub principal: Arc<Principal>,
+}
+
+impl AdminAccess {
+    /// The name recorded in history.
+    pub fn actor(&self) -> &str {
+        &self.principal.name
+    }
 }
 
 impl FromRequestParts<Arc<AppState>> for AdminAccess {
@@ -53,86 +139,173 @@ impl FromRequestParts<Arc<AppState>> for AdminAccess {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let Some(expected) = state.config.admin_token.as_deref() else {
-            return Err(ApiError::Forbidden(
-                "the admin API is disabled: start the server with --admin-token or FLAGYARD_ADMIN_TOKEN".into(),
-            ));
-        };
-        // The client's address (absent when the router is served without
-        // connection info, as in some tests: then nothing is throttled).
-        let client = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip());
-        if let Some(client) = client
-            && let Err(retry_after) = state.logins.check(client)
-        {
-            return Err(ApiError::TooManyRequests {
-                message: format!(
-                    "too many failed admin logins from {client}; retry in {retry_after} s"
-                ),
-                retry_after,
-            });
-        }
-        let refused = match presented(&parts.headers) {
-            Some(token) if same(token, expected) => {
-                if let Some(client) = client {
-                    state.logins.succeeded(client);
-                }
-                return Ok(AdminAccess {
-                    actor: actor(&parts.headers),
-                });
-            }
-            Some(_) => "wrong admin token",
-            None => "missing Authorization: Bearer <admin token>",
-        };
-        // Logged without the token.
-        tracing::warn!(
-            client = %client.map_or_else(|| "unknown".to_string(), |c| c.to_string()),
-            path = %parts.uri.path(),
-            reason = refused,
-            "admin authentication failed"
-        );
-        if let Some(client) = client {
-            state.logins.failed(client);
-        }
-        Err(ApiError::Unauthorized(refused.into()))
+        let principal = authenticate_admin(parts, state)?;
+        Ok(AdminAccess { principal })
     }
 }
 
-/// Who made a change: the `X-Flagyard-Actor` header, else `admin`.
-fn actor(headers: &HeaderMap) -> String {
-    headers
-        .get("x-flagyard-actor")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.trim().is_empty())
-        .map_or_else(
-            || "admin".to_string(),
-            |v| v.trim().chars().take(128).collect(),
-        )
+/// The caller may change the flags of the environment the path names (or
+/// `default`): an admin, or an editor whose environments include it.
+#[derive(Debug, Clone)]
+pub struct EditAccess {
+    /// The token's holder.
+    pub principal: Arc<Principal>,
+    /// The environment it changes.
+    pub environment: Arc<Environment>,
 }
 
-/// The caller may read flags: free unless an SDK key is configured, and then
-/// that key (or the admin token) must be presented.
-#[derive(Debug, Clone, Copy)]
-pub struct ReadAccess;
+impl EditAccess {
+    /// The name recorded in history.
+    pub fn actor(&self) -> &str {
+        &self.principal.name
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for EditAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = authenticate_admin(parts, state)?;
+        let environment = path_environment(parts, state).await?;
+        if !principal.may_edit(&environment.name) {
+            return Err(ApiError::Forbidden(format!(
+                "{} ({}) may not change environment '{}'",
+                principal.name,
+                principal.role().map_or("sdk", Role::as_str),
+                environment.name
+            )));
+        }
+        Ok(EditAccess {
+            principal,
+            environment,
+        })
+    }
+}
+
+/// The caller may change switches, flags and samples outside environments
+/// (pancake's): an editor or an admin.
+#[derive(Debug, Clone)]
+pub struct SwitchAccess {
+    /// The token's holder.
+    pub principal: Arc<Principal>,
+}
+
+impl SwitchAccess {
+    /// The name recorded in history.
+    pub fn actor(&self) -> &str {
+        &self.principal.name
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for SwitchAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = authenticate_admin(parts, state)?;
+        if principal.role() < Some(Role::Editor) {
+            return Err(refused_role(&principal, Role::Editor));
+        }
+        Ok(SwitchAccess { principal })
+    }
+}
+
+/// The caller holds an admin token with the `admin` role: environments,
+/// keys and tokens.
+#[derive(Debug, Clone)]
+pub struct OwnerAccess {
+    /// The token's holder.
+    pub principal: Arc<Principal>,
+}
+
+impl OwnerAccess {
+    /// The name recorded in history.
+    pub fn actor(&self) -> &str {
+        &self.principal.name
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for OwnerAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = authenticate_admin(parts, state)?;
+        if principal.role() < Some(Role::Admin) {
+            return Err(refused_role(&principal, Role::Admin));
+        }
+        Ok(OwnerAccess { principal })
+    }
+}
+
+fn refused_role(principal: &Principal, needed: Role) -> ApiError {
+    ApiError::Forbidden(format!(
+        "{} is a {}; this needs the {needed} role",
+        principal.name,
+        principal.role().map_or("sdk key", Role::as_str),
+    ))
+}
+
+/// The caller may read flags, and which environment's: the one its SDK key
+/// belongs to. Without SDK keys reads are open and serve `default`; an admin
+/// token reads `default`.
+#[derive(Debug, Clone)]
+pub struct ReadAccess {
+    /// The environment read.
+    pub environment: Arc<Environment>,
+    /// The credential presented, if any (its streams close when it is
+    /// revoked).
+    pub credential: Option<String>,
+}
 
 impl ReadAccess {
     /// The check itself, for extractors that add to it (OFREP's).
     pub(crate) fn check(headers: &HeaderMap, state: &AppState) -> Result<ReadAccess, ApiError> {
-        let Some(expected) = state.config.sdk_key.as_deref() else {
-            return Ok(ReadAccess);
-        };
-        let admin = state.config.admin_token.as_deref();
-        match presented(headers) {
-            Some(token) if same(token, expected) || admin.is_some_and(|a| same(token, a)) => {
-                Ok(ReadAccess)
+        let principal = match presented(headers) {
+            Some(token) => match state.credentials.lookup(token) {
+                Some(principal) => principal,
+                // Without SDK keys any token reads (as it always has).
+                None if state.credentials.open_reads() => {
+                    return Ok(ReadAccess {
+                        environment: state.default_environment(),
+                        credential: None,
+                    });
+                }
+                None => return Err(ApiError::Unauthorized("wrong SDK key".into())),
+            },
+            None if state.credentials.open_reads() => {
+                return Ok(ReadAccess {
+                    environment: state.default_environment(),
+                    credential: None,
+                });
             }
-            Some(_) => Err(ApiError::Unauthorized("wrong SDK key".into())),
-            None => Err(ApiError::Unauthorized(
-                "this server needs an SDK key: Authorization: Bearer <key> or X-API-Key".into(),
-            )),
-        }
+            None => {
+                return Err(ApiError::Unauthorized(
+                    "this server needs an SDK key: Authorization: Bearer <key> or X-API-Key".into(),
+                ));
+            }
+        };
+        let environment = match &principal.grant {
+            Grant::Sdk { environment } => {
+                state.environment(environment.as_str()).ok_or_else(|| {
+                    ApiError::Unauthorized(format!(
+                        "this SDK key's environment '{environment}' is not served"
+                    ))
+                })?
+            }
+            Grant::Admin { .. } => state.default_environment(),
+        };
+        Ok(ReadAccess {
+            environment,
+            credential: Some(principal.id.clone()),
+        })
     }
 }
 

@@ -20,12 +20,18 @@ pub struct ServerConfig {
     /// History entries kept, in SQLite as in Redis (default 1,000); older
     /// entries and the document bodies they hold are dropped on each write.
     pub history_keep: usize,
-    /// A document to seed an empty database with.
+    /// A document to seed an empty `default` environment with.
     pub seed_file: Option<PathBuf>,
-    /// Bearer token for the admin API; `None` refuses every write.
+    /// Environments served besides `default` (more can be added through the
+    /// admin API; those the store holds are always served).
+    pub environments: Vec<EnvironmentConfig>,
+    /// A token with the `admin` role, named `admin` (`--admin-token`).
     pub admin_token: Option<String>,
-    /// When set, reads (`/v1/flags`, streams, OFREP) need this key.
+    /// An SDK key of the `default` environment (`--sdk-key`). Once any SDK
+    /// key exists, reads (`/v1/flags`, streams, OFREP) need one.
     pub sdk_key: Option<String>,
+    /// SDK keys and admin tokens the configuration declares (hashed).
+    pub credentials: Vec<crate::credentials::DeclaredCredential>,
     /// Interval of SSE heartbeat comments and WebSocket pings (default 15 s).
     pub heartbeat: Duration,
     /// OFREP requests allowed per second (all clients together); `None`: no limit.
@@ -72,8 +78,10 @@ impl ServerConfig {
             redis_prefix: "flagyard".into(),
             history_keep: flagyard_storage::DEFAULT_HISTORY_KEEP,
             seed_file: None,
+            environments: Vec::new(),
             admin_token: None,
             sdk_key: None,
+            credentials: Vec::new(),
             heartbeat: Duration::from_secs(15),
             ofrep_rate_limit: None,
             max_document_bytes: 5 * 1024 * 1024,
@@ -92,6 +100,15 @@ impl ServerConfig {
     }
 }
 
+/// An environment the configuration declares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvironmentConfig {
+    /// Its name.
+    pub name: flagyard_storage::EnvironmentName,
+    /// A document to seed it with while it is empty.
+    pub seed_file: Option<PathBuf>,
+}
+
 impl ServerConfig {
     /// Where collected events are kept: `events_db_path`, else beside
     /// `db_path` (`server.sqlite` → `server-events.sqlite`).
@@ -104,6 +121,24 @@ impl ServerConfig {
             .file_stem()
             .map_or_else(|| "server".into(), |s| s.to_string_lossy().into_owned());
         self.db_path.with_file_name(format!("{stem}-events.sqlite"))
+    }
+
+    /// Every declared credential: `credentials`, and `admin_token` and
+    /// `sdk_key` when set.
+    pub fn declared_credentials(&self) -> Vec<crate::credentials::DeclaredCredential> {
+        use crate::credentials::{DeclaredCredential, Role};
+        let mut declared = self.credentials.clone();
+        if let Some(token) = &self.admin_token {
+            declared.push(DeclaredCredential::admin_token("admin", token, Role::Admin));
+        }
+        if let Some(key) = &self.sdk_key {
+            declared.push(DeclaredCredential::sdk_key(
+                "sdk-key",
+                key,
+                flagyard_storage::EnvironmentName::default_environment(),
+            ));
+        }
+        declared
     }
 
     /// The largest request body read: a document at the limit plus room for

@@ -146,6 +146,16 @@ pub enum ServerError {
     /// The Redis pub/sub connection of the fan-out closed.
     #[error("the pub/sub connection closed")]
     FanOutClosed,
+    /// A declared credential names an environment the server does not serve.
+    #[error(
+        "credential '{credential}' names environment '{environment}', which is not served: declare it under [[environments]]"
+    )]
+    UnknownEnvironment {
+        /// The credential's name.
+        credential: String,
+        /// The environment it names.
+        environment: String,
+    },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

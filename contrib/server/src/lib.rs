@@ -21,6 +21,8 @@ mod access;
 mod body;
 mod config;
 mod connections;
+mod credentials;
+mod environment;
 mod error;
 mod events;
 mod forward;
@@ -37,9 +39,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use access::{AdminAccess, ReadAccess};
+pub use access::{AdminAccess, EditAccess, InEnvironment, OwnerAccess, ReadAccess, SwitchAccess};
 pub use body::ApiJson;
-pub use config::{ServerConfig, default_db_path};
+pub use config::{EnvironmentConfig, ServerConfig, default_db_path};
+pub use credentials::{
+    CredentialStore, CredentialView, Credentials, DeclaredCredential, Grant, NewCredential,
+    Principal, Role, sha256_hex,
+};
+pub use environment::Environment;
 pub use error::{ApiError, ServerError};
 pub use events::EventLog;
 pub use forward::Forward;
@@ -158,26 +165,52 @@ struct RedisFollower {
 }
 
 impl RedisFollower {
+    /// Brings everything this server serves up to the shared store: new
+    /// environments, each environment's newest version, the credentials.
+    async fn catch_up(&self) -> Result<(), ServerError> {
+        self.state.discover_environments().await?;
+        for env in self.state.environments() {
+            self.state.refresh(&env).await?;
+        }
+        self.state.credentials.reload().await?;
+        Ok(())
+    }
+
     async fn connection(
         &self,
         backoff: &mut flagyard::Backoff,
     ) -> Result<std::convert::Infallible, ServerError> {
         use futures_util::StreamExt;
-        let mut pubsub = self.docs.subscribe().await?;
-        self.state.refresh().await?;
+        let mut pubsub = self.docs.subscribe_everything().await?;
+        self.catch_up().await?;
         self.state.set_store_reachable(true);
         backoff.connected();
+        let credentials = self.docs.credentials_channel();
         let mut messages = pubsub.on_message();
         let mut check = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {
             tokio::select! {
                 message = messages.next() => {
-                    if message.is_none() {
+                    let Some(message) = message else {
                         return Err(ServerError::FanOutClosed);
+                    };
+                    let channel = message.get_channel_name();
+                    if channel == credentials {
+                        self.state.credentials.reload().await?;
+                        continue;
                     }
-                    self.state.refresh().await?;
+                    let env = self
+                        .state
+                        .environments()
+                        .into_iter()
+                        .find(|env| env.shared.as_ref().is_some_and(|s| s.changes_channel() == channel));
+                    match env {
+                        Some(env) => self.state.refresh(&env).await?,
+                        // An environment another server just made.
+                        None => self.catch_up().await?,
+                    }
                 }
-                _ = check.tick() => self.state.refresh().await?,
+                _ = check.tick() => self.catch_up().await?,
             }
         }
     }

@@ -1,21 +1,31 @@
-//! [`DocumentLog`]: where the server keeps its document — the current
-//! version, conditional writes that record history, and the history. SQLite
-//! (one server) and Redis (several servers sharing it) are behind it.
+//! [`DocumentLog`]: where the server keeps an environment's document — the
+//! current version, conditional writes that record history, and the history.
+//! SQLite (one server) and Redis (several servers sharing it) are behind it.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use flagyard_core::StoreError;
-use flagyard_storage::{Change, HistoryEntry, RedisDocuments, SqliteDocuments, StoredDocument};
+use flagyard_storage::{
+    Change, EnvironmentName, HistoryEntry, RedisDocuments, SqliteDocuments, StoredDocument,
+};
 
 /// A boxed future borrowing the log.
 pub type LogFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
-/// The server's versioned document with its history.
+/// One environment's versioned document with its history.
 pub trait DocumentLog: Send + Sync + std::fmt::Debug + 'static {
     /// Where it is, for logs (a Redis password masked).
     fn describe(&self) -> String;
+    /// Which environment.
+    fn name(&self) -> &EnvironmentName;
+    /// Another environment in the same store.
+    fn environment(&self, name: EnvironmentName) -> Arc<dyn DocumentLog>;
+    /// Every environment the store holds.
+    fn environments(&self) -> LogFuture<'_, Vec<EnvironmentName>>;
+    /// Declares this environment in the store; whether it is new.
+    fn declare(&self) -> LogFuture<'_, bool>;
     /// The current document, if any.
     fn current(&self) -> LogFuture<'_, Option<StoredDocument>>;
     /// Writes the next version if the current one is still `expected`
@@ -45,7 +55,19 @@ pub(crate) fn blocking<D: Send + Sync + 'static, T: Send + 'static>(
 
 impl DocumentLog for Arc<SqliteDocuments> {
     fn describe(&self) -> String {
-        format!("sqlite {}", self.path().display())
+        format!("sqlite {} ({})", self.path().display(), self.name())
+    }
+    fn name(&self) -> &EnvironmentName {
+        SqliteDocuments::name(self)
+    }
+    fn environment(&self, name: EnvironmentName) -> Arc<dyn DocumentLog> {
+        Arc::new(Arc::new(SqliteDocuments::environment(self, name)))
+    }
+    fn environments(&self) -> LogFuture<'_, Vec<EnvironmentName>> {
+        blocking(self, |db| db.environments())
+    }
+    fn declare(&self) -> LogFuture<'_, bool> {
+        blocking(self, |db| db.declare())
     }
     fn current(&self) -> LogFuture<'_, Option<StoredDocument>> {
         blocking(self, |db| db.current())
@@ -63,7 +85,23 @@ impl DocumentLog for Arc<SqliteDocuments> {
 
 impl DocumentLog for RedisDocuments {
     fn describe(&self) -> String {
-        format!("redis {}", flagyard_storage::masked_url(self.url()))
+        format!(
+            "redis {} ({})",
+            flagyard_storage::masked_url(self.url()),
+            self.name()
+        )
+    }
+    fn name(&self) -> &EnvironmentName {
+        RedisDocuments::name(self)
+    }
+    fn environment(&self, name: EnvironmentName) -> Arc<dyn DocumentLog> {
+        Arc::new(RedisDocuments::environment(self, name))
+    }
+    fn environments(&self) -> LogFuture<'_, Vec<EnvironmentName>> {
+        Box::pin(RedisDocuments::environments(self))
+    }
+    fn declare(&self) -> LogFuture<'_, bool> {
+        Box::pin(RedisDocuments::declare(self))
     }
     fn current(&self) -> LogFuture<'_, Option<StoredDocument>> {
         Box::pin(RedisDocuments::current(self))

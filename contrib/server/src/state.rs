@@ -1,16 +1,22 @@
-//! What the handlers share: the published document, the document log,
-//! change fan-out, and how a change is applied.
+//! What the handlers share: the environments (each with its published
+//! document, document log and change fan-out), and how a change is applied.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use flagyard_storage::pancake::Pancake;
-use flagyard_storage::{RedisDocuments, RedisEvents, SqliteDocuments, SqliteEvents};
+use flagyard_storage::{
+    DEFAULT_ENVIRONMENT, EnvironmentName, RedisDocuments, RedisEvents, SqliteDocuments,
+    SqliteEvents,
+};
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 
 use crate::config::ServerConfig;
+use crate::credentials::{CredentialStore, Credentials};
+use crate::environment::Environment;
 use crate::error::{ApiError, ServerError};
 use crate::events::EventLog;
 use crate::limiter::{LoginThrottle, RateLimiter};
@@ -22,11 +28,20 @@ use flagyard_storage::Change;
 /// Everything the handlers share.
 #[derive(Debug)]
 pub struct AppState {
-    pub(crate) current: ArcSwap<Published>,
-    pub(crate) log: Arc<dyn DocumentLog>,
+    /// Every environment served, by name.
+    pub(crate) environments: ArcSwap<BTreeMap<EnvironmentName, Arc<Environment>>>,
+    /// The store of the `default` environment, from which the others are
+    /// opened.
+    log: Arc<dyn DocumentLog>,
     /// The shared Redis, whose announcements the server follows.
     pub(crate) shared: Option<RedisDocuments>,
-    pub(crate) changes: broadcast::Sender<Arc<Published>>,
+    /// Told the name of every environment this server adds (its Redis
+    /// follower starts).
+    pub(crate) added: broadcast::Sender<Arc<Environment>>,
+    /// Serializes adding environments.
+    adding: tokio::sync::Mutex<()>,
+    /// SDK keys and admin tokens.
+    pub(crate) credentials: Credentials,
     pub(crate) config: ServerConfig,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) limiter: Option<RateLimiter>,
@@ -39,7 +54,6 @@ pub struct AppState {
     pub(crate) events: Arc<dyn EventLog>,
     /// Signalled when events were kept (the forwarders wake).
     pub(crate) events_added: tokio::sync::Notify,
-    writes: tokio::sync::Mutex<()>,
 }
 
 /// Writes the first version of an empty store and reads back what it holds.
@@ -69,75 +83,129 @@ fn retry_pause(attempt: u32) -> Duration {
     Duration::from_micros(base * 1000 + jitter)
 }
 
+/// Loads one environment's document: what the store holds, else `seed`
+/// (written as its first version), else an empty document.
+async fn load_environment(
+    log: Arc<dyn DocumentLog>,
+    shared: Option<RedisDocuments>,
+    seed: Option<&std::path::Path>,
+    config: &ServerConfig,
+) -> Result<Environment, ServerError> {
+    let stored = log.current().await?;
+    let stored = match (stored, seed) {
+        (Some(stored), seed) => {
+            if let Some(seed) = seed {
+                tracing::warn!(
+                    environment = %log.name(),
+                    seed = %seed.display(),
+                    version = stored.version,
+                    "the store already holds a document; the seed file is not applied"
+                );
+            }
+            stored
+        }
+        (None, Some(seed)) => {
+            let text = std::fs::read_to_string(seed).map_err(|source| ServerError::Seed {
+                path: seed.to_path_buf(),
+                source,
+            })?;
+            let invalid = |source| ServerError::InvalidDocument {
+                what: seed.display().to_string(),
+                source,
+            };
+            let value: Value =
+                serde_json::from_str(&text).map_err(|e| invalid(Invalid::Json(e)))?;
+            validate(&value, config).map_err(invalid)?;
+            let change = Change::new(
+                value.to_string(),
+                "seed",
+                "seed",
+                seed.display().to_string(),
+            );
+            write_first(&*log, change).await?
+        }
+        // A shared store is seeded by whoever brings a document: a server
+        // with nothing to seed serves an empty document as version 0
+        // without writing it, and follows the store.
+        (None, None) if shared.is_some() => {
+            log.declare().await?;
+            flagyard_storage::StoredDocument {
+                version: 0,
+                body: r#"{"flags":{}}"#.into(),
+            }
+        }
+        (None, None) => {
+            let change = Change::new(r#"{"flags":{}}"#, "server", "init", "empty document");
+            write_first(&*log, change).await?
+        }
+    };
+    let published = Arc::new(compile_stored(stored.version, &stored.body, config)?);
+    tracing::info!(store = %log.describe(), version = stored.version, "document loaded");
+    Ok(Environment::new(log, shared, published))
+}
+
 impl AppState {
-    /// Opens the store (SQLite or Redis), seeding or initializing it when
-    /// empty, and publishes its document.
+    /// Opens the store (SQLite or Redis), seeding or initializing each
+    /// environment that is empty, and publishes their documents.
     pub async fn open(
         config: ServerConfig,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Arc<AppState>, ServerError> {
-        let (log, shared): (Arc<dyn DocumentLog>, _) = match &config.redis_url {
-            Some(url) => {
-                let docs = RedisDocuments::open(url, &config.redis_prefix)
-                    .await?
-                    .with_history_keep(config.history_keep);
-                (Arc::new(docs.clone()), Some(docs))
-            }
-            None => {
-                let (path, keep) = (config.db_path.clone(), config.history_keep);
-                let db = tokio::task::spawn_blocking(move || {
-                    SqliteDocuments::open(path).map(|db| db.with_history_keep(keep))
-                })
-                .await
-                .map_err(|e| flagyard_core::StoreError::database("sqlite task", false, e))??;
-                (Arc::new(Arc::new(db)), None)
-            }
-        };
-        let stored = log.current().await?;
-        let stored = match (stored, &config.seed_file) {
-            (Some(stored), seed) => {
-                if let Some(seed) = seed {
-                    tracing::warn!(
-                        seed = %seed.display(),
-                        version = stored.version,
-                        "the store already holds a document; the seed file is not applied"
-                    );
+        let (log, shared, store): (Arc<dyn DocumentLog>, _, Arc<dyn CredentialStore>) =
+            match &config.redis_url {
+                Some(url) => {
+                    let docs = RedisDocuments::open(url, &config.redis_prefix)
+                        .await?
+                        .with_history_keep(config.history_keep);
+                    (Arc::new(docs.clone()), Some(docs.clone()), Arc::new(docs))
                 }
-                stored
+                None => {
+                    let (path, keep) = (config.db_path.clone(), config.history_keep);
+                    let db = tokio::task::spawn_blocking(move || {
+                        SqliteDocuments::open(path).map(|db| db.with_history_keep(keep))
+                    })
+                    .await
+                    .map_err(|e| flagyard_core::StoreError::database("sqlite task", false, e))??;
+                    let db = Arc::new(db);
+                    (Arc::new(Arc::clone(&db)), None, Arc::new(db))
+                }
+            };
+        let credentials = Credentials::open(config.declared_credentials(), store).await?;
+        // The environments: `default`, those the configuration names, and
+        // those the store holds (made through the admin API, here or by
+        // another server on the same Redis).
+        let mut names: BTreeMap<EnvironmentName, Option<std::path::PathBuf>> = BTreeMap::new();
+        names.insert(
+            EnvironmentName::default_environment(),
+            config.seed_file.clone(),
+        );
+        for declared in &config.environments {
+            names.insert(declared.name.clone(), declared.seed_file.clone());
+        }
+        for stored in log.environments().await? {
+            names.entry(stored).or_insert(None);
+        }
+        let mut environments = BTreeMap::new();
+        for (name, seed) in names {
+            let env_log = log.environment(name.clone());
+            let env_shared = shared.as_ref().map(|s| s.environment(name.clone()));
+            let env = load_environment(env_log, env_shared, seed.as_deref(), &config).await?;
+            environments.insert(name, Arc::new(env));
+        }
+        // A declared credential naming an environment that is not served
+        // is a mistake in the configuration: refused at start.
+        for declared in config.declared_credentials() {
+            let named = match &declared.grant {
+                crate::credentials::Grant::Sdk { environment } => vec![environment.clone()],
+                crate::credentials::Grant::Admin { environments, .. } => environments.clone(),
+            };
+            if let Some(missing) = named.iter().find(|n| !environments.contains_key(*n)) {
+                return Err(ServerError::UnknownEnvironment {
+                    credential: declared.name,
+                    environment: missing.to_string(),
+                });
             }
-            (None, Some(seed)) => {
-                let text = std::fs::read_to_string(seed).map_err(|source| ServerError::Seed {
-                    path: seed.clone(),
-                    source,
-                })?;
-                let invalid = |source| ServerError::InvalidDocument {
-                    what: seed.display().to_string(),
-                    source,
-                };
-                let value: Value =
-                    serde_json::from_str(&text).map_err(|e| invalid(Invalid::Json(e)))?;
-                validate(&value, &config).map_err(invalid)?;
-                let change = Change::new(
-                    value.to_string(),
-                    "seed",
-                    "seed",
-                    seed.display().to_string(),
-                );
-                write_first(&*log, change).await?
-            }
-            // A shared store is seeded by whoever brings a document: a
-            // server with nothing to seed serves an empty document as
-            // version 0 without writing it, and follows the store.
-            (None, None) if shared.is_some() => flagyard_storage::StoredDocument {
-                version: 0,
-                body: r#"{"flags":{}}"#.into(),
-            },
-            (None, None) => {
-                let change = Change::new(r#"{"flags":{}}"#, "server", "init", "empty document");
-                write_first(&*log, change).await?
-            }
-        };
-        let published = Arc::new(compile_stored(stored.version, &stored.body, &config)?);
+        }
         let pancake = match &config.pancake_url {
             Some(url) => Some(Pancake::open(url, &config.pancake_extension).await?),
             None => None,
@@ -156,15 +224,15 @@ impl AppState {
                 Arc::new(Arc::new(db))
             }
         };
-        let (changes, _) = broadcast::channel(64);
         let limiter = config.ofrep_rate_limit.map(RateLimiter::new);
-        tracing::info!(store = %log.describe(), version = stored.version, "document loaded");
         tracing::info!(events = %events.describe(), "collecting events");
         Ok(Arc::new(AppState {
-            current: ArcSwap::new(published),
+            environments: ArcSwap::from_pointee(environments),
             log,
             shared,
-            changes,
+            added: broadcast::channel(16).0,
+            credentials,
+            adding: tokio::sync::Mutex::new(()),
             config,
             shutdown,
             limiter,
@@ -173,25 +241,75 @@ impl AppState {
             pancake,
             events,
             events_added: tokio::sync::Notify::new(),
-            writes: tokio::sync::Mutex::new(()),
         }))
     }
 
-    /// Serves a version written by another server (read back from the shared
-    /// store) if it is newer than the one served.
-    pub(crate) async fn refresh(&self) -> Result<(), ServerError> {
-        let _serial = self.writes.lock().await;
-        let served = self.current.load_full();
-        let stored = self.log.current().await?;
+    /// The environment `name`, if it is served.
+    pub fn environment(&self, name: &str) -> Option<Arc<Environment>> {
+        let name: EnvironmentName = name.parse().ok()?;
+        self.environments.load().get(&name).cloned()
+    }
+
+    /// The `default` environment (always served).
+    pub fn default_environment(&self) -> Arc<Environment> {
+        self.environment(DEFAULT_ENVIRONMENT)
+            .expect("the default environment is created at start and never removed")
+    }
+
+    /// Every environment served, by name.
+    pub fn environments(&self) -> Vec<Arc<Environment>> {
+        self.environments.load().values().cloned().collect()
+    }
+
+    /// Serves the environment `name`, creating it (with an empty document)
+    /// when the store has none; returns it and whether it is new here.
+    pub(crate) async fn add_environment(
+        &self,
+        name: EnvironmentName,
+    ) -> Result<(Arc<Environment>, bool), ServerError> {
+        let _serial = self.adding.lock().await;
+        if let Some(env) = self.environments.load().get(&name) {
+            return Ok((Arc::clone(env), false));
+        }
+        let env_log = self.log.environment(name.clone());
+        env_log.declare().await?;
+        let env_shared = self.shared.as_ref().map(|s| s.environment(name.clone()));
+        let env = Arc::new(load_environment(env_log, env_shared, None, &self.config).await?);
+        self.environments.rcu(|map| {
+            let mut map = BTreeMap::clone(map);
+            map.insert(name.clone(), Arc::clone(&env));
+            map
+        });
+        let _ = self.added.send(Arc::clone(&env));
+        tracing::info!(environment = %name, version = env.current().version, "environment served");
+        Ok((env, true))
+    }
+
+    /// Serves the environments another server added to the shared store.
+    pub(crate) async fn discover_environments(&self) -> Result<(), ServerError> {
+        for name in self.log.environments().await? {
+            if !self.environments.load().contains_key(&name) {
+                self.add_environment(name).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Serves a version of `env` written by another server (read back from
+    /// the shared store) if it is newer than the one served.
+    pub(crate) async fn refresh(&self, env: &Environment) -> Result<(), ServerError> {
+        let _serial = env.writes.lock().await;
+        let served = env.current();
+        let stored = env.log.current().await?;
         let behind = stored.as_ref().map_or(0, |s| s.version);
         if behind < served.version {
             // The store lost data (flushed, restarted without persistence,
             // failed over to an empty replica): put the served document back
             // so versions continue and writes are accepted again.
             let body = String::from_utf8_lossy(&served.body).into_owned();
-            if self.log.restore(body, served.version).await? {
+            if env.log.restore(body, served.version).await? {
                 tracing::error!(
-                    store = %self.log.describe(),
+                    store = %env.log.describe(),
                     store_version = behind,
                     version = served.version,
                     "the store lost its document (empty or behind this server): restored the served document"
@@ -206,13 +324,18 @@ impl AppState {
             return Ok(());
         }
         let published = Arc::new(compile_stored(stored.version, &stored.body, &self.config)?);
-        self.current.store(Arc::clone(&published));
-        let _ = self.changes.send(published);
+        env.publish(Arc::clone(&published));
         tracing::info!(
+            environment = %env.name,
             version = stored.version,
             "document published (written by another server)"
         );
         Ok(())
+    }
+
+    /// SDK keys and admin tokens.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
     }
 
     /// The collector's events.
@@ -220,18 +343,14 @@ impl AppState {
         &*self.events
     }
 
-    /// The document being served.
-    pub fn current(&self) -> Arc<Published> {
-        self.current.load_full()
-    }
-
-    /// Applies a change: `edit` turns the current document into the next one,
-    /// which is validated, stored (with history) and published. Writes are
-    /// serialized; nothing changes when any step fails. When another server
-    /// wrote first (shared Redis), the newer document is loaded and the edit
-    /// applied to it again.
+    /// Applies a change to `env`: `edit` turns the current document into the
+    /// next one, which is validated, stored (with history) and published.
+    /// Writes are serialized; nothing changes when any step fails. When
+    /// another server wrote first (shared Redis), the newer document is
+    /// loaded and the edit applied to it again.
     pub async fn change(
         &self,
+        env: &Environment,
         edit: impl Fn(Value) -> Result<Value, ApiError>,
         actor: &str,
         action: &str,
@@ -241,10 +360,10 @@ impl AppState {
         // is not a failure: re-read, re-apply the edit, retry after a short
         // jittered pause so two servers do not collide in step.
         for attempt in 0..WRITE_ATTEMPTS {
-            if let Some(published) = self.try_change(&edit, actor, action, detail).await? {
+            if let Some(published) = self.try_change(env, &edit, actor, action, detail).await? {
                 return Ok(published);
             }
-            self.refresh().await.map_err(|e| match &e {
+            self.refresh(env).await.map_err(|e| match &e {
                 ServerError::Database(store) => ApiError::from_store(store),
                 _ => ApiError::Internal(e.to_string()),
             })?;
@@ -257,13 +376,14 @@ impl AppState {
 
     async fn try_change(
         &self,
+        env: &Environment,
         edit: &impl Fn(Value) -> Result<Value, ApiError>,
         actor: &str,
         action: &str,
         detail: &str,
     ) -> Result<Option<Arc<Published>>, ApiError> {
-        let _serial = self.writes.lock().await;
-        let current = self.current.load_full();
+        let _serial = env.writes.lock().await;
+        let current = env.current();
         let document: Value = serde_json::from_slice(&current.body)
             .map_err(|e| ApiError::Internal(format!("current document: {e}")))?;
         let next = edit(document)?;
@@ -278,7 +398,7 @@ impl AppState {
         let snapshot = validate(&next, &self.config)
             .map_err(|e| ApiError::BadRequest(format!("document refused: {e}")))?;
         let change = Change::new(body, actor, action, detail);
-        let version = match self.log.replace_if(change, Some(current.version)).await {
+        let version = match env.log.replace_if(change, Some(current.version)).await {
             Ok(version) => {
                 self.set_store_reachable(true);
                 version
@@ -294,9 +414,8 @@ impl AppState {
             return Ok(None);
         }
         let published = Arc::new(Published::new(version, &next, snapshot));
-        self.current.store(Arc::clone(&published));
-        let _ = self.changes.send(Arc::clone(&published));
-        tracing::info!(version, "document published");
+        env.publish(Arc::clone(&published));
+        tracing::info!(environment = %env.name, version, "document published");
         Ok(Some(published))
     }
 

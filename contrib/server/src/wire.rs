@@ -147,3 +147,74 @@ pub struct Ready {
     /// The version being served.
     pub version: u64,
 }
+
+/// Who the admin token belongs to: `GET /v1/admin/whoami`.
+#[derive(Debug, Serialize)]
+pub struct WhoAmI {
+    /// The token's name (the actor in history).
+    pub name: String,
+    /// Its role.
+    pub role: crate::credentials::Role,
+    /// The environments an editor may change (empty: every one).
+    pub environments: Vec<String>,
+}
+
+/// One environment: `GET /v1/admin/environments`.
+#[derive(Debug, Serialize)]
+pub struct EnvironmentItem {
+    /// Its name.
+    pub name: String,
+    /// The version served.
+    pub version: u64,
+    /// Its strong ETag.
+    pub etag: String,
+    /// How many flags its document holds.
+    pub flags: usize,
+}
+
+/// Every environment, by name.
+#[derive(Debug, Serialize)]
+pub struct EnvironmentList {
+    /// The environments.
+    pub environments: Vec<EnvironmentItem>,
+}
+
+/// A created environment: `POST /v1/admin/environments`.
+#[derive(Debug, Serialize)]
+pub struct EnvironmentCreated {
+    /// The environment.
+    #[serde(flatten)]
+    pub environment: EnvironmentItem,
+    /// `false` when it existed already.
+    pub created: bool,
+}
+
+/// Every credential, declared and stored: `GET /v1/admin/credentials`.
+#[derive(Debug, Serialize)]
+pub struct CredentialList {
+    /// The credentials (never their tokens).
+    pub credentials: Vec<crate::credentials::CredentialView>,
+}
+
+/// A created or rotated credential, with its token (shown this once).
+#[derive(Debug, Serialize)]
+pub struct CredentialIssued {
+    /// The credential.
+    pub credential: crate::credentials::CredentialView,
+    /// The token: `Authorization: Bearer <token>`.
+    pub token: String,
+}
+
+/// A promotion: the target's new version and what was copied.
+#[derive(Debug, Serialize)]
+pub struct Promoted {
+    /// The target environment's version.
+    pub version: u64,
+    /// Its strong ETag.
+    pub etag: String,
+    /// The source environment's version, recorded in its history.
+    #[serde(rename = "sourceVersion")]
+    pub source_version: u64,
+    /// The flags copied.
+    pub flags: Vec<String>,
+}

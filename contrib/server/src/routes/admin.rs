@@ -1,6 +1,7 @@
-//! The admin API: replace the document, set or delete one flag, read history.
-//! Every route takes [`AdminAccess`]: the admin token was checked before the
-//! handler runs.
+//! The admin API of one environment (named in the path, else `default`):
+//! replace the document, set or delete one flag, read history. Changes take
+//! [`EditAccess`] (an editor of that environment, or an admin), reads
+//! [`AdminAccess`]: checked before the handler runs.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde_json::{Map, Value};
 
-use crate::access::AdminAccess;
+use crate::access::{AdminAccess, EditAccess, InEnvironment};
 use crate::body::ApiJson;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -18,16 +19,23 @@ use crate::wire::{HistoryPage, Written};
 /// [`AppState::change`]) and answers the published version.
 async fn write(
     state: &AppState,
-    admin: &AdminAccess,
+    access: &EditAccess,
     action: &str,
     key: &str,
     edit: impl Fn(Value) -> Result<Value, ApiError>,
 ) -> Result<Json<Written>, ApiError> {
-    let published = state.change(edit, &admin.actor, action, key).await?;
+    let env = &access.environment;
+    let published = state.change(env, edit, access.actor(), action, key).await?;
     Ok(Json(Written {
         version: published.version,
         etag: published.etag.clone(),
     }))
+}
+
+/// The flag a route names (`{key}`; beside `{env}` on the environment routes).
+#[derive(serde::Deserialize)]
+pub(super) struct FlagPath {
+    key: String,
 }
 
 /// The document's `flags` object, to edit.
@@ -38,9 +46,34 @@ fn flags_of(document: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {
         .ok_or_else(|| ApiError::Internal("current document has no flags object".into()))
 }
 
+/// `GET /v1/admin/document` (and per environment): the document served,
+/// with its version in `X-Flagyard-Version` and its ETag.
+pub(super) async fn get_document(
+    _admin: AdminAccess,
+    InEnvironment(env): InEnvironment,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse;
+    let current = env.current();
+    let mut response = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        current.body.clone(),
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert("x-flagyard-version", HeaderValue::from(current.version));
+    if let Ok(etag) = HeaderValue::from_str(&current.etag) {
+        headers.insert(header::ETAG, etag);
+    }
+    response
+}
+
 pub(super) async fn put_document(
     State(state): State<Arc<AppState>>,
-    admin: AdminAccess,
+    admin: EditAccess,
     ApiJson(document): ApiJson<Value>,
 ) -> Result<Json<Written>, ApiError> {
     write(&state, &admin, "put-document", "", |_| Ok(document.clone())).await
@@ -48,8 +81,8 @@ pub(super) async fn put_document(
 
 pub(super) async fn set_flag(
     State(state): State<Arc<AppState>>,
-    admin: AdminAccess,
-    Path(key): Path<String>,
+    admin: EditAccess,
+    Path(FlagPath { key }): Path<FlagPath>,
     ApiJson(definition): ApiJson<Value>,
 ) -> Result<Json<Written>, ApiError> {
     if let Some(problem) = crate::validation::flag_key_problem(&key) {
@@ -64,8 +97,8 @@ pub(super) async fn set_flag(
 
 pub(super) async fn delete_flag(
     State(state): State<Arc<AppState>>,
-    admin: AdminAccess,
-    Path(key): Path<String>,
+    admin: EditAccess,
+    Path(FlagPath { key }): Path<FlagPath>,
 ) -> Result<Json<Written>, ApiError> {
     let edit = |mut document: Value| match flags_of(&mut document)?.remove(&key) {
         Some(_) => Ok(document),
@@ -87,11 +120,11 @@ impl HistoryQuery {
 }
 
 pub(super) async fn history(
-    State(state): State<Arc<AppState>>,
     _admin: AdminAccess,
+    InEnvironment(env): InEnvironment,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Json<HistoryPage>, ApiError> {
-    let entries = state
+    let entries = env
         .log
         .history(query.limit())
         .await

@@ -1,22 +1,14 @@
-//! `GET /v1/flags`: the document with a strong ETag.
+//! `GET /v1/flags`: the SDK key's environment's document with a strong ETag.
 
-use std::sync::Arc;
-
-use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::access::ReadAccess;
 use crate::error::ApiError;
 use crate::published::etag_matches;
-use crate::state::AppState;
 
-pub(super) async fn get_flags(
-    State(state): State<Arc<AppState>>,
-    _read: ReadAccess,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let current = state.current();
+pub(super) async fn get_flags(read: ReadAccess, headers: HeaderMap) -> Result<Response, ApiError> {
+    let current = read.environment.current();
     let etag =
         HeaderValue::from_str(&current.etag).map_err(|e| ApiError::Internal(e.to_string()))?;
     let version = HeaderValue::from(current.version);

@@ -1,6 +1,7 @@
 //! HTTP routes.
 
 mod admin;
+mod environments;
 mod events;
 mod flags;
 mod ofrep;
@@ -30,12 +31,45 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/ws", get(stream::websocket))
         .route("/ofrep/v1/evaluate/flags", post(ofrep::bulk))
         .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::single))
-        .route("/v1/admin/document", put(admin::put_document))
+        .route(
+            "/v1/admin/document",
+            get(admin::get_document).put(admin::put_document),
+        )
         .route(
             "/v1/admin/flags/{key}",
             put(admin::set_flag).delete(admin::delete_flag),
         )
         .route("/v1/admin/history", get(admin::history))
+        .route("/v1/admin/whoami", get(environments::whoami))
+        .route(
+            "/v1/admin/environments",
+            get(environments::list).post(environments::create),
+        )
+        .route(
+            "/v1/admin/environments/{env}/document",
+            get(admin::get_document).put(admin::put_document),
+        )
+        .route(
+            "/v1/admin/environments/{env}/flags/{key}",
+            put(admin::set_flag).delete(admin::delete_flag),
+        )
+        .route("/v1/admin/environments/{env}/history", get(admin::history))
+        .route(
+            "/v1/admin/environments/{env}/promote",
+            post(environments::promote),
+        )
+        .route(
+            "/v1/admin/credentials",
+            get(environments::credentials).post(environments::create_credential),
+        )
+        .route(
+            "/v1/admin/credentials/{id}",
+            delete(environments::revoke_credential),
+        )
+        .route(
+            "/v1/admin/credentials/{id}/rotate",
+            post(environments::rotate_credential),
+        )
         .route(
             "/v1/events",
             // A gzip'd batch is decompressed on the way in; the body limit
@@ -130,7 +164,7 @@ async fn ready(axum::extract::State(state): axum::extract::State<Arc<AppState>>)
     {
         let body = crate::wire::Ready {
             status: "ready",
-            version: state.current().version,
+            version: state.default_environment().current().version,
         };
         return axum::Json(body).into_response();
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +15,7 @@ use flagyard_core::{ErrorCode, Evaluation, EvaluationContext};
 use serde_json::Value;
 
 use crate::access::ReadAccess;
+use crate::environment::Environment;
 use crate::published::etag_matches;
 use crate::state::AppState;
 use crate::wire::{OfrepBulk, OfrepEntry, OfrepError, OfrepFlag};
@@ -44,7 +45,8 @@ impl IntoResponse for OfrepRejection {
 }
 
 /// The caller may evaluate: the read check (401) and the rate limit (429).
-pub(super) struct OfrepAccess;
+/// Carries the environment its key reads.
+pub(super) struct OfrepAccess(Arc<Environment>);
 
 impl FromRequestParts<Arc<AppState>> for OfrepAccess {
     type Rejection = Response;
@@ -53,15 +55,14 @@ impl FromRequestParts<Arc<AppState>> for OfrepAccess {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        if let Err(e) = ReadAccess::check(&parts.headers, state) {
-            let status = e.status();
-            return Err(OfrepRejection {
-                status,
+        let read = ReadAccess::check(&parts.headers, state).map_err(|e| {
+            OfrepRejection {
+                status: e.status(),
                 details: e.to_string(),
                 retry_after: None,
             }
-            .into_response());
-        }
+            .into_response()
+        })?;
         if let Some(limiter) = &state.limiter
             && let Err(wait) = limiter.check()
         {
@@ -72,7 +73,7 @@ impl FromRequestParts<Arc<AppState>> for OfrepAccess {
             }
             .into_response());
         }
-        Ok(OfrepAccess)
+        Ok(OfrepAccess(read.environment))
     }
 }
 
@@ -143,8 +144,7 @@ fn invalid_context(key: Option<&str>, e: &ContextError) -> Response {
 }
 
 pub(super) async fn single(
-    State(state): State<Arc<AppState>>,
-    _access: OfrepAccess,
+    OfrepAccess(env): OfrepAccess,
     Path(key): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -152,15 +152,14 @@ pub(super) async fn single(
         Ok(ctx) => ctx,
         Err(e) => return invalid_context(Some(&key), &e),
     };
-    let current = state.current();
+    let current = env.current();
     let evaluation = current.snapshot.evaluate(&key, &ctx);
     let (status, entry) = entry(&key, &evaluation);
     (status, Json(entry)).into_response()
 }
 
 pub(super) async fn bulk(
-    State(state): State<Arc<AppState>>,
-    _access: OfrepAccess,
+    OfrepAccess(env): OfrepAccess,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -168,7 +167,7 @@ pub(super) async fn bulk(
         Ok(ctx) => ctx,
         Err(e) => return invalid_context(None, &e),
     };
-    let current = state.current();
+    let current = env.current();
     // The bulk answer depends on the document and the context.
     let mut h = std::hash::DefaultHasher::new();
     current.etag.hash(&mut h);

@@ -1,5 +1,6 @@
 //! The pancake admin API: flask-pancake's switches, flags and samples in Redis.
-//! Every request needs the admin token; without `--pancake` the routes answer 404.
+//! Reads need an admin token (a viewer's at least), changes an editor's or an
+//! admin's; without `--pancake` the routes answer 404.
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use flagyard_storage::pancake::{Kind, Pancake, PancakeError};
 use serde_json::Value;
 
 use super::admin::HistoryQuery;
-use crate::access::AdminAccess;
+use crate::access::{AdminAccess, SwitchAccess};
 use crate::body::ApiJson;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -74,11 +75,11 @@ pub(super) async fn list(
 pub(super) async fn set(
     State(state): State<Arc<AppState>>,
     Path((kind_segment, name)): Path<(String, String)>,
-    admin: AdminAccess,
+    admin: SwitchAccess,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Done>, ApiError> {
     let pancake = pancake(&state)?;
-    let who = &admin.actor;
+    let who = admin.actor();
     match kind(&kind_segment)? {
         Kind::Sample => {
             let ratio = body
@@ -96,10 +97,10 @@ pub(super) async fn set(
 pub(super) async fn clear(
     State(state): State<Arc<AppState>>,
     Path((kind_segment, name)): Path<(String, String)>,
-    admin: AdminAccess,
+    admin: SwitchAccess,
 ) -> Result<Json<Done>, ApiError> {
     pancake(&state)?
-        .clear(kind(&kind_segment)?, &name, &admin.actor)
+        .clear(kind(&kind_segment)?, &name, admin.actor())
         .await?;
     Ok(ok())
 }
@@ -108,11 +109,11 @@ pub(super) async fn clear(
 pub(super) async fn set_override(
     State(state): State<Arc<AppState>>,
     Path((name, group, id)): Path<(String, String, String)>,
-    admin: AdminAccess,
+    admin: SwitchAccess,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Done>, ApiError> {
     pancake(&state)?
-        .set_user(&name, &group, &id, active(&body)?, &admin.actor)
+        .set_user(&name, &group, &id, active(&body)?, admin.actor())
         .await?;
     Ok(ok())
 }
@@ -121,10 +122,10 @@ pub(super) async fn set_override(
 pub(super) async fn clear_override(
     State(state): State<Arc<AppState>>,
     Path((name, group, id)): Path<(String, String, String)>,
-    admin: AdminAccess,
+    admin: SwitchAccess,
 ) -> Result<Json<Done>, ApiError> {
     pancake(&state)?
-        .clear_user(&name, &group, &id, &admin.actor)
+        .clear_user(&name, &group, &id, admin.actor())
         .await?;
     Ok(ok())
 }
@@ -133,10 +134,10 @@ pub(super) async fn clear_override(
 pub(super) async fn clear_group(
     State(state): State<Arc<AppState>>,
     Path((name, group)): Path<(String, String)>,
-    admin: AdminAccess,
+    admin: SwitchAccess,
 ) -> Result<Json<Cleared>, ApiError> {
     let cleared = pancake(&state)?
-        .clear_all_users(&name, &group, &admin.actor)
+        .clear_all_users(&name, &group, admin.actor())
         .await?;
     Ok(Json(Cleared { ok: true, cleared }))
 }

@@ -1,5 +1,6 @@
-//! `GET /v1/stream` (SSE) and `GET /v1/ws` (WebSocket): the document on connect
-//! and on every change, with heartbeats.
+//! `GET /v1/stream` (SSE) and `GET /v1/ws` (WebSocket): the SDK key's
+//! environment's document on connect and on every change, with heartbeats;
+//! a stream closes when the server stops or its key is revoked.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::access::ReadAccess;
 use crate::connections::ConnectionSlot;
+use crate::environment::Environment;
 use crate::error::ApiError;
 use crate::published::Published;
 use crate::state::AppState;
@@ -28,20 +30,27 @@ fn sse_event(published: &Published) -> Event {
 
 /// The next document to send, or `None` when the server stops. A subscriber
 /// that fell behind gets the newest document (intermediate ones are superseded).
-async fn next_document(
-    state: &AppState,
-    rx: &mut tokio::sync::broadcast::Receiver<Arc<Published>>,
-    shutdown: &mut tokio::sync::watch::Receiver<bool>,
-) -> Option<Arc<Published>> {
+async fn next_document(follow: &mut Follow) -> Option<Arc<Published>> {
     loop {
         tokio::select! {
-            received = rx.recv() => match received {
+            received = follow.rx.recv() => match received {
                 Ok(published) => return Some(published),
-                Err(RecvError::Lagged(_)) => return Some(state.current()),
+                Err(RecvError::Lagged(_)) => return Some(follow.environment.current()),
                 Err(RecvError::Closed) => return None,
             },
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
+            changed = follow.shutdown.changed() => {
+                if changed.is_err() || *follow.shutdown.borrow() {
+                    return None;
+                }
+            }
+            changed = follow.revocations.changed() => {
+                if changed.is_err() {
+                    return None;
+                }
+                if let Some(id) = &follow.credential
+                    && !follow.state.credentials.is_valid(id)
+                {
+                    tracing::info!(credential = %id, "stream closed: its credential was revoked");
                     return None;
                 }
             }
@@ -49,46 +58,61 @@ async fn next_document(
     }
 }
 
+/// What a stream follows: its environment's changes, until the server
+/// stops or the credential it was opened with is revoked.
+struct Follow {
+    state: Arc<AppState>,
+    environment: Arc<Environment>,
+    credential: Option<String>,
+    rx: tokio::sync::broadcast::Receiver<Arc<Published>>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    revocations: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Follow {
+    fn new(state: Arc<AppState>, read: ReadAccess) -> Follow {
+        Follow {
+            rx: read.environment.subscribe(),
+            shutdown: state.shutdown.clone(),
+            revocations: state.credentials.watch_revocations(),
+            environment: read.environment,
+            credential: read.credential,
+            state,
+        }
+    }
+}
+
 pub(super) async fn sse(
     State(state): State<Arc<AppState>>,
-    _read: ReadAccess,
+    read: ReadAccess,
 ) -> Result<Response, ApiError> {
-    let rx = state.changes.subscribe();
-    let first = state.current();
-    let shutdown = state.shutdown.clone();
     let heartbeat = state.heartbeat();
-    let stream = events(state, rx, first, shutdown);
+    let follow = Follow::new(state, read);
+    let first = follow.environment.current();
+    let stream = events(follow, first);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat"))
         .into_response())
 }
 
-fn events(
-    state: Arc<AppState>,
-    rx: tokio::sync::broadcast::Receiver<Arc<Published>>,
-    first: Arc<Published>,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-) -> impl Stream<Item = Result<Event, Infallible>> {
+fn events(follow: Follow, first: Arc<Published>) -> impl Stream<Item = Result<Event, Infallible>> {
     futures_util::stream::unfold(
-        (state, rx, Some(first), shutdown, 0u64),
-        |(state, mut rx, pending, mut shutdown, last)| async move {
-            if state.stopping() {
+        (follow, Some(first), 0u64),
+        |(mut follow, pending, last)| async move {
+            if follow.state.stopping() {
                 return None;
             }
             let published = match pending {
                 Some(p) => p,
                 None => loop {
-                    let p = next_document(&state, &mut rx, &mut shutdown).await?;
+                    let p = next_document(&mut follow).await?;
                     if p.version > last {
                         break p;
                     }
                 },
             };
             let version = published.version;
-            Some((
-                Ok(sse_event(&published)),
-                (state, rx, None, shutdown, version),
-            ))
+            Some((Ok(sse_event(&published)), (follow, None, version)))
         },
     )
 }
@@ -99,7 +123,7 @@ const MAX_INBOUND_MESSAGE: usize = 4 * 1024;
 
 pub(super) async fn websocket(
     State(state): State<Arc<AppState>>,
-    _read: ReadAccess,
+    read: ReadAccess,
     headers: HeaderMap,
     slot: Option<Extension<ConnectionSlot>>,
     upgrade: WebSocketUpgrade,
@@ -111,7 +135,7 @@ pub(super) async fn websocket(
         .on_upgrade(move |socket| async move {
             // The socket keeps its connection's place under the cap.
             let _slot = slot;
-            serve_socket(state, socket).await;
+            serve_socket(Follow::new(state, read), socket).await;
         }))
 }
 
@@ -143,10 +167,8 @@ fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError>
     )))
 }
 
-async fn serve_socket(state: Arc<AppState>, mut socket: WebSocket) {
-    let mut rx = state.changes.subscribe();
-    let mut shutdown = state.shutdown.clone();
-    let first = state.current();
+async fn serve_socket(mut follow: Follow, mut socket: WebSocket) {
+    let first = follow.environment.current();
     let mut last = first.version;
     if socket
         .send(Message::Text(first.message.clone()))
@@ -155,11 +177,11 @@ async fn serve_socket(state: Arc<AppState>, mut socket: WebSocket) {
     {
         return;
     }
-    let mut ping = tokio::time::interval(state.heartbeat());
+    let mut ping = tokio::time::interval(follow.state.heartbeat());
     ping.tick().await;
     loop {
         tokio::select! {
-            next = next_document(&state, &mut rx, &mut shutdown) => match next {
+            next = next_document(&mut follow) => match next {
                 Some(published) if published.version > last => {
                     last = published.version;
                     if socket.send(Message::Text(published.message.clone())).await.is_err() {
