@@ -324,9 +324,9 @@ pub fn admin_body(bytes: &[u8]) {
         1 => (Method::PUT, format!("/v1/admin/flags/{key}")),
         _ => (Method::DELETE, format!("/v1/admin/flags/{key}")),
     };
-    let before = SERVER.state.current();
+    let before = SERVER.state.default_environment().current();
     let (status, answer) = send(method, &uri, true, body);
-    let after = SERVER.state.current();
+    let after = SERVER.state.default_environment().current();
     if status.is_success() {
         assert!(
             answer["version"].as_u64() == Some(after.version),

@@ -15,9 +15,10 @@ pub(crate) struct AdminArgs {
     /// The admin token.
     #[arg(long, env = "FLAGYARD_ADMIN_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// Recorded in the history as who made the change.
-    #[arg(long, env = "USER")]
-    actor: Option<String>,
+    /// The environment the flag commands change and read (default: the
+    /// server's `default` environment).
+    #[arg(long, short = 'e', env = "FLAGYARD_ENVIRONMENT")]
+    environment: Option<String>,
     #[command(subcommand)]
     action: AdminAction,
 }
@@ -53,6 +54,64 @@ enum AdminAction {
     },
     /// Show the collected events (one JSON object per line), newest last.
     Events(EventsArgs),
+    /// Who the token belongs to: its name, role and environments.
+    Whoami,
+    /// List the environments, or create one.
+    Environments {
+        /// Create this environment (with an empty document).
+        #[arg(long)]
+        create: Option<String>,
+    },
+    /// Copy one flag (or, without FLAG, the whole document) from one
+    /// environment to another; both histories record it.
+    Promote {
+        /// The flag; absent: the whole document.
+        flag: Option<String>,
+        /// The environment copied from.
+        #[arg(long)]
+        from: String,
+        /// The environment copied to.
+        #[arg(long)]
+        to: String,
+    },
+    /// SDK keys and admin tokens (needs the admin role).
+    #[command(subcommand)]
+    Credentials(CredentialAction),
+}
+
+#[derive(Debug, Subcommand)]
+enum CredentialAction {
+    /// Every SDK key and admin token (never their tokens).
+    List,
+    /// A new SDK key reading one environment; prints it once.
+    CreateKey {
+        /// A label for it.
+        name: String,
+        /// The environment it reads.
+        #[arg(long = "for", value_name = "ENVIRONMENT")]
+        environment: String,
+    },
+    /// A new admin token; prints it once. Its name is the actor in history.
+    CreateToken {
+        /// Its name.
+        name: String,
+        /// viewer, editor or admin.
+        #[arg(long)]
+        role: String,
+        /// An editor's environments (repeat; none: every one).
+        #[arg(long = "may-edit", value_name = "ENVIRONMENT")]
+        environments: Vec<String>,
+    },
+    /// Revoke one (requests refused at once, its streams closed).
+    Revoke {
+        /// The credential's id (`key_…`, `tok_…`).
+        id: String,
+    },
+    /// A new token for one; the old one stops working at once.
+    Rotate {
+        /// The credential's id.
+        id: String,
+    },
 }
 
 /// `flagyard admin events` filters.
@@ -86,7 +145,19 @@ pub(crate) fn admin(args: AdminArgs) -> Result<ExitCode, String> {
     };
     // The method, the path below the base as segments (each percent-encoded,
     // so a key with `/`, `?` or `#` stays one segment), and the body.
-    let (method, path, body): (reqwest::Method, Vec<&str>, Option<String>) = match &args.action {
+    // The flag commands' path: the environment's, or the default's.
+    let scoped = |tail: &[&'static str]| -> Vec<String> {
+        let mut path: Vec<String> = vec!["v1".into(), "admin".into()];
+        if let Some(env) = &args.environment {
+            path.extend(["environments".to_string(), env.clone()]);
+        }
+        path.extend(tail.iter().map(|s| s.to_string()));
+        path
+    };
+    let fixed =
+        |segments: &[&str]| -> Vec<String> { segments.iter().map(|s| s.to_string()).collect() };
+    let json_body = |value: Value| Some(value.to_string());
+    let (method, path, body): (reqwest::Method, Vec<String>, Option<String>) = match &args.action {
         AdminAction::SetFlag { key, json, file } => {
             let text = match (json, file) {
                 (Some(json), _) => json.clone(),
@@ -95,23 +166,82 @@ pub(crate) fn admin(args: AdminArgs) -> Result<ExitCode, String> {
             };
             serde_json::from_str::<Value>(&text)
                 .map_err(|e| format!("the flag definition is not JSON: {e}"))?;
-            (
-                reqwest::Method::PUT,
-                vec!["v1", "admin", "flags", key],
-                Some(text),
-            )
+            let mut path = scoped(&["flags"]);
+            path.push(key.clone());
+            (reqwest::Method::PUT, path, Some(text))
         }
-        AdminAction::DeleteFlag { key } => (
-            reqwest::Method::DELETE,
-            vec!["v1", "admin", "flags", key],
-            None,
-        ),
+        AdminAction::DeleteFlag { key } => {
+            let mut path = scoped(&["flags"]);
+            path.push(key.clone());
+            (reqwest::Method::DELETE, path, None)
+        }
         AdminAction::PutDocument { file } => (
             reqwest::Method::PUT,
-            vec!["v1", "admin", "document"],
+            scoped(&["document"]),
             Some(read(file)?),
         ),
-        AdminAction::History { .. } => (reqwest::Method::GET, vec!["v1", "admin", "history"], None),
+        AdminAction::History { .. } => (reqwest::Method::GET, scoped(&["history"]), None),
+        AdminAction::Whoami => (
+            reqwest::Method::GET,
+            fixed(&["v1", "admin", "whoami"]),
+            None,
+        ),
+        AdminAction::Environments { create: None } => (
+            reqwest::Method::GET,
+            fixed(&["v1", "admin", "environments"]),
+            None,
+        ),
+        AdminAction::Environments { create: Some(name) } => (
+            reqwest::Method::POST,
+            fixed(&["v1", "admin", "environments"]),
+            json_body(serde_json::json!({ "name": name })),
+        ),
+        AdminAction::Promote { flag, from, to } => {
+            let mut body = serde_json::json!({ "from": from });
+            if let Some(flag) = flag {
+                body["flag"] = Value::from(flag.as_str());
+            }
+            (
+                reqwest::Method::POST,
+                fixed(&["v1", "admin", "environments", to, "promote"]),
+                json_body(body),
+            )
+        }
+        AdminAction::Credentials(action) => match action {
+            CredentialAction::List => (
+                reqwest::Method::GET,
+                fixed(&["v1", "admin", "credentials"]),
+                None,
+            ),
+            CredentialAction::CreateKey { name, environment } => (
+                reqwest::Method::POST,
+                fixed(&["v1", "admin", "credentials"]),
+                json_body(
+                    serde_json::json!({"kind": "sdk", "name": name, "environment": environment}),
+                ),
+            ),
+            CredentialAction::CreateToken {
+                name,
+                role,
+                environments,
+            } => (
+                reqwest::Method::POST,
+                fixed(&["v1", "admin", "credentials"]),
+                json_body(serde_json::json!({
+                    "kind": "admin", "name": name, "role": role, "environments": environments
+                })),
+            ),
+            CredentialAction::Revoke { id } => (
+                reqwest::Method::DELETE,
+                fixed(&["v1", "admin", "credentials", id]),
+                None,
+            ),
+            CredentialAction::Rotate { id } => (
+                reqwest::Method::POST,
+                fixed(&["v1", "admin", "credentials", id, "rotate"]),
+                None,
+            ),
+        },
         // Pages and follows: a loop of its own.
         AdminAction::Events(filters) => {
             return events(&client, &base, args.token.as_deref(), filters);
@@ -134,9 +264,6 @@ pub(crate) fn admin(args: AdminArgs) -> Result<ExitCode, String> {
         let mut request = client.request(method, url.clone());
         if let Some(token) = &args.token {
             request = request.bearer_auth(token);
-        }
-        if let Some(actor) = &args.actor {
-            request = request.header("x-flagyard-actor", actor);
         }
         if let Some(body) = body {
             request = request

@@ -2,6 +2,7 @@
 //! administer it.
 
 mod admin;
+mod config_file;
 mod eval;
 mod pancake;
 mod serve;

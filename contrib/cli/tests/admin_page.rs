@@ -105,7 +105,32 @@ fn the_admin_page_toggles_a_switch_that_reaches_a_watch_client() {
     pancake(&url, &["sample", "set", "rollout", "10"]);
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let (server, base) = serve(&dir.path().join("server.sqlite"), &["--pancake", &url]);
+    // A second environment, and named tokens: an admin and a viewer.
+    std::fs::write(
+        dir.path().join("staging.json"),
+        r#"{"flags": {"staging-only": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on"}}}"#,
+    )
+    .expect("seed");
+    let config = dir.path().join("flagyard.toml");
+    std::fs::write(
+        &config,
+        "[[environments]]\nname = \"staging\"\nflags = \"staging.json\"\n\n\
+         [[admin-tokens]]\nname = \"page-admin\"\nrole = \"admin\"\ntoken = \"tok-admin\"\n\n\
+         [[admin-tokens]]\nname = \"page-viewer\"\nrole = \"viewer\"\ntoken = \"tok-viewer\"\n",
+    )
+    .expect("config");
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/flags.json");
+    let (server, base) = serve(
+        &dir.path().join("server.sqlite"),
+        &[
+            "--pancake",
+            &url,
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--flags",
+            seed.to_str().expect("utf-8"),
+        ],
+    );
     let _server = Killed(server);
     let (_watch, lines) = watch(&url);
     wait_for(&lines, "Ready", |l| l["status"] == "Ready");
@@ -114,7 +139,7 @@ fn the_admin_page_toggles_a_switch_that_reaches_a_watch_client() {
     let screenshot = dir.path().join("admin.png");
     let output = Command::new(python)
         .arg(script)
-        .args([&base, "tok"])
+        .args([&base, "tok-admin", "tok-viewer"])
         .arg(&screenshot)
         .output()
         .expect("the browser script runs");
@@ -140,17 +165,32 @@ fn the_admin_page_toggles_a_switch_that_reaches_a_watch_client() {
             "typing survives a refresh",
             "override added",
             "override removed",
-            "history shown"
+            "history shown",
+            "environment switched",
+            "viewer reads only"
         ]
     );
+    assert_eq!(steps[1]["who"], "logged in as page-admin (admin)");
     assert_eq!(steps[1]["new_ui"], "off");
     assert_eq!(steps[4]["message"], "switch dark_mode created");
     assert_eq!(steps[4]["state"], "off");
     assert_eq!(steps[5]["typed"], "ada");
     let history = &steps[8];
     assert!(
-        history["has_enable"] == true && history["by_page"] == true,
+        history["has_enable"] == true && history["by_name"] == true,
         "{history}"
+    );
+    let switched = &steps[9];
+    assert_eq!(switched["shows_staging"], true, "{switched}");
+    assert_eq!(switched["shows_default"], false, "{switched}");
+    assert_eq!(switched["heading"], "(staging)");
+    let viewer = &steps[10];
+    assert_eq!(viewer["who"], "logged in as page-viewer (viewer)");
+    assert_eq!(viewer["write_buttons"], 0, "{viewer}");
+    assert_eq!(viewer["create_form_shown"], false, "{viewer}");
+    assert_eq!(
+        viewer["notice"],
+        "page-viewer (viewer) may read but not change staging."
     );
     assert!(std::fs::metadata(&screenshot).is_ok_and(|m| m.len() > 1000));
 

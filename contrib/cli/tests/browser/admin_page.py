@@ -1,9 +1,12 @@
 """Drives the admin web page in a real headless Chromium (Debian's chromium and
 chromedriver, through Selenium): a wrong token is refused, the right one logs
 in, a switch is toggled, a sample ratio set, a switch created, a user
-override added and removed, and the history shows the changes. Prints one JSON line per step.
+override added and removed, the history shows the changes under the token's
+name, another environment is picked and one of its flags disabled, and a
+viewer's token sees everything but no control that writes. Prints one JSON
+line per step.
 
-Usage: admin_page.py BASE_URL TOKEN [SCREENSHOT.png]
+Usage: admin_page.py BASE_URL ADMIN_TOKEN VIEWER_TOKEN [SCREENSHOT.png]
 """
 
 import json
@@ -33,8 +36,8 @@ def step(name, **detail):
 
 
 def main():
-    base, token = sys.argv[1], sys.argv[2]
-    screenshot = sys.argv[3] if len(sys.argv) > 3 else None
+    base, token, viewer_token = sys.argv[1], sys.argv[2], sys.argv[3]
+    screenshot = sys.argv[4] if len(sys.argv) > 4 else None
     options = webdriver.ChromeOptions()
     options.binary_location = find_binary("FLAGYARD_CHROMIUM", "chromium", "chromium-browser")
     profile = tempfile.mkdtemp(prefix="flagyard-chromium-")
@@ -68,7 +71,8 @@ def main():
         driver.find_element(By.ID, "login-button").click()
         wait.until(EC.visibility_of_element_located((By.ID, "app")))
         row = css('tr[data-switch="NEW_UI"] td[data-state]')
-        step("logged in", new_ui=row.get_attribute("data-state"))
+        step("logged in", new_ui=row.get_attribute("data-state"),
+             who=driver.find_element(By.ID, "who").text)
 
         on('button[data-toggle-switch="NEW_UI"]', lambda e: e.click())
         css('tr[data-switch="NEW_UI"] td[data-state="on"]')
@@ -103,7 +107,34 @@ def main():
         wait.until(EC.text_to_be_present_in_element((By.ID, "history"), "clear-user"))
         history = driver.find_element(By.ID, "history").text
         step("history shown", has_enable="enable" in history, has_set="set" in history,
-             by_page="admin-page" in history)
+             by_name="page-admin" in history)
+
+        # Another environment: its own flags, changed there, in its history.
+        on("#environment", lambda e: e.send_keys("staging"))
+        css('tr[data-document-flag="staging-only"]')
+        on('button[data-toggle-document-flag="staging-only"]', lambda e: e.click())
+        try:
+            wait.until(EC.text_to_be_present_in_element((By.ID, "document-flags"), "DISABLED"))
+        except Exception:
+            raise SystemExit("not disabled; the page says: " + driver.find_element(By.ID, "message").text)
+        wait.until(EC.text_to_be_present_in_element((By.ID, "history"), "staging v2"))
+        flags = driver.find_element(By.ID, "document-flags").text
+        step("environment switched", shows_staging="staging-only" in flags,
+             shows_default="checkout" in flags,
+             heading=driver.find_element(By.ID, "document-environment").text)
+
+        # A viewer reads everything and is offered nothing that writes.
+        driver.find_element(By.ID, "logout").click()
+        on("#token", lambda e: (e.clear(), e.send_keys(viewer_token)))
+        driver.find_element(By.ID, "login-button").click()
+        wait.until(EC.visibility_of_element_located((By.ID, "app")))
+        css('tr[data-switch="NEW_UI"]')
+        css('tr[data-document-flag="staging-only"]')
+        writes = driver.find_elements(By.CSS_SELECTOR,
+            "button[data-toggle-switch], button[data-toggle-document-flag], button[data-set-sample], button[data-add-override]")
+        step("viewer reads only", who=driver.find_element(By.ID, "who").text, write_buttons=len(writes),
+             create_form_shown=driver.find_element(By.ID, "create-form").is_displayed(),
+             notice=driver.find_element(By.ID, "read-only").text)
         if screenshot:
             driver.save_screenshot(screenshot)
     finally:
