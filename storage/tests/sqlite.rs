@@ -285,7 +285,15 @@ fn a_single_document_file_becomes_the_default_environment_with_its_history() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(tables, ["env_documents", "env_history", "environments"]);
+    assert_eq!(
+        tables,
+        [
+            "credentials",
+            "env_documents",
+            "env_history",
+            "environments"
+        ]
+    );
     // Opening again migrates nothing twice.
     assert_eq!(
         SqliteDocuments::open(&path)

@@ -156,6 +156,14 @@ pub enum ServerError {
         /// The environment it names.
         environment: String,
     },
+    /// Two declared credentials have the same token.
+    #[error("credentials '{first}' and '{second}' have the same token: give each its own")]
+    SharedToken {
+        /// The first one declared.
+        first: String,
+        /// The one declared again with its token.
+        second: String,
+    },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

@@ -192,8 +192,18 @@ impl AppState {
             let env = load_environment(env_log, env_shared, seed.as_deref(), &config).await?;
             environments.insert(name, Arc::new(env));
         }
-        // A declared credential naming an environment that is not served
-        // is a mistake in the configuration: refused at start.
+        // A declared credential naming an environment that is not served,
+        // or two sharing one token, is a mistake in the configuration:
+        // refused at start.
+        let mut hashes = std::collections::HashMap::new();
+        for declared in config.declared_credentials() {
+            if let Some(first) = hashes.insert(declared.sha256.clone(), declared.name.clone()) {
+                return Err(ServerError::SharedToken {
+                    first,
+                    second: declared.name,
+                });
+            }
+        }
         for declared in config.declared_credentials() {
             let named = match &declared.grant {
                 crate::credentials::Grant::Sdk { environment } => vec![environment.clone()],

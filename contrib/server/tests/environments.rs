@@ -622,6 +622,37 @@ async fn a_revoked_key_is_refused_at_once_and_its_streams_close_within_a_second(
     server.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_credentials_that_share_a_token_or_name_no_served_environment_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = ServerConfig::new(dir.path().join("db.sqlite"));
+    config.listen = "127.0.0.1:0".parse().expect("addr");
+    config.credentials = vec![
+        DeclaredCredential::admin_token("ada", "same", Role::Admin),
+        DeclaredCredential::admin_token("bob", "same", Role::Viewer),
+    ];
+    let e = flagyard_server::Server::bind(config.clone())
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        e.to_string(),
+        "credentials 'ada' and 'bob' have the same token: give each its own"
+    );
+    config.credentials = vec![DeclaredCredential::sdk_key(
+        "shop",
+        "k",
+        "qa".parse().expect("name"),
+    )];
+    let e = flagyard_server::Server::bind(config)
+        .await
+        .expect_err("refused");
+    assert!(
+        e.to_string()
+            .contains("names environment 'qa', which is not served"),
+        "{e}"
+    );
+}
+
 /// The tables today's server wrote before environments, with two versions.
 const SINGLE_DOCUMENT_FILE: &str = r#"
 CREATE TABLE document (
