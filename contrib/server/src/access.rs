@@ -1,8 +1,8 @@
 //! Who may call a route, decided by extractors: a handler that takes
-//! [`ReadAccess`], [`AdminAccess`] (a viewer at least), [`EditAccess`] (may
-//! change the path's environment), [`SwitchAccess`] (editor) or
-//! [`OwnerAccess`] (the admin role) runs only for a caller that passed the
-//! check. Tokens are looked up by their SHA-256 (see `credentials.rs`).
+//! [`ReadAccess`], [`EditAccess`] (may change the path's environment) or a
+//! [`RoleAccess`] — [`AdminAccess`] (a viewer at least), [`SwitchAccess`]
+//! (an editor), [`OwnerAccess`] (the admin role) — runs only for a caller
+//! that passed the check. Tokens are looked up by their SHA-256 (see `credentials.rs`).
 
 use std::sync::Arc;
 
@@ -117,22 +117,57 @@ impl FromRequestParts<Arc<AppState>> for InEnvironment {
     }
 }
 
-/// The caller holds an admin token of any role (a viewer at least): reads
-/// of the admin API. Carries who it is.
-#[derive(Debug, Clone)]
-pub struct AdminAccess {
-    /// The token's holder.
-    pub principal: Arc<Principal>,
+/// The least role a route needs, as a type: [`Viewer`], [`Editor`],
+/// [`Owner`].
+pub trait MinimumRole: Send + Sync + 'static {
+    /// The role.
+    const ROLE: Role;
 }
 
-impl AdminAccess {
+/// Any admin token (the `viewer` role at least).
+#[derive(Debug, Clone, Copy)]
+pub struct Viewer;
+/// An `editor`'s or an `admin`'s token.
+#[derive(Debug, Clone, Copy)]
+pub struct Editor;
+/// An `admin`'s token.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner;
+
+impl MinimumRole for Viewer {
+    const ROLE: Role = Role::Viewer;
+}
+impl MinimumRole for Editor {
+    const ROLE: Role = Role::Editor;
+}
+impl MinimumRole for Owner {
+    const ROLE: Role = Role::Admin;
+}
+
+/// The caller holds an admin token with role `R` or more; carries who it is.
+#[derive(Debug, Clone)]
+pub struct RoleAccess<R> {
+    /// The token's holder.
+    pub principal: Arc<Principal>,
+    role: std::marker::PhantomData<R>,
+}
+
+/// Reads of the admin API: any admin token.
+pub type AdminAccess = RoleAccess<Viewer>;
+/// Changes to switches, flags and samples outside environments (pancake's):
+/// an editor or an admin.
+pub type SwitchAccess = RoleAccess<Editor>;
+/// Environments, keys and tokens: the `admin` role.
+pub type OwnerAccess = RoleAccess<Owner>;
+
+impl<R> RoleAccess<R> {
     /// The name recorded in history.
     pub fn actor(&self) -> &str {
         &self.principal.name
     }
 }
 
-impl FromRequestParts<Arc<AppState>> for AdminAccess {
+impl<R: MinimumRole> FromRequestParts<Arc<AppState>> for RoleAccess<R> {
     type Rejection = ApiError;
 
     async fn from_request_parts(
@@ -140,7 +175,13 @@ impl FromRequestParts<Arc<AppState>> for AdminAccess {
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
         let principal = authenticate_admin(parts, state)?;
-        Ok(AdminAccess { principal })
+        if principal.role() < Some(R::ROLE) {
+            return Err(refused_role(&principal, R::ROLE));
+        }
+        Ok(RoleAccess {
+            principal,
+            role: std::marker::PhantomData,
+        })
     }
 }
 
@@ -182,66 +223,6 @@ impl FromRequestParts<Arc<AppState>> for EditAccess {
             principal,
             environment,
         })
-    }
-}
-
-/// The caller may change switches, flags and samples outside environments
-/// (pancake's): an editor or an admin.
-#[derive(Debug, Clone)]
-pub struct SwitchAccess {
-    /// The token's holder.
-    pub principal: Arc<Principal>,
-}
-
-impl SwitchAccess {
-    /// The name recorded in history.
-    pub fn actor(&self) -> &str {
-        &self.principal.name
-    }
-}
-
-impl FromRequestParts<Arc<AppState>> for SwitchAccess {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, Self::Rejection> {
-        let principal = authenticate_admin(parts, state)?;
-        if principal.role() < Some(Role::Editor) {
-            return Err(refused_role(&principal, Role::Editor));
-        }
-        Ok(SwitchAccess { principal })
-    }
-}
-
-/// The caller holds an admin token with the `admin` role: environments,
-/// keys and tokens.
-#[derive(Debug, Clone)]
-pub struct OwnerAccess {
-    /// The token's holder.
-    pub principal: Arc<Principal>,
-}
-
-impl OwnerAccess {
-    /// The name recorded in history.
-    pub fn actor(&self) -> &str {
-        &self.principal.name
-    }
-}
-
-impl FromRequestParts<Arc<AppState>> for OwnerAccess {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, Self::Rejection> {
-        let principal = authenticate_admin(parts, state)?;
-        if principal.role() < Some(Role::Admin) {
-            return Err(refused_role(&principal, Role::Admin));
-        }
-        Ok(OwnerAccess { principal })
     }
 }
 

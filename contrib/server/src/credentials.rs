@@ -256,6 +256,14 @@ fn random_hex(n: usize) -> Result<String, ApiError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// A new token for `grant`: `fy_sdk_{env}_` or `fy_adm_` and 160 random bits.
+fn new_token(grant: &Grant) -> Result<String, ApiError> {
+    Ok(match grant {
+        Grant::Sdk { environment } => format!("fy_sdk_{environment}_{}", random_hex(20)?),
+        Grant::Admin { .. } => format!("fy_adm_{}", random_hex(20)?),
+    })
+}
+
 /// The grant a stored credential describes, or why it is unusable.
 fn stored_grant(stored: &StoredCredential) -> Result<Grant, String> {
     let environments = stored
@@ -413,11 +421,10 @@ impl Credentials {
         &self,
         new: NewCredential,
     ) -> Result<(CredentialView, String), ApiError> {
-        let (prefix, token) = match &new.grant {
-            Grant::Sdk { environment } => {
-                ("key", format!("fy_sdk_{environment}_{}", random_hex(20)?))
-            }
-            Grant::Admin { .. } => ("tok", format!("fy_adm_{}", random_hex(20)?)),
+        let token = new_token(&new.grant)?;
+        let prefix = match &new.grant {
+            Grant::Sdk { .. } => "key",
+            Grant::Admin { .. } => "tok",
         };
         let (kind, role, environments) = match &new.grant {
             Grant::Sdk { environment } => ("sdk", String::new(), vec![environment.to_string()]),
@@ -472,10 +479,7 @@ impl Credentials {
         if stored.revoked_at_ms.is_some() {
             return Err(ApiError::BadRequest(format!("credential {id} is revoked")));
         }
-        let token = match stored_grant(&stored).map_err(ApiError::Internal)? {
-            Grant::Sdk { environment } => format!("fy_sdk_{environment}_{}", random_hex(20)?),
-            Grant::Admin { .. } => format!("fy_adm_{}", random_hex(20)?),
-        };
+        let token = new_token(&stored_grant(&stored).map_err(ApiError::Internal)?)?;
         stored.sha256 = sha256_hex(&token);
         self.store
             .put(stored)

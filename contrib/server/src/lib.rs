@@ -39,7 +39,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use access::{AdminAccess, EditAccess, InEnvironment, OwnerAccess, ReadAccess, SwitchAccess};
+pub use access::{
+    AdminAccess, EditAccess, Editor, InEnvironment, MinimumRole, Owner, OwnerAccess, ReadAccess,
+    RoleAccess, SwitchAccess, Viewer,
+};
 pub use body::ApiJson;
 pub use config::{EnvironmentConfig, ServerConfig, default_db_path};
 pub use credentials::{
