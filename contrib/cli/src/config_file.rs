@@ -37,6 +37,7 @@ use serde::{Deserialize, Deserializer};
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct ConfigFile {
     pub(crate) listen: Option<SocketAddr>,
+    pub(crate) grpc_listen: Option<SocketAddr>,
     pub(crate) db: Option<PathBuf>,
     pub(crate) store: Option<String>,
     pub(crate) redis_prefix: Option<String>,

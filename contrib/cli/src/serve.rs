@@ -52,6 +52,11 @@ pub(crate) struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8013].
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Also serve flagd's gRPC protocols here (`flagd.sync.v1.FlagSyncService`
+    /// for in-process flagd providers, `flagd.evaluation.v1.Service` for RPC
+    /// ones), for example 127.0.0.1:8015 [default: not served].
+    #[arg(long, value_name = "ADDR")]
+    grpc_listen: Option<SocketAddr>,
     /// A token with the admin role, named `admin` in history; without any
     /// admin token, writes are refused.
     #[arg(long, env = "FLAGYARD_ADMIN_TOKEN", hide_env_values = true)]
@@ -174,9 +179,12 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode, String> {
             })
             .collect();
         let addr = server.local_addr();
+        let grpc = server
+            .grpc_addr()
+            .map_or_else(String::new, |a| format!("; flagd gRPC {a}"));
         eprintln!(
             "flagyard: serving http://{addr} (store {store}; {}; \
-             admin writes {writes}; admin page http://{addr}/admin)",
+             admin writes {writes}; admin page http://{addr}/admin{grpc})",
             environments.join(", ")
         );
         server
@@ -218,6 +226,7 @@ fn settings(args: ServeArgs, file: ConfigFile) -> Result<ServerConfig, String> {
     if let Some(listen) = args.listen.or(file.listen) {
         config.listen = listen;
     }
+    config.grpc_listen = args.grpc_listen.or(file.grpc_listen);
     config.seed_file = args.flags.or(file.flags);
     config.environments = file
         .environments

@@ -9,6 +9,9 @@ use std::time::Duration;
 pub struct ServerConfig {
     /// Where to listen (default `127.0.0.1:8013`).
     pub listen: SocketAddr,
+    /// Where flagd's gRPC services listen (`FlagSyncService` and the
+    /// evaluation `Service`, one port); `None` (the default): not served.
+    pub grpc_listen: Option<SocketAddr>,
     /// The SQLite database holding the document and its history (when no
     /// `redis_url` is set).
     pub db_path: PathBuf,
@@ -73,6 +76,7 @@ impl ServerConfig {
     pub fn new(db_path: impl Into<PathBuf>) -> Self {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8013)),
+            grpc_listen: None,
             db_path: db_path.into(),
             redis_url: None,
             redis_prefix: "flagyard".into(),

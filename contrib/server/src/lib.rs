@@ -25,7 +25,9 @@ mod credentials;
 mod environment;
 mod error;
 mod events;
+mod follow;
 mod forward;
+mod grpc;
 mod limiter;
 mod log;
 mod published;
@@ -63,6 +65,8 @@ pub use validation::Invalid;
 #[derive(Debug)]
 pub struct Server {
     listener: tokio::net::TcpListener,
+    /// flagd's gRPC services, when `grpc_listen` is set.
+    grpc: Option<tokio::net::TcpListener>,
     state: Arc<AppState>,
     stop: tokio::sync::watch::Sender<bool>,
 }
@@ -76,8 +80,17 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
+        let grpc = match state.config.grpc_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServerError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         Ok(Server {
             listener,
+            grpc,
             state,
             stop,
         })
@@ -88,6 +101,11 @@ impl Server {
         self.listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The address flagd's gRPC services are bound to, when they are served.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The shared state (the current document, for embedding).
@@ -108,6 +126,21 @@ impl Server {
             tokio::spawn(follow_redis(Arc::clone(&self.state), docs.clone()));
         }
         tokio::spawn(prune_events(Arc::clone(&self.state)));
+        if let Some(listener) = self.grpc {
+            let mut shutdown = self.state.shutdown.clone();
+            let router = grpc::router(Arc::clone(&self.state));
+            let addr = listener.local_addr()?;
+            tracing::info!(%addr, "flagd gRPC services listening (FlagSyncService, evaluation Service)");
+            tokio::spawn(async move {
+                let incoming = tonic::transport::server::TcpIncoming::from(listener);
+                let stopped = async move {
+                    let _ = shutdown.wait_for(|stop| *stop).await;
+                };
+                if let Err(e) = router.serve_with_incoming_shutdown(incoming, stopped).await {
+                    tracing::error!(error = %e, "the gRPC server failed");
+                }
+            });
+        }
         for target in self.state.config.forward.clone() {
             tokio::spawn(forward::run(Arc::clone(&self.state), target));
         }

@@ -12,12 +12,11 @@ use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::access::ReadAccess;
 use crate::connections::ConnectionSlot;
-use crate::environment::Environment;
 use crate::error::ApiError;
+use crate::follow::{Follow, next_document};
 use crate::published::Published;
 use crate::state::AppState;
 
@@ -26,60 +25,6 @@ fn sse_event(published: &Published) -> Event {
         .event("document")
         .id(published.version.to_string())
         .data(published.message.as_str())
-}
-
-/// The next document to send, or `None` when the server stops. A subscriber
-/// that fell behind gets the newest document (intermediate ones are superseded).
-async fn next_document(follow: &mut Follow) -> Option<Arc<Published>> {
-    loop {
-        tokio::select! {
-            received = follow.rx.recv() => match received {
-                Ok(published) => return Some(published),
-                Err(RecvError::Lagged(_)) => return Some(follow.environment.current()),
-                Err(RecvError::Closed) => return None,
-            },
-            changed = follow.shutdown.changed() => {
-                if changed.is_err() || *follow.shutdown.borrow() {
-                    return None;
-                }
-            }
-            changed = follow.revocations.changed() => {
-                if changed.is_err() {
-                    return None;
-                }
-                if let Some(id) = &follow.credential
-                    && !follow.state.credentials.is_valid(id)
-                {
-                    tracing::info!(credential = %id, "stream closed: its credential was revoked");
-                    return None;
-                }
-            }
-        }
-    }
-}
-
-/// What a stream follows: its environment's changes, until the server
-/// stops or the credential it was opened with is revoked.
-struct Follow {
-    state: Arc<AppState>,
-    environment: Arc<Environment>,
-    credential: Option<String>,
-    rx: tokio::sync::broadcast::Receiver<Arc<Published>>,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-    revocations: tokio::sync::watch::Receiver<u64>,
-}
-
-impl Follow {
-    fn new(state: Arc<AppState>, read: ReadAccess) -> Follow {
-        Follow {
-            rx: read.environment.subscribe(),
-            shutdown: state.shutdown.clone(),
-            revocations: state.credentials.watch_revocations(),
-            environment: read.environment,
-            credential: read.credential,
-            state,
-        }
-    }
 }
 
 pub(super) async fn sse(

@@ -13,6 +13,8 @@ pub(crate) const TOKEN: &str = "admin-secret";
 
 pub(crate) struct Running {
     pub(crate) base: String,
+    /// `http://addr` of flagd's gRPC services, when `grpc_listen` was set.
+    pub(crate) grpc: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -38,12 +40,14 @@ pub(crate) async fn start(db: &Path, tweak: impl FnOnce(&mut ServerConfig)) -> R
     tweak(&mut config);
     let server = Server::bind(config).await.expect("server binds");
     let base = format!("http://{}", server.local_addr());
+    let grpc = server.grpc_addr().map(|a| format!("http://{a}"));
     let (stop, stopped) = oneshot::channel::<()>();
     let done = tokio::spawn(server.run(async move {
         let _ = stopped.await;
     }));
     Running {
         base,
+        grpc,
         stop: Some(stop),
         done,
     }

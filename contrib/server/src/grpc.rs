@@ -1,0 +1,453 @@
+//! flagd's gRPC protocols on a port of their own (`--grpc-listen`), so that
+//! flagd providers in every language connect unchanged: `FlagSyncService`
+//! (what in-process providers follow: the whole document on connect and on
+//! every change) and the evaluation `Service` (what RPC providers call).
+//!
+//! The environment is chosen as for the HTTP reads, by the SDK key
+//! (`authorization: Bearer <key>` or `x-api-key`), or by the selector
+//! (`Flagd-Selector` header, or the deprecated `selector` field): a selector
+//! that is an SDK key reads that key's environment — the one setting every
+//! flagd provider has — and one naming an environment reads it when reads are
+//! open (no SDK key exists) or when the presented key belongs to it.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use flagyard_core::{ErrorCode, Evaluation, EvaluationContext, FlagValue};
+use flagyard_flagd_proto::convert;
+use flagyard_flagd_proto::evaluation::service_server::{Service, ServiceServer};
+use flagyard_flagd_proto::evaluation::{
+    AnyFlag, EventStreamRequest, EventStreamResponse, ResolveAllRequest, ResolveAllResponse,
+    ResolveBooleanRequest, ResolveBooleanResponse, ResolveFloatRequest, ResolveFloatResponse,
+    ResolveIntRequest, ResolveIntResponse, ResolveObjectRequest, ResolveObjectResponse,
+    ResolveStringRequest, ResolveStringResponse, any_flag,
+};
+use flagyard_flagd_proto::sync::flag_sync_service_server::{
+    FlagSyncService, FlagSyncServiceServer,
+};
+use flagyard_flagd_proto::sync::{
+    FetchAllFlagsRequest, FetchAllFlagsResponse, GetMetadataRequest, GetMetadataResponse,
+    SyncFlagsRequest, SyncFlagsResponse,
+};
+use futures_util::Stream;
+use serde_json::{Map, Value};
+use tonic::{Request, Response, Status};
+
+use crate::access::ReadAccess;
+use crate::error::ApiError;
+use crate::follow::{Follow, next_document};
+use crate::state::AppState;
+
+/// A server stream of gRPC messages.
+type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Both flagd services over `state`.
+pub(crate) fn router(state: Arc<AppState>) -> tonic::transport::server::Router {
+    tonic::transport::Server::builder()
+        .add_service(FlagSyncServiceServer::new(Grpc(Arc::clone(&state))))
+        .add_service(ServiceServer::new(Grpc(state)))
+}
+
+/// The services' shared handle on the server.
+#[derive(Debug, Clone)]
+struct Grpc(Arc<AppState>);
+
+fn status(e: ApiError) -> Status {
+    match e {
+        ApiError::Unauthorized(m) => Status::unauthenticated(m),
+        ApiError::Forbidden(m) => Status::permission_denied(m),
+        ApiError::NotFound(m) => Status::not_found(m),
+        ApiError::BadRequest(m) => Status::invalid_argument(m),
+        other => Status::internal(other.to_string()),
+    }
+}
+
+impl Grpc {
+    /// Who may read which environment, from the request's metadata and the
+    /// deprecated selector field.
+    fn read<T>(&self, request: &Request<T>, field: &str) -> Result<ReadAccess, Status> {
+        let state = &self.0;
+        let headers = request.metadata().clone().into_headers();
+        let selector = headers
+            .get("flagd-selector")
+            .and_then(|v| v.to_str().ok())
+            .filter(|s| !s.is_empty())
+            .or(Some(field).filter(|s| !s.is_empty()))
+            .map(str::trim);
+        let Some(selector) = selector else {
+            return ReadAccess::check(&headers, state).map_err(status);
+        };
+        if let Some(principal) = state.credentials.lookup(selector)
+            && let crate::credentials::Grant::Sdk { environment } = &principal.grant
+        {
+            let environment = state.environment(environment.as_str()).ok_or_else(|| {
+                Status::not_found(format!(
+                    "this SDK key's environment '{environment}' is not served"
+                ))
+            })?;
+            return Ok(ReadAccess {
+                environment,
+                credential: Some(principal.id.clone()),
+            });
+        }
+        let read = ReadAccess::check(&headers, state).map_err(status)?;
+        if read.environment.name().as_str() == selector {
+            return Ok(read);
+        }
+        if state.credentials.open_reads() {
+            let environment = state
+                .environment(selector)
+                .ok_or_else(|| Status::not_found(format!("no environment '{selector}'")))?;
+            return Ok(ReadAccess {
+                environment,
+                credential: read.credential,
+            });
+        }
+        Err(Status::permission_denied(format!(
+            "selector '{selector}' is neither an SDK key nor the presented key's environment"
+        )))
+    }
+
+    /// A stream of `make(document, first)` on connect (`first` true) and on
+    /// every change, until the server stops or the key is revoked.
+    fn documents<T: Send + 'static>(
+        &self,
+        read: ReadAccess,
+        make: fn(&crate::published::Published, bool) -> T,
+    ) -> Streamed<T> {
+        let follow = Follow::new(Arc::clone(&self.0), read);
+        let first = follow.environment.current();
+        let stream = futures_util::stream::unfold(
+            (follow, Some(first), None::<u64>),
+            move |(mut follow, pending, last)| async move {
+                let published = match pending {
+                    Some(p) => p,
+                    None => loop {
+                        let p = next_document(&mut follow).await?;
+                        if last.is_none_or(|last| p.version > last) {
+                            break p;
+                        }
+                    },
+                };
+                let message = make(&published, last.is_none());
+                Some((Ok(message), (follow, None, Some(published.version))))
+            },
+        );
+        Box::pin(stream)
+    }
+}
+
+fn body(published: &crate::published::Published) -> String {
+    String::from_utf8_lossy(&published.body).into_owned()
+}
+
+#[tonic::async_trait]
+impl FlagSyncService for Grpc {
+    type SyncFlagsStream = Streamed<SyncFlagsResponse>;
+
+    async fn sync_flags(
+        &self,
+        request: Request<SyncFlagsRequest>,
+    ) -> Result<Response<Self::SyncFlagsStream>, Status> {
+        // The deprecated field is still what several flagd providers send.
+        #[allow(deprecated)]
+        let read = self.read(&request, &request.get_ref().selector)?;
+        Ok(Response::new(self.documents(read, |p, _| {
+            SyncFlagsResponse {
+                flag_configuration: body(p),
+                sync_context: None,
+            }
+        })))
+    }
+
+    async fn fetch_all_flags(
+        &self,
+        request: Request<FetchAllFlagsRequest>,
+    ) -> Result<Response<FetchAllFlagsResponse>, Status> {
+        #[allow(deprecated)]
+        let read = self.read(&request, &request.get_ref().selector)?;
+        Ok(Response::new(FetchAllFlagsResponse {
+            flag_configuration: body(&read.environment.current()),
+        }))
+    }
+
+    async fn get_metadata(
+        &self,
+        request: Request<GetMetadataRequest>,
+    ) -> Result<Response<GetMetadataResponse>, Status> {
+        let read = self.read(&request, "")?;
+        let mut metadata = Map::new();
+        metadata.insert(
+            "environment".into(),
+            Value::from(read.environment.name().as_str()),
+        );
+        metadata.insert(
+            "version".into(),
+            Value::from(read.environment.current().version),
+        );
+        Ok(Response::new(GetMetadataResponse {
+            metadata: Some(convert::to_struct(&metadata)),
+        }))
+    }
+}
+
+/// The evaluation context of an RPC request (absent: empty).
+fn context(context: Option<&prost_types::Struct>) -> Result<EvaluationContext, Status> {
+    let json = context.map_or(Value::Null, |s| Value::Object(convert::from_struct(s)));
+    EvaluationContext::from_json(json)
+        .map_err(|e| Status::invalid_argument(format!("INVALID_CONTEXT: {e}")))
+}
+
+/// flagd's answer for an evaluation that failed: the status code its
+/// providers map back to the error code (`NOT_FOUND` is `FLAG_NOT_FOUND`,
+/// `INVALID_ARGUMENT` `TYPE_MISMATCH`, `DATA_LOSS` `PARSE_ERROR`).
+fn failed(key: &str, code: ErrorCode, message: &str) -> Status {
+    let text = format!("{code}: flag '{key}': {message}");
+    match code {
+        ErrorCode::FlagNotFound => Status::not_found(text),
+        ErrorCode::TypeMismatch => Status::invalid_argument(text),
+        ErrorCode::ParseError => Status::data_loss(text),
+        ErrorCode::InvalidContext | ErrorCode::TargetingKeyMissing => {
+            Status::invalid_argument(text)
+        }
+        ErrorCode::ProviderNotReady => Status::unavailable(text),
+        _ => Status::unknown(text),
+    }
+}
+
+/// The metadata of an evaluation as a `Struct`.
+fn metadata(evaluation: &Evaluation<'_>) -> Option<prost_types::Struct> {
+    let map: Map<String, Value> = evaluation
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_json()))
+        .collect();
+    Some(convert::to_struct(&map))
+}
+
+/// One typed resolution: the value (`None` without a served value), reason,
+/// variant and metadata, or flagd's error status.
+fn resolve<T>(
+    read: &ReadAccess,
+    key: &str,
+    ctx: Option<&prost_types::Struct>,
+    convert: impl Fn(&FlagValue) -> Option<T>,
+    wanted: &str,
+) -> Result<(Option<T>, String, String, Option<prost_types::Struct>), Status> {
+    let ctx = context(ctx)?;
+    let published = read.environment.current();
+    let evaluation = published.snapshot.evaluate(key, &ctx);
+    if let Some(error) = &evaluation.error {
+        return Err(failed(key, error.code, error.message.as_str()));
+    }
+    let value = match evaluation.value {
+        Some(value) => Some(convert(value).ok_or_else(|| {
+            failed(
+                key,
+                ErrorCode::TypeMismatch,
+                &format!("the served variant is not {wanted}"),
+            )
+        })?),
+        None => None,
+    };
+    Ok((
+        value,
+        evaluation.reason.as_str().to_string(),
+        evaluation.variant().unwrap_or_default().to_string(),
+        metadata(&evaluation),
+    ))
+}
+
+#[tonic::async_trait]
+impl Service for Grpc {
+    type EventStreamStream = Streamed<EventStreamResponse>;
+
+    async fn resolve_all(
+        &self,
+        request: Request<ResolveAllRequest>,
+    ) -> Result<Response<ResolveAllResponse>, Status> {
+        let read = self.read(&request, "")?;
+        let ctx = context(request.get_ref().context.as_ref())?;
+        let published = read.environment.current();
+        let mut flags = std::collections::HashMap::new();
+        for key in published.snapshot.keys() {
+            let evaluation = published.snapshot.evaluate(key, &ctx);
+            // flagd leaves out what did not evaluate to a value.
+            let (Some(value), None) = (evaluation.value, &evaluation.error) else {
+                continue;
+            };
+            let value = match value {
+                FlagValue::Bool(b) => any_flag::Value::BoolValue(*b),
+                FlagValue::String(s) => any_flag::Value::StringValue(s.to_string()),
+                FlagValue::Int(i) => any_flag::Value::DoubleValue(*i as f64),
+                FlagValue::Float(f) => any_flag::Value::DoubleValue(*f),
+                FlagValue::Object(json) => match json.as_object() {
+                    Some(map) => any_flag::Value::ObjectValue(convert::to_struct(map)),
+                    None => continue,
+                },
+            };
+            flags.insert(
+                key.to_string(),
+                AnyFlag {
+                    reason: evaluation.reason.as_str().to_string(),
+                    variant: evaluation.variant().unwrap_or_default().to_string(),
+                    value: Some(value),
+                    metadata: metadata(&evaluation),
+                },
+            );
+        }
+        Ok(Response::new(ResolveAllResponse {
+            flags,
+            metadata: None,
+        }))
+    }
+
+    async fn resolve_boolean(
+        &self,
+        request: Request<ResolveBooleanRequest>,
+    ) -> Result<Response<ResolveBooleanResponse>, Status> {
+        let read = self.read(&request, "")?;
+        let r = request.get_ref();
+        let (value, reason, variant, metadata) = resolve(
+            &read,
+            &r.flag_key,
+            r.context.as_ref(),
+            |v| match v {
+                FlagValue::Bool(b) => Some(*b),
+                _ => None,
+            },
+            "a boolean",
+        )?;
+        Ok(Response::new(ResolveBooleanResponse {
+            value: value.unwrap_or_default(),
+            reason,
+            variant,
+            metadata,
+        }))
+    }
+
+    async fn resolve_string(
+        &self,
+        request: Request<ResolveStringRequest>,
+    ) -> Result<Response<ResolveStringResponse>, Status> {
+        let read = self.read(&request, "")?;
+        let r = request.get_ref();
+        let (value, reason, variant, metadata) = resolve(
+            &read,
+            &r.flag_key,
+            r.context.as_ref(),
+            |v| match v {
+                FlagValue::String(s) => Some(s.to_string()),
+                _ => None,
+            },
+            "a string",
+        )?;
+        Ok(Response::new(ResolveStringResponse {
+            value: value.unwrap_or_default(),
+            reason,
+            variant,
+            metadata,
+        }))
+    }
+
+    async fn resolve_float(
+        &self,
+        request: Request<ResolveFloatRequest>,
+    ) -> Result<Response<ResolveFloatResponse>, Status> {
+        let read = self.read(&request, "")?;
+        let r = request.get_ref();
+        let (value, reason, variant, metadata) = resolve(
+            &read,
+            &r.flag_key,
+            r.context.as_ref(),
+            |v| match v {
+                FlagValue::Float(f) => Some(*f),
+                FlagValue::Int(i) => Some(*i as f64),
+                _ => None,
+            },
+            "a number",
+        )?;
+        Ok(Response::new(ResolveFloatResponse {
+            value: value.unwrap_or_default(),
+            reason,
+            variant,
+            metadata,
+        }))
+    }
+
+    async fn resolve_int(
+        &self,
+        request: Request<ResolveIntRequest>,
+    ) -> Result<Response<ResolveIntResponse>, Status> {
+        let read = self.read(&request, "")?;
+        let r = request.get_ref();
+        let (value, reason, variant, metadata) = resolve(
+            &read,
+            &r.flag_key,
+            r.context.as_ref(),
+            |v| match v {
+                FlagValue::Int(i) => Some(*i),
+                _ => None,
+            },
+            "an integer",
+        )?;
+        Ok(Response::new(ResolveIntResponse {
+            value: value.unwrap_or_default(),
+            reason,
+            variant,
+            metadata,
+        }))
+    }
+
+    async fn resolve_object(
+        &self,
+        request: Request<ResolveObjectRequest>,
+    ) -> Result<Response<ResolveObjectResponse>, Status> {
+        let read = self.read(&request, "")?;
+        let r = request.get_ref();
+        let (value, reason, variant, metadata) = resolve(
+            &read,
+            &r.flag_key,
+            r.context.as_ref(),
+            |v| match v {
+                FlagValue::Object(json) => json.as_object().map(convert::to_struct),
+                _ => None,
+            },
+            "an object",
+        )?;
+        Ok(Response::new(ResolveObjectResponse {
+            value,
+            reason,
+            variant,
+            metadata,
+        }))
+    }
+
+    async fn event_stream(
+        &self,
+        request: Request<EventStreamRequest>,
+    ) -> Result<Response<Self::EventStreamStream>, Status> {
+        let read = self.read(&request, "")?;
+        Ok(Response::new(self.documents(read, |published, first| {
+            if first {
+                return EventStreamResponse {
+                    r#type: "provider_ready".into(),
+                    data: None,
+                };
+            }
+            // As flagd: every flag of the new document, as updated.
+            let flags: Map<String, Value> = published
+                .snapshot
+                .keys()
+                .iter()
+                .map(|key| (key.to_string(), serde_json::json!({"type": "update"})))
+                .collect();
+            let mut data = Map::new();
+            data.insert("flags".into(), Value::Object(flags));
+            EventStreamResponse {
+                r#type: "configuration_change".into(),
+                data: Some(convert::to_struct(&data)),
+            }
+        })))
+    }
+}

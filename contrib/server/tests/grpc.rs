@@ -1,0 +1,389 @@
+//! flagd's gRPC protocols on `flagyard serve`: the sync and evaluation
+//! services through their generated clients, and flagd's own Rust provider
+//! (`open-feature-flagd`, from crates.io) in RPC and in-process modes, each
+//! evaluating what Flagyard's fast path evaluates and following a change.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{Running, client, start};
+use flagyard_core::EvaluationContext as Ctx;
+use flagyard_flagd_proto::evaluation::service_client::ServiceClient;
+use flagyard_flagd_proto::evaluation::{
+    EventStreamRequest, ResolveAllRequest, ResolveBooleanRequest, ResolveStringRequest,
+};
+use flagyard_flagd_proto::sync::flag_sync_service_client::FlagSyncServiceClient;
+use flagyard_flagd_proto::sync::{FetchAllFlagsRequest, SyncFlagsRequest};
+use flagyard_server::{DeclaredCredential, EnvironmentConfig, Role};
+use serde_json::{Value, json};
+
+const KEY: &str = "staging-key";
+const OWNER: &str = "owner";
+
+const DOCUMENT: &str = r#"{"flags": {
+  "banner": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+             "targeting": {"if": [{"ends_with": [{"var": "email"}, "@example.com"]}, "on", "off"]}},
+  "color": {"state": "ENABLED", "variants": {"red": "red", "blue": "blue"}, "defaultVariant": "red",
+            "targeting": {"fractional": [["red", 50], ["blue", 50]]}}
+}}"#;
+
+/// A server with gRPC on a free port and a `staging` environment read with
+/// [`KEY`].
+async fn start_with_grpc(dir: &Path) -> Running {
+    let seed = dir.join("staging.json");
+    std::fs::write(&seed, DOCUMENT).expect("seed");
+    start(&dir.join("db.sqlite"), |c| {
+        c.grpc_listen = Some("127.0.0.1:0".parse().expect("addr"));
+        c.environments.push(EnvironmentConfig {
+            name: "staging".parse().expect("name"),
+            seed_file: Some(seed),
+        });
+        c.credentials = vec![
+            DeclaredCredential::sdk_key("app", KEY, "staging".parse().expect("name")),
+            DeclaredCredential::admin_token("olga", OWNER, Role::Admin),
+        ];
+    })
+    .await
+}
+
+fn with_selector<T>(message: T, selector: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("flagd-selector", selector.parse().expect("ascii"));
+    request
+}
+
+async fn put_flag(base: &str, key: &str, definition: &Value) {
+    let response = client()
+        .put(format!("{base}/v1/admin/environments/staging/flags/{key}"))
+        .bearer_auth(OWNER)
+        .json(definition)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(response.status(), 200);
+}
+
+fn flag_keys(text: &str) -> Vec<String> {
+    let document: Value = serde_json::from_str(text).expect("JSON");
+    let mut keys: Vec<String> = document["flags"]
+        .as_object()
+        .expect("flags")
+        .keys()
+        .cloned()
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_streams_the_keys_environment_on_connect_and_on_every_change() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_with_grpc(dir.path()).await;
+    let grpc = server.grpc.clone().expect("gRPC served");
+    let mut sync = FlagSyncServiceClient::connect(grpc.clone())
+        .await
+        .expect("connects");
+
+    let mut stream = sync
+        .sync_flags(with_selector(SyncFlagsRequest::default(), KEY))
+        .await
+        .expect("stream")
+        .into_inner();
+    let first = stream.message().await.expect("message").expect("first");
+    assert_eq!(flag_keys(&first.flag_configuration), ["banner", "color"]);
+
+    let changed_at = Instant::now();
+    put_flag(
+        &server.base,
+        "beta",
+        &json!({"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "on"}),
+    )
+    .await;
+    let next = tokio::time::timeout(Duration::from_secs(1), stream.message())
+        .await
+        .expect("the change within a second")
+        .expect("message")
+        .expect("next");
+    assert_eq!(
+        flag_keys(&next.flag_configuration),
+        ["banner", "beta", "color"]
+    );
+    assert!(changed_at.elapsed() < Duration::from_secs(1));
+
+    // The deprecated selector field works as the header does.
+    #[allow(deprecated)]
+    let fetched = sync
+        .fetch_all_flags(FetchAllFlagsRequest {
+            provider_id: String::new(),
+            selector: KEY.into(),
+        })
+        .await
+        .expect("fetch")
+        .into_inner();
+    assert_eq!(
+        flag_keys(&fetched.flag_configuration),
+        ["banner", "beta", "color"]
+    );
+
+    // Without a key (keys exist), or naming an environment without its key:
+    // refused; an unknown key as selector too.
+    let refused = sync
+        .fetch_all_flags(FetchAllFlagsRequest::default())
+        .await
+        .expect_err("no key");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused}");
+    let refused = sync
+        .fetch_all_flags(with_selector(FetchAllFlagsRequest::default(), "default"))
+        .await
+        .expect_err("no key");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused}");
+    let mut with_key = with_selector(FetchAllFlagsRequest::default(), "default");
+    with_key.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {KEY}").parse().expect("ascii"),
+    );
+    let refused = sync
+        .fetch_all_flags(with_key)
+        .await
+        .expect_err("another environment");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluation_answers_as_flagd_with_its_reasons_and_error_codes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_with_grpc(dir.path()).await;
+    let grpc = server.grpc.clone().expect("gRPC served");
+    let mut rpc = ServiceClient::connect(grpc).await.expect("connects");
+    let context = |email: &str| {
+        let map = json!({"email": email, "targetingKey": "user-7"});
+        Some(flagyard_flagd_proto::convert::to_struct(
+            map.as_object().expect("object"),
+        ))
+    };
+
+    let on = rpc
+        .resolve_boolean(with_selector(
+            ResolveBooleanRequest {
+                flag_key: "banner".into(),
+                context: context("ada@example.com"),
+            },
+            KEY,
+        ))
+        .await
+        .expect("resolves")
+        .into_inner();
+    assert_eq!(
+        (on.value, on.reason.as_str(), on.variant.as_str()),
+        (true, "TARGETING_MATCH", "on")
+    );
+
+    // The same answer as Flagyard's own evaluator for the same context.
+    let snapshot = flagyard_core::Snapshot::parse(DOCUMENT).expect("document");
+    for user in ["user-1", "user-2", "user-3", "user-4", "user-5"] {
+        let map = json!({"targetingKey": user});
+        let answer = rpc
+            .resolve_string(with_selector(
+                ResolveStringRequest {
+                    flag_key: "color".into(),
+                    context: Some(flagyard_flagd_proto::convert::to_struct(
+                        map.as_object().expect("object"),
+                    )),
+                },
+                KEY,
+            ))
+            .await
+            .expect("resolves")
+            .into_inner();
+        let local = snapshot.evaluate("color", &Ctx::new().with_targeting_key(user));
+        assert_eq!(
+            answer.variant,
+            local.variant().unwrap_or_default(),
+            "{user}"
+        );
+        assert_eq!(answer.reason, "TARGETING_MATCH");
+    }
+
+    let missing = rpc
+        .resolve_boolean(with_selector(
+            ResolveBooleanRequest {
+                flag_key: "nope".into(),
+                context: None,
+            },
+            KEY,
+        ))
+        .await
+        .expect_err("not found");
+    assert_eq!(missing.code(), tonic::Code::NotFound, "{missing}");
+    assert!(missing.message().starts_with("FLAG_NOT_FOUND"), "{missing}");
+    let mismatch = rpc
+        .resolve_boolean(with_selector(
+            ResolveBooleanRequest {
+                flag_key: "color".into(),
+                context: None,
+            },
+            KEY,
+        ))
+        .await
+        .expect_err("a string flag");
+    assert_eq!(mismatch.code(), tonic::Code::InvalidArgument, "{mismatch}");
+    assert!(
+        mismatch.message().starts_with("TYPE_MISMATCH"),
+        "{mismatch}"
+    );
+
+    let all = rpc
+        .resolve_all(with_selector(
+            ResolveAllRequest {
+                context: context("bob@mail.test"),
+            },
+            KEY,
+        ))
+        .await
+        .expect("all")
+        .into_inner();
+    let mut keys: Vec<&String> = all.flags.keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["banner", "color"]);
+    assert_eq!(all.flags["banner"].variant, "off");
+
+    // The event stream: ready first, then a configuration change per write.
+    let mut events = rpc
+        .event_stream(with_selector(EventStreamRequest {}, KEY))
+        .await
+        .expect("stream")
+        .into_inner();
+    let ready = events.message().await.expect("message").expect("first");
+    assert_eq!(ready.r#type, "provider_ready");
+    put_flag(&server.base, "banner", &json!({"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on"})).await;
+    let change = tokio::time::timeout(Duration::from_secs(1), events.message())
+        .await
+        .expect("within a second")
+        .expect("message")
+        .expect("change");
+    assert_eq!(change.r#type, "configuration_change");
+    let data = flagyard_flagd_proto::convert::from_struct(&change.data.expect("data"));
+    assert_eq!(data["flags"]["banner"]["type"], "update");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flagds_rust_provider_connects_in_rpc_and_in_process_modes() {
+    use open_feature::provider::FeatureProvider;
+    use open_feature_flagd::{FlagdOptions, FlagdProvider, ResolverType};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    // In-process: the selector carries the SDK key (the setting every flagd
+    // provider has chooses the environment). RPC: the Rust provider sends no
+    // selector with its evaluations, so it reads `default` on a server
+    // whose reads are open.
+    let keyed = start_with_grpc(dir.path()).await;
+    let seed = dir.path().join("default.json");
+    std::fs::write(&seed, DOCUMENT).expect("seed");
+    let open = start(&dir.path().join("open.sqlite"), |c| {
+        c.grpc_listen = Some("127.0.0.1:0".parse().expect("addr"));
+        c.seed_file = Some(seed);
+        c.admin_token = Some(OWNER.into());
+    })
+    .await;
+    let port = |server: &Running| -> u16 {
+        let grpc = server.grpc.clone().expect("gRPC served");
+        grpc.rsplit(':')
+            .next()
+            .expect("port")
+            .parse()
+            .expect("number")
+    };
+    let ctx = open_feature::EvaluationContext::default()
+        .with_targeting_key("user-7")
+        .with_custom_field("email", "ada@example.com");
+
+    for (resolver_type, server, selector, env_path) in [
+        (ResolverType::Rpc, &open, None, "/v1/admin/flags"),
+        (
+            ResolverType::InProcess,
+            &keyed,
+            Some(KEY.to_string()),
+            "/v1/admin/environments/staging/flags",
+        ),
+    ] {
+        let options = FlagdOptions {
+            host: "127.0.0.1".into(),
+            port: port(server),
+            resolver_type: resolver_type.clone(),
+            selector,
+            cache_settings: None,
+            ..Default::default()
+        };
+        let provider = FlagdProvider::new(options).await.expect("provider");
+        let resolved = provider
+            .resolve_bool_value("banner", &ctx)
+            .await
+            .unwrap_or_else(|e| panic!("{resolver_type:?}: {e:?}"));
+        assert!(resolved.value, "{resolver_type:?}");
+        // RPC: the server evaluates (flagd's current fractional, v2). In
+        // process: the client's engine does, and this one implements the
+        // accepted ADR (v3, CBOR): Flagyard's evaluator agrees with each.
+        let version = match resolver_type {
+            ResolverType::Rpc => flagyard_core::FractionalVersion::V2,
+            _ => flagyard_core::FractionalVersion::V3,
+        };
+        let options = flagyard_core::CompileOptions::default().fractional(version);
+        let snapshot = flagyard_core::Snapshot::parse_with(DOCUMENT, &options).expect("document");
+        for user in [
+            "user-7", "user-8", "user-9", "user-10", "user-11", "user-12",
+        ] {
+            let theirs = open_feature::EvaluationContext::default().with_targeting_key(user);
+            let color = provider
+                .resolve_string_value("color", &theirs)
+                .await
+                .expect("color");
+            let ours = Ctx::new().with_targeting_key(user);
+            assert_eq!(
+                color.variant.as_deref(),
+                snapshot.evaluate("color", &ours).variant(),
+                "{resolver_type:?} {user}"
+            );
+        }
+
+        // A change reaches it within a second.
+        let flag = format!(
+            "new-{}",
+            if matches!(resolver_type, ResolverType::Rpc) {
+                "rpc"
+            } else {
+                "sync"
+            }
+        );
+        let response = client()
+            .put(format!("{}{env_path}/{flag}", server.base))
+            .bearer_auth(OWNER)
+            .json(&json!({"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "on"}))
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(response.status(), 200);
+        let changed_at = Instant::now();
+        loop {
+            if provider
+                .resolve_bool_value(&flag, &ctx)
+                .await
+                .is_ok_and(|r| r.value)
+            {
+                break;
+            }
+            assert!(
+                changed_at.elapsed() < Duration::from_secs(1),
+                "{resolver_type:?} did not see the change within a second"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    keyed.stop().await;
+    open.stop().await;
+}
