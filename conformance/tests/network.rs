@@ -1,6 +1,7 @@
-//! The conformance suite for the network sources (polling, SSE, WebSocket)
-//! against a real `flagyard-server` on loopback, each with a memory, disk and
-//! SQLite store; bad payloads come from a rogue server on the same port.
+//! The conformance suite for the network sources (polling, SSE, WebSocket,
+//! flagd's gRPC sync) against a real `flagyard-server` on loopback, each with
+//! a memory, disk and SQLite store; bad payloads come from a rogue server on
+//! the same port.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,8 +14,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use flagyard::core::{Source, Store};
 use flagyard::{
-    FlagyardProvider, MemoryStore, PollingSource, ReconnectPolicy, SqliteStore, SseSource,
-    WebSocketSource,
+    FlagyardProvider, GrpcSyncSource, MemoryStore, PollingSource, ReconnectPolicy, SqliteStore,
+    SseSource, WebSocketSource,
 };
 use flagyard_conformance::suite::{ErrorLog, Harness, record_errors, run_all, test_disk_cache};
 use flagyard_server::{Server, ServerConfig};
@@ -29,6 +30,7 @@ enum Wire {
     Poll,
     Sse,
     Ws,
+    Grpc,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -56,6 +58,8 @@ struct NetworkHarness {
     dir: tempfile::TempDir,
     memory: MemoryStore,
     addr: Option<SocketAddr>,
+    /// flagd's gRPC port (the gRPC wire only).
+    grpc: Option<SocketAddr>,
     server: Option<Running>,
     rogue: bool,
 }
@@ -72,6 +76,7 @@ impl NetworkHarness {
             dir: tempfile::tempdir().expect("temp dir"),
             memory: MemoryStore::new(),
             addr: None,
+            grpc: None,
             server: None,
             rogue: false,
         };
@@ -94,8 +99,15 @@ impl NetworkHarness {
             .unwrap_or_else(|| "127.0.0.1:0".parse().expect("addr"));
         config.admin_token = Some(TOKEN.into());
         config.heartbeat = Duration::from_millis(200);
+        if matches!(self.wire, Wire::Grpc) {
+            config.grpc_listen = Some(
+                self.grpc
+                    .unwrap_or_else(|| "127.0.0.1:0".parse().expect("addr")),
+            );
+        }
         let server = block(Server::bind(config)).expect("server binds");
         self.addr = Some(server.local_addr());
+        self.grpc = server.grpc_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let done = tokio::spawn(async move {
             let _ = server
@@ -117,6 +129,9 @@ impl NetworkHarness {
     /// Replaces the flag server with one that serves `payload` in the wire's shape.
     fn start_rogue(&mut self, payload: String) {
         self.stop_server();
+        if matches!(self.wire, Wire::Grpc) {
+            return self.start_rogue_grpc(payload);
+        }
         let payload = Arc::new(payload);
         let (p1, p2, p3) = (Arc::clone(&payload), Arc::clone(&payload), payload);
         let app = Router::new()
@@ -156,6 +171,31 @@ impl NetworkHarness {
         self.rogue = true;
     }
 
+    /// A flagd sync server that streams `payload` as the document.
+    fn start_rogue_grpc(&mut self, payload: String) {
+        let addr = self.grpc.expect("gRPC address");
+        let listener =
+            block(tokio::net::TcpListener::bind(addr)).expect("rogue binds the same port");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let service =
+            flagyard_flagd_proto::sync::flag_sync_service_server::FlagSyncServiceServer::new(
+                RogueSync(Arc::new(payload)),
+            );
+        let done = tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener),
+                    async move {
+                        let _ = stopped.await;
+                    },
+                )
+                .await;
+        });
+        self.server = Some(Running { stop, done });
+        self.rogue = true;
+    }
+
     fn source(&self) -> Box<dyn Source> {
         let policy = ReconnectPolicy::fast(Duration::from_millis(50));
         let base = self.base();
@@ -185,7 +225,66 @@ impl NetworkHarness {
                     .build()
                     .expect("valid source"),
             ),
+            Wire::Grpc => Box::new(
+                GrpcSyncSource::builder(format!("http://{}", self.grpc.expect("gRPC address")))
+                    .reconnect(policy)
+                    .max_payload(CAP)
+                    .read_timeout(Duration::from_secs(2))
+                    .build()
+                    .expect("valid source"),
+            ),
         }
+    }
+}
+
+/// A flagd sync server whose every stream sends one payload.
+struct RogueSync(Arc<String>);
+
+#[tonic::async_trait]
+impl flagyard_flagd_proto::sync::flag_sync_service_server::FlagSyncService for RogueSync {
+    type SyncFlagsStream = std::pin::Pin<
+        Box<
+            dyn futures_util::Stream<
+                    Item = Result<flagyard_flagd_proto::sync::SyncFlagsResponse, tonic::Status>,
+                > + Send,
+        >,
+    >;
+
+    async fn sync_flags(
+        &self,
+        _request: tonic::Request<flagyard_flagd_proto::sync::SyncFlagsRequest>,
+    ) -> Result<tonic::Response<Self::SyncFlagsStream>, tonic::Status> {
+        let first = flagyard_flagd_proto::sync::SyncFlagsResponse {
+            flag_configuration: (*self.0).clone(),
+            sync_context: None,
+        };
+        use futures_util::StreamExt;
+        // The payload, then a second of silence and the end (as the
+        // WebSocket rogue closes): stopping the rogue never waits long.
+        let silence = futures_util::stream::once(tokio::time::sleep(Duration::from_secs(1)))
+            .filter_map(|()| async { None });
+        let stream = futures_util::stream::iter([Ok::<_, tonic::Status>(first)]).chain(silence);
+        Ok(tonic::Response::new(Box::pin(stream)))
+    }
+
+    async fn fetch_all_flags(
+        &self,
+        _request: tonic::Request<flagyard_flagd_proto::sync::FetchAllFlagsRequest>,
+    ) -> Result<tonic::Response<flagyard_flagd_proto::sync::FetchAllFlagsResponse>, tonic::Status>
+    {
+        Ok(tonic::Response::new(
+            flagyard_flagd_proto::sync::FetchAllFlagsResponse {
+                flag_configuration: (*self.0).clone(),
+            },
+        ))
+    }
+
+    async fn get_metadata(
+        &self,
+        _request: tonic::Request<flagyard_flagd_proto::sync::GetMetadataRequest>,
+    ) -> Result<tonic::Response<flagyard_flagd_proto::sync::GetMetadataResponse>, tonic::Status>
+    {
+        Err(tonic::Status::unimplemented("rogue"))
     }
 }
 
@@ -308,4 +407,7 @@ compositions! {
     websocket_memory: Ws, Memory;
     websocket_disk: Ws, Disk;
     websocket_sqlite: Ws, Sqlite;
+    grpc_memory: Grpc, Memory;
+    grpc_disk: Grpc, Disk;
+    grpc_sqlite: Grpc, Sqlite;
 }

@@ -9,7 +9,7 @@ mod pancake;
 
 #[cfg(feature = "file")]
 pub use file::FileSource;
-#[cfg(any(feature = "http", feature = "ws"))]
+#[cfg(any(feature = "http", feature = "ws", feature = "grpc"))]
 pub(crate) use network::connection_builder_methods;
 #[cfg(feature = "network")]
 pub use network::*;

@@ -2,11 +2,11 @@
 //! hold a connection (SSE, WebSocket, Redis, pancake) and of the flag server's
 //! Redis follower — connect, follow, report why it ended, back off, again.
 
-#[cfg(any(feature = "sse", feature = "ws", feature = "redis"))]
+#[cfg(any(feature = "sse", feature = "ws", feature = "redis", feature = "grpc"))]
 use std::sync::Arc;
 
 use flagyard_core::ProviderError;
-#[cfg(any(feature = "sse", feature = "ws", feature = "redis"))]
+#[cfg(any(feature = "sse", feature = "ws", feature = "redis", feature = "grpc"))]
 use flagyard_core::{Source, SourceUpdates};
 
 use super::backoff::{Backoff, ReconnectPolicy};
@@ -26,7 +26,7 @@ pub enum SessionEnd {
 impl SessionEnd {
     /// The connection to `from` was lost for `cause` (a transient error:
     /// the next attempt waits the backoff).
-    #[cfg(any(feature = "sse", feature = "ws", feature = "redis"))]
+    #[cfg(any(feature = "sse", feature = "ws", feature = "redis", feature = "grpc"))]
     pub(crate) fn lost(from: &str, cause: impl Into<super::BoxError>) -> SessionEnd {
         SessionEnd::Lost(super::network_error(from, true, cause))
     }
@@ -106,7 +106,7 @@ impl<S: Session> Session for &mut S {
     }
 }
 
-#[cfg(any(feature = "sse", feature = "ws", feature = "redis"))]
+#[cfg(any(feature = "sse", feature = "ws", feature = "redis", feature = "grpc"))]
 /// A source that holds a connection (SSE, WebSocket, Redis, pancake): what
 /// one connection does. [`follow`] runs it on [`keep_connected`].
 pub(crate) trait Connects: Source + Sync {
@@ -116,7 +116,7 @@ pub(crate) trait Connects: Source + Sync {
     fn connection(&self, link: Link<'_, Self::Shared>) -> impl Future<Output = SessionEnd> + Send;
 }
 
-#[cfg(any(feature = "sse", feature = "ws", feature = "redis"))]
+#[cfg(any(feature = "sse", feature = "ws", feature = "redis", feature = "grpc"))]
 /// What one connection of a [`Connects`] source works with.
 pub(crate) struct Link<'a, T> {
     /// Where documents and errors go.
@@ -151,7 +151,7 @@ impl<'a, T> Link<'a, T> {
     }
 }
 
-#[cfg(any(feature = "sse", feature = "ws", feature = "redis"))]
+#[cfg(any(feature = "sse", feature = "ws", feature = "redis", feature = "grpc"))]
 /// Runs a connecting source until the future is dropped: its connections one
 /// after another, with the backoff between and every end reported to `updates`.
 pub(crate) async fn follow<S: Connects>(
@@ -170,7 +170,7 @@ pub(crate) async fn follow<S: Connects>(
     keep_connected(policy, move |e| report.error(e), running).await;
 }
 
-#[cfg(any(feature = "sse", feature = "ws", feature = "redis"))]
+#[cfg(any(feature = "sse", feature = "ws", feature = "redis", feature = "grpc"))]
 /// A connecting source, running.
 struct Running<S: Connects> {
     source: S,
@@ -179,7 +179,7 @@ struct Running<S: Connects> {
     shared: S::Shared,
 }
 
-#[cfg(any(feature = "sse", feature = "ws", feature = "redis"))]
+#[cfg(any(feature = "sse", feature = "ws", feature = "redis", feature = "grpc"))]
 impl<S: Connects> Session for Running<S> {
     async fn run(&mut self, backoff: &mut Backoff) -> SessionEnd {
         let link = Link {

@@ -8,6 +8,8 @@ mod fallback;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "grpc")]
+mod grpc;
 #[cfg(feature = "http")]
 mod polling;
 #[cfg(feature = "redis")]
@@ -22,10 +24,12 @@ mod ws;
 use std::time::Duration;
 
 pub use backoff::{Backoff, ReconnectPolicy};
-#[cfg(any(feature = "sse", feature = "ws", feature = "redis"))]
+#[cfg(any(feature = "sse", feature = "ws", feature = "redis", feature = "grpc"))]
 pub(crate) use connection::{Connects, Link, follow};
 pub use connection::{Session, SessionEnd, keep_connected};
 pub use fallback::FallbackSource;
+#[cfg(feature = "grpc")]
+pub use grpc::{GrpcSyncSource, GrpcSyncSourceBuilder};
 #[cfg(feature = "http")]
 pub use polling::{PollingSource, PollingSourceBuilder};
 #[cfg(feature = "redis")]
@@ -35,10 +39,10 @@ pub use sse::{SseSource, SseSourceBuilder};
 #[cfg(feature = "ws")]
 pub use ws::{WebSocketSource, WebSocketSourceBuilder};
 
-#[cfg(any(feature = "http", feature = "ws", feature = "redis"))]
+#[cfg(any(feature = "http", feature = "ws", feature = "redis", feature = "grpc"))]
 use flagyard_core::{BoxError, ErrorOrigin, ProviderError};
 
-#[cfg(any(feature = "http", feature = "ws", feature = "redis"))]
+#[cfg(any(feature = "http", feature = "ws", feature = "redis", feature = "grpc"))]
 use crate::BuildError;
 
 /// Default payload cap: 5 MB.
@@ -73,7 +77,7 @@ impl Default for NetworkOptions {
     }
 }
 
-#[cfg(any(feature = "http", feature = "ws"))]
+#[cfg(any(feature = "http", feature = "ws", feature = "grpc"))]
 impl NetworkOptions {
     /// The configured headers, parsed; a name or value that is not valid
     /// HTTP is an error naming the header.
@@ -148,7 +152,7 @@ pub(crate) fn check_redis_url(what: &str, url: &str) -> Result<(), BuildError> {
 
 /// Builder methods shared by everything that connects (the network sources
 /// and `HttpSink`): credentials, headers, retry timing, read timeout.
-#[cfg(any(feature = "http", feature = "ws"))]
+#[cfg(any(feature = "http", feature = "ws", feature = "grpc"))]
 macro_rules! connection_builder_methods {
     () => {
         /// Sends `Authorization: Bearer <key>` (the server's SDK key).
@@ -178,12 +182,12 @@ macro_rules! connection_builder_methods {
         }
     };
 }
-#[cfg(any(feature = "http", feature = "ws"))]
+#[cfg(any(feature = "http", feature = "ws", feature = "grpc"))]
 pub(crate) use connection_builder_methods;
 
 /// Builder methods shared by the network sources: the connection's, and the
 /// largest payload.
-#[cfg(any(feature = "http", feature = "ws"))]
+#[cfg(any(feature = "http", feature = "ws", feature = "grpc"))]
 macro_rules! network_builder_methods {
     () => {
         $crate::sources::connection_builder_methods!();
@@ -195,7 +199,7 @@ macro_rules! network_builder_methods {
         }
     };
 }
-#[cfg(any(feature = "http", feature = "ws"))]
+#[cfg(any(feature = "http", feature = "ws", feature = "grpc"))]
 pub(crate) use network_builder_methods;
 
 /// The seconds a `Retry-After` header asks for (the delta form).
@@ -211,7 +215,7 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
 /// document (then only `flags` is looked at). The document is borrowed from
 /// the payload as raw JSON: its bytes are scanned once here and parsed once,
 /// into the snapshot, by the runtime.
-#[cfg(any(feature = "http", feature = "ws"))]
+#[cfg(any(feature = "http", feature = "ws", feature = "grpc"))]
 #[derive(serde::Deserialize)]
 struct Envelope<'a> {
     version: Option<u64>,
@@ -223,7 +227,7 @@ struct Envelope<'a> {
 
 /// Decodes one message or response body: the server's envelope
 /// `{"version": N, "document": {...}}` or a bare flag document.
-#[cfg(any(feature = "http", feature = "ws"))]
+#[cfg(any(feature = "http", feature = "ws", feature = "grpc"))]
 pub(crate) fn decode(
     payload: &str,
     max: usize,
@@ -270,7 +274,7 @@ pub(crate) fn decode(
 
 /// A network error for `on_error`: `from` names the source, `cause` is kept
 /// as the error's source.
-#[cfg(any(feature = "http", feature = "ws", feature = "redis"))]
+#[cfg(any(feature = "http", feature = "ws", feature = "redis", feature = "grpc"))]
 pub(crate) fn network_error(
     from: &str,
     transient: bool,
@@ -287,7 +291,7 @@ pub(crate) fn is_auth_status(status: u16) -> bool {
     status == 401 || status == 403
 }
 
-#[cfg(all(test, any(feature = "http", feature = "ws")))]
+#[cfg(all(test, any(feature = "http", feature = "ws", feature = "grpc")))]
 mod tests {
     use super::*;
 
