@@ -225,37 +225,50 @@ fn metadata(evaluation: &Evaluation<'_>) -> Option<prost_types::Struct> {
     Some(convert::to_struct(&map))
 }
 
-/// One typed resolution: the value (`None` without a served value), reason,
-/// variant and metadata, or flagd's error status.
-fn resolve<T>(
-    read: &ReadAccess,
-    key: &str,
-    ctx: Option<&prost_types::Struct>,
-    convert: impl Fn(&FlagValue) -> Option<T>,
-    wanted: &str,
-) -> Result<(Option<T>, String, String, Option<prost_types::Struct>), Status> {
-    let ctx = context(ctx)?;
-    let published = read.environment.current();
-    let evaluation = published.snapshot.evaluate(key, &ctx);
-    if let Some(error) = &evaluation.error {
-        return Err(failed(key, error.code, error.message.as_str()));
+/// One typed resolution, as every `Resolve*` response carries it.
+struct Resolved<T> {
+    /// `None` without a served value (the caller's default applies).
+    value: Option<T>,
+    reason: String,
+    variant: String,
+    metadata: Option<prost_types::Struct>,
+}
+
+impl Grpc {
+    /// Resolves `key` for the request's environment and context as `T`, or
+    /// answers flagd's error status.
+    fn typed<R, T>(
+        &self,
+        request: &Request<R>,
+        key: &str,
+        ctx: Option<&prost_types::Struct>,
+        convert: impl Fn(&FlagValue) -> Option<T>,
+        wanted: &str,
+    ) -> Result<Resolved<T>, Status> {
+        let read = self.read(request, "")?;
+        let ctx = context(ctx)?;
+        let published = read.environment.current();
+        let evaluation = published.snapshot.evaluate(key, &ctx);
+        if let Some(error) = &evaluation.error {
+            return Err(failed(key, error.code, error.message.as_str()));
+        }
+        let value = match evaluation.value {
+            Some(value) => Some(convert(value).ok_or_else(|| {
+                failed(
+                    key,
+                    ErrorCode::TypeMismatch,
+                    &format!("the served variant is not {wanted}"),
+                )
+            })?),
+            None => None,
+        };
+        Ok(Resolved {
+            value,
+            reason: evaluation.reason.as_str().to_string(),
+            variant: evaluation.variant().unwrap_or_default().to_string(),
+            metadata: metadata(&evaluation),
+        })
     }
-    let value = match evaluation.value {
-        Some(value) => Some(convert(value).ok_or_else(|| {
-            failed(
-                key,
-                ErrorCode::TypeMismatch,
-                &format!("the served variant is not {wanted}"),
-            )
-        })?),
-        None => None,
-    };
-    Ok((
-        value,
-        evaluation.reason.as_str().to_string(),
-        evaluation.variant().unwrap_or_default().to_string(),
-        metadata(&evaluation),
-    ))
 }
 
 #[tonic::async_trait]
@@ -306,23 +319,23 @@ impl Service for Grpc {
         &self,
         request: Request<ResolveBooleanRequest>,
     ) -> Result<Response<ResolveBooleanResponse>, Status> {
-        let read = self.read(&request, "")?;
         let r = request.get_ref();
-        let (value, reason, variant, metadata) = resolve(
-            &read,
+        let bool_of = |v: &FlagValue| match v {
+            FlagValue::Bool(b) => Some(*b),
+            _ => None,
+        };
+        let x = self.typed(
+            &request,
             &r.flag_key,
             r.context.as_ref(),
-            |v| match v {
-                FlagValue::Bool(b) => Some(*b),
-                _ => None,
-            },
+            bool_of,
             "a boolean",
         )?;
         Ok(Response::new(ResolveBooleanResponse {
-            value: value.unwrap_or_default(),
-            reason,
-            variant,
-            metadata,
+            value: x.value.unwrap_or_default(),
+            reason: x.reason,
+            variant: x.variant,
+            metadata: x.metadata,
         }))
     }
 
@@ -330,23 +343,23 @@ impl Service for Grpc {
         &self,
         request: Request<ResolveStringRequest>,
     ) -> Result<Response<ResolveStringResponse>, Status> {
-        let read = self.read(&request, "")?;
         let r = request.get_ref();
-        let (value, reason, variant, metadata) = resolve(
-            &read,
+        let string_of = |v: &FlagValue| match v {
+            FlagValue::String(s) => Some(s.to_string()),
+            _ => None,
+        };
+        let x = self.typed(
+            &request,
             &r.flag_key,
             r.context.as_ref(),
-            |v| match v {
-                FlagValue::String(s) => Some(s.to_string()),
-                _ => None,
-            },
+            string_of,
             "a string",
         )?;
         Ok(Response::new(ResolveStringResponse {
-            value: value.unwrap_or_default(),
-            reason,
-            variant,
-            metadata,
+            value: x.value.unwrap_or_default(),
+            reason: x.reason,
+            variant: x.variant,
+            metadata: x.metadata,
         }))
     }
 
@@ -354,24 +367,24 @@ impl Service for Grpc {
         &self,
         request: Request<ResolveFloatRequest>,
     ) -> Result<Response<ResolveFloatResponse>, Status> {
-        let read = self.read(&request, "")?;
         let r = request.get_ref();
-        let (value, reason, variant, metadata) = resolve(
-            &read,
+        let number_of = |v: &FlagValue| match v {
+            FlagValue::Float(f) => Some(*f),
+            FlagValue::Int(i) => Some(*i as f64),
+            _ => None,
+        };
+        let x = self.typed(
+            &request,
             &r.flag_key,
             r.context.as_ref(),
-            |v| match v {
-                FlagValue::Float(f) => Some(*f),
-                FlagValue::Int(i) => Some(*i as f64),
-                _ => None,
-            },
+            number_of,
             "a number",
         )?;
         Ok(Response::new(ResolveFloatResponse {
-            value: value.unwrap_or_default(),
-            reason,
-            variant,
-            metadata,
+            value: x.value.unwrap_or_default(),
+            reason: x.reason,
+            variant: x.variant,
+            metadata: x.metadata,
         }))
     }
 
@@ -379,23 +392,23 @@ impl Service for Grpc {
         &self,
         request: Request<ResolveIntRequest>,
     ) -> Result<Response<ResolveIntResponse>, Status> {
-        let read = self.read(&request, "")?;
         let r = request.get_ref();
-        let (value, reason, variant, metadata) = resolve(
-            &read,
+        let int_of = |v: &FlagValue| match v {
+            FlagValue::Int(i) => Some(*i),
+            _ => None,
+        };
+        let x = self.typed(
+            &request,
             &r.flag_key,
             r.context.as_ref(),
-            |v| match v {
-                FlagValue::Int(i) => Some(*i),
-                _ => None,
-            },
+            int_of,
             "an integer",
         )?;
         Ok(Response::new(ResolveIntResponse {
-            value: value.unwrap_or_default(),
-            reason,
-            variant,
-            metadata,
+            value: x.value.unwrap_or_default(),
+            reason: x.reason,
+            variant: x.variant,
+            metadata: x.metadata,
         }))
     }
 
@@ -403,23 +416,23 @@ impl Service for Grpc {
         &self,
         request: Request<ResolveObjectRequest>,
     ) -> Result<Response<ResolveObjectResponse>, Status> {
-        let read = self.read(&request, "")?;
         let r = request.get_ref();
-        let (value, reason, variant, metadata) = resolve(
-            &read,
+        let object_of = |v: &FlagValue| match v {
+            FlagValue::Object(json) => json.as_object().map(convert::to_struct),
+            _ => None,
+        };
+        let x = self.typed(
+            &request,
             &r.flag_key,
             r.context.as_ref(),
-            |v| match v {
-                FlagValue::Object(json) => json.as_object().map(convert::to_struct),
-                _ => None,
-            },
+            object_of,
             "an object",
         )?;
         Ok(Response::new(ResolveObjectResponse {
-            value,
-            reason,
-            variant,
-            metadata,
+            value: x.value,
+            reason: x.reason,
+            variant: x.variant,
+            metadata: x.metadata,
         }))
     }
 
