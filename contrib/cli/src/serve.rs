@@ -306,3 +306,54 @@ fn settings(args: ServeArgs, file: ConfigFile) -> Result<ServerConfig, String> {
     };
     Ok(config)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn file(text: &str) -> ConfigFile {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("flagyard.toml");
+        std::fs::write(&path, text).expect("write");
+        ConfigFile::read(&path).expect("valid")
+    }
+
+    #[test]
+    fn a_flag_wins_over_the_file_and_the_file_over_the_default() {
+        let text = "listen = \"127.0.0.1:9001\"\nheartbeat = 7\nmax-connections = 50\n\
+                    allow-origin = [\"https://a.example\"]\n";
+        let args = Cli::parse_from([
+            "serve",
+            "--listen",
+            "127.0.0.1:9002",
+            "--allow-origin",
+            "https://b.example",
+        ])
+        .serve;
+        let config = settings(args, file(text)).expect("settings");
+        assert_eq!(config.listen.port(), 9002, "the flag");
+        assert_eq!(config.heartbeat, Duration::from_secs(7), "the file");
+        assert_eq!(config.max_connections, 50, "the file");
+        assert_eq!(
+            config.allowed_origins,
+            ["https://b.example"],
+            "the flag's list replaces the file's"
+        );
+        assert_eq!(
+            config.shutdown_deadline,
+            Duration::from_secs(5),
+            "the default"
+        );
+        let args = Cli::parse_from(["serve"]).serve;
+        let config = settings(args, file(text)).expect("settings");
+        assert_eq!(config.listen.port(), 9001);
+        assert_eq!(config.allowed_origins, ["https://a.example"]);
+    }
+}
