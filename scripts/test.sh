@@ -47,7 +47,8 @@ fi
 # Python peers from PyPI, in a virtual environment of their own: the OFREP client
 # the server is tested against (openfeature-provider-ofrep), flask-pancake with
 # Flask and flask-redis (the compatibility test), Selenium (drives Chromium
-# through the admin web page) and the Python flagd core (the differential test).
+# through the admin web page), the Python flagd core (the differential test) and
+# the Python flagd provider (in-process, against the gRPC sync service).
 VENV=.venv-test
 if ! command -v python3 >/dev/null 2>&1; then
     echo "python3 not found: install Python 3.9+ (Debian: apt-get install python3 python3-venv)" >&2
@@ -61,7 +62,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
     "openfeature-provider-ofrep==0.3.0" "flask-pancake==0.5.2" "flask-redis==0.4.0" \
-    "Flask==3.1.3" "redis==8.1.0" "selenium==4.51.0" "openfeature-flagd-core==2.0.0"
+    "Flask==3.1.3" "redis==8.1.0" "selenium==4.51.0" "openfeature-flagd-core==2.0.0" \
+    "openfeature-provider-flagd==0.6.1"
 export FLAGYARD_TEST_PYTHON="$PWD/$VENV/bin/python"
 
 # The JS flagd core from npm, pinned by conformance/differential/package-lock.json.

@@ -175,16 +175,14 @@ impl FlagSyncService for Grpc {
         &self,
         request: Request<GetMetadataRequest>,
     ) -> Result<Response<GetMetadataResponse>, Status> {
-        let read = self.read(&request, "")?;
+        // In-process providers ask before they sync, without their selector:
+        // a caller that may not read gets an empty answer, not an error.
         let mut metadata = Map::new();
-        metadata.insert(
-            "environment".into(),
-            Value::from(read.environment.name().as_str()),
-        );
-        metadata.insert(
-            "version".into(),
-            Value::from(read.environment.current().version),
-        );
+        if let Ok(read) = self.read(&request, "") {
+            let env = &read.environment;
+            metadata.insert("environment".into(), Value::from(env.name().as_str()));
+            metadata.insert("version".into(), Value::from(env.current().version));
+        }
         Ok(Response::new(GetMetadataResponse {
             metadata: Some(convert::to_struct(&metadata)),
         }))

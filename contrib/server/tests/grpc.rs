@@ -387,3 +387,96 @@ async fn flagds_rust_provider_connects_in_rpc_and_in_process_modes() {
     keyed.stop().await;
     open.stop().await;
 }
+
+/// The Python interpreter of the test venv, or `None` (skipped, except in CI).
+fn python() -> Option<String> {
+    match std::env::var("FLAGYARD_TEST_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ => {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "FLAGYARD_TEST_PYTHON is not set; scripts/test.sh installs openfeature-provider-flagd and sets it"
+            );
+            eprintln!("SKIPPED: FLAGYARD_TEST_PYTHON not set (run scripts/test.sh)");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flagds_python_provider_connects_in_process() {
+    use std::io::{BufRead, BufReader};
+    let Some(python) = python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let keyed = start_with_grpc(dir.path()).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/flagd_client.py");
+    // RPC mode is left out: the Python provider (0.4 and later) calls
+    // `flagd.evaluation.v2`, which the flagd-schemas contracts here lack.
+    for (mode, server, selector, flags_path) in [(
+        "in-process",
+        &keyed,
+        KEY,
+        "/v1/admin/environments/staging/flags",
+    )] {
+        let grpc = server.grpc.clone().expect("gRPC served");
+        let port = grpc.rsplit(':').next().expect("port");
+        let mut child = std::process::Command::new(&python)
+            .arg(&script)
+            .args(["127.0.0.1", port, mode, selector, "banner", "8"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("python runs");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel::<Value>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str(&line) {
+                    let _ = tx.send(v);
+                }
+            }
+        });
+        let next = |what: &str| {
+            rx.recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("{mode}: no {what} from the Python provider"))
+        };
+        // The same answer as Flagyard's own evaluator: the email rule matches.
+        let mut first = next("first answer");
+        // A provider still connecting (or before its first sync) answers
+        // the default with an error; the first answer without one counts.
+        while !first["error"].is_null() {
+            first = next("answer once ready");
+        }
+        assert_eq!(first["value"], true, "{mode}: {first}");
+        assert_eq!(first["variant"], "on", "{mode}: {first}");
+        let local = flagyard_core::Snapshot::parse(DOCUMENT).expect("document");
+        let ctx = Ctx::new()
+            .with_targeting_key("user-7")
+            .with_attribute("email", "ada@example.com");
+        assert_eq!(local.evaluate("banner", &ctx).variant(), Some("on"));
+
+        // A change reaches it within a second.
+        let response = client()
+            .put(format!("{}{flags_path}/banner", server.base))
+            .bearer_auth(OWNER)
+            .json(&json!({"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off"}))
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(response.status(), 200);
+        let changed_at = Instant::now();
+        let changed = next("answer after the change");
+        assert_eq!(changed["value"], false, "{mode}: {changed}");
+        assert!(
+            changed_at.elapsed() < Duration::from_secs(1),
+            "{mode}: the change took {:?}",
+            changed_at.elapsed()
+        );
+        let _ = child.kill();
+        let output = child.wait_with_output().expect("exits");
+        let _ = output;
+    }
+    keyed.stop().await;
+}
