@@ -68,6 +68,8 @@ export FLAGYARD_TEST_PYTHON="$PWD/$VENV/bin/python"
 
 # The JS flagd core from npm, pinned by conformance/differential/package-lock.json.
 npm ci --prefix conformance/differential --silent --no-audit --no-fund
+# The JS flagd provider (in-process against the gRPC sync service), pinned likewise.
+npm ci --prefix contrib/server/tests/flagd_js --silent --no-audit --no-fund
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

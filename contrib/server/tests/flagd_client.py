@@ -2,8 +2,8 @@
 in-process mode, pointed at `flagyard serve --grpc-listen`. Evaluates FLAG every
 20 ms for a bounded time and prints one JSON line each time the answer changes.
 
-Usage: flagd_client.py HOST PORT rpc|in-process SELECTOR FLAG SECONDS
-(an empty SELECTOR sends none)
+Usage: flagd_client.py HOST PORT SELECTOR FLAG SECONDS [rpc|in-process]
+(an empty SELECTOR sends none; in-process by default)
 """
 
 import json
@@ -17,7 +17,8 @@ from openfeature.evaluation_context import EvaluationContext
 
 
 def main():
-    host, port, mode, selector, flag, seconds = sys.argv[1:7]
+    host, port, selector, flag, seconds = sys.argv[1:6]
+    mode = sys.argv[6] if len(sys.argv) > 6 else "in-process"
     resolver = ResolverType.IN_PROCESS if mode == "in-process" else ResolverType.RPC
     provider = FlagdProvider(host=host, port=int(port), resolver_type=resolver,
                              selector=selector or None, timeout=5, deadline_ms=2000)
