@@ -50,6 +50,7 @@ pub(crate) struct ConfigFile {
     pub(crate) heartbeat: Option<u64>,
     pub(crate) ofrep_rate_limit: Option<u32>,
     pub(crate) allow_origin: Option<Vec<String>>,
+    pub(crate) cors_origin: Option<Vec<String>>,
     pub(crate) allow_host: Option<Vec<String>>,
     pub(crate) max_connections: Option<usize>,
     pub(crate) request_timeout: Option<u64>,

@@ -75,6 +75,11 @@ pub(crate) struct ServeArgs {
     /// (repeatable; `*` allows any).
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allow_origins: Vec<String>,
+    /// A browser origin that may call the read endpoints (/v1/flags,
+    /// /v1/stream, OFREP) from another site: CORS (repeatable; `*` allows
+    /// any) [default: none].
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
     /// A `Host` requests must name (repeatable; with the port, as clients
     /// send it). Without any, every host is served; set it to refuse DNS
     /// rebinding.
@@ -254,6 +259,11 @@ fn settings(args: ServeArgs, file: ConfigFile) -> Result<ServerConfig, String> {
         file.allow_origin.unwrap_or_default()
     } else {
         args.allow_origins
+    };
+    config.cors_origins = if args.cors_origins.is_empty() {
+        file.cors_origin.unwrap_or_default()
+    } else {
+        args.cors_origins
     };
     config.allowed_hosts = if args.allow_hosts.is_empty() {
         file.allow_host.unwrap_or_default()

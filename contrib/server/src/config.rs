@@ -45,6 +45,10 @@ pub struct ServerConfig {
     /// (`https://app.example.com`; `*` allows any). A request without an
     /// `Origin` (not from a browser) is not checked.
     pub allowed_origins: Vec<String>,
+    /// Browser origins (`https://app.example.com`; `*`: any) that may call the
+    /// read endpoints (`/v1/flags`, `/v1/stream`, OFREP) from another origin:
+    /// CORS answers for them; empty (the default): no CORS headers.
+    pub cors_origins: Vec<String>,
     /// Host names (with the port, if not the default) requests must name in
     /// `Host`; empty: any (the default). Set it to refuse DNS rebinding.
     pub allowed_hosts: Vec<String>,
@@ -90,6 +94,7 @@ impl ServerConfig {
             ofrep_rate_limit: None,
             max_document_bytes: 5 * 1024 * 1024,
             allowed_origins: Vec::new(),
+            cors_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             max_connections: 10_000,
             header_timeout: Duration::from_secs(10),

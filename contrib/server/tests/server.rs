@@ -1233,3 +1233,97 @@ async fn duplicate_keys_wide_integers_and_unreachable_flag_keys_are_refused() {
     assert_eq!(doc, json!({"flags": {}}), "nothing was stored");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_answers_the_configured_origins_on_the_read_endpoints_only() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // None configured (the default): no CORS headers, a preflight is refused.
+    let closed = start(&dir.path().join("closed.sqlite"), |_| {}).await;
+    let preflight = client()
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/ofrep/v1/evaluate/flags", closed.base),
+        )
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    assert_eq!(preflight.status(), 405);
+    closed.stop().await;
+
+    let server = start(&dir.path().join("open.sqlite"), |c| {
+        c.cors_origins = vec!["https://app.example".into()];
+    })
+    .await;
+    let base = &server.base;
+    for path in [
+        "/ofrep/v1/evaluate/flags",
+        "/ofrep/v1/evaluate/flags/x",
+        "/v1/flags",
+    ] {
+        let method = if path == "/v1/flags" { "GET" } else { "POST" };
+        let preflight = client()
+            .request(reqwest::Method::OPTIONS, format!("{base}{path}"))
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", method)
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+            .await
+            .expect("preflight");
+        assert_eq!(preflight.status(), 200, "{path}");
+        let headers = preflight.headers();
+        assert_eq!(
+            headers["access-control-allow-origin"], "https://app.example",
+            "{path}"
+        );
+        let allowed = headers["access-control-allow-headers"]
+            .to_str()
+            .expect("ascii");
+        assert!(
+            allowed.contains("authorization") && allowed.contains("content-type"),
+            "{allowed}"
+        );
+    }
+    // The answer itself carries the origin and exposes the ETag.
+    let answer = client()
+        .get(format!("{base}/v1/flags"))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        answer.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let exposed = answer.headers()["access-control-expose-headers"]
+        .to_str()
+        .expect("ascii");
+    assert!(exposed.contains("etag"), "{exposed}");
+    // Another origin is not allowed; the admin API never answers CORS.
+    let other = client()
+        .get(format!("{base}/v1/flags"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .expect("get");
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    let admin = client()
+        .request(reqwest::Method::OPTIONS, format!("{base}/v1/admin/flags/x"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "PUT")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(admin.headers().get("access-control-allow-origin").is_none());
+    server.stop().await;
+}

@@ -21,16 +21,49 @@ use axum::routing::{delete, get, post, put};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// The read endpoints a browser may call from another origin, with CORS
+/// for the configured origins (none by default: no CORS headers at all).
+fn reads(state: &AppState) -> Router<Arc<AppState>> {
+    let reads = Router::new()
+        .route("/v1/flags", get(flags::get_flags))
+        .route("/v1/stream", get(stream::sse))
+        .route("/ofrep/v1/evaluate/flags", post(ofrep::bulk))
+        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::single));
+    let origins = &state.config.cors_origins;
+    if origins.is_empty() {
+        return reads;
+    }
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    reads.layer(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::IF_NONE_MATCH,
+                header::HeaderName::from_static("x-api-key"),
+            ])
+            .expose_headers([
+                header::ETAG,
+                header::HeaderName::from_static("x-flagyard-version"),
+            ])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}
+
 /// Every route of the server (see docs/PROTOCOL.md).
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
-        .route("/v1/flags", get(flags::get_flags))
-        .route("/v1/stream", get(stream::sse))
+        .merge(reads(&state))
         .route("/v1/ws", get(stream::websocket))
-        .route("/ofrep/v1/evaluate/flags", post(ofrep::bulk))
-        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::single))
         .route(
             "/v1/admin/document",
             get(admin::get_document).put(admin::put_document),
