@@ -126,12 +126,13 @@ impl Server {
             tokio::spawn(follow_redis(Arc::clone(&self.state), docs.clone()));
         }
         tokio::spawn(prune_events(Arc::clone(&self.state)));
+        let mut grpc_task = None;
         if let Some(listener) = self.grpc {
             let mut shutdown = self.state.shutdown.clone();
             let router = grpc::router(Arc::clone(&self.state));
             let addr = listener.local_addr()?;
             tracing::info!(%addr, "flagd gRPC services listening (FlagSyncService, evaluation Service)");
-            tokio::spawn(async move {
+            grpc_task = Some(tokio::spawn(async move {
                 let incoming = tonic::transport::server::TcpIncoming::from(listener);
                 let stopped = async move {
                     let _ = shutdown.wait_for(|stop| *stop).await;
@@ -139,7 +140,7 @@ impl Server {
                 if let Err(e) = router.serve_with_incoming_shutdown(incoming, stopped).await {
                     tracing::error!(error = %e, "the gRPC server failed");
                 }
-            });
+            }));
         }
         for target in self.state.config.forward.clone() {
             tokio::spawn(forward::run(Arc::clone(&self.state), target));
@@ -152,12 +153,23 @@ impl Server {
             body_timeout: config.body_timeout,
             shutdown_deadline: config.shutdown_deadline,
         };
-        connections::serve(self.listener, app, limits, async move {
+        let deadline = limits.shutdown_deadline;
+        let served = connections::serve(self.listener, app, limits, async move {
             shutdown.await;
             tracing::info!("shutting down: closing streams");
             let _ = stop.send(true);
         })
-        .await
+        .await;
+        // The gRPC side stopped with the same signal: wait for it too (its
+        // streams end at once), so the port is free when `run` returns.
+        if let Some(task) = grpc_task {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(deadline, task).await.is_err() {
+                tracing::warn!("the gRPC server did not stop within the shutdown deadline");
+                abort.abort();
+            }
+        }
+        served
     }
 }
 
