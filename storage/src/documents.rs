@@ -139,6 +139,14 @@ impl std::fmt::Display for EnvironmentName {
     }
 }
 
+/// Maps keyed by name are looked up with a plain `&str` (no parsing, no
+/// allocation): the name's order and hash are its string's.
+impl std::borrow::Borrow<str> for EnvironmentName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl AsRef<str> for EnvironmentName {
     fn as_ref(&self) -> &str {
         &self.0

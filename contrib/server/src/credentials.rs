@@ -145,6 +145,25 @@ impl DeclaredCredential {
     }
 }
 
+/// The SHA-256 of `token`.
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// A lower-case or upper-case hex SHA-256 as bytes, if it is one.
+fn from_hex(hex: &str) -> Option<[u8; 32]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let text = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(out)
+}
+
 /// The lower-case hex SHA-256 of `token`.
 pub fn sha256_hex(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
@@ -210,7 +229,9 @@ impl serde::Serialize for Role {
 /// What one request is checked against: every valid credential by hash.
 #[derive(Debug, Default)]
 struct Index {
-    by_hash: HashMap<String, Arc<Principal>>,
+    /// Keyed by the SHA-256 itself: a lookup hashes the presented token and
+    /// allocates nothing.
+    by_hash: HashMap<[u8; 32], Arc<Principal>>,
     /// Whether any SDK key exists or existed (a revoked one counts): without
     /// one, reads are open (the `default` environment), as a server without
     /// keys has always been.
@@ -341,8 +362,12 @@ impl Credentials {
             index
                 .listing
                 .push(view(id.clone(), &d.name, &d.grant, true));
+            let Some(hash) = from_hex(&d.sha256) else {
+                tracing::warn!(name = %d.name, "declared credential's SHA-256 is not 64 hex digits; ignored");
+                continue;
+            };
             index.by_hash.insert(
-                d.sha256.clone(),
+                hash,
                 Arc::new(Principal {
                     id,
                     name: d.name.clone(),
@@ -369,8 +394,12 @@ impl Credentials {
                 continue;
             }
             index.any_admin |= matches!(grant, Grant::Admin { .. });
+            let Some(hash) = from_hex(&s.sha256) else {
+                tracing::warn!(id = %s.id, "stored credential's SHA-256 is not 64 hex digits; ignored");
+                continue;
+            };
             index.by_hash.insert(
-                s.sha256.clone(),
+                hash,
                 Arc::new(Principal {
                     id: s.id.clone(),
                     name: s.name.clone(),
@@ -388,7 +417,7 @@ impl Credentials {
 
     /// The holder of `token`, if it is valid.
     pub fn lookup(&self, token: &str) -> Option<Arc<Principal>> {
-        self.index.load().by_hash.get(&sha256_hex(token)).cloned()
+        self.index.load().by_hash.get(&digest(token)).cloned()
     }
 
     /// Whether reads need no key (no SDK key exists).
@@ -553,6 +582,8 @@ mod tests {
 
     #[test]
     fn hashes_are_sha256_hex() {
+        assert_eq!(from_hex(&sha256_hex("abc")), Some(digest("abc")));
+        assert_eq!(from_hex("not hex"), None);
         assert_eq!(
             sha256_hex("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

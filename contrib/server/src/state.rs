@@ -256,8 +256,7 @@ impl AppState {
 
     /// The environment `name`, if it is served.
     pub fn environment(&self, name: &str) -> Option<Arc<Environment>> {
-        let name: EnvironmentName = name.parse().ok()?;
-        self.environments.load().get(&name).cloned()
+        self.environments.load().get(name).cloned()
     }
 
     /// The `default` environment (always served).
