@@ -64,3 +64,31 @@ impl Follow {
         }
     }
 }
+
+/// The environment's document now, then each newer version, until the server
+/// stops or the credential is revoked; each with whether it is the first.
+/// What SSE, `SyncFlags` and `EventStream` send.
+pub(crate) fn documents(
+    follow: Follow,
+) -> impl futures_util::Stream<Item = (Arc<Published>, bool)> + Send {
+    let first = follow.environment.current();
+    futures_util::stream::unfold(
+        (follow, Some(first), None::<u64>),
+        |(mut follow, pending, last)| async move {
+            if follow.state.stopping() {
+                return None;
+            }
+            let published = match pending {
+                Some(p) => p,
+                None => loop {
+                    let p = next_document(&mut follow).await?;
+                    if last.is_none_or(|last| p.version > last) {
+                        break p;
+                    }
+                },
+            };
+            let version = published.version;
+            Some(((published, last.is_none()), (follow, None, Some(version))))
+        },
+    )
+}

@@ -35,7 +35,7 @@ use tonic::{Request, Response, Status};
 
 use crate::access::ReadAccess;
 use crate::error::ApiError;
-use crate::follow::{Follow, next_document};
+use crate::follow::{Follow, documents};
 use crate::state::AppState;
 
 /// A server stream of gRPC messages.
@@ -115,24 +115,9 @@ impl Grpc {
         read: ReadAccess,
         make: fn(&crate::published::Published, bool) -> T,
     ) -> Streamed<T> {
+        use futures_util::StreamExt;
         let follow = Follow::new(Arc::clone(&self.0), read);
-        let first = follow.environment.current();
-        let stream = futures_util::stream::unfold(
-            (follow, Some(first), None::<u64>),
-            move |(mut follow, pending, last)| async move {
-                let published = match pending {
-                    Some(p) => p,
-                    None => loop {
-                        let p = next_document(&mut follow).await?;
-                        if last.is_none_or(|last| p.version > last) {
-                            break p;
-                        }
-                    },
-                };
-                let message = make(&published, last.is_none());
-                Some((Ok(message), (follow, None, Some(published.version))))
-            },
-        );
+        let stream = documents(follow).map(move |(published, first)| Ok(make(&published, first)));
         Box::pin(stream)
     }
 }

@@ -11,12 +11,11 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::Stream;
 
 use crate::access::ReadAccess;
 use crate::connections::ConnectionSlot;
 use crate::error::ApiError;
-use crate::follow::{Follow, next_document};
+use crate::follow::{Follow, documents, next_document};
 use crate::published::Published;
 use crate::state::AppState;
 
@@ -32,34 +31,12 @@ pub(super) async fn sse(
     read: ReadAccess,
 ) -> Result<Response, ApiError> {
     let heartbeat = state.heartbeat();
-    let follow = Follow::new(state, read);
-    let first = follow.environment.current();
-    let stream = events(follow, first);
+    use futures_util::StreamExt;
+    let stream = documents(Follow::new(state, read))
+        .map(|(published, _)| Ok::<_, Infallible>(sse_event(&published)));
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat"))
         .into_response())
-}
-
-fn events(follow: Follow, first: Arc<Published>) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures_util::stream::unfold(
-        (follow, Some(first), 0u64),
-        |(mut follow, pending, last)| async move {
-            if follow.state.stopping() {
-                return None;
-            }
-            let published = match pending {
-                Some(p) => p,
-                None => loop {
-                    let p = next_document(&mut follow).await?;
-                    if p.version > last {
-                        break p;
-                    }
-                },
-            };
-            let version = published.version;
-            Some((Ok(sse_event(&published)), (follow, None, version)))
-        },
-    )
 }
 
 /// The largest message a client may send on `/v1/ws` (it sends only pongs
