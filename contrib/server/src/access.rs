@@ -243,36 +243,59 @@ pub struct ReadAccess {
     pub environment: Arc<Environment>,
     /// The credential presented, if any (its streams close when it is
     /// revoked).
-    pub credential: Option<String>,
+    pub credential: Option<Arc<Principal>>,
 }
 
 impl ReadAccess {
     /// The check itself, for extractors that add to it (OFREP's).
     pub(crate) fn check(headers: &HeaderMap, state: &AppState) -> Result<ReadAccess, ApiError> {
-        let principal = match presented(headers) {
-            Some(token) => match state.credentials.lookup(token) {
-                Some(principal) => principal,
-                // Without SDK keys any token reads (as it always has).
-                None if state.credentials.open_reads() => {
-                    return Ok(ReadAccess {
-                        environment: state.default_environment(),
-                        credential: None,
-                    });
-                }
-                None => return Err(ApiError::Unauthorized("wrong SDK key".into())),
-            },
-            None if state.credentials.open_reads() => {
-                return Ok(ReadAccess {
-                    environment: state.default_environment(),
-                    credential: None,
-                });
-            }
+        let principal = match presented(headers).map(|token| state.credentials.lookup(token)) {
+            Some(Some(principal)) => principal,
+            // Without SDK keys any token reads (as it always has).
+            _ if state.credentials.open_reads() => return Ok(ReadAccess::open(state)),
+            Some(None) => return Err(ApiError::Unauthorized("wrong SDK key".into())),
             None => {
                 return Err(ApiError::Unauthorized(
                     "this server needs an SDK key: Authorization: Bearer <key> or X-API-Key".into(),
                 ));
             }
         };
+        ReadAccess::granted(principal, state)
+    }
+
+    /// The check for a URL that names its credential by channel (OFREP's
+    /// change notifications, which a browser's `EventSource` opens without
+    /// headers): see [`Principal::channel`].
+    pub(crate) fn by_channel(
+        channel: Option<&str>,
+        state: &AppState,
+    ) -> Result<ReadAccess, ApiError> {
+        match channel.map(|c| state.credentials.lookup_channel(c)) {
+            Some(Some(principal)) => ReadAccess::granted(principal, state),
+            _ if state.credentials.open_reads() => Ok(ReadAccess::open(state)),
+            Some(None) => Err(ApiError::Unauthorized(
+                "unknown or revoked change channel: fetch /ofrep/v1/evaluate/flags again for the current one".into(),
+            )),
+            None => Err(ApiError::Unauthorized(
+                "this server needs an SDK key: the channel parameter from the bulk evaluation's eventStreams".into(),
+            )),
+        }
+    }
+
+    /// Reads without a key: `default`.
+    fn open(state: &AppState) -> ReadAccess {
+        ReadAccess {
+            environment: state.default_environment(),
+            credential: None,
+        }
+    }
+
+    /// What `principal` reads: its SDK key's environment, or `default` for
+    /// an admin token.
+    pub(crate) fn granted(
+        principal: Arc<Principal>,
+        state: &AppState,
+    ) -> Result<ReadAccess, ApiError> {
         let environment = match &principal.grant {
             Grant::Sdk { environment } => {
                 state.environment(environment.as_str()).ok_or_else(|| {
@@ -285,7 +308,7 @@ impl ReadAccess {
         };
         Ok(ReadAccess {
             environment,
-            credential: Some(principal.id.clone()),
+            credential: Some(principal),
         })
     }
 }

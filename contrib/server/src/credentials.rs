@@ -82,9 +82,18 @@ pub struct Principal {
     pub name: String,
     /// What it may do.
     pub grant: Grant,
+    /// The SHA-256 of its token (the key of the credential index).
+    digest: [u8; 32],
 }
 
 impl Principal {
+    /// The opaque channel naming this credential in OFREP change-notification
+    /// URLs (`/ofrep/v1/changes?channel=…`): its token's SHA-256 in hex, so
+    /// the token itself never appears in a URL.
+    pub fn channel(&self) -> String {
+        hex(&self.digest)
+    }
+
     /// The admin role, if this is an admin token.
     pub fn role(&self) -> Option<Role> {
         match &self.grant {
@@ -164,10 +173,14 @@ fn from_hex(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// `bytes` as lower-case hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The lower-case hex SHA-256 of `token`.
 pub fn sha256_hex(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&digest(token))
 }
 
 /// Where created credentials are kept: the SQLite file or the shared Redis.
@@ -274,7 +287,7 @@ fn random_hex(n: usize) -> Result<String, ApiError> {
     let mut bytes = vec![0u8; n];
     getrandom::fill(&mut bytes)
         .map_err(|e| ApiError::Internal(format!("no randomness for a new token: {e}")))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(&bytes))
 }
 
 /// A new token for `grant`: `fy_sdk_{env}_` or `fy_adm_` and 160 random bits.
@@ -372,6 +385,7 @@ impl Credentials {
                     id,
                     name: d.name.clone(),
                     grant: d.grant.clone(),
+                    digest: hash,
                 }),
             );
         }
@@ -404,6 +418,7 @@ impl Credentials {
                     id: s.id.clone(),
                     name: s.name.clone(),
                     grant,
+                    digest: hash,
                 }),
             );
         }
@@ -418,6 +433,12 @@ impl Credentials {
     /// The holder of `token`, if it is valid.
     pub fn lookup(&self, token: &str) -> Option<Arc<Principal>> {
         self.index.load().by_hash.get(&digest(token)).cloned()
+    }
+
+    /// The holder of the credential whose [`Principal::channel`] is `channel`.
+    pub fn lookup_channel(&self, channel: &str) -> Option<Arc<Principal>> {
+        let digest = from_hex(channel)?;
+        self.index.load().by_hash.get(&digest).cloned()
     }
 
     /// Whether reads need no key (no SDK key exists).
@@ -563,6 +584,7 @@ mod tests {
                 role: Role::Editor,
                 environments: vec![staging.clone()],
             },
+            digest: digest("t"),
         };
         assert!(editor.may_edit(&staging));
         assert!(!editor.may_edit(&production));

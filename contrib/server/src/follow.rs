@@ -59,7 +59,7 @@ impl Follow {
             shutdown: state.shutdown.clone(),
             revocations: state.credentials.watch_revocations(),
             environment: read.environment,
-            credential: read.credential,
+            credential: read.credential.map(|p| p.id.clone()),
             state,
         }
     }

@@ -87,7 +87,7 @@ impl Grpc {
             })?;
             return Ok(ReadAccess {
                 environment,
-                credential: Some(principal.id.clone()),
+                credential: Some(principal),
             });
         }
         let read = ReadAccess::check(&headers, state).map_err(status)?;

@@ -132,11 +132,46 @@ pub enum OfrepEntry<'a> {
     Error(OfrepError<'a>),
 }
 
-/// OFREP: the bulk answer, `{"flags": [...]}`.
+/// OFREP: the bulk answer, `{"flags": [...], "eventStreams": [...]}`.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct OfrepBulk<'a> {
     /// Every flag's entry, sorted by key.
     pub flags: Vec<OfrepEntry<'a>>,
+    /// Where to hear that the flags changed (OFREP ADR-0008).
+    pub event_streams: [OfrepEventStream; 1],
+}
+
+/// OFREP ADR-0008: a change-notification stream, an SSE endpoint on this
+/// server (`origin` left out: the client's OFREP base URL's).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OfrepEventStream {
+    /// Always `sse`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// `{"requestUri": "/ofrep/v1/changes?channel=…"}`.
+    pub endpoint: OfrepEndpoint,
+    /// Seconds a hidden client waits before closing the stream.
+    pub inactivity_delay_sec: u32,
+}
+
+/// OFREP ADR-0008: the path and query of an event stream.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OfrepEndpoint {
+    /// Path and query, starting with `/`.
+    pub request_uri: String,
+}
+
+/// OFREP ADR-0008: an event's data, `{"type": "refetchEvaluation", "etag": …}`.
+#[derive(Debug, Serialize)]
+pub struct OfrepChange<'a> {
+    /// Always `refetchEvaluation`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The document's ETag (the client sends it back as `flagConfigEtag`).
+    pub etag: &'a str,
 }
 
 /// `GET /readyz` when ready: `{"status": "ready", "version": N}`.

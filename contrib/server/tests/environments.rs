@@ -847,3 +847,261 @@ async fn two_servers_on_one_redis_agree_on_environments_keys_and_revocations() {
     a.stop().await;
     b.stop().await;
 }
+
+/// One SSE event: its `event:`, `id:` and `data:` (as JSON); heartbeats and
+/// other comments skipped. `None` when the stream ends.
+async fn next_sse_event(
+    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Unpin),
+    buffer: &mut String,
+) -> Option<(String, String, Value)> {
+    loop {
+        if let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let (mut event, mut id, mut data) = (String::new(), String::new(), String::new());
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    event = v.trim().to_string();
+                } else if let Some(v) = line.strip_prefix("id:") {
+                    id = v.trim().to_string();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim());
+                }
+            }
+            if data.is_empty() {
+                continue;
+            }
+            let data = serde_json::from_str(&data).expect("event data is JSON");
+            return Some((event, id, data));
+        }
+        match stream.next().await {
+            Some(Ok(chunk)) => buffer.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => return None,
+        }
+    }
+}
+
+/// `POST /ofrep/v1/evaluate/flags` with `key`, and an optional query.
+async fn bulk(base: &str, key: &str, query: &str) -> Value {
+    let response = client()
+        .post(format!("{base}/ofrep/v1/evaluate/flags{query}"))
+        .bearer_auth(key)
+        .json(&json!({"context": {}}))
+        .send()
+        .await
+        .expect("bulk");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("JSON")
+}
+
+async fn open_changes(
+    base: &str,
+    answer: &Value,
+    last_event_id: Option<&str>,
+) -> reqwest::Response {
+    let streams = answer["eventStreams"].as_array().expect("eventStreams");
+    assert_eq!(streams.len(), 1, "{answer}");
+    let uri = streams[0]["endpoint"]["requestUri"]
+        .as_str()
+        .expect("requestUri");
+    let mut request = client().get(format!("{base}{uri}"));
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id);
+    }
+    request.send().await.expect("changes")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ofrep_change_notifications_follow_adr_0008_for_each_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_configured(dir.path()).await;
+    let base = &server.base;
+
+    // The bulk answer names one SSE stream per ADR-0008: `type`, exactly one
+    // of `url`/`endpoint` (here the endpoint, relative to the base URL's
+    // origin), a channel that is not the key itself.
+    let answer = bulk(base, STAGING_KEY, "").await;
+    let stream = &answer["eventStreams"][0];
+    assert_eq!(stream["type"], "sse", "{answer}");
+    assert!(stream.get("url").is_none(), "{stream}");
+    assert_eq!(stream["inactivityDelaySec"], 120, "{stream}");
+    let uri = stream["endpoint"]["requestUri"]
+        .as_str()
+        .expect("requestUri");
+    assert_eq!(
+        uri,
+        format!(
+            "/ofrep/v1/changes?channel={}",
+            flagyard_server::sha256_hex(STAGING_KEY)
+        )
+    );
+    assert!(!uri.contains(STAGING_KEY));
+
+    let staging = open_changes(base, &answer, None).await;
+    assert_eq!(staging.status(), 200);
+    assert_eq!(staging.headers()["content-type"], "text/event-stream");
+    let mut staging = staging.bytes_stream();
+    let mut staging_buf = String::new();
+    let production = open_changes(base, &bulk(base, PRODUCTION_KEY, "").await, None).await;
+    let mut production = production.bytes_stream();
+    let mut production_buf = String::new();
+    // Nothing is sent on connect (the client has just fetched).
+    let quiet = tokio::time::timeout(
+        Duration::from_millis(400),
+        next_sse_event(&mut staging, &mut staging_buf),
+    )
+    .await;
+    assert!(quiet.is_err(), "an event on connect: {quiet:?}");
+
+    // A change to staging reaches staging's stream, not production's.
+    let changed_at = Instant::now();
+    let (status, _) = call(
+        base,
+        "PUT",
+        "/v1/admin/environments/staging/flags/s",
+        Some(OWNER),
+        Some(&flag("b")),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (event, id, data) = tokio::time::timeout(
+        Duration::from_secs(1),
+        next_sse_event(&mut staging, &mut staging_buf),
+    )
+    .await
+    .expect("a notification within a second")
+    .expect("the stream is open");
+    assert!(changed_at.elapsed() < Duration::from_secs(1));
+    assert_eq!(event, "message");
+    assert_eq!(data["type"], "refetchEvaluation", "{data}");
+    let current = client()
+        .get(format!("{base}/v1/flags"))
+        .bearer_auth(STAGING_KEY)
+        .send()
+        .await
+        .expect("flags");
+    let etag = current.headers()["etag"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert_eq!(data["etag"], etag.as_str(), "the document's ETag");
+    assert_eq!(
+        id,
+        etag.trim_matches('"').split('-').next().expect("version")
+    );
+    let elsewhere = tokio::time::timeout(
+        Duration::from_millis(300),
+        next_sse_event(&mut production, &mut production_buf),
+    )
+    .await;
+    assert!(
+        elsewhere.is_err(),
+        "production heard staging's change: {elsewhere:?}"
+    );
+
+    // The re-fetch the notification triggers sees the change.
+    let query = format!("?flagConfigEtag={}", urlencode(&etag));
+    let refetched = bulk(base, STAGING_KEY, &query).await;
+    assert_eq!(refetched["flags"][0]["variant"], "b", "{refetched}");
+    // An ETag of a version not (yet) published here is waited for, boundedly.
+    let asked = Instant::now();
+    let ahead = bulk(
+        base,
+        STAGING_KEY,
+        &format!("?flagConfigEtag={}", urlencode("\"999999-0\"")),
+    )
+    .await;
+    assert_eq!(ahead["flags"][0]["variant"], "b");
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        asked.elapsed()
+    );
+
+    // A reconnect with an older Last-Event-ID is told at once; with the
+    // current one it is not.
+    let older = (id.parse::<u64>().expect("numeric id") - 1).to_string();
+    let resumed = open_changes(base, &answer, Some(&older)).await;
+    let mut resumed = resumed.bytes_stream();
+    let mut buf = String::new();
+    let replay = tokio::time::timeout(
+        Duration::from_secs(1),
+        next_sse_event(&mut resumed, &mut buf),
+    )
+    .await
+    .expect("a replay")
+    .expect("open");
+    assert_eq!(
+        (replay.1.as_str(), &replay.2["type"]),
+        (id.as_str(), &json!("refetchEvaluation"))
+    );
+    let current_id = open_changes(base, &answer, Some(&id)).await;
+    let mut current_id = current_id.bytes_stream();
+    let mut buf = String::new();
+    let none = tokio::time::timeout(
+        Duration::from_millis(300),
+        next_sse_event(&mut current_id, &mut buf),
+    )
+    .await;
+    assert!(none.is_err(), "{none:?}");
+
+    // A wrong or missing channel is refused with the JSON error.
+    for query in ["?channel=0000", "", "?channel=zz"] {
+        let refused = client()
+            .get(format!("{base}/ofrep/v1/changes{query}"))
+            .send()
+            .await
+            .expect("changes");
+        assert_eq!(refused.status(), 401, "{query}");
+        let body: Value = refused.json().await.expect("JSON error");
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("SDK key") || e.contains("channel")),
+            "{body}"
+        );
+    }
+
+    // Revoking a key closes its notification stream.
+    let (_, issued) = call(
+        base,
+        "POST",
+        "/v1/admin/credentials",
+        Some(OWNER),
+        Some(&json!({"kind": "sdk", "name": "tab", "environment": "staging"})),
+    )
+    .await;
+    let key = issued["token"].as_str().expect("token").to_string();
+    let id = issued["credential"]["id"].as_str().expect("id").to_string();
+    let mut tab = open_changes(base, &bulk(base, &key, "").await, None)
+        .await
+        .bytes_stream();
+    let mut buf = String::new();
+    let (status, _) = call(
+        base,
+        "DELETE",
+        &format!("/v1/admin/credentials/{id}"),
+        Some(OWNER),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let closed =
+        tokio::time::timeout(Duration::from_secs(1), next_sse_event(&mut tab, &mut buf)).await;
+    assert!(
+        matches!(closed, Ok(None)),
+        "still open after revocation: {closed:?}"
+    );
+    server.stop().await;
+}
+
+/// `s` percent-encoded for a query value.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

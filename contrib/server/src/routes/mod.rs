@@ -28,7 +28,8 @@ fn reads(state: &AppState) -> Router<Arc<AppState>> {
         .route("/v1/flags", get(flags::get_flags))
         .route("/v1/stream", get(stream::sse))
         .route("/ofrep/v1/evaluate/flags", post(ofrep::bulk))
-        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::single));
+        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::single))
+        .route(ofrep::CHANGES_PATH, get(ofrep::changes));
     let origins = &state.config.cors_origins;
     if origins.is_empty() {
         return reads;
@@ -47,6 +48,7 @@ fn reads(state: &AppState) -> Router<Arc<AppState>> {
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,
                 header::IF_NONE_MATCH,
+                header::HeaderName::from_static("last-event-id"),
                 header::HeaderName::from_static("x-api-key"),
             ])
             .expose_headers([

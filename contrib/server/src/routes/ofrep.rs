@@ -1,24 +1,34 @@
-//! OFREP: `POST /ofrep/v1/evaluate/flags/{key}` and the bulk
-//! `POST /ofrep/v1/evaluate/flags`, with OFREP's response and error shapes.
+//! OFREP: `POST /ofrep/v1/evaluate/flags/{key}`, the bulk
+//! `POST /ofrep/v1/evaluate/flags` with OFREP's response and error shapes, and
+//! the change notifications of ADR-0008 (`GET /ofrep/v1/changes`, SSE).
 //! [`OfrepAccess`] checks the SDK key and the rate limit before a handler runs.
 
+use std::convert::Infallible;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use flagyard_core::{ErrorCode, Evaluation, EvaluationContext};
+use futures_util::StreamExt;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::access::ReadAccess;
 use crate::environment::Environment;
-use crate::published::etag_matches;
+use crate::error::ApiError;
+use crate::follow::{Follow, documents};
+use crate::published::{Published, etag_matches};
 use crate::state::AppState;
-use crate::wire::{OfrepBulk, OfrepEntry, OfrepError, OfrepFlag};
+use crate::wire::{
+    OfrepBulk, OfrepChange, OfrepEndpoint, OfrepEntry, OfrepError, OfrepEventStream, OfrepFlag,
+};
 
 /// An OFREP error answer: a status and OFREP's `{"errorCode"?, "errorDetails"}`.
 struct OfrepRejection {
@@ -45,8 +55,8 @@ impl IntoResponse for OfrepRejection {
 }
 
 /// The caller may evaluate: the read check (401) and the rate limit (429).
-/// Carries the environment its key reads.
-pub(super) struct OfrepAccess(Arc<Environment>);
+/// Carries the environment its key reads and the key.
+pub(super) struct OfrepAccess(ReadAccess);
 
 impl FromRequestParts<Arc<AppState>> for OfrepAccess {
     type Rejection = Response;
@@ -73,7 +83,7 @@ impl FromRequestParts<Arc<AppState>> for OfrepAccess {
             }
             .into_response());
         }
-        Ok(OfrepAccess(read.environment))
+        Ok(OfrepAccess(read))
     }
 }
 
@@ -144,7 +154,9 @@ fn invalid_context(key: Option<&str>, e: &ContextError) -> Response {
 }
 
 pub(super) async fn single(
-    OfrepAccess(env): OfrepAccess,
+    OfrepAccess(ReadAccess {
+        environment: env, ..
+    }): OfrepAccess,
     Path(key): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -158,8 +170,68 @@ pub(super) async fn single(
     (status, Json(entry)).into_response()
 }
 
+/// The bulk request's query: ADR-0008's metadata of the change notification
+/// that triggered it.
+#[derive(Debug, Deserialize)]
+pub(super) struct BulkQuery {
+    /// The document ETag the notification announced.
+    #[serde(rename = "flagConfigEtag")]
+    flag_config_etag: Option<String>,
+}
+
+/// How long a re-fetch announcing a version this server has not published
+/// yet (another server of a shared Redis announced it) waits for it.
+const CATCH_UP: Duration = Duration::from_secs(1);
+
+/// Waits (at most [`CATCH_UP`]) until `env` serves the version `etag` (a
+/// document ETag, `"N-…"`) names; returns at once for an older version or
+/// an ETag not of that form.
+async fn catch_up(env: &Environment, etag: &str) {
+    let Some(wanted) = etag
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .split_once('-')
+        .and_then(|(version, _)| version.parse::<u64>().ok())
+    else {
+        return;
+    };
+    let mut changes = env.subscribe();
+    let reached = tokio::time::timeout(CATCH_UP, async {
+        while env.current().version < wanted {
+            if let Err(tokio::sync::broadcast::error::RecvError::Closed) = changes.recv().await {
+                return;
+            }
+        }
+    })
+    .await;
+    if reached.is_err() {
+        tracing::debug!(environment = %env.name(), wanted, "re-fetch announced a version not reached in time; answering the current one");
+    }
+}
+
+/// The change-notification stream for `read`'s environment, as the bulk
+/// answer's `eventStreams` names it (relative: the client's base URL's origin).
+fn event_stream(read: &ReadAccess) -> OfrepEventStream {
+    let request_uri = match &read.credential {
+        Some(principal) => format!("{CHANGES_PATH}?channel={}", principal.channel()),
+        None => CHANGES_PATH.to_string(),
+    };
+    OfrepEventStream {
+        kind: "sse",
+        endpoint: OfrepEndpoint { request_uri },
+        inactivity_delay_sec: INACTIVITY_DELAY_SEC,
+    }
+}
+
+/// Where the change notifications are.
+pub(super) const CHANGES_PATH: &str = "/ofrep/v1/changes";
+
+/// ADR-0008's default: a hidden client closes its stream after 2 minutes.
+const INACTIVITY_DELAY_SEC: u32 = 120;
+
 pub(super) async fn bulk(
-    OfrepAccess(env): OfrepAccess,
+    OfrepAccess(read): OfrepAccess,
+    Query(query): Query<BulkQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -167,6 +239,10 @@ pub(super) async fn bulk(
         Ok(ctx) => ctx,
         Err(e) => return invalid_context(None, &e),
     };
+    let env = &read.environment;
+    if let Some(etag) = &query.flag_config_etag {
+        catch_up(env, etag).await;
+    }
     let current = env.current();
     // The bulk answer depends on the document and the context.
     let mut h = std::hash::DefaultHasher::new();
@@ -192,7 +268,56 @@ pub(super) async fn bulk(
         .zip(&evaluations)
         .map(|(key, evaluation)| entry(key, evaluation).1)
         .collect();
-    let mut response = Json(OfrepBulk { flags }).into_response();
+    let mut response = Json(OfrepBulk {
+        flags,
+        event_streams: [event_stream(&read)],
+    })
+    .into_response();
     response.headers_mut().insert(header::ETAG, etag_header);
     response
+}
+
+/// `GET /ofrep/v1/changes?channel=…`'s query.
+#[derive(Debug, Deserialize)]
+pub(super) struct ChangesQuery {
+    /// The credential's channel, from the bulk answer's `eventStreams`.
+    channel: Option<String>,
+}
+
+/// One `refetchEvaluation` notification: `event: message`, the version as
+/// its id, `{"type": "refetchEvaluation", "etag": …}` as its data.
+fn change_event(published: &Published) -> Event {
+    let data = OfrepChange {
+        kind: "refetchEvaluation",
+        etag: &published.etag,
+    };
+    Event::default()
+        .event("message")
+        .id(published.version.to_string())
+        .json_data(data)
+        .unwrap_or_else(|_| Event::default().comment("unserializable change"))
+}
+
+/// `GET /ofrep/v1/changes`: a `refetchEvaluation` event whenever the
+/// channel's environment changes (ADR-0008), with heartbeats. A client
+/// reconnecting with a `Last-Event-ID` older than the current version is
+/// told at once; the stream closes when its credential is revoked.
+pub(super) async fn changes(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<ChangesQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let read = ReadAccess::by_channel(query.channel.as_deref(), &state)?;
+    let last_seen = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let heartbeat = state.heartbeat();
+    let stream = documents(Follow::new(state, read)).filter_map(move |(published, first)| {
+        let missed = !first || last_seen.is_some_and(|seen| seen < published.version);
+        std::future::ready(missed.then(|| Ok::<_, Infallible>(change_event(&published))))
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat"))
+        .into_response())
 }
