@@ -17,7 +17,8 @@ rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup com
 # System packages the tests use, from Debian: redis-server (the Redis tests start
 # their own on a free port), chromium + chromium-driver (the admin web page is
 # tested in headless Chromium) and nodejs + npm (the JS flagd core of the
-# differential test). Installed here when running as root.
+# differential test, the JS flagd provider, the OFREP web provider). Installed
+# here when running as root.
 missing=()
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     missing+=(nodejs npm)
@@ -40,7 +41,7 @@ if [ ${#missing[@]} -gt 0 ]; then
         echo "node and npm not found: install them (Debian: sudo apt-get install nodejs npm)" >&2
         exit 1
     else
-        echo "warning: ${missing[*]} not installed: the admin page browser test will be skipped" >&2
+        echo "warning: ${missing[*]} not installed: the browser tests (admin page, OFREP web provider) will be skipped" >&2
     fi
 fi
 
@@ -70,6 +71,8 @@ export FLAGYARD_TEST_PYTHON="$PWD/$VENV/bin/python"
 npm ci --prefix conformance/differential --silent --no-audit --no-fund
 # The JS flagd provider (in-process against the gRPC sync service), pinned likewise.
 npm ci --prefix contrib/server/tests/flagd_js --silent --no-audit --no-fund
+# The OFREP web provider and web SDK, loaded as ES modules by a page in headless Chromium.
+npm ci --prefix contrib/server/tests/ofrep_web --silent --no-audit --no-fund
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

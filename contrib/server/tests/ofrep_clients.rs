@@ -1,7 +1,8 @@
 //! Published OFREP clients against the server give the same answers as
 //! Flagyard's own evaluator: the Rust `open-feature-ofrep` provider and the
 //! Python `openfeature-provider-ofrep` (run by `tests/ofrep_client.py` with the
-//! interpreter named by `FLAGYARD_TEST_PYTHON`, which `scripts/test.sh` sets up).
+//! interpreter named by `FLAGYARD_TEST_PYTHON`, which `scripts/test.sh` sets up);
+//! and the OFREP web provider in headless Chromium (`tests/ofrep_web/`).
 
 use std::io::Write;
 use std::path::Path;
@@ -187,5 +188,179 @@ async fn python_ofrep_provider_agrees_with_the_evaluator() {
         assert_eq!(got["variant"], want["variant"], "{case}: {got}");
         assert_eq!(got["reason"], want["reason"], "{case}: {got}");
     }
+    let _ = stop.send(());
+}
+
+/// Serves the files under `dir` on loopback (a page's origin other than the
+/// flag server's); returns `http://127.0.0.1:PORT`.
+async fn serve_files(dir: std::path::PathBuf) -> String {
+    use axum::extract::Path as UrlPath;
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    let app = axum::Router::new().route(
+        "/{*path}",
+        axum::routing::get(move |UrlPath(path): UrlPath<String>| {
+            let dir = dir.clone();
+            async move {
+                if path.split('/').any(|part| part == ".." || part.is_empty()) {
+                    return StatusCode::NOT_FOUND.into_response();
+                }
+                let kind = match path.rsplit('.').next() {
+                    Some("html") => "text/html; charset=utf-8",
+                    Some("js" | "mjs") => "text/javascript",
+                    _ => "application/octet-stream",
+                };
+                match tokio::fs::read(dir.join(&path)).await {
+                    Ok(bytes) => ([(header::CONTENT_TYPE, kind)], bytes).into_response(),
+                    Err(_) => StatusCode::NOT_FOUND.into_response(),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://127.0.0.1:{}", addr.port())
+}
+
+fn on_path(name: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).any(|dir| dir.join(name).is_file())
+}
+
+/// The OFREP web provider in headless Chromium, on a page from another
+/// origin: CORS lets it evaluate, ADR-0008's change notifications bring it a
+/// change with polling off, and an origin not allowed gets nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ofrep_web_provider_in_chromium_evaluates_across_origins_and_follows_changes() {
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ofrep_web");
+    let python = std::env::var("FLAGYARD_TEST_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty());
+    let missing = if python.is_none() {
+        Some("FLAGYARD_TEST_PYTHON is not set (Selenium)")
+    } else if !web
+        .join("node_modules/@openfeature/ofrep-web-provider")
+        .is_dir()
+    {
+        Some("tests/ofrep_web/node_modules is missing (npm ci)")
+    } else if !(on_path("chromium") || on_path("chromium-browser")) || !on_path("chromedriver") {
+        Some("chromium and chromedriver are not installed")
+    } else {
+        None
+    };
+    if let Some(why) = missing {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "{why}; it is required when CI=true (scripts/test.sh installs it)"
+        );
+        eprintln!("SKIPPED: {why} (run scripts/test.sh)");
+        return;
+    }
+    let python = python.expect("checked");
+    let page_origin = serve_files(web.clone()).await;
+
+    let document = json!({"flags": {"banner": {
+        "state": "ENABLED",
+        "variants": {"red": "#c00", "blue": "#00c", "green": "#0a0"},
+        "defaultVariant": "red",
+        "targeting": {"if": [{"ends_with": [{"var": "email"}, "@example.com"]}, "blue", "red"]}
+    }}});
+    let dir = tempfile::tempdir().expect("temp dir");
+    let seed = dir.path().join("seed.json");
+    std::fs::write(&seed, document.to_string()).expect("seed");
+    const KEY: &str = "browser-key";
+    const TOKEN: &str = "admin-token";
+    let mut config = ServerConfig::new(dir.path().join("db.sqlite"));
+    config.listen = "127.0.0.1:0".parse().expect("addr");
+    config.seed_file = Some(seed);
+    config.cors_origins = vec![page_origin.clone()];
+    config.credentials = vec![
+        flagyard_server::DeclaredCredential::sdk_key("web", KEY, "default".parse().expect("name")),
+        flagyard_server::DeclaredCredential::admin_token(
+            "ops",
+            TOKEN,
+            flagyard_server::Role::Admin,
+        ),
+    ];
+    let server = Server::bind(config).await.expect("binds");
+    let base = format!("http://{}", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+
+    let page = format!("{page_origin}/page.html");
+    // The same files under another name of the same address: another origin.
+    let denied = page.replacen("127.0.0.1", "localhost", 1);
+    let script = web.join("ofrep_web.py");
+    let args = [
+        page,
+        denied,
+        base,
+        KEY.to_string(),
+        TOKEN.to_string(),
+        "banner".to_string(),
+    ];
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(script)
+            .args(args)
+            .output()
+            .expect("python starts")
+    })
+    .await
+    .expect("task");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the browser script failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let steps: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let step = |name: &str| {
+        steps
+            .iter()
+            .find(|s| s["step"] == name)
+            .unwrap_or_else(|| panic!("no step {name}: {stdout}"))
+            .clone()
+    };
+
+    // What the browser read is what Flagyard's evaluator answers.
+    let snapshot = Snapshot::parse(&document.to_string()).expect("parses");
+    let ctx = EvaluationContext::from_json(
+        json!({"targetingKey": "browser-user", "email": "ada@example.com"}),
+    )
+    .expect("context");
+    let want = snapshot
+        .resolve_as(
+            "banner",
+            RequestedType::String,
+            &json!("code-default"),
+            &ctx,
+        )
+        .expect("typed");
+    let ready = step("ready");
+    assert_eq!(ready["origin"], page_origin.as_str());
+    assert_eq!(
+        ready["details"],
+        json!({"value": want.value, "variant": want.variant(), "reason": want.reason.as_str()}),
+        "{stdout}"
+    );
+    let changed = step("change seen");
+    assert_eq!(changed["details"]["value"], "#0a0", "{stdout}");
+    assert_eq!(changed["details"]["reason"], "STATIC", "{stdout}");
+    assert!(
+        changed["ms"].as_u64().is_some_and(|ms| ms < 1000),
+        "the change took over a second: {stdout}"
+    );
+    let other = step("other origin");
+    assert_eq!(other["ready"], false, "{stdout}");
+    assert!(other["error"].is_string(), "{stdout}");
     let _ = stop.send(());
 }

@@ -9,44 +9,23 @@ line per step.
 Usage: admin_page.py BASE_URL ADMIN_TOKEN VIEWER_TOKEN [SCREENSHOT.png]
 """
 
-import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../../../../conformance/browser"))
+from chromium import close, headless_chrome, step  # noqa: E402
+
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 
-def find_binary(env, *names):
-    for candidate in [os.environ.get(env)] + [shutil.which(n) for n in names]:
-        if candidate and os.path.exists(candidate):
-            return candidate
-    raise SystemExit(f"none of {names} found (install Debian's chromium and chromium-driver, or set {env})")
-
-
-def step(name, **detail):
-    print(json.dumps(dict(step=name, **detail)), flush=True)
-
-
 def main():
     base, token, viewer_token = sys.argv[1], sys.argv[2], sys.argv[3]
     screenshot = sys.argv[4] if len(sys.argv) > 4 else None
-    options = webdriver.ChromeOptions()
-    options.binary_location = find_binary("FLAGYARD_CHROMIUM", "chromium", "chromium-browser")
-    profile = tempfile.mkdtemp(prefix="flagyard-chromium-")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1200,1000", f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    service = Service(executable_path=find_binary("FLAGYARD_CHROMEDRIVER", "chromedriver"))
-    driver = webdriver.Chrome(service=service, options=options)
+    driver = headless_chrome()
     wait = WebDriverWait(driver, 10)
     css = lambda selector: wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, selector)))
 
@@ -138,8 +117,7 @@ def main():
         if screenshot:
             driver.save_screenshot(screenshot)
     finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+        close(driver)
 
 
 if __name__ == "__main__":
