@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "proto/flagd/sync/v1/sync.proto",
         "proto/flagd/evaluation/v1/evaluation.proto",
+        "proto/flagd/evaluation/v2/evaluation.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

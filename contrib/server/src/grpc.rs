@@ -1,7 +1,8 @@
 //! flagd's gRPC protocols on a port of their own (`--grpc-listen`), so that
 //! flagd providers in every language connect unchanged: `FlagSyncService`
 //! (what in-process providers follow: the whole document on connect and on
-//! every change) and the evaluation `Service` (what RPC providers call).
+//! every change) and the evaluation `Service`, `flagd.evaluation.v1` and
+//! `v2` (what RPC providers call: Go, Java and Rust use v1, Python and JS v2).
 //!
 //! The environment is chosen as for the HTTP reads, by the SDK key
 //! (`authorization: Bearer <key>` or `x-api-key`), or by the selector
@@ -15,13 +16,8 @@ use std::sync::Arc;
 
 use flagyard_core::{ErrorCode, Evaluation, EvaluationContext, FlagValue};
 use flagyard_flagd_proto::convert;
-use flagyard_flagd_proto::evaluation::service_server::{Service, ServiceServer};
-use flagyard_flagd_proto::evaluation::{
-    AnyFlag, EventStreamRequest, EventStreamResponse, ResolveAllRequest, ResolveAllResponse,
-    ResolveBooleanRequest, ResolveBooleanResponse, ResolveFloatRequest, ResolveFloatResponse,
-    ResolveIntRequest, ResolveIntResponse, ResolveObjectRequest, ResolveObjectResponse,
-    ResolveStringRequest, ResolveStringResponse, any_flag,
-};
+use flagyard_flagd_proto::evaluation as v1;
+use flagyard_flagd_proto::evaluation_v2 as v2;
 use flagyard_flagd_proto::sync::flag_sync_service_server::{
     FlagSyncService, FlagSyncServiceServer,
 };
@@ -45,7 +41,10 @@ type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 pub(crate) fn router(state: Arc<AppState>) -> tonic::transport::server::Router {
     tonic::transport::Server::builder()
         .add_service(FlagSyncServiceServer::new(Grpc(Arc::clone(&state))))
-        .add_service(ServiceServer::new(Grpc(state)))
+        .add_service(v1::service_server::ServiceServer::new(Grpc(Arc::clone(
+            &state,
+        ))))
+        .add_service(v2::service_server::ServiceServer::new(Grpc(state)))
 }
 
 /// The services' shared handle on the server.
@@ -109,16 +108,28 @@ impl Grpc {
     }
 
     /// A stream of `make(document, first)` on connect (`first` true) and on
-    /// every change, until the server stops or the key is revoked.
+    /// every change, until the server stops or the key is revoked (then an
+    /// error status).
     fn documents<T: Send + 'static>(
         &self,
         read: ReadAccess,
         make: fn(&crate::published::Published, bool) -> T,
     ) -> Streamed<T> {
         use futures_util::StreamExt;
+        let state = Arc::clone(&self.0);
         let follow = Follow::new(Arc::clone(&self.0), read);
         let stream = documents(follow).map(move |(published, first)| Ok(make(&published, first)));
-        Box::pin(stream)
+        // A stream never ends cleanly: it ends because the server stops
+        // (`UNAVAILABLE`, which every flagd provider reconnects after; some
+        // ignore a clean end) or because its key was revoked.
+        let end = futures_util::stream::once(async move {
+            Err(if state.stopping() {
+                Status::unavailable("the server is stopping; reconnect")
+            } else {
+                Status::unauthenticated("the SDK key of this stream was revoked")
+            })
+        });
+        Box::pin(stream.chain(end))
     }
 }
 
@@ -213,7 +224,8 @@ struct Resolved<T> {
     /// `None` without a served value (the caller's default applies).
     value: Option<T>,
     reason: String,
-    variant: String,
+    /// `None` without a variant.
+    variant: Option<String>,
     metadata: Option<prost_types::Struct>,
 }
 
@@ -248,20 +260,175 @@ impl Grpc {
         Ok(Resolved {
             value,
             reason: evaluation.reason.as_str().to_string(),
-            variant: evaluation.variant().unwrap_or_default().to_string(),
+            variant: evaluation.variant().map(str::to_string),
             metadata: metadata(&evaluation),
         })
     }
 }
 
-#[tonic::async_trait]
-impl Service for Grpc {
-    type EventStreamStream = Streamed<EventStreamResponse>;
+fn bool_of(v: &FlagValue) -> Option<bool> {
+    match v {
+        FlagValue::Bool(b) => Some(*b),
+        _ => None,
+    }
+}
 
+fn string_of(v: &FlagValue) -> Option<String> {
+    match v {
+        FlagValue::String(s) => Some(s.to_string()),
+        _ => None,
+    }
+}
+
+fn float_of(v: &FlagValue) -> Option<f64> {
+    match v {
+        FlagValue::Float(f) => Some(*f),
+        FlagValue::Int(i) => Some(*i as f64),
+        _ => None,
+    }
+}
+
+fn int_of(v: &FlagValue) -> Option<i64> {
+    match v {
+        FlagValue::Int(i) => Some(*i),
+        _ => None,
+    }
+}
+
+fn object_of(v: &FlagValue) -> Option<prost_types::Struct> {
+    match v {
+        FlagValue::Object(json) => json.as_object().map(convert::to_struct),
+        _ => None,
+    }
+}
+
+/// flagd's `EventStream` message for a document: `provider_ready` first, then
+/// `configuration_change` naming every flag as updated (as flagd does).
+fn event(
+    published: &crate::published::Published,
+    first: bool,
+) -> (String, Option<prost_types::Struct>) {
+    if first {
+        return ("provider_ready".into(), None);
+    }
+    let flags: Map<String, Value> = published
+        .snapshot
+        .keys()
+        .iter()
+        .map(|key| (key.to_string(), serde_json::json!({"type": "update"})))
+        .collect();
+    let mut data = Map::new();
+    data.insert("flags".into(), Value::Object(flags));
+    (
+        "configuration_change".into(),
+        Some(convert::to_struct(&data)),
+    )
+}
+
+/// One evaluation `Service` (flagd.evaluation.`$version`): `value` and
+/// `variant` shape a resolution for the version's responses (v1 cannot leave
+/// a value out, v2 can); `$extra` are the methods only that version has.
+macro_rules! evaluation_service {
+    ($version:ident, value: $value:expr, object: $object:expr, variant: $variant:expr, $($extra:item)*) => {
+        #[tonic::async_trait]
+        impl $version::service_server::Service for Grpc {
+            type EventStreamStream = Streamed<$version::EventStreamResponse>;
+
+            $($extra)*
+
+            async fn resolve_boolean(
+                &self,
+                request: Request<$version::ResolveBooleanRequest>,
+            ) -> Result<Response<$version::ResolveBooleanResponse>, Status> {
+                let r = request.get_ref();
+                let x = self.typed(&request, &r.flag_key, r.context.as_ref(), bool_of, "a boolean")?;
+                Ok(Response::new($version::ResolveBooleanResponse {
+                    value: $value(x.value),
+                    reason: x.reason,
+                    variant: $variant(x.variant),
+                    metadata: x.metadata,
+                }))
+            }
+
+            async fn resolve_string(
+                &self,
+                request: Request<$version::ResolveStringRequest>,
+            ) -> Result<Response<$version::ResolveStringResponse>, Status> {
+                let r = request.get_ref();
+                let x = self.typed(&request, &r.flag_key, r.context.as_ref(), string_of, "a string")?;
+                Ok(Response::new($version::ResolveStringResponse {
+                    value: $value(x.value),
+                    reason: x.reason,
+                    variant: $variant(x.variant),
+                    metadata: x.metadata,
+                }))
+            }
+
+            async fn resolve_float(
+                &self,
+                request: Request<$version::ResolveFloatRequest>,
+            ) -> Result<Response<$version::ResolveFloatResponse>, Status> {
+                let r = request.get_ref();
+                let x = self.typed(&request, &r.flag_key, r.context.as_ref(), float_of, "a number")?;
+                Ok(Response::new($version::ResolveFloatResponse {
+                    value: $value(x.value),
+                    reason: x.reason,
+                    variant: $variant(x.variant),
+                    metadata: x.metadata,
+                }))
+            }
+
+            async fn resolve_int(
+                &self,
+                request: Request<$version::ResolveIntRequest>,
+            ) -> Result<Response<$version::ResolveIntResponse>, Status> {
+                let r = request.get_ref();
+                let x = self.typed(&request, &r.flag_key, r.context.as_ref(), int_of, "an integer")?;
+                Ok(Response::new($version::ResolveIntResponse {
+                    value: $value(x.value),
+                    reason: x.reason,
+                    variant: $variant(x.variant),
+                    metadata: x.metadata,
+                }))
+            }
+
+            async fn resolve_object(
+                &self,
+                request: Request<$version::ResolveObjectRequest>,
+            ) -> Result<Response<$version::ResolveObjectResponse>, Status> {
+                let r = request.get_ref();
+                let x = self.typed(&request, &r.flag_key, r.context.as_ref(), object_of, "an object")?;
+                Ok(Response::new($version::ResolveObjectResponse {
+                    value: $object(x.value),
+                    reason: x.reason,
+                    variant: $variant(x.variant),
+                    metadata: x.metadata,
+                }))
+            }
+
+            async fn event_stream(
+                &self,
+                request: Request<$version::EventStreamRequest>,
+            ) -> Result<Response<Self::EventStreamStream>, Status> {
+                let read = self.read(&request, "")?;
+                Ok(Response::new(self.documents(read, |published, first| {
+                    let (r#type, data) = event(published, first);
+                    $version::EventStreamResponse { r#type, data }
+                })))
+            }
+        }
+    };
+}
+
+evaluation_service!(
+    v1,
+    value: Option::unwrap_or_default,
+    object: std::convert::identity,
+    variant: Option::unwrap_or_default,
     async fn resolve_all(
         &self,
-        request: Request<ResolveAllRequest>,
-    ) -> Result<Response<ResolveAllResponse>, Status> {
+        request: Request<v1::ResolveAllRequest>,
+    ) -> Result<Response<v1::ResolveAllResponse>, Status> {
         let read = self.read(&request, "")?;
         let ctx = context(request.get_ref().context.as_ref())?;
         let published = read.environment.current();
@@ -273,18 +440,18 @@ impl Service for Grpc {
                 continue;
             };
             let value = match value {
-                FlagValue::Bool(b) => any_flag::Value::BoolValue(*b),
-                FlagValue::String(s) => any_flag::Value::StringValue(s.to_string()),
-                FlagValue::Int(i) => any_flag::Value::DoubleValue(*i as f64),
-                FlagValue::Float(f) => any_flag::Value::DoubleValue(*f),
+                FlagValue::Bool(b) => v1::any_flag::Value::BoolValue(*b),
+                FlagValue::String(s) => v1::any_flag::Value::StringValue(s.to_string()),
+                FlagValue::Int(i) => v1::any_flag::Value::DoubleValue(*i as f64),
+                FlagValue::Float(f) => v1::any_flag::Value::DoubleValue(*f),
                 FlagValue::Object(json) => match json.as_object() {
-                    Some(map) => any_flag::Value::ObjectValue(convert::to_struct(map)),
+                    Some(map) => v1::any_flag::Value::ObjectValue(convert::to_struct(map)),
                     None => continue,
                 },
             };
             flags.insert(
                 key.to_string(),
-                AnyFlag {
+                v1::AnyFlag {
                     reason: evaluation.reason.as_str().to_string(),
                     variant: evaluation.variant().unwrap_or_default().to_string(),
                     value: Some(value),
@@ -292,158 +459,18 @@ impl Service for Grpc {
                 },
             );
         }
-        Ok(Response::new(ResolveAllResponse {
+        Ok(Response::new(v1::ResolveAllResponse {
             flags,
             metadata: None,
         }))
     }
+);
 
-    async fn resolve_boolean(
-        &self,
-        request: Request<ResolveBooleanRequest>,
-    ) -> Result<Response<ResolveBooleanResponse>, Status> {
-        let r = request.get_ref();
-        let bool_of = |v: &FlagValue| match v {
-            FlagValue::Bool(b) => Some(*b),
-            _ => None,
-        };
-        let x = self.typed(
-            &request,
-            &r.flag_key,
-            r.context.as_ref(),
-            bool_of,
-            "a boolean",
-        )?;
-        Ok(Response::new(ResolveBooleanResponse {
-            value: x.value.unwrap_or_default(),
-            reason: x.reason,
-            variant: x.variant,
-            metadata: x.metadata,
-        }))
-    }
-
-    async fn resolve_string(
-        &self,
-        request: Request<ResolveStringRequest>,
-    ) -> Result<Response<ResolveStringResponse>, Status> {
-        let r = request.get_ref();
-        let string_of = |v: &FlagValue| match v {
-            FlagValue::String(s) => Some(s.to_string()),
-            _ => None,
-        };
-        let x = self.typed(
-            &request,
-            &r.flag_key,
-            r.context.as_ref(),
-            string_of,
-            "a string",
-        )?;
-        Ok(Response::new(ResolveStringResponse {
-            value: x.value.unwrap_or_default(),
-            reason: x.reason,
-            variant: x.variant,
-            metadata: x.metadata,
-        }))
-    }
-
-    async fn resolve_float(
-        &self,
-        request: Request<ResolveFloatRequest>,
-    ) -> Result<Response<ResolveFloatResponse>, Status> {
-        let r = request.get_ref();
-        let number_of = |v: &FlagValue| match v {
-            FlagValue::Float(f) => Some(*f),
-            FlagValue::Int(i) => Some(*i as f64),
-            _ => None,
-        };
-        let x = self.typed(
-            &request,
-            &r.flag_key,
-            r.context.as_ref(),
-            number_of,
-            "a number",
-        )?;
-        Ok(Response::new(ResolveFloatResponse {
-            value: x.value.unwrap_or_default(),
-            reason: x.reason,
-            variant: x.variant,
-            metadata: x.metadata,
-        }))
-    }
-
-    async fn resolve_int(
-        &self,
-        request: Request<ResolveIntRequest>,
-    ) -> Result<Response<ResolveIntResponse>, Status> {
-        let r = request.get_ref();
-        let int_of = |v: &FlagValue| match v {
-            FlagValue::Int(i) => Some(*i),
-            _ => None,
-        };
-        let x = self.typed(
-            &request,
-            &r.flag_key,
-            r.context.as_ref(),
-            int_of,
-            "an integer",
-        )?;
-        Ok(Response::new(ResolveIntResponse {
-            value: x.value.unwrap_or_default(),
-            reason: x.reason,
-            variant: x.variant,
-            metadata: x.metadata,
-        }))
-    }
-
-    async fn resolve_object(
-        &self,
-        request: Request<ResolveObjectRequest>,
-    ) -> Result<Response<ResolveObjectResponse>, Status> {
-        let r = request.get_ref();
-        let object_of = |v: &FlagValue| match v {
-            FlagValue::Object(json) => json.as_object().map(convert::to_struct),
-            _ => None,
-        };
-        let x = self.typed(
-            &request,
-            &r.flag_key,
-            r.context.as_ref(),
-            object_of,
-            "an object",
-        )?;
-        Ok(Response::new(ResolveObjectResponse {
-            value: x.value,
-            reason: x.reason,
-            variant: x.variant,
-            metadata: x.metadata,
-        }))
-    }
-
-    async fn event_stream(
-        &self,
-        request: Request<EventStreamRequest>,
-    ) -> Result<Response<Self::EventStreamStream>, Status> {
-        let read = self.read(&request, "")?;
-        Ok(Response::new(self.documents(read, |published, first| {
-            if first {
-                return EventStreamResponse {
-                    r#type: "provider_ready".into(),
-                    data: None,
-                };
-            }
-            // As flagd: every flag of the new document, as updated.
-            let flags: Map<String, Value> = published
-                .snapshot
-                .keys()
-                .iter()
-                .map(|key| (key.to_string(), serde_json::json!({"type": "update"})))
-                .collect();
-            let mut data = Map::new();
-            data.insert("flags".into(), Value::Object(flags));
-            EventStreamResponse {
-                r#type: "configuration_change".into(),
-                data: Some(convert::to_struct(&data)),
-            }
-        })))
-    }
-}
+// As v1, without `ResolveAll`; no value or variant is sent where there is
+// none (the caller's code default applies).
+evaluation_service!(
+    v2,
+    value: std::convert::identity,
+    object: std::convert::identity,
+    variant: std::convert::identity,
+);

@@ -48,6 +48,19 @@ async fn start_with_grpc(dir: &Path) -> Running {
     .await
 }
 
+/// A server with gRPC on a free port and open reads (no SDK key): `default`
+/// serves the document to any caller.
+async fn start_open_with_grpc(dir: &Path) -> Running {
+    let seed = dir.join("default.json");
+    std::fs::write(&seed, DOCUMENT).expect("seed");
+    start(&dir.join("open.sqlite"), |c| {
+        c.grpc_listen = Some("127.0.0.1:0".parse().expect("addr"));
+        c.seed_file = Some(seed);
+        c.admin_token = Some(OWNER.into());
+    })
+    .await
+}
+
 fn with_selector<T>(message: T, selector: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request
@@ -56,9 +69,14 @@ fn with_selector<T>(message: T, selector: &str) -> tonic::Request<T> {
     request
 }
 
+/// Sets `key` in `staging` (the keyed server's environment).
 async fn put_flag(base: &str, key: &str, definition: &Value) {
+    put_flag_in(base, "staging", key, definition).await;
+}
+
+async fn put_flag_in(base: &str, env: &str, key: &str, definition: &Value) {
     let response = client()
-        .put(format!("{base}/v1/admin/environments/staging/flags/{key}"))
+        .put(format!("{base}/v1/admin/environments/{env}/flags/{key}"))
         .bearer_auth(OWNER)
         .json(definition)
         .send()
@@ -283,14 +301,7 @@ async fn flagds_rust_provider_connects_in_rpc_and_in_process_modes() {
     // selector with its evaluations, so it reads `default` on a server
     // whose reads are open.
     let keyed = start_with_grpc(dir.path()).await;
-    let seed = dir.path().join("default.json");
-    std::fs::write(&seed, DOCUMENT).expect("seed");
-    let open = start(&dir.path().join("open.sqlite"), |c| {
-        c.grpc_listen = Some("127.0.0.1:0".parse().expect("addr"));
-        c.seed_file = Some(seed);
-        c.admin_token = Some(OWNER.into());
-    })
-    .await;
+    let open = start_open_with_grpc(dir.path()).await;
     let port = |server: &Running| -> u16 {
         let grpc = server.grpc.clone().expect("gRPC served");
         grpc.rsplit(':')
@@ -304,17 +315,17 @@ async fn flagds_rust_provider_connects_in_rpc_and_in_process_modes() {
         .with_custom_field("email", "ada@example.com");
 
     for (resolver_type, server, selector, env_path) in [
-        (ResolverType::Rpc, &open, None, "/v1/admin/flags"),
+        (ResolverType::Rpc, open, None, "/v1/admin/flags"),
         (
             ResolverType::InProcess,
-            &keyed,
+            keyed,
             Some(KEY.to_string()),
             "/v1/admin/environments/staging/flags",
         ),
     ] {
         let options = FlagdOptions {
             host: "127.0.0.1".into(),
-            port: port(server),
+            port: port(&server),
             resolver_type: resolver_type.clone(),
             selector,
             cache_settings: None,
@@ -383,10 +394,40 @@ async fn flagds_rust_provider_connects_in_rpc_and_in_process_modes() {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+
+        // After a restart of the server it reconnects and follows again.
+        let server = server.restart().await;
+        let response = client()
+            .put(format!("{}{env_path}/after-restart", server.base))
+            .bearer_auth(OWNER)
+            .json(&json!({"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "on"}))
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(response.status(), 200);
+        let restarted_at = Instant::now();
+        while !provider
+            .resolve_bool_value("after-restart", &ctx)
+            .await
+            .is_ok_and(|r| r.value)
+        {
+            assert!(
+                restarted_at.elapsed() < RECOVERY,
+                "{resolver_type:?} did not recover from the restart"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        eprintln!(
+            "{resolver_type:?}: followed again {:?} after the restart",
+            restarted_at.elapsed()
+        );
+        server.stop().await;
     }
-    keyed.stop().await;
-    open.stop().await;
 }
+
+/// How long a flagd client may take to reconnect after a server restart
+/// (their reconnect backoffs start at about a second).
+const RECOVERY: Duration = Duration::from_secs(15);
 
 /// The Python interpreter of the test venv, or `None` (skipped, except in CI).
 fn python() -> Option<String> {
@@ -404,17 +445,24 @@ fn python() -> Option<String> {
 }
 
 /// Runs a flagd client app (`command`, which prints one JSON line per new
-/// answer for `banner` with the email rule's context), checks its first answer
-/// against Flagyard's own evaluator, changes `banner` and checks that the app
-/// sees it within a second.
-async fn follows_a_change(who: &str, mut command: std::process::Command) {
+/// answer for `banner` with the email rule's context) in `mode` (`rpc` or
+/// `in-process`), checks its first answer against Flagyard's own evaluator,
+/// changes `banner` and checks that the app sees it within a second, then
+/// restarts the server, changes `banner` back and checks that the app
+/// recovers and sees that too. `keyed`: the app's selector is the SDK key of
+/// `staging`; else it sends none to a server with open reads (`default`).
+async fn follows_a_change(who: &str, mut command: std::process::Command, mode: &str, keyed: bool) {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = start_with_grpc(dir.path()).await;
+    let (server, selector, env) = if keyed {
+        (start_with_grpc(dir.path()).await, KEY, "staging")
+    } else {
+        (start_open_with_grpc(dir.path()).await, "", "default")
+    };
     let grpc = server.grpc.clone().expect("gRPC served");
     let port = grpc.rsplit(':').next().expect("port");
     let mut child = command
-        .args(["127.0.0.1", port, KEY, "banner", "8"])
+        .args(["127.0.0.1", port, selector, "banner", "30", mode])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -428,63 +476,111 @@ async fn follows_a_change(who: &str, mut command: std::process::Command) {
             }
         }
     });
-    let next = |what: &str| {
-        rx.recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("{who}: no {what}"))
+    // The next answer (`event` false) or provider-ready event (true),
+    // skipping the other kind.
+    let next_of = |event: bool, what: &str, within: Duration| {
+        let deadline = Instant::now() + within;
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("{who} ({mode}): no {what} within {within:?}"));
+            if line.get("event").is_some() == event {
+                return line;
+            }
+        }
     };
+    let next = |what: &str, within: Duration| next_of(false, what, within);
     // A provider still connecting (or before its first sync) answers the
     // default with an error; the first answer without one counts.
-    let mut first = next("first answer");
+    let mut first = next("first answer", Duration::from_secs(10));
     while !first["error"].is_null() {
-        first = next("answer once ready");
+        first = next("answer once ready", Duration::from_secs(10));
     }
     let local = flagyard_core::Snapshot::parse(DOCUMENT).expect("document");
     let ctx = Ctx::new()
         .with_targeting_key("user-7")
         .with_attribute("email", "ada@example.com");
+    let ours = local.evaluate("banner", &ctx);
     assert_eq!(
-        first["variant"].as_str(),
-        local.evaluate("banner", &ctx).variant(),
-        "{who}: {first}"
+        (first["variant"].as_str(), first["reason"].as_str()),
+        (ours.variant(), Some(ours.reason.as_str())),
+        "{who} ({mode}): {first}"
     );
-    assert_eq!(first["value"], true, "{who}: {first}");
+    assert_eq!(first["value"], true, "{who} ({mode}): {first}");
 
-    put_flag(
-        &server.base,
-        "banner",
-        &json!({"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off"}),
-    )
-    .await;
+    let off = json!({"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off"});
+    put_flag_in(&server.base, env, "banner", &off).await;
     let changed_at = Instant::now();
-    let changed = next("answer after the change");
-    assert_eq!(changed["value"], false, "{who}: {changed}");
+    let changed = next("answer after the change", Duration::from_secs(2));
+    assert_eq!(changed["value"], false, "{who} ({mode}): {changed}");
     assert!(
         changed_at.elapsed() < Duration::from_secs(1),
-        "{who}: the change took {:?}",
+        "{who} ({mode}): the change took {:?}",
         changed_at.elapsed()
+    );
+
+    // A restart. In process, the app reconnects and its sync stream brings
+    // the whole document: a change made while it reconnects reaches it. Over
+    // RPC a change is announced only to a connected event stream (as with
+    // flagd), so the app must be ready again first; then a change reaches it
+    // within a second.
+    let server = server.restart().await;
+    let restarted_at = Instant::now();
+    if mode == "rpc" {
+        next_of(true, "provider ready after the restart", RECOVERY);
+    }
+    let on =
+        json!({"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on"});
+    put_flag_in(&server.base, env, "banner", &on).await;
+    let changed_at = Instant::now();
+    let within = if mode == "rpc" {
+        Duration::from_secs(1)
+    } else {
+        RECOVERY
+    };
+    let changed = loop {
+        let answer = next(
+            "answer after the restart",
+            within.saturating_sub(changed_at.elapsed()),
+        );
+        if answer["error"].is_null() {
+            break answer;
+        }
+    };
+    assert_eq!(changed["value"], true, "{who} ({mode}): {changed}");
+    assert!(
+        changed_at.elapsed() < within,
+        "{who} ({mode}): the change after the restart took {:?}",
+        changed_at.elapsed()
+    );
+    eprintln!(
+        "{who} ({mode}): following again {:?} after the restart",
+        restarted_at.elapsed()
     );
     let _ = child.kill();
     let _ = child.wait();
     server.stop().await;
 }
 
-/// The Python provider (`openfeature-provider-flagd` 0.6.1, PyPI) in
-/// process. Its RPC mode is left out: it calls `flagd.evaluation.v2`, which
-/// the flagd-schemas contracts here lack.
+/// The Python provider (`openfeature-provider-flagd` 0.6.1, PyPI) in RPC
+/// mode (`flagd.evaluation.v2`) and in process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flagds_python_provider_follows_in_process() {
+async fn flagds_python_provider_follows_in_rpc_and_in_process_modes() {
     let Some(python) = python() else {
         return;
     };
-    let mut command = std::process::Command::new(python);
-    command.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/flagd_client.py"));
-    follows_a_change("the Python flagd provider", command).await;
+    for mode in ["rpc", "in-process"] {
+        let mut command = std::process::Command::new(&python);
+        command.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/flagd_client.py"));
+        follows_a_change("the Python flagd provider", command, mode, true).await;
+    }
 }
 
-/// The JS provider (`@openfeature/flagd-provider`, npm, under node) in
-/// process (its RPC mode calls `flagd.evaluation.v2` too).
+/// The JS provider (`@openfeature/flagd-provider`, npm, under node) in RPC
+/// mode (`flagd.evaluation.v2`) and in process. Its RPC mode (0.16.1) sends
+/// no selector on its `EventStream`, so it runs against open reads there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flagds_js_provider_follows_in_process() {
+async fn flagds_js_provider_follows_in_rpc_and_in_process_modes() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/flagd_js");
     if !dir
         .join("node_modules/@openfeature/flagd-provider")
@@ -497,7 +593,9 @@ async fn flagds_js_provider_follows_in_process() {
         eprintln!("SKIPPED: the JS flagd provider is not installed (run scripts/test.sh)");
         return;
     }
-    let mut command = std::process::Command::new("node");
-    command.arg(dir.join("flagd_client.mjs"));
-    follows_a_change("the JS flagd provider", command).await;
+    for mode in ["rpc", "in-process"] {
+        let mut command = std::process::Command::new("node");
+        command.arg(dir.join("flagd_client.mjs"));
+        follows_a_change("the JS flagd provider", command, mode, mode == "in-process").await;
+    }
 }

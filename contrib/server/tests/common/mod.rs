@@ -15,11 +15,21 @@ pub(crate) struct Running {
     pub(crate) base: String,
     /// `http://addr` of flagd's gRPC services, when `grpc_listen` was set.
     pub(crate) grpc: Option<String>,
+    /// What it was started with, on the ports it got (for [`Running::restart`]).
+    config: ServerConfig,
     stop: Option<oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl Running {
+    /// Stops the server and starts it again as it was, on the same ports
+    /// over the same database: what clients see of a restart.
+    pub(crate) async fn restart(self) -> Running {
+        let config = self.config.clone();
+        self.stop().await;
+        run(config).await
+    }
+
     pub(crate) async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -38,7 +48,13 @@ pub(crate) async fn start(db: &Path, tweak: impl FnOnce(&mut ServerConfig)) -> R
     config.admin_token = Some(TOKEN.into());
     config.heartbeat = Duration::from_millis(200);
     tweak(&mut config);
-    let server = Server::bind(config).await.expect("server binds");
+    run(config).await
+}
+
+async fn run(mut config: ServerConfig) -> Running {
+    let server = Server::bind(config.clone()).await.expect("server binds");
+    config.listen = server.local_addr();
+    config.grpc_listen = server.grpc_addr();
     let base = format!("http://{}", server.local_addr());
     let grpc = server.grpc_addr().map(|a| format!("http://{a}"));
     let (stop, stopped) = oneshot::channel::<()>();
@@ -48,6 +64,7 @@ pub(crate) async fn start(db: &Path, tweak: impl FnOnce(&mut ServerConfig)) -> R
     Running {
         base,
         grpc,
+        config,
         stop: Some(stop),
         done,
     }
