@@ -1,8 +1,11 @@
 //! Measures how fast a change made through the admin API reaches stream clients:
-//! 100 SSE and 100 WebSocket clients on loopback (DESIGN §8: p99 ≤ 10 ms).
+//! 100 SSE and 100 WebSocket clients on loopback (DESIGN §8: p99 ≤ 10 ms), and
+//! flagd `SyncFlags` streams with `--grpc N` (issue 18: 1,000 with p99 ≤ 20 ms).
 //!
 //! ```sh
 //! cargo run --release -p flagyard-server --example propagation -- [CHANGES] [SSE_CLIENTS] [WS_CLIENTS]
+//! # 1,000 gRPC SyncFlags streams only
+//! cargo run --release -p flagyard-server --example propagation -- --grpc 1000 50 0 0
 //! # two servers on one Redis: writes to A, clients on B
 //! cargo run --release -p flagyard-server --example propagation -- --redis redis://127.0.0.1:6379 [CHANGES] [SSE] [WS]
 //! ```
@@ -57,7 +60,18 @@ async fn main() {
         .iter()
         .position(|a| a == "--redis")
         .and_then(|i| raw.get(i + 1).cloned());
-    let args: Vec<usize> = raw.iter().filter_map(|a| a.parse().ok()).collect();
+    let grpc_clients = raw
+        .iter()
+        .position(|a| a == "--grpc")
+        .and_then(|i| raw.get(i + 1))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0);
+    let args: Vec<usize> = raw
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i == 0 || raw[i - 1] != "--grpc")
+        .filter_map(|(_, a)| a.parse().ok())
+        .collect();
     let changes = args.first().copied().unwrap_or(50);
     let sse_clients = args.get(1).copied().unwrap_or(100);
     let ws_clients = args.get(2).copied().unwrap_or(100);
@@ -69,20 +83,22 @@ async fn main() {
         config.admin_token = Some(TOKEN.into());
         config.redis_url = redis_url.clone();
         config.redis_prefix = format!("propagation-{}", std::process::id());
+        config.grpc_listen = Some("127.0.0.1:0".parse().expect("addr"));
         async move {
             let server = Server::bind(config).await.expect("server");
             let base = format!("http://{}", server.local_addr());
+            let grpc = format!("http://{}", server.grpc_addr().expect("gRPC"));
             tokio::spawn(server.run(std::future::pending()));
-            base
+            (base, grpc)
         }
     };
     // Writes go to `writer`; clients follow `base` (the same server, or a second
     // one sharing the Redis).
-    let writer = start("a").await;
-    let base = if redis_url.is_some() {
+    let (writer, writer_grpc) = start("a").await;
+    let (base, grpc) = if redis_url.is_some() {
         start("b").await
     } else {
-        writer.clone()
+        (writer.clone(), writer_grpc)
     };
 
     // Each client reports (protocol, version, when seen).
@@ -147,9 +163,55 @@ async fn main() {
             }
         });
     }
+    // A gRPC client reports the change number the document carries (SyncFlags
+    // messages have no version), 0 before the first change.
+    for _ in 0..grpc_clients {
+        let (url, tx, ready) = (grpc.clone(), seen_tx.clone(), Arc::clone(&ready));
+        tokio::spawn(async move {
+            use flagyard_flagd_proto::sync::SyncFlagsRequest;
+            use flagyard_flagd_proto::sync::flag_sync_service_client::FlagSyncServiceClient;
+            // A thousand connections at once can meet a full accept queue:
+            // a refused or reset attempt is tried again, as a provider would.
+            let mut attempts = 0;
+            let mut stream = loop {
+                attempts += 1;
+                let opened = async {
+                    let mut client = FlagSyncServiceClient::connect(url.clone()).await.ok()?;
+                    client.sync_flags(SyncFlagsRequest::default()).await.ok()
+                };
+                match opened.await {
+                    Some(response) => break response.into_inner(),
+                    None if attempts < 20 => tokio::time::sleep(Duration::from_millis(100)).await,
+                    None => panic!("SyncFlags did not open after {attempts} attempts"),
+                }
+            };
+            let mut counted = false;
+            while let Ok(Some(message)) = stream.message().await {
+                let now = Instant::now();
+                // As cheap as the SSE clients' `id:` line: the number after
+                // `"change":` (the only such key in the document).
+                let change = message
+                    .flag_configuration
+                    .split_once("\"change\":")
+                    .and_then(|(_, rest)| {
+                        let digits = rest.trim_start();
+                        let end = digits
+                            .find(|c: char| !c.is_ascii_digit())
+                            .unwrap_or(digits.len());
+                        digits[..end].parse().ok()
+                    })
+                    .unwrap_or(0);
+                if !counted {
+                    counted = true;
+                    *ready.lock().await += 1;
+                }
+                let _ = tx.send(("grpc", change, now));
+            }
+        });
+    }
     drop(seen_tx);
-    let total = sse_clients + ws_clients;
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let total = sse_clients + ws_clients + grpc_clients;
+    let deadline = Instant::now() + Duration::from_secs(60);
     while *ready.lock().await < total {
         assert!(Instant::now() < deadline, "clients did not connect");
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -157,9 +219,10 @@ async fn main() {
     while seen_rx.try_recv().is_ok() {}
 
     let client = reqwest::Client::new();
-    let (mut sse, mut ws) = (Vec::new(), Vec::new());
+    let (mut sse, mut ws, mut sync) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..changes {
-        let body = json!({"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": if i % 2 == 0 { "on" } else { "off" }});
+        let change = i as u64 + 1;
+        let body = json!({"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": if i % 2 == 0 { "on" } else { "off" }, "metadata": {"change": change}});
         let sent = Instant::now();
         let reply: serde_json::Value = client
             .put(format!("{writer}/v1/admin/flags/bench"))
@@ -178,31 +241,32 @@ async fn main() {
                 .await
                 .expect("every client sees the change")
                 .expect("clients alive");
-            if v != version {
+            if v != if kind == "grpc" { change } else { version } {
                 continue;
             }
             got += 1;
             let latency = at.saturating_duration_since(sent);
-            if kind == "sse" {
-                sse.push(latency)
-            } else {
-                ws.push(latency)
+            match kind {
+                "sse" => sse.push(latency),
+                "ws" => ws.push(latency),
+                _ => sync.push(latency),
             }
         }
     }
     match &redis_url {
         Some(url) => println!(
-            "{changes} changes through server A's admin API, {sse_clients} SSE + {ws_clients} WebSocket clients on server B, one Redis ({url})"
+            "{changes} changes through server A's admin API, {sse_clients} SSE + {ws_clients} WebSocket + {grpc_clients} gRPC SyncFlags clients on server B, one Redis ({url})"
         ),
         None => println!(
-            "{changes} changes through the admin API, {sse_clients} SSE + {ws_clients} WebSocket clients on loopback"
+            "{changes} changes through the admin API, {sse_clients} SSE + {ws_clients} WebSocket + {grpc_clients} gRPC SyncFlags clients on loopback"
         ),
     }
-    let all: Vec<Duration> = sse.iter().chain(ws.iter()).copied().collect();
+    let all: Vec<Duration> = sse.iter().chain(&ws).chain(&sync).copied().collect();
     let report = json!({
         "changes": changes,
         "sse": summary("SSE", sse),
         "websocket": summary("WebSocket", ws),
+        "grpc_sync": summary("SyncFlags", sync),
         "all": summary("all", all),
     });
     println!("{report}");

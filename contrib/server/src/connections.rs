@@ -88,6 +88,12 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Nagle off: a stream's small messages (and a response written after
+        // its request was read) go out at once instead of waiting for the
+        // peer's delayed ACK (up to 40 ms on Linux).
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
             tokio::spawn(refuse(stream, max_connections));
             continue;

@@ -66,7 +66,7 @@ impl Grpc {
     /// deprecated selector field.
     fn read<T>(&self, request: &Request<T>, field: &str) -> Result<ReadAccess, Status> {
         let state = &self.0;
-        let headers = request.metadata().clone().into_headers();
+        let headers: &axum::http::HeaderMap = request.metadata().as_ref();
         let selector = headers
             .get("flagd-selector")
             .and_then(|v| v.to_str().ok())
@@ -74,7 +74,7 @@ impl Grpc {
             .or(Some(field).filter(|s| !s.is_empty()))
             .map(str::trim);
         let Some(selector) = selector else {
-            return ReadAccess::check(&headers, state).map_err(status);
+            return ReadAccess::check(headers, state).map_err(status);
         };
         if let Some(principal) = state.credentials.lookup(selector)
             && let crate::credentials::Grant::Sdk { environment } = &principal.grant
@@ -89,7 +89,7 @@ impl Grpc {
                 credential: Some(principal),
             });
         }
-        let read = ReadAccess::check(&headers, state).map_err(status)?;
+        let read = ReadAccess::check(headers, state).map_err(status)?;
         if read.environment.name().as_str() == selector {
             return Ok(read);
         }

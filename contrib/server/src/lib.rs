@@ -133,7 +133,9 @@ impl Server {
             let addr = listener.local_addr()?;
             tracing::info!(%addr, "flagd gRPC services listening (FlagSyncService, evaluation Service)");
             grpc_task = Some(tokio::spawn(async move {
-                let incoming = tonic::transport::server::TcpIncoming::from(listener);
+                // Nagle off, as on the HTTP side: small stream messages go out at once.
+                let incoming =
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
                 let stopped = async move {
                     let _ = shutdown.wait_for(|stop| *stop).await;
                 };
