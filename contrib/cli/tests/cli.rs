@@ -486,7 +486,14 @@ fn watch_prints_transitions_and_errors_as_their_own_lines() {
     let ready = next();
     assert_eq!(ready["status"], "Ready", "{ready}");
     std::thread::sleep(std::time::Duration::from_millis(200));
-    std::fs::write(&path, "{\"flags\": {").expect("broken edit");
+    // Each edit replaces the file at once (as editors save), so the watcher
+    // never reads it half-written.
+    let replace = |text: &str| {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text).expect("write");
+        std::fs::rename(&tmp, &path).expect("rename");
+    };
+    replace("{\"flags\": {");
     let error = next();
     assert!(
         error["error"]
@@ -495,7 +502,7 @@ fn watch_prints_transitions_and_errors_as_their_own_lines() {
         "{error}"
     );
     std::thread::sleep(std::time::Duration::from_millis(200));
-    std::fs::write(&path, doc(2)).expect("fix");
+    replace(&doc(2));
     let changed = next();
     assert_eq!(changed["changed"], json!(["n"]), "{changed}");
     // Nothing else: the status never left Ready.
