@@ -20,6 +20,7 @@
 mod context;
 mod error;
 pub mod event_json;
+mod lint;
 pub(crate) mod logic;
 mod options;
 mod plugin;
@@ -31,6 +32,7 @@ mod walk;
 
 pub use context::{AttrValue, Context, EvaluationContext};
 pub use error::{DocumentError, Problem};
+pub use lint::lint;
 pub use logic::FractionalVersion;
 pub use logic::murmur3;
 pub use options::{CompileOptions, Limits};

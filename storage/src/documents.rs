@@ -28,6 +28,9 @@ pub struct Change {
     pub action: String,
     /// Details, such as the flag key.
     pub detail: String,
+    /// What changed, as JSON text (the server's diff: the flags and other
+    /// parts it touched, before and after); empty when not recorded.
+    pub diff: String,
 }
 
 impl Change {
@@ -43,7 +46,14 @@ impl Change {
             actor: actor.into(),
             action: action.into(),
             detail: detail.into(),
+            diff: String::new(),
         }
+    }
+
+    /// The same change with `diff` (JSON text) recorded beside it.
+    pub fn with_diff(mut self, diff: impl Into<String>) -> Change {
+        self.diff = diff.into();
+        self
     }
 }
 
@@ -60,6 +70,9 @@ pub struct HistoryEntry {
     pub action: String,
     /// Details, such as the flag key.
     pub detail: String,
+    /// What changed, as JSON text (see [`Change::diff`]); empty for entries
+    /// written without one.
+    pub diff: String,
 }
 
 /// How many history entries a document log keeps by default (SQLite and

@@ -287,6 +287,11 @@ impl RedisDocuments {
         self
     }
 
+    /// How many history entries are kept.
+    pub fn history_keep(&self) -> usize {
+        self.history_keep
+    }
+
     /// The Redis client (for subscribing to [`changes_channel`](Self::changes_channel)).
     pub fn client(&self) -> &redis::Client {
         &self.space.redis.client
@@ -368,6 +373,7 @@ impl RedisDocuments {
                 &change.actor,
                 &change.action,
                 &change.detail,
+                &change.diff,
             ))
             .arg(self.history_keep)
             .arg(expected.map_or(-1, |e| e as i64))
@@ -471,9 +477,12 @@ impl RedisDocuments {
 
 /// A history entry as JSON, with a `"__V__"` placeholder for the version the
 /// script assigns.
-fn serde_json_entry(actor: &str, action: &str, detail: &str) -> String {
-    serde_json::json!({"version": "__V__", "atMs": now_ms(), "actor": actor, "action": action, "detail": detail})
-        .to_string()
+fn serde_json_entry(actor: &str, action: &str, detail: &str, diff: &str) -> String {
+    let mut entry = serde_json::json!({"version": "__V__", "atMs": now_ms(), "actor": actor, "action": action, "detail": detail});
+    if let Ok(diff) = serde_json::from_str::<serde_json::Value>(diff) {
+        entry["diff"] = diff;
+    }
+    entry.to_string()
 }
 
 pub(crate) fn parse_entry(raw: &str) -> Option<HistoryEntry> {
@@ -484,6 +493,7 @@ pub(crate) fn parse_entry(raw: &str) -> Option<HistoryEntry> {
         actor: v["actor"].as_str()?.to_string(),
         action: v["action"].as_str()?.to_string(),
         detail: v["detail"].as_str()?.to_string(),
+        diff: v.get("diff").map(ToString::to_string).unwrap_or_default(),
     })
 }
 
@@ -537,7 +547,7 @@ impl Store for RedisStore {
 
     fn save(&self, document: &str) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        let entry = serde_json_entry("cache", "save", "");
+        let entry = serde_json_entry("cache", "save", "", "");
         let _: u64 = redis::Script::new(REPLACE)
             .key(format!("{}:document", self.prefix))
             .key(format!("{}:history", self.prefix))

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS env_history (
     action  TEXT    NOT NULL,
     detail  TEXT    NOT NULL,
     body    TEXT    NOT NULL,
+    diff    TEXT    NOT NULL DEFAULT '',
     PRIMARY KEY (env, version)
 );
 CREATE TABLE IF NOT EXISTS credentials (
@@ -299,8 +300,8 @@ impl SqliteDocuments {
         )
         .map_err(|e| self.db.error(e))?;
         tx.execute(
-            "INSERT INTO env_history (env, version, at, actor, action, detail, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO env_history (env, version, at, actor, action, detail, body, diff)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 env,
                 version as i64,
@@ -308,7 +309,8 @@ impl SqliteDocuments {
                 change.actor,
                 change.action,
                 change.detail,
-                change.body
+                change.body,
+                change.diff
             ],
         )
         .map_err(|e| self.db.error(e))?;
@@ -366,7 +368,7 @@ impl SqliteDocuments {
         let conn = self.db.lock();
         let mut stmt = conn
             .prepare(
-                "SELECT version, at, actor, action, detail FROM env_history
+                "SELECT version, at, actor, action, detail, diff FROM env_history
                  WHERE env = ?1 ORDER BY version DESC LIMIT ?2",
             )
             .map_err(|e| self.db.error(e))?;
@@ -378,10 +380,24 @@ impl SqliteDocuments {
                     actor: row.get(2)?,
                     action: row.get(3)?,
                     detail: row.get(4)?,
+                    diff: row.get(5)?,
                 })
             })
             .map_err(|e| self.db.error(e))?;
         rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.db.error(e))
+    }
+
+    /// The document as version `version` had it, while history keeps it.
+    pub fn body_at(&self, version: u64) -> Result<Option<String>, StoreError> {
+        self.db
+            .lock()
+            .query_row(
+                "SELECT body FROM env_history WHERE env = ?1 AND version = ?2",
+                params![self.env.as_str(), version as i64],
+                |row| row.get(0),
+            )
+            .optional()
             .map_err(|e| self.db.error(e))
     }
 
@@ -399,10 +415,25 @@ impl SqliteDocuments {
     }
 }
 
-/// Moves a file made before environments to the environment `default`.
+/// Moves a file made before environments to the environment `default`, and
+/// gives a history made before diffs were recorded its (empty) `diff` column.
 fn migrate_single_document(db: &Database) -> Result<(), StoreError> {
     let mut conn = db.lock();
     let tx = conn.transaction().map_err(|e| db.error(e))?;
+    let has_diff: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('env_history') WHERE name = 'diff')",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(|e| db.error(e))?;
+    if !has_diff {
+        tx.execute_batch("ALTER TABLE env_history ADD COLUMN diff TEXT NOT NULL DEFAULT ''")
+            .map_err(|e| StoreError::Corrupt {
+                path: db.path().to_path_buf(),
+                detail: format!("adding the history's diff column: {e}"),
+            })?;
+    }
     let legacy: bool = tx
         .query_row(
             "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'document')",

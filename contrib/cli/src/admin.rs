@@ -46,11 +46,32 @@ enum AdminAction {
         /// The flag document.
         file: PathBuf,
     },
-    /// Show the newest changes.
+    /// Show the newest changes as a table: version, when (UTC), environment,
+    /// who, what, and what changed.
     History {
         /// How many.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Only the changes of this flag.
+        #[arg(long)]
+        flag: Option<String>,
+        /// Only the changes by this actor (a token's name).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Print the server's JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the document as an earlier version had it.
+    ShowVersion {
+        /// The version.
+        version: u64,
+    },
+    /// Serve an earlier version's document again (a new version, recorded
+    /// as a rollback).
+    Rollback {
+        /// The version to go back to.
+        version: u64,
     },
     /// Show the collected events (one JSON object per line), newest last.
     Events(EventsArgs),
@@ -181,6 +202,16 @@ pub(crate) fn admin(args: AdminArgs) -> Result<ExitCode, String> {
             Some(read(file)?),
         ),
         AdminAction::History { .. } => (reqwest::Method::GET, scoped(&["history"]), None),
+        AdminAction::ShowVersion { version } => {
+            let mut path = scoped(&["versions"]);
+            path.push(version.to_string());
+            (reqwest::Method::GET, path, None)
+        }
+        AdminAction::Rollback { version } => (
+            reqwest::Method::POST,
+            scoped(&["rollback"]),
+            json_body(serde_json::json!({ "version": version })),
+        ),
         AdminAction::Whoami => (
             reqwest::Method::GET,
             fixed(&["v1", "admin", "whoami"]),
@@ -252,9 +283,23 @@ pub(crate) fn admin(args: AdminArgs) -> Result<ExitCode, String> {
         .map_err(|()| format!("--server '{base}': not a base URL"))?
         .pop_if_empty()
         .extend(path);
-    if let AdminAction::History { limit } = &args.action {
-        url.query_pairs_mut()
-            .append_pair("limit", &limit.to_string());
+    let mut table = false;
+    if let AdminAction::History {
+        limit,
+        flag,
+        actor,
+        json,
+    } = &args.action
+    {
+        let mut query = url.query_pairs_mut();
+        query.append_pair("limit", &limit.to_string());
+        if let Some(flag) = flag {
+            query.append_pair("flag", flag);
+        }
+        if let Some(actor) = actor {
+            query.append_pair("actor", actor);
+        }
+        table = !json;
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -274,14 +319,40 @@ pub(crate) fn admin(args: AdminArgs) -> Result<ExitCode, String> {
         let status = response.status();
         let text = response.text().await.map_err(|e| format!("{url}: {e}"))?;
         if status.is_success() {
-            println!("{text}");
+            match serde_json::from_str::<Value>(&text) {
+                Ok(page) if table => print!("{}", history_table(&page)),
+                _ => println!("{text}"),
+            }
+            // What the lints found in an accepted write.
+            if let Ok(written) = serde_json::from_str::<Value>(&text) {
+                for warning in written["warnings"].as_array().into_iter().flatten() {
+                    eprintln!(
+                        "flagyard: warning: {}: {}",
+                        warning["pointer"].as_str().unwrap_or_default(),
+                        warning["reason"].as_str().unwrap_or_default()
+                    );
+                }
+            }
             Ok(ExitCode::SUCCESS)
         } else {
-            let message = serde_json::from_str::<Value>(&text)
-                .ok()
+            let body = serde_json::from_str::<Value>(&text).ok();
+            let message = body
+                .as_ref()
                 .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
                 .unwrap_or(text);
             eprintln!("flagyard: {url}: {status}: {message}");
+            for problem in body
+                .as_ref()
+                .and_then(|b| b["problems"].as_array())
+                .into_iter()
+                .flatten()
+            {
+                eprintln!(
+                    "flagyard:   {}: {}",
+                    problem["pointer"].as_str().unwrap_or_default(),
+                    problem["reason"].as_str().unwrap_or_default()
+                );
+            }
             Ok(ExitCode::from(1))
         }
     })
@@ -376,4 +447,146 @@ fn server_url(server: &str) -> Result<reqwest::Url, String> {
         format!("http://{server}")
     };
     reqwest::Url::parse(&text).map_err(|e| format!("--server '{server}': not a URL: {e}"))
+}
+
+/// A history page (`{"history": [...]}`) as a table, newest first.
+fn history_table(page: &Value) -> String {
+    let mut rows = vec![[
+        "VERSION".to_string(),
+        "WHEN (UTC)".to_string(),
+        "ENVIRONMENT".to_string(),
+        "WHO".to_string(),
+        "WHAT".to_string(),
+        "CHANGED".to_string(),
+    ]];
+    for entry in page["history"].as_array().into_iter().flatten() {
+        let at = std::time::UNIX_EPOCH
+            + std::time::Duration::from_millis(entry["atMs"].as_u64().unwrap_or(0));
+        let when = humantime::format_rfc3339_seconds(at)
+            .to_string()
+            .replace('T', " ")
+            .trim_end_matches('Z')
+            .to_string();
+        let text = |key: &str| entry[key].as_str().unwrap_or_default().to_string();
+        let what = match text("detail") {
+            detail if detail.is_empty() => text("action"),
+            detail => format!("{} {detail}", text("action")),
+        };
+        rows.push([
+            entry["version"].as_u64().unwrap_or(0).to_string(),
+            when,
+            text("environment"),
+            text("actor"),
+            what,
+            changed(&entry["diff"]),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (cell, width))| match i {
+                0 => format!("{cell:>width$}"),
+                5 => cell.clone(),
+                _ => format!("{cell:<width$}"),
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// A diff in a few words: `flag banner: defaultVariant off → on`, `flag x
+/// created`, `evaluator beta deleted`; `-` without one.
+fn changed(diff: &Value) -> String {
+    let Some(changes) = diff.as_array() else {
+        return "-".into();
+    };
+    if changes.is_empty() {
+        return "nothing".into();
+    }
+    let parts: Vec<String> = changes
+        .iter()
+        .map(|change| {
+            let (kind, name) = ["flag", "evaluator", "field"]
+                .iter()
+                .find_map(|k| change[*k].as_str().map(|n| (*k, n)))
+                .unwrap_or(("?", "?"));
+            let (before, after) = (&change["before"], &change["after"]);
+            match (before.is_null(), after.is_null()) {
+                (true, _) => format!("{kind} {name} created"),
+                (_, true) => format!("{kind} {name} deleted"),
+                _ => {
+                    let fields = changed_fields(before, after);
+                    if fields.is_empty() {
+                        format!("{kind} {name} changed")
+                    } else {
+                        format!("{kind} {name}: {}", fields.join(", "))
+                    }
+                }
+            }
+        })
+        .collect();
+    parts.join("; ")
+}
+
+/// The members that differ between two objects: `state ENABLED → DISABLED`
+/// for short values, the member's name for the rest.
+fn changed_fields(before: &Value, after: &Value) -> Vec<String> {
+    let (Some(b), Some(a)) = (before.as_object(), after.as_object()) else {
+        return Vec::new();
+    };
+    let mut names: Vec<&String> = b.keys().chain(a.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| b.get(*n) != a.get(*n))
+        .map(|n| {
+            let short = |v: Option<&Value>| match v {
+                None => Some("(none)".to_string()),
+                Some(Value::String(s)) if s.len() <= 24 => Some(s.clone()),
+                Some(v @ (Value::Bool(_) | Value::Number(_))) => Some(v.to_string()),
+                _ => None,
+            };
+            match (short(b.get(n)), short(a.get(n))) {
+                (Some(x), Some(y)) => format!("{n} {x} → {y}"),
+                _ => n.clone(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_reads_as_a_table() {
+        let page = serde_json::json!({"history": [
+            {"version": 3, "atMs": 1764600000000u64, "environment": "default", "actor": "ada",
+             "action": "set-flag", "detail": "banner",
+             "diff": [{"flag": "banner", "before": {"state": "ENABLED", "defaultVariant": "off"},
+                       "after": {"state": "ENABLED", "defaultVariant": "on"}}]},
+            {"version": 2, "atMs": 1764590000000u64, "environment": "default", "actor": "seed",
+             "action": "seed", "detail": ""}
+        ]});
+        let table = history_table(&page);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        assert!(lines[0].starts_with("VERSION  WHEN (UTC)"), "{table}");
+        assert!(lines[1].contains("2025-12-01 14:40:00"), "{table}");
+        assert!(lines[1].contains("set-flag banner"), "{table}");
+        assert!(
+            lines[1].ends_with("flag banner: defaultVariant off → on"),
+            "{table}"
+        );
+        assert!(lines[2].ends_with("-"), "{table}");
+    }
 }

@@ -52,11 +52,21 @@ pub(crate) fn validate(files: &[PathBuf]) -> Result<ExitCode, String> {
             Err(e) => vec![e],
             Ok(text) => match Snapshot::parse(&text) {
                 Err(e) => vec![format!("{}: {e}", file.display())],
-                Ok(snapshot) => snapshot
-                    .problems()
-                    .iter()
-                    .map(|p| format!("{}: {p}", file.display()))
-                    .collect(),
+                Ok(snapshot) => {
+                    // Lints warn (flagd accepts these documents); they do
+                    // not fail the file.
+                    if let Ok(document) = serde_json::from_str::<Value>(&text) {
+                        for lint in flagyard_core::lint(&document) {
+                            writeln!(stdout, "{}: warning: {lint}", file.display())
+                                .map_err(|e| e.to_string())?;
+                        }
+                    }
+                    snapshot
+                        .problems()
+                        .iter()
+                        .map(|p| format!("{}: {p}", file.display()))
+                        .collect()
+                }
             },
         };
         clean &= lines.is_empty();

@@ -181,7 +181,7 @@ async fn three_environments_three_roles_two_services_and_a_promotion() {
         let (ok, history, err) = admin(
             &base,
             "t-viewer",
-            &["--environment", env, "history", "--limit", "1"],
+            &["--environment", env, "history", "--limit", "1", "--json"],
         );
         assert!(ok, "{err}");
         assert_eq!(history["history"][0]["action"], action, "{env}: {history}");

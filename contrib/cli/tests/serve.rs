@@ -102,12 +102,27 @@ fn serve_seed_admin_changes_and_restart_keeps_them() {
     );
     assert!(admin(&base, &["delete-flag", "only"]).status.success());
 
-    let out = admin(&base, &["history", "--limit", "2"]);
+    let out = admin(&base, &["history", "--limit", "2", "--json"]);
     let history: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(history["history"][0]["action"], "delete-flag");
     // The actor is the token's name (`--admin-token` is named `admin`).
     assert_eq!(history["history"][0]["actor"], "admin");
     assert_eq!(history["history"][1]["action"], "put-document");
+    // By default a table: a header, then one line per change with its diff.
+    let out = admin(&base, &["history", "--limit", "2"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(lines[0].starts_with("VERSION  WHEN (UTC)"), "{table}");
+    assert!(
+        lines[1].contains("admin") && lines[1].contains("delete-flag only"),
+        "{table}"
+    );
+    assert!(lines[1].ends_with("flag only deleted"), "{table}");
+    // An earlier version, whole.
+    let out = admin(&base, &["show-version", "3"]);
+    let earlier: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(earlier["flags"]["only"].is_object(), "{earlier}");
     stop(child);
 
     let (child, base) = serve(&db, &[]);
@@ -117,6 +132,11 @@ fn serve_seed_admin_changes_and_restart_keeps_them() {
         response.json::<Value>().expect("json"),
         json!({"flags": {}})
     );
+    // Rolled back to version 3: served again as version 5.
+    assert!(admin(&base, &["rollback", "3"]).status.success());
+    let response = reqwest::blocking::get(format!("{base}/v1/flags")).expect("get");
+    assert_eq!(response.headers()["x-flagyard-version"], "5");
+    assert!(response.json::<Value>().expect("json")["flags"]["only"].is_object());
     stop(child);
 }
 

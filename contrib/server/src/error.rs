@@ -11,6 +11,24 @@ pub enum ApiError {
     /// The request is malformed or the document invalid (400).
     #[error("{0}")]
     BadRequest(String),
+    /// The document written is invalid (400): every problem, each naming
+    /// its flag, JSON pointer and reason.
+    #[error("document refused: {}", flagyard_core::Problem::join(.0))]
+    Invalid(Vec<flagyard_core::Problem>),
+    /// `If-Match` named a version that is no longer current (412): the
+    /// current one, to reload.
+    #[error("{message}")]
+    PreconditionFailed {
+        /// What was stale.
+        message: String,
+        /// The document's current version.
+        version: u64,
+        /// The document's current ETag.
+        etag: String,
+        /// The flag's current ETag (absent: the flag does not exist), for a
+        /// flag's write.
+        flag_etag: Option<String>,
+    },
     /// No or wrong credentials (401).
     #[error("{0}")]
     Unauthorized(String),
@@ -54,7 +72,8 @@ impl ApiError {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -89,7 +108,28 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %e, "request failed");
         }
         let message = self.to_string();
-        let body = crate::wire::ErrorBody { error: &message };
+        let mut body = crate::wire::ErrorBody::new(&message);
+        match &self {
+            ApiError::Invalid(problems) => {
+                body.problems = Some(
+                    problems
+                        .iter()
+                        .map(crate::wire::ProblemItem::from)
+                        .collect(),
+                );
+            }
+            ApiError::PreconditionFailed {
+                version,
+                etag,
+                flag_etag,
+                ..
+            } => {
+                body.version = Some(*version);
+                body.etag = Some(etag);
+                body.flag_etag = flag_etag.as_deref();
+            }
+            _ => {}
+        }
         let mut response = (self.status(), axum::Json(body)).into_response();
         if let ApiError::TooManyRequests { retry_after, .. }
         | ApiError::Unavailable { retry_after, .. } = &self

@@ -33,6 +33,9 @@ pub trait DocumentLog: Send + Sync + std::fmt::Debug + 'static {
     fn replace_if(&self, change: Change, expected: Option<u64>) -> LogFuture<'_, u64>;
     /// The newest history entries, newest first.
     fn history(&self, limit: usize) -> LogFuture<'_, Vec<HistoryEntry>>;
+    /// The document as `version` had it, while history keeps that version
+    /// (`None` beyond it).
+    fn body_at(&self, version: u64) -> LogFuture<'_, Option<String>>;
     /// Puts back a document the store lost (a shared store flushed or failed
     /// over to an empty replica), as `version`, if that is newer than what it
     /// holds; whether it was stored. A store only this server writes never
@@ -78,6 +81,9 @@ impl DocumentLog for Arc<SqliteDocuments> {
     fn history(&self, limit: usize) -> LogFuture<'_, Vec<HistoryEntry>> {
         blocking(self, move |db| db.history(limit))
     }
+    fn body_at(&self, version: u64) -> LogFuture<'_, Option<String>> {
+        blocking(self, move |db| db.body_at(version))
+    }
     fn restore(&self, _body: String, _version: u64) -> LogFuture<'_, bool> {
         Box::pin(async { Ok(false) })
     }
@@ -111,6 +117,31 @@ impl DocumentLog for RedisDocuments {
     }
     fn history(&self, limit: usize) -> LogFuture<'_, Vec<HistoryEntry>> {
         Box::pin(RedisDocuments::history(self, limit))
+    }
+    /// Redis keeps no old bodies: the current one with the diffs of every
+    /// newer entry undone, while history holds them all.
+    fn body_at(&self, version: u64) -> LogFuture<'_, Option<String>> {
+        Box::pin(async move {
+            let Some(current) = RedisDocuments::current(self).await? else {
+                return Ok(None);
+            };
+            if version == current.version {
+                return Ok(Some(current.body));
+            }
+            let Ok(mut document) = serde_json::from_str::<serde_json::Value>(&current.body) else {
+                return Ok(None);
+            };
+            let entries = RedisDocuments::history(self, self.history_keep()).await?;
+            let mut expected = current.version;
+            for entry in entries.iter().take_while(|e| e.version > version) {
+                let diff = serde_json::from_str(&entry.diff).unwrap_or(serde_json::Value::Null);
+                if entry.version != expected || !crate::diff::revert(&mut document, &diff) {
+                    return Ok(None);
+                }
+                expected -= 1;
+            }
+            Ok((expected == version).then(|| document.to_string()))
+        })
     }
     fn restore(&self, body: String, version: u64) -> LogFuture<'_, bool> {
         Box::pin(async move { RedisDocuments::put_version(self, &body, version).await })

@@ -21,6 +21,7 @@ use crate::error::{ApiError, ServerError};
 use crate::events::EventLog;
 use crate::limiter::{LoginThrottle, RateLimiter};
 use crate::log::DocumentLog;
+use crate::precondition::Preconditions;
 use crate::published::Published;
 use crate::validation::{Invalid, compile_stored, validate};
 use flagyard_storage::Change;
@@ -357,9 +358,13 @@ impl AppState {
     /// Writes are serialized; nothing changes when any step fails. When
     /// another server wrote first (shared Redis), the newer document is
     /// loaded and the edit applied to it again.
+    ///
+    /// `guard`: the request's preconditions (and the flag a flag write
+    /// touches), checked against the document the edit applies to.
     pub async fn change(
         &self,
         env: &Environment,
+        guard: Option<(&Preconditions, Option<&str>)>,
         edit: impl Fn(Value) -> Result<Value, ApiError>,
         actor: &str,
         action: &str,
@@ -369,7 +374,10 @@ impl AppState {
         // is not a failure: re-read, re-apply the edit, retry after a short
         // jittered pause so two servers do not collide in step.
         for attempt in 0..WRITE_ATTEMPTS {
-            if let Some(published) = self.try_change(env, &edit, actor, action, detail).await? {
+            if let Some(published) = self
+                .try_change(env, guard, &edit, actor, action, detail)
+                .await?
+            {
                 return Ok(published);
             }
             self.refresh(env).await.map_err(|e| match &e {
@@ -386,6 +394,7 @@ impl AppState {
     async fn try_change(
         &self,
         env: &Environment,
+        guard: Option<(&Preconditions, Option<&str>)>,
         edit: &impl Fn(Value) -> Result<Value, ApiError>,
         actor: &str,
         action: &str,
@@ -395,7 +404,10 @@ impl AppState {
         let current = env.current();
         let document: Value = serde_json::from_slice(&current.body)
             .map_err(|e| ApiError::Internal(format!("current document: {e}")))?;
-        let next = edit(document)?;
+        if let Some((preconditions, flag)) = guard {
+            preconditions.check(&current, &document, flag)?;
+        }
+        let next = edit(document.clone())?;
         let body = next.to_string();
         if body.len() > self.config.max_document_bytes {
             return Err(ApiError::TooLarge(format!(
@@ -404,9 +416,12 @@ impl AppState {
                 self.config.max_document_bytes
             )));
         }
-        let snapshot = validate(&next, &self.config)
-            .map_err(|e| ApiError::BadRequest(format!("document refused: {e}")))?;
-        let change = Change::new(body, actor, action, detail);
+        let snapshot = validate(&next, &self.config).map_err(|e| match e {
+            Invalid::Problems(problems) => ApiError::Invalid(problems),
+            other => ApiError::BadRequest(format!("document refused: {other}")),
+        })?;
+        let diff = Value::Array(crate::diff::diff(&document, &next)).to_string();
+        let change = Change::new(body, actor, action, detail).with_diff(diff);
         let version = match env.log.replace_if(change, Some(current.version)).await {
             Ok(version) => {
                 self.set_store_reachable(true);

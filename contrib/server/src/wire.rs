@@ -7,18 +7,69 @@ use serde_json::Value;
 
 /// An API error: `{"error": "..."}`.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ErrorBody<'a> {
     /// What went wrong.
     pub error: &'a str,
+    /// A refused document's problems.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<ProblemItem>>,
+    /// A `412`'s current document version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// A `412`'s current document ETag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<&'a str>,
+    /// A flag write's `412`: the flag's current ETag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flag_etag: Option<&'a str>,
 }
 
-/// An accepted change: `{"version", "etag"}`.
+impl<'a> ErrorBody<'a> {
+    /// `{"error": message}`.
+    pub fn new(error: &'a str) -> ErrorBody<'a> {
+        ErrorBody {
+            error,
+            problems: None,
+            version: None,
+            etag: None,
+            flag_etag: None,
+        }
+    }
+}
+
+/// One problem or lint: `{"flag"?, "pointer", "reason"}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProblemItem {
+    /// The flag concerned, if inside one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flag: Option<String>,
+    /// JSON pointer to the value, from the document root.
+    pub pointer: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl From<&flagyard_core::Problem> for ProblemItem {
+    fn from(p: &flagyard_core::Problem) -> Self {
+        ProblemItem {
+            flag: p.flag.clone(),
+            pointer: p.pointer.clone(),
+            reason: p.message.clone(),
+        }
+    }
+}
+
+/// An accepted change: `{"version", "etag", "warnings"}`.
 #[derive(Debug, Serialize)]
 pub struct Written {
     /// The version now served.
     pub version: u64,
     /// Its strong ETag.
     pub etag: String,
+    /// What the lints found in the document written (accepted anyway, as
+    /// flagd would accept it).
+    pub warnings: Vec<ProblemItem>,
 }
 
 /// An accepted pancake operation: `{"ok": true}`.
@@ -68,6 +119,13 @@ pub struct HistoryItem {
     pub action: String,
     /// On what (a flag key, a switch name, ...).
     pub detail: String,
+    /// Which environment (document history).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// What changed: `[{"flag"|"evaluator"|"field": name, "before", "after"}]`
+    /// (document history written since diffs are recorded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<Value>,
 }
 
 impl From<flagyard_storage::HistoryEntry> for HistoryItem {
@@ -78,6 +136,8 @@ impl From<flagyard_storage::HistoryEntry> for HistoryItem {
             actor: h.actor,
             action: h.action,
             detail: h.detail,
+            environment: None,
+            diff: serde_json::from_str(&h.diff).ok(),
         }
     }
 }

@@ -1,7 +1,10 @@
 //! The admin API of one environment (named in the path, else `default`):
-//! replace the document, set or delete one flag, read history. Changes take
-//! [`EditAccess`] (an editor of that environment, or an admin), reads
-//! [`AdminAccess`]: checked before the handler runs.
+//! replace the document, read, create, replace or delete one flag or one
+//! shared `$evaluators` rule, read history (with diffs, filtered by flag and
+//! actor), read an earlier version and roll back to it. Changes take
+//! [`EditAccess`] (an editor of that environment, or an admin) and honour
+//! `If-Match` ([`Preconditions`]), reads [`AdminAccess`]: checked before the
+//! handler runs.
 
 use std::sync::Arc;
 
@@ -12,23 +15,36 @@ use serde_json::{Map, Value};
 use crate::access::{AdminAccess, EditAccess, InEnvironment};
 use crate::body::ApiJson;
 use crate::error::ApiError;
+use crate::precondition::{Preconditions, flag_etag};
 use crate::state::AppState;
-use crate::wire::{HistoryPage, Written};
+use crate::wire::{HistoryPage, ProblemItem, Written};
 
-/// Applies `edit` as the admin's `action` on `key` (see
-/// [`AppState::change`]) and answers the published version.
+/// Applies `edit` as the admin's `action` on `detail` (see
+/// [`AppState::change`]) if `preconditions` hold (`flag`: the flag a flag
+/// write touches), and answers the published version with the lints of the
+/// document now served.
 async fn write(
     state: &AppState,
     access: &EditAccess,
+    preconditions: &Preconditions,
+    flag: Option<&str>,
     action: &str,
-    key: &str,
+    detail: &str,
     edit: impl Fn(Value) -> Result<Value, ApiError>,
 ) -> Result<Json<Written>, ApiError> {
     let env = &access.environment;
-    let published = state.change(env, edit, access.actor(), action, key).await?;
+    let guard = (!preconditions.is_empty()).then_some((preconditions, flag));
+    let published = state
+        .change(env, guard, edit, access.actor(), action, detail)
+        .await?;
+    let served: Value = serde_json::from_slice(&published.body).unwrap_or(Value::Null);
     Ok(Json(Written {
         version: published.version,
         etag: published.etag.clone(),
+        warnings: flagyard_core::lint(&served)
+            .iter()
+            .map(ProblemItem::from)
+            .collect(),
     }))
 }
 
@@ -74,14 +90,51 @@ pub(super) async fn get_document(
 pub(super) async fn put_document(
     State(state): State<Arc<AppState>>,
     admin: EditAccess,
+    preconditions: Preconditions,
     ApiJson(document): ApiJson<Value>,
 ) -> Result<Json<Written>, ApiError> {
-    write(&state, &admin, "put-document", "", |_| Ok(document.clone())).await
+    let edit = |_| Ok(document.clone());
+    write(
+        &state,
+        &admin,
+        &preconditions,
+        None,
+        "put-document",
+        "",
+        edit,
+    )
+    .await
+}
+
+/// `GET …/flags/{key}`: the flag's definition, with its ETag (for `If-Match`)
+/// and the document's version in `X-Flagyard-Version`.
+pub(super) async fn get_flag(
+    _admin: AdminAccess,
+    InEnvironment(env): InEnvironment,
+    Path(FlagPath { key }): Path<FlagPath>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse;
+    let current = env.current();
+    let document: Value = serde_json::from_slice(&current.body)
+        .map_err(|e| ApiError::Internal(format!("current document: {e}")))?;
+    let definition = document
+        .get("flags")
+        .and_then(|f| f.get(&key))
+        .ok_or_else(|| ApiError::NotFound(format!("no flag '{key}'")))?;
+    let mut response = Json(definition).into_response();
+    let headers = response.headers_mut();
+    headers.insert("x-flagyard-version", HeaderValue::from(current.version));
+    if let Ok(etag) = HeaderValue::from_str(&flag_etag(definition)) {
+        headers.insert(header::ETAG, etag);
+    }
+    Ok(response)
 }
 
 pub(super) async fn set_flag(
     State(state): State<Arc<AppState>>,
     admin: EditAccess,
+    preconditions: Preconditions,
     Path(FlagPath { key }): Path<FlagPath>,
     ApiJson(definition): ApiJson<Value>,
 ) -> Result<Json<Written>, ApiError> {
@@ -92,24 +145,123 @@ pub(super) async fn set_flag(
         flags_of(&mut document)?.insert(key.clone(), definition.clone());
         Ok(document)
     };
-    write(&state, &admin, "set-flag", &key, edit).await
+    write(
+        &state,
+        &admin,
+        &preconditions,
+        Some(&key),
+        "set-flag",
+        &key,
+        edit,
+    )
+    .await
 }
 
 pub(super) async fn delete_flag(
     State(state): State<Arc<AppState>>,
     admin: EditAccess,
+    preconditions: Preconditions,
     Path(FlagPath { key }): Path<FlagPath>,
 ) -> Result<Json<Written>, ApiError> {
     let edit = |mut document: Value| match flags_of(&mut document)?.remove(&key) {
         Some(_) => Ok(document),
         None => Err(ApiError::NotFound(format!("no flag '{key}'"))),
     };
-    write(&state, &admin, "delete-flag", &key, edit).await
+    write(
+        &state,
+        &admin,
+        &preconditions,
+        Some(&key),
+        "delete-flag",
+        &key,
+        edit,
+    )
+    .await
+}
+
+/// The shared rule a route names (`{name}`).
+#[derive(serde::Deserialize)]
+pub(super) struct EvaluatorPath {
+    name: String,
+}
+
+/// `PUT …/evaluators/{name}`: creates or replaces one `$evaluators` rule.
+pub(super) async fn set_evaluator(
+    State(state): State<Arc<AppState>>,
+    admin: EditAccess,
+    preconditions: Preconditions,
+    Path(EvaluatorPath { name }): Path<EvaluatorPath>,
+    ApiJson(rule): ApiJson<Value>,
+) -> Result<Json<Written>, ApiError> {
+    let edit = |mut document: Value| {
+        let root = document
+            .as_object_mut()
+            .ok_or_else(|| ApiError::Internal("current document is not an object".into()))?;
+        let shared = root
+            .entry("$evaluators")
+            .or_insert_with(|| Value::Object(Map::new()));
+        shared
+            .as_object_mut()
+            .ok_or_else(|| ApiError::BadRequest("$evaluators is not an object".into()))?
+            .insert(name.clone(), rule.clone());
+        Ok(document)
+    };
+    write(
+        &state,
+        &admin,
+        &preconditions,
+        None,
+        "set-evaluator",
+        &name,
+        edit,
+    )
+    .await
+}
+
+/// `DELETE …/evaluators/{name}`: removes one `$evaluators` rule (refused,
+/// naming them, while flags still refer to it).
+pub(super) async fn delete_evaluator(
+    State(state): State<Arc<AppState>>,
+    admin: EditAccess,
+    preconditions: Preconditions,
+    Path(EvaluatorPath { name }): Path<EvaluatorPath>,
+) -> Result<Json<Written>, ApiError> {
+    let edit = |mut document: Value| {
+        let removed = document
+            .get_mut("$evaluators")
+            .and_then(Value::as_object_mut)
+            .and_then(|shared| shared.remove(&name));
+        if removed.is_none() {
+            return Err(ApiError::NotFound(format!("no evaluator '{name}'")));
+        }
+        if document["$evaluators"]
+            .as_object()
+            .is_some_and(Map::is_empty)
+            && let Some(root) = document.as_object_mut()
+        {
+            root.remove("$evaluators");
+        }
+        Ok(document)
+    };
+    write(
+        &state,
+        &admin,
+        &preconditions,
+        None,
+        "delete-evaluator",
+        &name,
+        edit,
+    )
+    .await
 }
 
 #[derive(serde::Deserialize)]
 pub(super) struct HistoryQuery {
     limit: Option<usize>,
+    /// Only entries that changed this flag.
+    flag: Option<String>,
+    /// Only entries by this actor.
+    actor: Option<String>,
 }
 
 impl HistoryQuery {
@@ -119,15 +271,107 @@ impl HistoryQuery {
     }
 }
 
+/// `GET …/history?limit=&flag=&actor=`: newest first, each entry with its
+/// environment and what it changed.
 pub(super) async fn history(
+    State(state): State<Arc<AppState>>,
     _admin: AdminAccess,
     InEnvironment(env): InEnvironment,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Json<HistoryPage>, ApiError> {
+    let filtered = query.flag.is_some() || query.actor.is_some();
+    // A filter looks through all history kept, then takes the limit.
+    let read = if filtered {
+        state.config.history_keep
+    } else {
+        query.limit()
+    };
     let entries = env
         .log
-        .history(query.limit())
+        .history(read)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Json(entries.into_iter().collect()))
+        .map_err(|e| ApiError::from_store(&e))?;
+    let mut page: HistoryPage = entries
+        .into_iter()
+        .filter(|e| query.actor.as_ref().is_none_or(|a| *a == e.actor))
+        .collect();
+    page.history.retain(|item| {
+        query.flag.as_ref().is_none_or(|key| {
+            item.diff
+                .as_ref()
+                .is_some_and(|d| crate::diff::touches_flag(d, key))
+                || item.detail == *key
+        })
+    });
+    page.history.truncate(query.limit());
+    for item in &mut page.history {
+        item.environment = Some(env.name().to_string());
+    }
+    Ok(Json(page))
+}
+
+/// The version a route names (`{version}`).
+#[derive(serde::Deserialize)]
+pub(super) struct VersionPath {
+    version: u64,
+}
+
+/// The document as `version` had it, or `404` naming how far history goes.
+async fn document_at(
+    env: &crate::environment::Environment,
+    version: u64,
+) -> Result<Value, ApiError> {
+    let body = env
+        .log
+        .body_at(version)
+        .await
+        .map_err(|e| ApiError::from_store(&e))?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "version {version} of environment '{}' is not in its history (current: {})",
+                env.name(),
+                env.current().version
+            ))
+        })?;
+    serde_json::from_str(&body)
+        .map_err(|e| ApiError::Internal(format!("stored version {version}: {e}")))
+}
+
+/// `GET …/versions/{version}`: the whole document as that version had it.
+pub(super) async fn get_version(
+    _admin: AdminAccess,
+    InEnvironment(env): InEnvironment,
+    Path(VersionPath { version }): Path<VersionPath>,
+) -> Result<Json<Value>, ApiError> {
+    document_at(&env, version).await.map(Json)
+}
+
+/// `POST …/rollback` `{"version": N}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RollbackRequest {
+    version: u64,
+}
+
+/// `POST …/rollback`: serves an earlier version's document again, as a new
+/// version recorded as `rollback` ("to vN"); `If-Match` as for any write.
+pub(super) async fn rollback(
+    State(state): State<Arc<AppState>>,
+    admin: EditAccess,
+    preconditions: Preconditions,
+    ApiJson(request): ApiJson<RollbackRequest>,
+) -> Result<Json<Written>, ApiError> {
+    let earlier = document_at(&admin.environment, request.version).await?;
+    let detail = format!("to v{}", request.version);
+    let edit = |_| Ok(earlier.clone());
+    write(
+        &state,
+        &admin,
+        &preconditions,
+        None,
+        "rollback",
+        &detail,
+        edit,
+    )
+    .await
 }

@@ -200,12 +200,13 @@ pub(super) async fn promote(
         }
     };
     let published = state
-        .change(target, edit, access.actor(), "promote", &detail)
+        .change(target, None, edit, access.actor(), "promote", &detail)
         .await?;
     let what = body.flag.as_deref().unwrap_or("document");
     let source_published = state
         .change(
             &source,
+            None,
             Ok,
             access.actor(),
             "promoted",

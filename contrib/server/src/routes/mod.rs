@@ -72,9 +72,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route(
             "/v1/admin/flags/{key}",
-            put(admin::set_flag).delete(admin::delete_flag),
+            get(admin::get_flag)
+                .put(admin::set_flag)
+                .delete(admin::delete_flag),
+        )
+        .route(
+            "/v1/admin/evaluators/{name}",
+            put(admin::set_evaluator).delete(admin::delete_evaluator),
         )
         .route("/v1/admin/history", get(admin::history))
+        .route("/v1/admin/versions/{version}", get(admin::get_version))
+        .route("/v1/admin/rollback", post(admin::rollback))
         .route("/v1/admin/whoami", get(environments::whoami))
         .route(
             "/v1/admin/environments",
@@ -86,9 +94,23 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route(
             "/v1/admin/environments/{env}/flags/{key}",
-            put(admin::set_flag).delete(admin::delete_flag),
+            get(admin::get_flag)
+                .put(admin::set_flag)
+                .delete(admin::delete_flag),
+        )
+        .route(
+            "/v1/admin/environments/{env}/evaluators/{name}",
+            put(admin::set_evaluator).delete(admin::delete_evaluator),
         )
         .route("/v1/admin/environments/{env}/history", get(admin::history))
+        .route(
+            "/v1/admin/environments/{env}/versions/{version}",
+            get(admin::get_version),
+        )
+        .route(
+            "/v1/admin/environments/{env}/rollback",
+            post(admin::rollback),
+        )
         .route(
             "/v1/admin/environments/{env}/promote",
             post(environments::promote),
@@ -240,7 +262,7 @@ async fn json_errors(response: Response) -> Response {
     } else {
         text
     };
-    let body = serde_json::to_vec(&crate::wire::ErrorBody { error: &message }).unwrap_or_default();
+    let body = serde_json::to_vec(&crate::wire::ErrorBody::new(&message)).unwrap_or_default();
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(
         header::CONTENT_TYPE,
