@@ -55,10 +55,10 @@ impl Drop for Killed {
     }
 }
 
-/// `flagyard watch` on the pancake source; its JSON lines arrive on the channel.
-fn watch(redis: &str) -> (Killed, mpsc::Receiver<Value>) {
+/// `flagyard watch` on `source`; its JSON lines arrive on the channel.
+fn watch(source: &str) -> (Killed, mpsc::Receiver<Value>) {
     let mut child = Command::new(bin())
-        .args(["watch", "--source", &format!("pancake:{redis}")])
+        .args(["watch", "--source", source])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -132,7 +132,7 @@ fn the_admin_page_toggles_a_switch_that_reaches_a_watch_client() {
         ],
     );
     let _server = Killed(server);
-    let (_watch, lines) = watch(&url);
+    let (_watch, lines) = watch(&format!("pancake:{url}"));
     wait_for(&lines, "Ready", |l| l["status"] == "Ready");
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/admin_page.py");
@@ -208,4 +208,133 @@ fn the_admin_page_toggles_a_switch_that_reaches_a_watch_client() {
     assert_eq!(state["switches"]["DARK_MODE"], false);
     assert_eq!(state["samples"]["ROLLOUT"], 25.0);
     assert_eq!(state["flags"]["BETA"]["overrides"], serde_json::json!({}));
+}
+
+/// The flag editor, from an empty server, as a new user would use it
+/// (`tests/browser/editor.py`): three flags made with the forms, a preview
+/// that answers what `flagyard eval` answers, a conflict, a diff, a restore,
+/// a lint while typing, and a viewer without write controls. The 30/70
+/// experiment reaches a `flagyard watch` client.
+#[test]
+fn the_flag_editor_makes_flags_a_watch_client_and_flagyard_eval_agree_with() {
+    let python = match std::env::var("FLAGYARD_TEST_PYTHON") {
+        Ok(p) if !p.is_empty() => p,
+        _ => return skip("FLAGYARD_TEST_PYTHON is not set (Selenium)"),
+    };
+    if !on_path(&["chromium", "chromium-browser"]) || !on_path(&["chromedriver"]) {
+        return skip("chromium or chromedriver not found");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("flagyard.toml");
+    std::fs::write(
+        &config,
+        "[[admin-tokens]]\nname = \"ada\"\nrole = \"admin\"\ntoken = \"tok-admin\"\n\n\
+         [[admin-tokens]]\nname = \"vic\"\nrole = \"viewer\"\ntoken = \"tok-viewer\"\n",
+    )
+    .expect("config");
+    let (server, base) = serve(
+        &dir.path().join("server.sqlite"),
+        &["--config", config.to_str().expect("utf-8")],
+    );
+    let _server = Killed(server);
+    let (_watch, lines) = watch(&format!("{base}/v1/stream"));
+    wait_for(&lines, "Ready", |l| l["status"] == "Ready");
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/editor.py");
+    let output = Command::new(python)
+        .arg(script)
+        .args([&base, "tok-admin", "tok-viewer"])
+        .output()
+        .expect("the browser script runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "browser script failed\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let steps: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON step"))
+        .collect();
+    let step = |name: &str| -> &Value {
+        steps
+            .iter()
+            .find(|s| s["step"] == name)
+            .unwrap_or_else(|| panic!("no step {name}: {stdout}"))
+    };
+    assert_eq!(step("logged in")["who"], "logged in as ada (admin)");
+    let experiment = step("experiment created");
+    assert_eq!(experiment["shares"], serde_json::json!(["30.0%", "70.0%"]));
+    assert_eq!(experiment["sum"], "100");
+    assert_eq!(
+        step("email rule created")["json"]["targeting"],
+        serde_json::json!({"if": [{"ends_with": [{"var": "email"}, "@example.com"]}, "on", "off"]})
+    );
+    let conflict = step("conflict shown");
+    assert!(
+        conflict["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Someone else changed kill-switch")),
+        "{conflict}"
+    );
+    assert_eq!(conflict["reloaded_default"], "off", "{conflict}");
+    assert_eq!(
+        step("diff shown")["summary"],
+        "flag kill-switch: state ENABLED → DISABLED"
+    );
+    assert_eq!(step("restored")["state"], "ENABLED");
+    assert!(
+        step("lint shown")["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("did you mean \"targeting\"")),
+        "{stdout}"
+    );
+    let viewer = step("viewer reads only");
+    assert_eq!(viewer["write_buttons"], 0, "{viewer}");
+    assert_eq!(viewer["new_flag_shown"], false, "{viewer}");
+    assert!(
+        viewer["view_buttons"].as_u64().is_some_and(|n| n > 0),
+        "{viewer}"
+    );
+
+    // The experiment, as the page wrote it, reached the watching app.
+    wait_for(&lines, "the experiment", |l| {
+        l["changed"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|k| k == "checkout-experiment"))
+    });
+    let document: Value = reqwest::blocking::get(format!("{base}/v1/flags"))
+        .expect("flags")
+        .json()
+        .expect("JSON");
+    assert_eq!(
+        document["flags"]["checkout-experiment"]["targeting"],
+        serde_json::json!({"fractional": [["control", 30], ["treatment", 70]]})
+    );
+
+    // The preview answered what `flagyard eval` answers for that context.
+    let file = dir.path().join("served.json");
+    std::fs::write(&file, document.to_string()).expect("write");
+    let eval = Command::new(bin())
+        .args(["eval", "--all", "--flags"])
+        .arg(&file)
+        .args([
+            "--context",
+            r#"{"targetingKey": "u1", "email": "ada@example.com"}"#,
+        ])
+        .output()
+        .expect("flagyard eval");
+    let all: Value = serde_json::from_slice(&eval.stdout).expect("JSON");
+    let preview = step("previewed");
+    let ours = &all["staff-beta"];
+    assert_eq!(
+        (
+            &preview["value"],
+            preview["variant"].as_str(),
+            &preview["reason"]
+        ),
+        (&ours["value"], ours["variant"].as_str(), &ours["reason"]),
+        "preview {preview} vs eval {ours}"
+    );
+    assert_eq!(preview["value"], true);
 }

@@ -72,6 +72,18 @@ pub struct Written {
     pub warnings: Vec<ProblemItem>,
 }
 
+/// A flag's preview: how a draft definition evaluates for a context, as OFREP
+/// answers it, with the draft's problems (it would be refused) and lints.
+#[derive(Debug, Serialize)]
+pub struct Preview<'a> {
+    /// The OFREP answer for the context.
+    pub evaluation: OfrepEntry<'a>,
+    /// What would refuse the draft.
+    pub problems: Vec<ProblemItem>,
+    /// What the lints find in it.
+    pub warnings: Vec<ProblemItem>,
+}
+
 /// An accepted pancake operation: `{"ok": true}`.
 #[derive(Debug, Serialize)]
 pub struct Done {

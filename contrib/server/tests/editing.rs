@@ -528,3 +528,72 @@ async fn a_history_written_before_diffs_reads_and_gains_them() {
     assert_eq!((status, old), (StatusCode::OK, json!({"flags": {}})));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preview_evaluates_a_draft_as_ofrep_answers_and_names_its_problems() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(&dir.path().join("db.sqlite"), |c| configure(dir.path(), c)).await;
+    let base = &server.base;
+    let draft = json!({"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+                       "targeting": {"if": [{"ends_with": [{"var": "email"}, "@example.com"]}, "on", "off"]}});
+    let (status, _, answer) = call(
+        base,
+        "POST",
+        "/v1/admin/flags/draft/preview",
+        BOB,
+        &[],
+        Some(&json!({"definition": draft, "context": {"targetingKey": "u1", "email": "ada@example.com"}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer,
+        json!({"evaluation": {"key": "draft", "value": true, "reason": "TARGETING_MATCH", "variant": "on", "metadata": {}},
+               "problems": [], "warnings": []})
+    );
+    // Nothing was written.
+    let (status, _, _) = call(base, "GET", "/v1/admin/flags/draft", ADA, &[], None).await;
+    assert_eq!(status, 404);
+    // The served flag, without a draft.
+    let (_, _, served) = call(
+        base,
+        "POST",
+        "/v1/admin/flags/banner/preview",
+        ADA,
+        &[],
+        Some(&json!({})),
+    )
+    .await;
+    assert_eq!(served["evaluation"]["variant"], "off", "{served}");
+    // A broken draft: its problems, and the evaluation's error.
+    let (status, _, broken) = call(
+        base,
+        "POST",
+        "/v1/admin/flags/draft/preview",
+        ADA,
+        &[],
+        Some(&json!({"definition": {"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "gone"}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{broken}");
+    assert_eq!(
+        broken["problems"][0]["pointer"],
+        "/flags/draft/defaultVariant"
+    );
+    assert_eq!(broken["evaluation"]["errorCode"], "PARSE_ERROR", "{broken}");
+    // Refusals: an unknown member, a context that is not an object.
+    for body in [json!({"definitoin": {}}), json!({"context": [1]})] {
+        let (status, _, refused) = call(
+            base,
+            "POST",
+            "/v1/admin/flags/banner/preview",
+            ADA,
+            &[],
+            Some(&body),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}: {refused}");
+        assert!(refused["error"].is_string(), "{refused}");
+    }
+    server.stop().await;
+}

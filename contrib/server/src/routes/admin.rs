@@ -17,7 +17,7 @@ use crate::body::ApiJson;
 use crate::error::ApiError;
 use crate::precondition::{Preconditions, flag_etag};
 use crate::state::AppState;
-use crate::wire::{HistoryPage, ProblemItem, Written};
+use crate::wire::{HistoryPage, Preview, ProblemItem, Written};
 
 /// Applies `edit` as the admin's `action` on `detail` (see
 /// [`AppState::change`]) if `preconditions` hold (`flag`: the flag a flag
@@ -177,6 +177,56 @@ pub(super) async fn delete_flag(
         edit,
     )
     .await
+}
+
+/// `POST …/flags/{key}/preview`'s body.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PreviewRequest {
+    /// A draft definition (absent: the flag as served).
+    definition: Option<Value>,
+    /// The evaluation context (absent: empty).
+    context: Option<Value>,
+}
+
+/// `POST …/flags/{key}/preview`: evaluates the flag — a draft definition
+/// in place of the served one, beside the environment's other flags and
+/// `$evaluators` — for a context, as OFREP answers it, with the draft's
+/// problems and lints. Nothing is written (a viewer may preview).
+pub(super) async fn preview(
+    State(state): State<Arc<AppState>>,
+    _admin: AdminAccess,
+    InEnvironment(env): InEnvironment,
+    Path(FlagPath { key }): Path<FlagPath>,
+    ApiJson(request): ApiJson<PreviewRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let current = env.current();
+    let mut document: Value = serde_json::from_slice(&current.body)
+        .map_err(|e| ApiError::Internal(format!("current document: {e}")))?;
+    if let Some(definition) = request.definition {
+        flags_of(&mut document)?.insert(key.clone(), definition);
+    }
+    let options = crate::validation::compile_options(&state.config);
+    let snapshot = flagyard_core::Snapshot::from_value(&document, &options)
+        .map_err(|e| ApiError::BadRequest(format!("document refused: {e}")))?;
+    let context = flagyard_core::EvaluationContext::from_json(request.context.unwrap_or_default())
+        .map_err(|e| ApiError::BadRequest(format!("context: {e}")))?;
+    let evaluation = snapshot.evaluate(&key, &context);
+    let ours = |p: &&flagyard_core::Problem| p.flag.as_deref() == Some(key.as_str());
+    let lints = flagyard_core::lint(&document);
+    let answer = Preview {
+        evaluation: super::ofrep::entry(&key, &evaluation).1,
+        problems: snapshot
+            .problems()
+            .iter()
+            .filter(ours)
+            .map(ProblemItem::from)
+            .collect(),
+        warnings: lints.iter().filter(ours).map(ProblemItem::from).collect(),
+    };
+    serde_json::to_value(answer)
+        .map(Json)
+        .map_err(|e| ApiError::Internal(format!("preview: {e}")))
 }
 
 /// The shared rule a route names (`{name}`).

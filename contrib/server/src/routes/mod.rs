@@ -76,6 +76,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .put(admin::set_flag)
                 .delete(admin::delete_flag),
         )
+        .route("/v1/admin/flags/{key}/preview", post(admin::preview))
         .route(
             "/v1/admin/evaluators/{name}",
             put(admin::set_evaluator).delete(admin::delete_evaluator),
@@ -97,6 +98,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(admin::get_flag)
                 .put(admin::set_flag)
                 .delete(admin::delete_flag),
+        )
+        .route(
+            "/v1/admin/environments/{env}/flags/{key}/preview",
+            post(admin::preview),
         )
         .route(
             "/v1/admin/environments/{env}/evaluators/{name}",

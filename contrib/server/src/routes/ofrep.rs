@@ -113,7 +113,10 @@ fn context(body: &Bytes) -> Result<(EvaluationContext, Value), ContextError> {
 }
 
 /// One flag's OFREP entry, and its status for the single-flag endpoint.
-fn entry<'a>(key: &'a str, evaluation: &'a Evaluation<'a>) -> (StatusCode, OfrepEntry<'a>) {
+pub(super) fn entry<'a>(
+    key: &'a str,
+    evaluation: &'a Evaluation<'a>,
+) -> (StatusCode, OfrepEntry<'a>) {
     if let Some(error) = &evaluation.error {
         let status = if error.code == ErrorCode::FlagNotFound {
             StatusCode::NOT_FOUND
