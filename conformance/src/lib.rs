@@ -9,6 +9,7 @@
 //! - [`fuzz`]: the fuzz targets' bodies, run by `conformance/fuzz` and replayed
 //!   from the stored corpus by `tests/fuzz_corpus.rs`.
 
+pub mod browser;
 pub mod data;
 pub mod fuzz;
 pub mod redis_server;

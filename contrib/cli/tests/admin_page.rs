@@ -9,28 +9,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use flagyard_conformance::browser::{self, step};
 use flagyard_conformance::redis_server::TestRedis;
 use serde_json::Value;
 
 mod common;
 use common::{bin, serve};
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-fn skip(why: &str) {
-    assert!(
-        !in_ci(),
-        "{why}; it is required when CI=true (scripts/test.sh installs it)"
-    );
-    eprintln!("SKIPPED: {why} (run scripts/test.sh)");
-}
-
-fn on_path(names: &[&str]) -> bool {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).any(|dir| names.iter().any(|n| dir.join(n).is_file()))
-}
 
 fn pancake(url: &str, args: &[&str]) {
     let out = Command::new(bin())
@@ -89,13 +73,9 @@ fn wait_for(lines: &mpsc::Receiver<Value>, what: &str, check: impl Fn(&Value) ->
 
 #[test]
 fn the_admin_page_toggles_a_switch_that_reaches_a_watch_client() {
-    let python = match std::env::var("FLAGYARD_TEST_PYTHON") {
-        Ok(p) if !p.is_empty() => p,
-        _ => return skip("FLAGYARD_TEST_PYTHON is not set (Selenium)"),
+    let Some(python) = browser::python() else {
+        return;
     };
-    if !on_path(&["chromium", "chromium-browser"]) || !on_path(&["chromedriver"]) {
-        return skip("chromium or chromedriver not found");
-    }
     let Some(redis) = TestRedis::start() else {
         return;
     };
@@ -137,22 +117,12 @@ fn the_admin_page_toggles_a_switch_that_reaches_a_watch_client() {
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/admin_page.py");
     let screenshot = dir.path().join("admin.png");
-    let output = Command::new(python)
-        .arg(script)
-        .args([&base, "tok-admin", "tok-viewer"])
-        .arg(&screenshot)
-        .output()
-        .expect("the browser script runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "browser script failed\nstdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&output.stderr)
+    let screenshot_arg = screenshot.to_str().expect("utf-8");
+    let steps = browser::steps(
+        &python,
+        &script,
+        &[&base, "tok-admin", "tok-viewer", screenshot_arg],
     );
-    let steps: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON step"))
-        .collect();
     let names: Vec<&str> = steps.iter().filter_map(|s| s["step"].as_str()).collect();
     assert_eq!(
         names,
@@ -217,13 +187,9 @@ fn the_admin_page_toggles_a_switch_that_reaches_a_watch_client() {
 /// experiment reaches a `flagyard watch` client.
 #[test]
 fn the_flag_editor_makes_flags_a_watch_client_and_flagyard_eval_agree_with() {
-    let python = match std::env::var("FLAGYARD_TEST_PYTHON") {
-        Ok(p) if !p.is_empty() => p,
-        _ => return skip("FLAGYARD_TEST_PYTHON is not set (Selenium)"),
+    let Some(python) = browser::python() else {
+        return;
     };
-    if !on_path(&["chromium", "chromium-browser"]) || !on_path(&["chromedriver"]) {
-        return skip("chromium or chromedriver not found");
-    }
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("flagyard.toml");
     std::fs::write(
@@ -241,27 +207,8 @@ fn the_flag_editor_makes_flags_a_watch_client_and_flagyard_eval_agree_with() {
     wait_for(&lines, "Ready", |l| l["status"] == "Ready");
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/editor.py");
-    let output = Command::new(python)
-        .arg(script)
-        .args([&base, "tok-admin", "tok-viewer"])
-        .output()
-        .expect("the browser script runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "browser script failed\nstdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let steps: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON step"))
-        .collect();
-    let step = |name: &str| -> &Value {
-        steps
-            .iter()
-            .find(|s| s["step"] == name)
-            .unwrap_or_else(|| panic!("no step {name}: {stdout}"))
-    };
+    let steps = browser::steps(&python, &script, &[&base, "tok-admin", "tok-viewer"]);
+    let step = |name: &str| step(&steps, name);
     assert_eq!(step("logged in")["who"], "logged in as ada (admin)");
     let experiment = step("experiment created");
     assert_eq!(experiment["shares"], serde_json::json!(["30.0%", "70.0%"]));
@@ -287,7 +234,7 @@ fn the_flag_editor_makes_flags_a_watch_client_and_flagyard_eval_agree_with() {
         step("lint shown")["text"]
             .as_str()
             .is_some_and(|t| t.contains("did you mean \"targeting\"")),
-        "{stdout}"
+        "{steps:?}"
     );
     let viewer = step("viewer reads only");
     assert_eq!(viewer["write_buttons"], 0, "{viewer}");

@@ -42,6 +42,18 @@ impl Published {
     }
 }
 
+impl Published {
+    /// The document as JSON, to edit (it was valid JSON when published).
+    pub(crate) fn document(&self) -> Result<Value, crate::error::ApiError> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            crate::error::ApiError::Internal(format!(
+                "current document (version {}): {e}",
+                self.version
+            ))
+        })
+    }
+}
+
 /// Whether an `If-None-Match` header value matches `etag` (a list, `*`, or weak forms).
 pub(crate) fn etag_matches(if_none_match: &str, etag: &str) -> bool {
     if_none_match

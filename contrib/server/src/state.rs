@@ -402,8 +402,7 @@ impl AppState {
     ) -> Result<Option<Arc<Published>>, ApiError> {
         let _serial = env.writes.lock().await;
         let current = env.current();
-        let document: Value = serde_json::from_slice(&current.body)
-            .map_err(|e| ApiError::Internal(format!("current document: {e}")))?;
+        let document = current.document()?;
         if let Some((preconditions, flag)) = guard {
             preconditions.check(&current, &document, flag)?;
         }

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use flagyard_conformance::browser::{self, step};
 use flagyard_core::{EvaluationContext, RequestedType, Snapshot};
 use flagyard_server::{Server, ServerConfig};
 use open_feature::provider::FeatureProvider;
@@ -225,41 +226,21 @@ async fn serve_files(dir: std::path::PathBuf) -> String {
     format!("http://127.0.0.1:{}", addr.port())
 }
 
-fn on_path(name: &str) -> bool {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).any(|dir| dir.join(name).is_file())
-}
-
 /// The OFREP web provider in headless Chromium, on a page from another
 /// origin: CORS lets it evaluate, ADR-0008's change notifications bring it a
 /// change with polling off, and an origin not allowed gets nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ofrep_web_provider_in_chromium_evaluates_across_origins_and_follows_changes() {
     let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ofrep_web");
-    let python = std::env::var("FLAGYARD_TEST_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty());
-    let missing = if python.is_none() {
-        Some("FLAGYARD_TEST_PYTHON is not set (Selenium)")
-    } else if !web
+    if !web
         .join("node_modules/@openfeature/ofrep-web-provider")
         .is_dir()
     {
-        Some("tests/ofrep_web/node_modules is missing (npm ci)")
-    } else if !(on_path("chromium") || on_path("chromium-browser")) || !on_path("chromedriver") {
-        Some("chromium and chromedriver are not installed")
-    } else {
-        None
-    };
-    if let Some(why) = missing {
-        assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "{why}; it is required when CI=true (scripts/test.sh installs it)"
-        );
-        eprintln!("SKIPPED: {why} (run scripts/test.sh)");
-        return;
+        return browser::skip("tests/ofrep_web/node_modules is missing (npm ci)");
     }
-    let python = python.expect("checked");
+    let Some(python) = browser::python() else {
+        return;
+    };
     let page_origin = serve_files(web.clone()).await;
 
     let document = json!({"flags": {"banner": {
@@ -296,40 +277,16 @@ async fn ofrep_web_provider_in_chromium_evaluates_across_origins_and_follows_cha
     // The same files under another name of the same address: another origin.
     let denied = page.replacen("127.0.0.1", "localhost", 1);
     let script = web.join("ofrep_web.py");
-    let args = [
-        page,
-        denied,
-        base,
-        KEY.to_string(),
-        TOKEN.to_string(),
-        "banner".to_string(),
-    ];
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .arg(script)
-            .args(args)
-            .output()
-            .expect("python starts")
+    let steps = tokio::task::spawn_blocking(move || {
+        browser::steps(
+            &python,
+            &script,
+            &[&page, &denied, &base, KEY, TOKEN, "banner"],
+        )
     })
     .await
     .expect("task");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the browser script failed: {}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let steps: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect();
-    let step = |name: &str| {
-        steps
-            .iter()
-            .find(|s| s["step"] == name)
-            .unwrap_or_else(|| panic!("no step {name}: {stdout}"))
-            .clone()
-    };
+    let step = |name: &str| step(&steps, name).clone();
 
     // What the browser read is what Flagyard's evaluator answers.
     let snapshot = Snapshot::parse(&document.to_string()).expect("parses");
@@ -350,17 +307,17 @@ async fn ofrep_web_provider_in_chromium_evaluates_across_origins_and_follows_cha
     assert_eq!(
         ready["details"],
         json!({"value": want.value, "variant": want.variant(), "reason": want.reason.as_str()}),
-        "{stdout}"
+        "{steps:?}"
     );
     let changed = step("change seen");
-    assert_eq!(changed["details"]["value"], "#0a0", "{stdout}");
-    assert_eq!(changed["details"]["reason"], "STATIC", "{stdout}");
+    assert_eq!(changed["details"]["value"], "#0a0", "{steps:?}");
+    assert_eq!(changed["details"]["reason"], "STATIC", "{steps:?}");
     assert!(
         changed["ms"].as_u64().is_some_and(|ms| ms < 1000),
-        "the change took over a second: {stdout}"
+        "the change took over a second: {steps:?}"
     );
     let other = step("other origin");
-    assert_eq!(other["ready"], false, "{stdout}");
-    assert!(other["error"].is_string(), "{stdout}");
+    assert_eq!(other["ready"], false, "{steps:?}");
+    assert!(other["error"].is_string(), "{steps:?}");
     let _ = stop.send(());
 }

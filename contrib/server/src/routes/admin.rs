@@ -37,7 +37,7 @@ async fn write(
     let published = state
         .change(env, guard, edit, access.actor(), action, detail)
         .await?;
-    let served: Value = serde_json::from_slice(&published.body).unwrap_or(Value::Null);
+    let served = published.document()?;
     Ok(Json(Written {
         version: published.version,
         etag: published.etag.clone(),
@@ -116,8 +116,7 @@ pub(super) async fn get_flag(
     use axum::http::{HeaderValue, header};
     use axum::response::IntoResponse;
     let current = env.current();
-    let document: Value = serde_json::from_slice(&current.body)
-        .map_err(|e| ApiError::Internal(format!("current document: {e}")))?;
+    let document = current.document()?;
     let definition = document
         .get("flags")
         .and_then(|f| f.get(&key))
@@ -201,8 +200,7 @@ pub(super) async fn preview(
     ApiJson(request): ApiJson<PreviewRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let current = env.current();
-    let mut document: Value = serde_json::from_slice(&current.body)
-        .map_err(|e| ApiError::Internal(format!("current document: {e}")))?;
+    let mut document = current.document()?;
     if let Some(definition) = request.definition {
         flags_of(&mut document)?.insert(key.clone(), definition);
     }
