@@ -236,6 +236,7 @@ fn the_flag_editor_makes_flags_a_watch_client_and_flagyard_eval_agree_with() {
             .is_some_and(|t| t.contains("did you mean \"targeting\"")),
         "{steps:?}"
     );
+    assert_eq!(step("deleted")["served"], false);
     let viewer = step("viewer reads only");
     assert_eq!(viewer["write_buttons"], 0, "{viewer}");
     assert_eq!(viewer["new_flag_shown"], false, "{viewer}");

@@ -396,6 +396,48 @@ async fn every_admin_route_answers_each_role_as_documented() {
             [200, 403, 403, 401, 401],
         ),
         row("GET", "/v1/admin/events", None, [200, 200, 200, 401, 401]),
+        row(
+            "GET",
+            "/v1/admin/environments/staging/flags/s",
+            None,
+            [200, 200, 200, 401, 401],
+        ),
+        row(
+            "POST",
+            "/v1/admin/environments/staging/flags/s/preview",
+            Some(json!({"context": {"targetingKey": "u"}})),
+            [200, 200, 200, 401, 401],
+        ),
+        row(
+            "PUT",
+            "/v1/admin/environments/staging/evaluators/e",
+            Some(json!({"in": ["a", ["a"]]})),
+            [200, 200, 403, 401, 401],
+        ),
+        row(
+            "PUT",
+            "/v1/admin/environments/production/evaluators/e",
+            Some(json!({"in": ["a", ["a"]]})),
+            [200, 403, 403, 401, 401],
+        ),
+        row(
+            "GET",
+            "/v1/admin/environments/staging/versions/1",
+            None,
+            [200, 200, 200, 401, 401],
+        ),
+        row(
+            "POST",
+            "/v1/admin/environments/staging/rollback",
+            Some(json!({"version": 1})),
+            [200, 200, 403, 401, 401],
+        ),
+        row(
+            "POST",
+            "/v1/admin/environments/production/rollback",
+            Some(json!({"version": 1})),
+            [200, 403, 403, 401, 401],
+        ),
         row("GET", "/v1/admin/pancake", None, [404, 404, 404, 401, 401]),
         row(
             "PUT",

@@ -3,8 +3,8 @@ an empty server, as a new user would: creates a boolean kill switch, a 30/70
 string experiment and a rule on the email domain with the forms (no JSON
 typed), previews one, meets a conflict (another writer changed the flag
 meanwhile) and reloads, changes a flag, reads its diff in the history,
-restores the version before, sees a lint warning while typing JSON, and
-logs in as a viewer, who sees no control that writes. Prints one JSON line
+restores the version before, sees a lint warning while typing JSON, deletes
+a flag after confirming, and logs in as a viewer, who sees no control that writes. Prints one JSON line
 per step.
 
 Usage: editor.py BASE_URL ADMIN_TOKEN VIEWER_TOKEN
@@ -154,6 +154,15 @@ def main():
         warning = css('#editor-problems li[data-warning="/flags/typo/targetting"]')
         step("lint shown", text=warning.text)
         by_id("close-editor").click()
+
+        # Delete, after confirming.
+        api("PUT", "/v1/admin/flags/temporary", {"state": "ENABLED", "variants": {"on": True}, "defaultVariant": "on"})
+        retry(lambda: css('button[data-delete-flag="temporary"]').click())
+        driver.switch_to.alert.accept()
+        message_contains("temporary deleted")
+        wait.until(EC.invisibility_of_element_located((By.CSS_SELECTOR, 'tr[data-document-flag="temporary"]')))
+        served = json.loads(urllib.request.urlopen(base + "/v1/flags").read())
+        step("deleted", served="temporary" in served["flags"])
 
         # A viewer sees everything and no control that writes.
         by_id("logout").click()
