@@ -86,6 +86,34 @@ fn validate_accepts_the_example_and_reports_problems_with_file_flag_and_pointer(
 }
 
 #[test]
+fn validate_warns_of_lints_without_failing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("lints.json");
+    std::fs::write(
+        &file,
+        r#"{"flags": {"banner": {"state": "ENABLED", "variants": {"on": true, "off": false},
+            "defaultVariant": "off", "targetting": {},
+            "targeting": {"fractional": [["on", 0], ["of", 100]]}}}}"#,
+    )
+    .expect("write");
+    let out = flagyard(&["validate", file.to_str().unwrap()], None);
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(out.status.success(), "lints do not fail a file: {text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    for expected in [
+        "lints.json: warning: flag 'banner' at /flags/banner/targeting/fractional/0/1: weight 0",
+        "lints.json: warning: flag 'banner' at /flags/banner/targeting/fractional/1/0: \"of\" is not a variant",
+        "lints.json: warning: flag 'banner' at /flags/banner/targetting: unknown field \"targetting\" (did you mean \"targeting\"?)",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.contains(expected)),
+            "{expected} missing: {text}"
+        );
+    }
+}
+
+#[test]
 fn eval_one_flag_prints_full_details() {
     let flags = example();
     let out = flagyard(
