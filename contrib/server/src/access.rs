@@ -15,6 +15,7 @@ use axum::http::request::Parts;
 use crate::credentials::{Grant, Principal, Role};
 use crate::environment::Environment;
 use crate::error::ApiError;
+use crate::precondition::Preconditions;
 use crate::state::AppState;
 
 /// The credential a request carries: `Authorization: Bearer <t>` or `X-API-Key: <t>`.
@@ -186,13 +187,16 @@ impl<R: MinimumRole> FromRequestParts<Arc<AppState>> for RoleAccess<R> {
 }
 
 /// The caller may change the flags of the environment the path names (or
-/// `default`): an admin, or an editor whose environments include it.
+/// `default`): an admin, or an editor whose environments include it. Carries
+/// the request's preconditions (`If-Match`, `If-None-Match: *`) for the write.
 #[derive(Debug, Clone)]
 pub struct EditAccess {
     /// The token's holder.
     pub principal: Arc<Principal>,
     /// The environment it changes.
     pub environment: Arc<Environment>,
+    /// What the document (or flag) must still be for the write to apply.
+    pub preconditions: Preconditions,
 }
 
 impl EditAccess {
@@ -219,9 +223,11 @@ impl FromRequestParts<Arc<AppState>> for EditAccess {
                 environment.name
             )));
         }
+        let preconditions = Preconditions::from_headers(&parts.headers)?;
         Ok(EditAccess {
             principal,
             environment,
+            preconditions,
         })
     }
 }

@@ -1,20 +1,17 @@
-//! Optimistic concurrency for the admin API's writes: [`Preconditions`] reads
+//! Optimistic concurrency for the admin API's writes: [`Preconditions`] are
 //! `If-Match` (the document's ETag or version, or a flag's ETag) and
-//! `If-None-Match: *` (create only) from the request; the write checks them
-//! against the document it is about to change, under the environment's write
-//! lock, and answers `412` with the current version when they are stale.
+//! `If-None-Match: *` (create only), read with the caller's [`EditAccess`](crate::access::EditAccess);
+//! the write checks them against the document it is about to change, under
+//! the environment's write lock, and answers `412` with the current version
+//! when they are stale.
 
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
-use axum::http::header;
-use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::published::Published;
-use crate::state::AppState;
 
 /// A flag definition's ETag, `"f-<hash>"`: changes exactly when the
 /// definition does, whatever happens to the other flags.
@@ -33,16 +30,11 @@ pub struct Preconditions {
     create_only: bool,
 }
 
-impl FromRequestParts<Arc<AppState>> for Preconditions {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _state: &Arc<AppState>,
-    ) -> Result<Self, Self::Rejection> {
+impl Preconditions {
+    /// The preconditions `headers` carry; a malformed one is `400`.
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Result<Preconditions, ApiError> {
         let text = |name: header::HeaderName| -> Result<Option<&str>, ApiError> {
-            parts
-                .headers
+            headers
                 .get(&name)
                 .map(|v| {
                     v.to_str()
@@ -72,9 +64,7 @@ impl FromRequestParts<Arc<AppState>> for Preconditions {
             create_only,
         })
     }
-}
 
-impl Preconditions {
     /// None: the write is unconditional.
     pub(crate) fn is_empty(&self) -> bool {
         self.if_match.is_empty() && !self.create_only

@@ -1147,3 +1147,29 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promotion_honours_if_match_on_its_target() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_configured(dir.path()).await;
+    let promote = |if_match: &'static str| {
+        client()
+            .post(format!(
+                "{}/v1/admin/environments/production/promote",
+                server.base
+            ))
+            .bearer_auth(OWNER)
+            .header("if-match", if_match)
+            .json(&json!({"from": "staging", "flag": "s"}))
+            .send()
+    };
+    let stale = promote("\"999-0\"").await.expect("promote");
+    assert_eq!(stale.status(), 412);
+    let body: Value = stale.json().await.expect("JSON");
+    assert_eq!(body["version"], 1, "{body}");
+    let (_, document) = call(&server.base, "GET", "/v1/flags", Some(PRODUCTION_KEY), None).await;
+    assert_eq!(flag_keys(&document), ["p"], "nothing was promoted");
+    let current = promote("1").await.expect("promote");
+    assert_eq!(current.status(), 200);
+    server.stop().await;
+}

@@ -15,24 +15,24 @@ use serde_json::{Map, Value};
 use crate::access::{AdminAccess, EditAccess, InEnvironment};
 use crate::body::ApiJson;
 use crate::error::ApiError;
-use crate::precondition::{Preconditions, flag_etag};
+use crate::precondition::flag_etag;
 use crate::state::AppState;
 use crate::wire::{HistoryPage, Preview, ProblemItem, Written};
 
 /// Applies `edit` as the admin's `action` on `detail` (see
-/// [`AppState::change`]) if `preconditions` hold (`flag`: the flag a flag
-/// write touches), and answers the published version with the lints of the
-/// document now served.
+/// [`AppState::change`]) if the request's preconditions hold (`flag`: the
+/// flag a flag write touches), and answers the published version with the
+/// lints of the document now served.
 async fn write(
     state: &AppState,
     access: &EditAccess,
-    preconditions: &Preconditions,
     flag: Option<&str>,
     action: &str,
     detail: &str,
     edit: impl Fn(Value) -> Result<Value, ApiError>,
 ) -> Result<Json<Written>, ApiError> {
     let env = &access.environment;
+    let preconditions = &access.preconditions;
     let guard = (!preconditions.is_empty()).then_some((preconditions, flag));
     let published = state
         .change(env, guard, edit, access.actor(), action, detail)
@@ -90,20 +90,10 @@ pub(super) async fn get_document(
 pub(super) async fn put_document(
     State(state): State<Arc<AppState>>,
     admin: EditAccess,
-    preconditions: Preconditions,
     ApiJson(document): ApiJson<Value>,
 ) -> Result<Json<Written>, ApiError> {
     let edit = |_| Ok(document.clone());
-    write(
-        &state,
-        &admin,
-        &preconditions,
-        None,
-        "put-document",
-        "",
-        edit,
-    )
-    .await
+    write(&state, &admin, None, "put-document", "", edit).await
 }
 
 /// `GET …/flags/{key}`: the flag's definition, with its ETag (for `If-Match`)
@@ -133,7 +123,6 @@ pub(super) async fn get_flag(
 pub(super) async fn set_flag(
     State(state): State<Arc<AppState>>,
     admin: EditAccess,
-    preconditions: Preconditions,
     Path(FlagPath { key }): Path<FlagPath>,
     ApiJson(definition): ApiJson<Value>,
 ) -> Result<Json<Written>, ApiError> {
@@ -144,38 +133,19 @@ pub(super) async fn set_flag(
         flags_of(&mut document)?.insert(key.clone(), definition.clone());
         Ok(document)
     };
-    write(
-        &state,
-        &admin,
-        &preconditions,
-        Some(&key),
-        "set-flag",
-        &key,
-        edit,
-    )
-    .await
+    write(&state, &admin, Some(&key), "set-flag", &key, edit).await
 }
 
 pub(super) async fn delete_flag(
     State(state): State<Arc<AppState>>,
     admin: EditAccess,
-    preconditions: Preconditions,
     Path(FlagPath { key }): Path<FlagPath>,
 ) -> Result<Json<Written>, ApiError> {
     let edit = |mut document: Value| match flags_of(&mut document)?.remove(&key) {
         Some(_) => Ok(document),
         None => Err(ApiError::NotFound(format!("no flag '{key}'"))),
     };
-    write(
-        &state,
-        &admin,
-        &preconditions,
-        Some(&key),
-        "delete-flag",
-        &key,
-        edit,
-    )
-    .await
+    write(&state, &admin, Some(&key), "delete-flag", &key, edit).await
 }
 
 /// `POST …/flags/{key}/preview`'s body.
@@ -237,7 +207,6 @@ pub(super) struct EvaluatorPath {
 pub(super) async fn set_evaluator(
     State(state): State<Arc<AppState>>,
     admin: EditAccess,
-    preconditions: Preconditions,
     Path(EvaluatorPath { name }): Path<EvaluatorPath>,
     ApiJson(rule): ApiJson<Value>,
 ) -> Result<Json<Written>, ApiError> {
@@ -254,16 +223,7 @@ pub(super) async fn set_evaluator(
             .insert(name.clone(), rule.clone());
         Ok(document)
     };
-    write(
-        &state,
-        &admin,
-        &preconditions,
-        None,
-        "set-evaluator",
-        &name,
-        edit,
-    )
-    .await
+    write(&state, &admin, None, "set-evaluator", &name, edit).await
 }
 
 /// `DELETE …/evaluators/{name}`: removes one `$evaluators` rule (refused,
@@ -271,7 +231,6 @@ pub(super) async fn set_evaluator(
 pub(super) async fn delete_evaluator(
     State(state): State<Arc<AppState>>,
     admin: EditAccess,
-    preconditions: Preconditions,
     Path(EvaluatorPath { name }): Path<EvaluatorPath>,
 ) -> Result<Json<Written>, ApiError> {
     let edit = |mut document: Value| {
@@ -291,16 +250,7 @@ pub(super) async fn delete_evaluator(
         }
         Ok(document)
     };
-    write(
-        &state,
-        &admin,
-        &preconditions,
-        None,
-        "delete-evaluator",
-        &name,
-        edit,
-    )
-    .await
+    write(&state, &admin, None, "delete-evaluator", &name, edit).await
 }
 
 #[derive(serde::Deserialize)]
@@ -406,20 +356,10 @@ pub(super) struct RollbackRequest {
 pub(super) async fn rollback(
     State(state): State<Arc<AppState>>,
     admin: EditAccess,
-    preconditions: Preconditions,
     ApiJson(request): ApiJson<RollbackRequest>,
 ) -> Result<Json<Written>, ApiError> {
     let earlier = document_at(&admin.environment, request.version).await?;
     let detail = format!("to v{}", request.version);
     let edit = |_| Ok(earlier.clone());
-    write(
-        &state,
-        &admin,
-        &preconditions,
-        None,
-        "rollback",
-        &detail,
-        edit,
-    )
-    .await
+    write(&state, &admin, None, "rollback", &detail, edit).await
 }

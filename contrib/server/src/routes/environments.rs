@@ -123,6 +123,7 @@ fn referenced_evaluators(value: &Value, out: &mut Vec<String>) {
 /// refers to) or, without `flag`, the whole document from `from` into the
 /// path's environment. Both histories record it: the target's change, and a
 /// `promoted` entry in the source (a new version of the same document).
+/// `If-Match` applies to the target.
 pub(super) async fn promote(
     State(state): State<Arc<AppState>>,
     access: EditAccess,
@@ -132,6 +133,9 @@ pub(super) async fn promote(
         .environment(&body.from)
         .ok_or_else(|| ApiError::NotFound(format!("no environment '{}'", body.from)))?;
     let target = &access.environment;
+    // `If-Match` guards the target (its document, or the promoted flag there).
+    let preconditions = &access.preconditions;
+    let guard = (!preconditions.is_empty()).then_some((preconditions, body.flag.as_deref()));
     if source.name() == target.name() {
         return Err(ApiError::BadRequest(format!(
             "promotion from '{}' to itself",
@@ -200,7 +204,7 @@ pub(super) async fn promote(
         }
     };
     let published = state
-        .change(target, None, edit, access.actor(), "promote", &detail)
+        .change(target, guard, edit, access.actor(), "promote", &detail)
         .await?;
     let what = body.flag.as_deref().unwrap_or("document");
     let source_published = state
