@@ -8,6 +8,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::access::ReadAccess;
 use crate::environment::Environment;
+use crate::metrics::{Connected, Protocol};
 use crate::published::Published;
 use crate::state::AppState;
 
@@ -17,7 +18,10 @@ pub(crate) async fn next_document(follow: &mut Follow) -> Option<Arc<Published>>
     loop {
         tokio::select! {
             received = follow.rx.recv() => match received {
-                Ok(published) => return Some(published),
+                Ok(published) => {
+                    follow.state.metrics.delivered(published.at.elapsed());
+                    return Some(published);
+                }
                 Err(RecvError::Lagged(_)) => return Some(follow.environment.current()),
                 Err(RecvError::Closed) => return None,
             },
@@ -50,11 +54,14 @@ pub(crate) struct Follow {
     pub(crate) rx: tokio::sync::broadcast::Receiver<Arc<Published>>,
     pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
     pub(crate) revocations: tokio::sync::watch::Receiver<u64>,
+    /// Counted in `/metrics` while it lives.
+    _connected: Connected,
 }
 
 impl Follow {
-    pub(crate) fn new(state: Arc<AppState>, read: ReadAccess) -> Follow {
+    pub(crate) fn new(state: Arc<AppState>, read: ReadAccess, protocol: Protocol) -> Follow {
         Follow {
+            _connected: state.metrics.stream(protocol),
             rx: read.environment.subscribe(),
             shutdown: state.shutdown.clone(),
             revocations: state.credentials.watch_revocations(),

@@ -32,6 +32,7 @@ use tonic::{Request, Response, Status};
 use crate::access::ReadAccess;
 use crate::error::ApiError;
 use crate::follow::{Follow, documents};
+use crate::metrics::Protocol;
 use crate::state::AppState;
 
 /// A server stream of gRPC messages.
@@ -113,11 +114,12 @@ impl Grpc {
     fn documents<T: Send + 'static>(
         &self,
         read: ReadAccess,
+        protocol: Protocol,
         make: fn(&crate::published::Published, bool) -> T,
     ) -> Streamed<T> {
         use futures_util::StreamExt;
         let state = Arc::clone(&self.0);
-        let follow = Follow::new(Arc::clone(&self.0), read);
+        let follow = Follow::new(Arc::clone(&self.0), read, protocol);
         let stream = documents(follow).map(move |(published, first)| Ok(make(&published, first)));
         // A stream never ends cleanly: it ends because the server stops
         // (`UNAVAILABLE`, which every flagd provider reconnects after; some
@@ -148,12 +150,14 @@ impl FlagSyncService for Grpc {
         // The deprecated field is still what several flagd providers send.
         #[allow(deprecated)]
         let read = self.read(&request, &request.get_ref().selector)?;
-        Ok(Response::new(self.documents(read, |p, _| {
-            SyncFlagsResponse {
+        Ok(Response::new(self.documents(
+            read,
+            Protocol::grpc_sync,
+            |p, _| SyncFlagsResponse {
                 flag_configuration: body(p),
                 sync_context: None,
-            }
-        })))
+            },
+        )))
     }
 
     async fn fetch_all_flags(
@@ -411,7 +415,7 @@ macro_rules! evaluation_service {
                 request: Request<$version::EventStreamRequest>,
             ) -> Result<Response<Self::EventStreamStream>, Status> {
                 let read = self.read(&request, "")?;
-                Ok(Response::new(self.documents(read, |published, first| {
+                Ok(Response::new(self.documents(read, Protocol::grpc_events, |published, first| {
                     let (r#type, data) = event(published, first);
                     $version::EventStreamResponse { r#type, data }
                 })))

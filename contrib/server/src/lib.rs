@@ -31,6 +31,7 @@ mod forward;
 mod grpc;
 mod limiter;
 mod log;
+mod metrics;
 mod precondition;
 mod published;
 mod routes;

@@ -22,6 +22,8 @@ pub struct Published {
     pub etag: String,
     /// The compiled document, for OFREP.
     pub snapshot: Arc<Snapshot>,
+    /// When it was built (to time its way to the streams).
+    pub(crate) at: std::time::Instant,
 }
 
 impl Published {
@@ -38,6 +40,7 @@ impl Published {
             message: Utf8Bytes::from(message),
             etag,
             snapshot: Arc::new(snapshot),
+            at: std::time::Instant::now(),
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::error::{ApiError, ServerError};
 use crate::events::EventLog;
 use crate::limiter::{LoginThrottle, RateLimiter};
 use crate::log::DocumentLog;
+use crate::metrics::{Metrics, Outcome};
 use crate::precondition::Preconditions;
 use crate::published::Published;
 use crate::validation::{Invalid, compile_stored, validate};
@@ -55,6 +56,8 @@ pub struct AppState {
     pub(crate) events: Arc<dyn EventLog>,
     /// Signalled when events were kept (the forwarders wake).
     pub(crate) events_added: tokio::sync::Notify,
+    /// What `GET /metrics` answers.
+    pub(crate) metrics: Metrics,
 }
 
 /// Writes the first version of an empty store and reads back what it holds.
@@ -252,6 +255,7 @@ impl AppState {
             pancake,
             events,
             events_added: tokio::sync::Notify::new(),
+            metrics: Metrics::default(),
         }))
     }
 
@@ -335,6 +339,7 @@ impl AppState {
         }
         let published = Arc::new(compile_stored(stored.version, &stored.body, &self.config)?);
         env.publish(Arc::clone(&published));
+        self.metrics.published();
         tracing::info!(
             environment = %env.name,
             version = stored.version,
@@ -362,6 +367,26 @@ impl AppState {
     /// `guard`: the request's preconditions (and the flag a flag write
     /// touches), checked against the document the edit applies to.
     pub async fn change(
+        &self,
+        env: &Environment,
+        guard: Option<(&Preconditions, Option<&str>)>,
+        edit: impl Fn(Value) -> Result<Value, ApiError>,
+        actor: &str,
+        action: &str,
+        detail: &str,
+    ) -> Result<Arc<Published>, ApiError> {
+        let result = self
+            .change_retrying(env, guard, edit, actor, action, detail)
+            .await;
+        self.metrics.admin_write(match &result {
+            Ok(_) => Outcome::applied,
+            Err(ApiError::Unavailable { .. } | ApiError::Internal(_)) => Outcome::failed,
+            Err(_) => Outcome::refused,
+        });
+        result
+    }
+
+    async fn change_retrying(
         &self,
         env: &Environment,
         guard: Option<(&Preconditions, Option<&str>)>,
@@ -438,6 +463,7 @@ impl AppState {
         }
         let published = Arc::new(Published::new(version, &next, snapshot));
         env.publish(Arc::clone(&published));
+        self.metrics.published();
         tracing::info!(environment = %env.name, version, "document published");
         Ok(Some(published))
     }

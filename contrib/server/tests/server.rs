@@ -1327,3 +1327,135 @@ async fn cors_answers_the_configured_origins_on_the_read_endpoints_only() {
     assert!(admin.headers().get("access-control-allow-origin").is_none());
     server.stop().await;
 }
+
+/// `GET /metrics`, scraped: the value of the sample `name` (with its labels
+/// as Prometheus writes them), or 0 when absent.
+async fn sample(base: &str, name: &str) -> f64 {
+    let text = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().expect("a number"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_streams_writes_evaluations_and_events() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(&dir.path().join("db.sqlite"), |_| {}).await;
+    let base = &server.base;
+    let scrape = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("scrape");
+    assert_eq!(scrape.status(), 200);
+    assert!(
+        scrape.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("application/openmetrics-text"),
+    );
+    let put = |body: Value| {
+        client()
+            .put(format!("{base}/v1/admin/flags/m"))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+    };
+    let flag =
+        json!({"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on"});
+    assert_eq!(put(flag.clone()).await.expect("put").status(), 200);
+
+    // A stream counts while it is open and takes up the next document.
+    let sse = client()
+        .get(format!("{base}/v1/stream"))
+        .send()
+        .await
+        .expect("stream");
+    let mut sse = sse.bytes_stream();
+    sse.next().await.expect("first").expect("chunk");
+    assert_eq!(
+        sample(base, r#"flagyard_stream_clients{protocol="sse"}"#).await,
+        1.0
+    );
+    let mut off = flag.clone();
+    off["defaultVariant"] = json!("off");
+    assert_eq!(put(off).await.expect("put").status(), 200);
+    assert_eq!(
+        put(json!({"state": "nope"})).await.expect("put").status(),
+        400
+    );
+    let next = tokio::time::timeout(Duration::from_secs(2), sse.next()).await;
+    assert!(next.is_ok(), "the change reached the stream");
+
+    for path in ["/ofrep/v1/evaluate/flags/m", "/ofrep/v1/evaluate/flags"] {
+        let answer = client()
+            .post(format!("{base}{path}"))
+            .json(&json!({"context": {}}))
+            .send()
+            .await
+            .expect("ofrep");
+        assert_eq!(answer.status(), 200, "{path}");
+    }
+    let batch = json!({"batchId": "metrics-1", "events": [
+        {"kind": "tracking", "name": "purchase", "targetingKey": "u1", "at": 1764600000000u64},
+        {"kind": "nope"}
+    ]});
+    let answer: Value = client()
+        .post(format!("{base}/v1/events"))
+        .json(&batch)
+        .send()
+        .await
+        .expect("events")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(answer["accepted"], 1, "{answer}");
+
+    assert!(sample(base, "flagyard_documents_published_total").await >= 2.0);
+    assert!(sample(base, "flagyard_delivery_seconds_count").await >= 1.0);
+    assert_eq!(
+        sample(
+            base,
+            r#"flagyard_ofrep_request_seconds_count{endpoint="single"}"#
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        sample(
+            base,
+            r#"flagyard_ofrep_request_seconds_count{endpoint="bulk"}"#
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        sample(base, r#"flagyard_admin_writes_total{outcome="applied"}"#).await,
+        2.0
+    );
+    assert_eq!(
+        sample(base, r#"flagyard_admin_writes_total{outcome="refused"}"#).await,
+        1.0
+    );
+    assert_eq!(sample(base, "flagyard_events_accepted_total").await, 1.0);
+    assert_eq!(sample(base, "flagyard_events_refused_total").await, 1.0);
+
+    // Closed: no longer counted.
+    drop(sse);
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while sample(base, r#"flagyard_stream_clients{protocol="sse"}"#).await != 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the closed stream still counts"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+}

@@ -142,6 +142,7 @@ pub(super) async fn collect(
         .ingest(batch.batch_id, kept)
         .await
         .map_err(|e| ApiError::from_store(&e))?;
+    state.metrics.events(ingested.kept, refused.len());
     if ingested.kept > 0 {
         state.events_added.notify_waiters();
     }

@@ -23,12 +23,19 @@ use crate::state::AppState;
 
 /// The read endpoints a browser may call from another origin, with CORS
 /// for the configured origins (none by default: no CORS headers at all).
-fn reads(state: &AppState) -> Router<Arc<AppState>> {
+fn reads(state: &Arc<AppState>) -> Router<Arc<AppState>> {
+    // OFREP's evaluations are timed for /metrics.
+    let evaluations = Router::new()
+        .route("/ofrep/v1/evaluate/flags", post(ofrep::bulk))
+        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::single))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(state),
+            timed_ofrep,
+        ));
     let reads = Router::new()
         .route("/v1/flags", get(flags::get_flags))
         .route("/v1/stream", get(stream::sse))
-        .route("/ofrep/v1/evaluate/flags", post(ofrep::bulk))
-        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::single))
+        .merge(evaluations)
         .route(ofrep::CHANGES_PATH, get(ofrep::changes));
     let origins = &state.config.cors_origins;
     if origins.is_empty() {
@@ -59,11 +66,43 @@ fn reads(state: &AppState) -> Router<Arc<AppState>> {
     )
 }
 
+/// Times an OFREP evaluation request, by endpoint.
+async fn timed_ofrep(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use crate::metrics::Endpoint;
+    let endpoint = if request.uri().path() == "/ofrep/v1/evaluate/flags" {
+        Endpoint::bulk
+    } else {
+        Endpoint::single
+    };
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    state.metrics.ofrep(endpoint, started.elapsed());
+    response
+}
+
+/// `GET /metrics`: the server's metrics in Prometheus's (OpenMetrics) text
+/// format, open like `/healthz` (counts and latencies, no flag data).
+async fn metrics(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
 /// Every route of the server (see docs/PROTOCOL.md).
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .merge(reads(&state))
         .route("/v1/ws", get(stream::websocket))
         .route(

@@ -24,6 +24,7 @@ use crate::access::ReadAccess;
 use crate::environment::Environment;
 use crate::error::ApiError;
 use crate::follow::{Follow, documents};
+use crate::metrics::Protocol;
 use crate::published::{Published, etag_matches};
 use crate::state::AppState;
 use crate::wire::{
@@ -316,10 +317,12 @@ pub(super) async fn changes(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let heartbeat = state.heartbeat();
-    let stream = documents(Follow::new(state, read)).filter_map(move |(published, first)| {
-        let missed = !first || last_seen.is_some_and(|seen| seen < published.version);
-        std::future::ready(missed.then(|| Ok::<_, Infallible>(change_event(&published))))
-    });
+    let stream = documents(Follow::new(state, read, Protocol::ofrep_changes)).filter_map(
+        move |(published, first)| {
+            let missed = !first || last_seen.is_some_and(|seen| seen < published.version);
+            std::future::ready(missed.then(|| Ok::<_, Infallible>(change_event(&published))))
+        },
+    );
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat"))
         .into_response())

@@ -16,6 +16,7 @@ use crate::access::ReadAccess;
 use crate::connections::ConnectionSlot;
 use crate::error::ApiError;
 use crate::follow::{Follow, documents, next_document};
+use crate::metrics::Protocol;
 use crate::published::Published;
 use crate::state::AppState;
 
@@ -32,7 +33,7 @@ pub(super) async fn sse(
 ) -> Result<Response, ApiError> {
     let heartbeat = state.heartbeat();
     use futures_util::StreamExt;
-    let stream = documents(Follow::new(state, read))
+    let stream = documents(Follow::new(state, read, Protocol::sse))
         .map(|(published, _)| Ok::<_, Infallible>(sse_event(&published)));
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat"))
@@ -57,7 +58,7 @@ pub(super) async fn websocket(
         .on_upgrade(move |socket| async move {
             // The socket keeps its connection's place under the cap.
             let _slot = slot;
-            serve_socket(Follow::new(state, read), socket).await;
+            serve_socket(Follow::new(state, read, Protocol::websocket), socket).await;
         }))
 }
 
