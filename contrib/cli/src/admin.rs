@@ -319,12 +319,13 @@ pub(crate) fn admin(args: AdminArgs) -> Result<ExitCode, String> {
         let status = response.status();
         let text = response.text().await.map_err(|e| format!("{url}: {e}"))?;
         if status.is_success() {
-            match serde_json::from_str::<Value>(&text) {
-                Ok(page) if table => print!("{}", history_table(&page)),
+            let answer = serde_json::from_str::<Value>(&text).ok();
+            match &answer {
+                Some(page) if table => print!("{}", history_table(page)),
                 _ => println!("{text}"),
             }
             // What the lints found in an accepted write.
-            if let Ok(written) = serde_json::from_str::<Value>(&text) {
+            if let Some(written) = &answer {
                 for warning in written["warnings"].as_array().into_iter().flatten() {
                     eprintln!(
                         "flagyard: warning: {}: {}",

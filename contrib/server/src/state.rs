@@ -375,45 +375,34 @@ impl AppState {
         action: &str,
         detail: &str,
     ) -> Result<Arc<Published>, ApiError> {
-        let result = self
-            .change_retrying(env, guard, edit, actor, action, detail)
-            .await;
+        // Another server's write between our read and our compare-and-set
+        // is not a failure: re-read, re-apply the edit, retry after a short
+        // jittered pause so two servers do not collide in step.
+        let result = async {
+            for attempt in 0..WRITE_ATTEMPTS {
+                if let Some(published) = self
+                    .try_change(env, guard, &edit, actor, action, detail)
+                    .await?
+                {
+                    return Ok(published);
+                }
+                self.refresh(env).await.map_err(|e| match &e {
+                    ServerError::Database(store) => ApiError::from_store(store),
+                    _ => ApiError::Internal(e.to_string()),
+                })?;
+                tokio::time::sleep(retry_pause(attempt)).await;
+            }
+            Err(ApiError::Conflict(format!(
+                "the document changed under this write {WRITE_ATTEMPTS} times in a row; try again"
+            )))
+        }
+        .await;
         self.metrics.admin_write(match &result {
             Ok(_) => Outcome::applied,
             Err(ApiError::Unavailable { .. } | ApiError::Internal(_)) => Outcome::failed,
             Err(_) => Outcome::refused,
         });
         result
-    }
-
-    async fn change_retrying(
-        &self,
-        env: &Environment,
-        guard: Option<(&Preconditions, Option<&str>)>,
-        edit: impl Fn(Value) -> Result<Value, ApiError>,
-        actor: &str,
-        action: &str,
-        detail: &str,
-    ) -> Result<Arc<Published>, ApiError> {
-        // Another server's write between our read and our compare-and-set
-        // is not a failure: re-read, re-apply the edit, retry after a short
-        // jittered pause so two servers do not collide in step.
-        for attempt in 0..WRITE_ATTEMPTS {
-            if let Some(published) = self
-                .try_change(env, guard, &edit, actor, action, detail)
-                .await?
-            {
-                return Ok(published);
-            }
-            self.refresh(env).await.map_err(|e| match &e {
-                ServerError::Database(store) => ApiError::from_store(store),
-                _ => ApiError::Internal(e.to_string()),
-            })?;
-            tokio::time::sleep(retry_pause(attempt)).await;
-        }
-        Err(ApiError::Conflict(format!(
-            "the document changed under this write {WRITE_ATTEMPTS} times in a row; try again"
-        )))
     }
 
     async fn try_change(
