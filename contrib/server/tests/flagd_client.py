@@ -1,8 +1,6 @@
 """A Python app written for flagd: openfeature-provider-flagd (PyPI) in RPC or
 in-process mode, pointed at `flagyard serve --grpc-listen`. Evaluates FLAG every
-20 ms for a bounded time and prints one JSON line each time the answer changes,
-and {"event": "ready"} each time the provider is ready (again, after a
-reconnect).
+20 ms for a bounded time and prints one JSON line each time the answer changes.
 
 Usage: flagd_client.py HOST PORT SELECTOR FLAG SECONDS [rpc|in-process]
 (an empty SELECTOR sends none; in-process by default)
@@ -13,7 +11,6 @@ import sys
 import time
 
 from openfeature import api
-from openfeature.event import ProviderEvent
 from openfeature.contrib.provider.flagd import FlagdProvider
 from openfeature.contrib.provider.flagd.config import ResolverType
 from openfeature.evaluation_context import EvaluationContext
@@ -25,8 +22,6 @@ def main():
     resolver = ResolverType.IN_PROCESS if mode == "in-process" else ResolverType.RPC
     provider = FlagdProvider(host=host, port=int(port), resolver_type=resolver,
                              selector=selector or None, timeout=5, deadline_ms=2000)
-    api.add_handler(ProviderEvent.PROVIDER_READY,
-                    lambda _details: print(json.dumps({"event": "ready"}), flush=True))
     api.set_provider(provider)
     client = api.get_client()
     context = EvaluationContext(targeting_key="user-7", attributes={"email": "ada@example.com"})

@@ -476,20 +476,10 @@ async fn follows_a_change(who: &str, mut command: std::process::Command, mode: &
             }
         }
     });
-    // The next answer (`event` false) or provider-ready event (true),
-    // skipping the other kind.
-    let next_of = |event: bool, what: &str, within: Duration| {
-        let deadline = Instant::now() + within;
-        loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| panic!("{who} ({mode}): no {what} within {within:?}"));
-            if line.get("event").is_some() == event {
-                return line;
-            }
-        }
+    let next = |what: &str, within: Duration| {
+        rx.recv_timeout(within)
+            .unwrap_or_else(|_| panic!("{who} ({mode}): no {what} within {within:?}"))
     };
-    let next = |what: &str, within: Duration| next_of(false, what, within);
     // A provider still connecting (or before its first sync) answers the
     // default with an error; the first answer without one counts.
     let mut first = next("first answer", Duration::from_secs(10));

@@ -1,11 +1,10 @@
 // A JS app written for flagd: @openfeature/flagd-provider (npm) in RPC or
 // in-process mode, pointed at `flagyard serve --grpc-listen`. Evaluates FLAG
 // every 20 ms for a bounded time and prints one JSON line each time the answer
-// changes, and {"event": "ready"} each time the provider is ready (again,
-// after a reconnect).
+// changes.
 //
 // Usage: node flagd_client.mjs HOST PORT SELECTOR FLAG SECONDS [rpc|in-process]
-import { OpenFeature, ProviderEvents } from '@openfeature/server-sdk';
+import { OpenFeature } from '@openfeature/server-sdk';
 import { FlagdProvider } from '@openfeature/flagd-provider';
 
 const [host, port, selector, flag, seconds, mode = 'in-process'] = process.argv.slice(2);
@@ -15,7 +14,6 @@ const provider = new FlagdProvider({
   resolverType: mode,
   selector: selector || undefined,
 });
-OpenFeature.addHandler(ProviderEvents.Ready, () => console.log(JSON.stringify({ event: 'ready' })));
 await OpenFeature.setProviderAndWait(provider);
 const client = OpenFeature.getClient();
 const context = { targetingKey: 'user-7', email: 'ada@example.com' };
