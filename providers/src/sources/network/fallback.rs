@@ -48,37 +48,97 @@ impl FallbackSource {
     }
 }
 
-/// The primary's updates: forwarded, and its health published.
-struct Primary {
+/// What the primary and the fallback share: the primary's health, and the
+/// order of their deliveries. A document the fallback fetched is applied only
+/// while the primary is down, checked under the same lock the primary takes
+/// to deliver, so a poll that finishes just after the stream came back cannot
+/// replace the stream's newer document.
+struct Gate {
     inner: Arc<dyn SourceUpdates>,
     healthy: watch::Sender<bool>,
+    order: std::sync::Mutex<()>,
 }
+
+impl Gate {
+    /// Runs `deliver` in order with the other side's deliveries.
+    fn ordered(&self, deliver: impl FnOnce()) {
+        // A poisoned lock only means a delivery panicked; the order still holds.
+        let _order = self
+            .order
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        deliver();
+    }
+
+    /// The primary delivers: it is healthy, and the fallback stops applying.
+    fn primary_delivers(&self, deliver: impl FnOnce(&dyn SourceUpdates)) {
+        self.ordered(|| {
+            self.healthy.send_replace(true);
+            deliver(self.inner.as_ref());
+        });
+    }
+
+    /// The fallback delivers, if the primary is still down.
+    fn fallback_delivers(&self, deliver: impl FnOnce(&dyn SourceUpdates)) {
+        self.ordered(|| {
+            if !*self.healthy.borrow() {
+                deliver(self.inner.as_ref());
+            }
+        });
+    }
+}
+
+/// The primary's updates: forwarded, and its health published.
+struct Primary(Arc<Gate>);
 
 impl SourceUpdates for Primary {
     fn document(&self, document: String) {
-        self.healthy.send_replace(true);
-        self.inner.document(document);
+        self.0
+            .primary_delivers(|updates| updates.document(document));
     }
 
     fn versioned_document(&self, document: String, version: u64) {
-        self.healthy.send_replace(true);
-        self.inner.versioned_document(document, version);
+        self.0
+            .primary_delivers(|updates| updates.versioned_document(document, version));
     }
 
     fn error(&self, error: ProviderError) {
-        let was_healthy = self
+        let gate = &self.0;
+        let was_healthy = gate
             .healthy
             .send_replace(error.origin() != ErrorOrigin::Network);
         if was_healthy || error.origin() != ErrorOrigin::Network {
-            self.inner.error(error);
+            gate.inner.error(error);
         } else {
             tracing::debug!(error = %error, "stream still down; the fallback is serving");
         }
     }
 
     fn recovered(&self) {
-        self.healthy.send_replace(true);
-        self.inner.recovered();
+        self.0.primary_delivers(|updates| updates.recovered());
+    }
+}
+
+/// The fallback's updates: applied only while the primary is down.
+struct Fallback(Arc<Gate>);
+
+impl SourceUpdates for Fallback {
+    fn document(&self, document: String) {
+        self.0
+            .fallback_delivers(|updates| updates.document(document));
+    }
+
+    fn versioned_document(&self, document: String, version: u64) {
+        self.0
+            .fallback_delivers(|updates| updates.versioned_document(document, version));
+    }
+
+    fn error(&self, error: ProviderError) {
+        self.0.fallback_delivers(|updates| updates.error(error));
+    }
+
+    fn recovered(&self) {
+        self.0.fallback_delivers(|updates| updates.recovered());
     }
 }
 
@@ -94,11 +154,12 @@ impl Drop for AbortOnDrop {
 impl FallbackSource {
     async fn supervise(self, updates: Arc<dyn SourceUpdates>) {
         let (healthy_tx, mut healthy) = watch::channel(true);
-        let primary = Arc::new(Primary {
-            inner: Arc::clone(&updates),
+        let gate = Arc::new(Gate {
+            inner: updates,
             healthy: healthy_tx,
+            order: std::sync::Mutex::new(()),
         });
-        let primary_run = self.primary.run(primary);
+        let primary_run = self.primary.run(Arc::new(Primary(Arc::clone(&gate))));
         let fallback = self.fallback;
         let supervisor = async move {
             loop {
@@ -106,7 +167,8 @@ impl FallbackSource {
                 if healthy.wait_for(|h| !*h).await.is_err() {
                     return;
                 }
-                let task = AbortOnDrop(tokio::spawn((fallback)().run(Arc::clone(&updates))));
+                let updates = Arc::new(Fallback(Arc::clone(&gate)));
+                let task = AbortOnDrop(tokio::spawn((fallback)().run(updates)));
                 // Wait for it to deliver again, then stop polling.
                 if healthy.wait_for(|h| *h).await.is_err() {
                     return;
@@ -128,5 +190,93 @@ impl Source for FallbackSource {
 
     fn run(self: Box<Self>, updates: Arc<dyn SourceUpdates>) -> BoxFuture<()> {
         Box::pin(self.supervise(updates))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::mpsc;
+
+    use super::*;
+
+    /// Records the documents it is given.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl SourceUpdates for Recorder {
+        fn document(&self, document: String) {
+            self.0.lock().expect("not poisoned").push(document);
+        }
+        fn error(&self, _: ProviderError) {}
+    }
+
+    /// Fails once, then, when released, delivers "stream" and lets the
+    /// fallback's late poll go.
+    struct FlakyStream {
+        release: tokio::sync::oneshot::Receiver<()>,
+        delivered: mpsc::Sender<()>,
+    }
+
+    impl Source for FlakyStream {
+        fn describe(&self) -> String {
+            "flaky stream".into()
+        }
+        fn run(self: Box<Self>, updates: Arc<dyn SourceUpdates>) -> BoxFuture<()> {
+            Box::pin(async move {
+                updates.error(ProviderError::new(ErrorOrigin::Network, true, "down"));
+                let _ = self.release.await;
+                updates.document("stream".into());
+                let _ = self.delivered.send(());
+                std::future::pending::<()>().await;
+            })
+        }
+    }
+
+    /// Polls once, then finishes a second poll only after the stream
+    /// delivered: the poll that was in flight when the stream came back.
+    #[derive(Clone)]
+    struct LatePoll(Arc<Mutex<Option<mpsc::Receiver<()>>>>);
+
+    impl Source for LatePoll {
+        fn describe(&self) -> String {
+            "late poll".into()
+        }
+        fn run(self: Box<Self>, updates: Arc<dyn SourceUpdates>) -> BoxFuture<()> {
+            Box::pin(async move {
+                updates.document("poll".into());
+                let delivered = self.0.lock().expect("not poisoned").take();
+                if let Some(delivered) = delivered {
+                    // A thread of its own, so aborting the task cannot stop it.
+                    std::thread::spawn(move || {
+                        if delivered.recv().is_ok() {
+                            updates.document("late poll".into());
+                        }
+                    });
+                }
+                std::future::pending::<()>().await;
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_poll_finishing_after_the_stream_came_back_is_not_applied() {
+        let (release_tx, release) = tokio::sync::oneshot::channel();
+        let (delivered, delivered_rx) = mpsc::channel();
+        let source = FallbackSource::new(
+            FlakyStream { release, delivered },
+            LatePoll(Arc::new(Mutex::new(Some(delivered_rx)))),
+        );
+        let recorder = Arc::new(Recorder::default());
+        let updates: Arc<dyn SourceUpdates> = recorder.clone();
+        let run = tokio::spawn(Box::new(source).run(updates));
+        let seen = |recorder: &Recorder| recorder.0.lock().expect("not poisoned").clone();
+        while seen(&recorder).is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        release_tx.send(()).expect("stream waits");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(seen(&recorder), ["poll", "stream"]);
+        run.abort();
     }
 }
