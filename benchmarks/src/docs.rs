@@ -113,3 +113,41 @@ pub fn unleash(large: bool) -> Value {
     }
     json!({"version": 2, "features": features})
 }
+
+/// The server section's document: `n` flags named `flag-{i}`, a third each
+/// static, an `ends_with` rule and a 50/50 split.
+pub fn flagd_n(n: usize) -> Value {
+    let flags: serde_json::Map<String, Value> = (0..n)
+        .map(|i| {
+            let flag = match i % 3 {
+                0 => flagd_static(),
+                1 => flagd_rule(),
+                _ => json!({"state": "ENABLED", "variants": {"red": "red", "blue": "blue"},
+                            "defaultVariant": "red",
+                            "targeting": {"fractional": [["red", 50], ["blue", 50]]}}),
+            };
+            (format!("flag-{i}"), flag)
+        })
+        .collect();
+    json!({ "flags": flags })
+}
+
+/// [`flagd_n`]'s flags as Unleash toggles (its client-features format, which
+/// Unleash Edge's offline mode bootstraps from).
+pub fn unleash_n(n: usize) -> Value {
+    let features: Vec<Value> = (0..n)
+        .map(|i| {
+            let name = format!("flag-{i}");
+            match i % 3 {
+                0 => unleash_static(&name),
+                1 => unleash_rule(&name),
+                _ => json!({"name": name, "enabled": true,
+                    "strategies": [{"name": "flexibleRollout", "parameters": {"rollout": "100", "stickiness": "userId", "groupId": name}}],
+                    "variants": [
+                        {"name": "red", "weight": 500, "weightType": "variable", "stickiness": "userId"},
+                        {"name": "blue", "weight": 500, "weightType": "variable", "stickiness": "userId"}]}),
+            }
+        })
+        .collect();
+    json!({"version": 2, "features": features})
+}

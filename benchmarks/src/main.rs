@@ -7,6 +7,7 @@ mod alloc;
 mod cold;
 mod docs;
 mod floor;
+mod server;
 mod timing;
 
 use std::collections::HashMap;
@@ -114,6 +115,17 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("cold-start-child") {
         cold::child(&args[2..]);
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("server-child") {
+        server::child(&args[2..]);
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("server") {
+        // The server section alone.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (text, _) = server::measure(dir.path());
+        println!("{text}");
         return;
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -526,7 +538,10 @@ fn main() {
     let memory = alloc::memory_per_flag(&large_path);
     let cold = cold::measure(dir.path());
     let track = track_with_room(&recording_small, &users);
-    let report = timing::report(&results, &threads, &memory, &cold);
+    let mut report = timing::report(&results, &threads, &memory, &cold);
+    let (server_text, server_json) = server::measure(dir.path());
+    report.0.push_str(&server_text);
+    report.1["server"] = server_json;
     println!("{}", report.0);
     println!(
         "track() with room in the queue (200 batches of 256 calls, the drain emptying \

@@ -155,6 +155,19 @@ impl MetadataValue {
     }
 }
 
+/// Written as [`to_json`](MetadataValue::to_json) would give it, directly.
+impl serde::Serialize for MetadataValue {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MetadataValue::Bool(b) => serializer.serialize_bool(*b),
+            MetadataValue::Int(i) => serializer.serialize_i64(*i),
+            MetadataValue::Float(f) if f.is_finite() => serializer.serialize_f64(*f),
+            MetadataValue::Float(_) => serializer.serialize_none(),
+            MetadataValue::String(s) => serializer.serialize_str(s),
+        }
+    }
+}
+
 /// Flag metadata, with the flag set's metadata already merged in (the flag wins).
 pub type FlagMetadata = BTreeMap<String, MetadataValue>;
 

@@ -60,6 +60,21 @@ impl FlagValue {
     }
 }
 
+/// Written as the JSON it was read from (a non-finite float, which JSON cannot
+/// hold, as `null`), without building a `serde_json::Value` first.
+impl serde::Serialize for FlagValue {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            FlagValue::Bool(b) => serializer.serialize_bool(*b),
+            FlagValue::Int(i) => serializer.serialize_i64(*i),
+            FlagValue::Float(f) if f.is_finite() => serializer.serialize_f64(*f),
+            FlagValue::Float(_) => serializer.serialize_none(),
+            FlagValue::String(s) => serializer.serialize_str(s),
+            FlagValue::Object(o) => o.serialize(serializer),
+        }
+    }
+}
+
 /// The four variant types of the flagd schema (integers and floats are both numbers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ValueKind {
@@ -211,6 +226,40 @@ impl From<serde_json::Value> for FlagValue {
         match FlagValue::from_json(&v) {
             Some(value) => value,
             None => FlagValue::Object(Arc::new(serde_json::json!({ "value": v }))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MetadataValue;
+
+    #[test]
+    fn serializes_as_the_json_it_was_read_from() {
+        let object = serde_json::json!({"a": [1, 2.5, "x"], "b": null});
+        let values = [
+            FlagValue::Bool(true),
+            FlagValue::Int(-7),
+            FlagValue::Float(0.25),
+            FlagValue::Float(f64::NAN),
+            FlagValue::String("red".into()),
+            FlagValue::Object(Arc::new(object)),
+        ];
+        for value in values {
+            let written = serde_json::to_value(&value).expect("serializes");
+            assert_eq!(written, value.to_json(), "{value:?}");
+        }
+        let metadata = [
+            MetadataValue::Bool(false),
+            MetadataValue::Int(3),
+            MetadataValue::Float(1.5),
+            MetadataValue::Float(f64::INFINITY),
+            MetadataValue::String("team".into()),
+        ];
+        for value in metadata {
+            let written = serde_json::to_value(&value).expect("serializes");
+            assert_eq!(written, value.to_json(), "{value:?}");
         }
     }
 }

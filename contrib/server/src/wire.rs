@@ -1,7 +1,5 @@
 //! Every JSON body the server answers, as types: docs/PROTOCOL.md in code.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 use serde_json::Value;
 
@@ -169,14 +167,14 @@ pub struct OfrepFlag<'a> {
     pub key: &'a str,
     /// The value; absent to defer to the caller's code default (OFREP ADR 6).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<Value>,
+    pub value: Option<&'a flagyard_core::FlagValue>,
     /// Why (`STATIC`, `TARGETING_MATCH`, ...).
     pub reason: &'static str,
     /// The variant; always present (null when none): some OFREP clients
     /// index it unconditionally.
     pub variant: Option<&'a str>,
     /// The flag's metadata.
-    pub metadata: BTreeMap<&'a str, Value>,
+    pub metadata: &'a flagyard_core::FlagMetadata,
 }
 
 /// OFREP: an evaluation error (`key` absent for request-level errors).
@@ -207,9 +205,10 @@ pub enum OfrepEntry<'a> {
 /// OFREP: the bulk answer, `{"flags": [...], "eventStreams": [...]}`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OfrepBulk<'a> {
-    /// Every flag's entry, sorted by key.
-    pub flags: Vec<OfrepEntry<'a>>,
+pub struct OfrepBulk<F> {
+    /// Every flag's entry ([`OfrepEntry`]), sorted by key: any sequence,
+    /// so the server can evaluate each flag as it is written.
+    pub flags: F,
     /// Where to hear that the flags changed (OFREP ADR-0008).
     pub event_streams: [OfrepEventStream; 1],
 }

@@ -99,18 +99,17 @@ enum ContextError {
     Context(#[source] flagyard_core::DocumentError),
 }
 
-/// The request's context (`{"context": {...}}`, body optional) and its JSON.
-fn context(body: &Bytes) -> Result<(EvaluationContext, Value), ContextError> {
+/// The request's context (`{"context": {...}}`, body optional).
+fn context(body: &Bytes) -> Result<EvaluationContext, ContextError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok((EvaluationContext::new(), Value::Null));
+        return Ok(EvaluationContext::new());
     }
     let request: Value = serde_json::from_slice(body).map_err(ContextError::NotJson)?;
     let raw = match request {
         Value::Object(mut map) => map.remove("context").unwrap_or(Value::Null),
         other => return Err(ContextError::NotAnObject(other)),
     };
-    let ctx = EvaluationContext::from_json(raw.clone()).map_err(ContextError::Context)?;
-    Ok((ctx, raw))
+    EvaluationContext::from_json(raw).map_err(ContextError::Context)
 }
 
 /// One flag's OFREP entry, and its status for the single-flag endpoint.
@@ -135,14 +134,10 @@ pub(super) fn entry<'a>(
         key,
         // No value: defer to the caller's code default (OFREP ADR 6), as for a
         // disabled flag or one without a default variant.
-        value: evaluation.value.map(flagyard_core::FlagValue::to_json),
+        value: evaluation.value,
         reason: evaluation.reason.as_str(),
         variant: evaluation.variant(),
-        metadata: evaluation
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.to_json()))
-            .collect(),
+        metadata: &evaluation.metadata,
     };
     (StatusCode::OK, OfrepEntry::Flag(flag))
 }
@@ -164,7 +159,7 @@ pub(super) async fn single(
     Path(key): Path<String>,
     body: Bytes,
 ) -> Response {
-    let (ctx, _) = match context(&body) {
+    let ctx = match context(&body) {
         Ok(ctx) => ctx,
         Err(e) => return invalid_context(Some(&key), &e),
     };
@@ -239,7 +234,7 @@ pub(super) async fn bulk(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (ctx, raw) = match context(&body) {
+    let ctx = match context(&body) {
         Ok(ctx) => ctx,
         Err(e) => return invalid_context(None, &e),
     };
@@ -248,10 +243,10 @@ pub(super) async fn bulk(
         catch_up(env, etag).await;
     }
     let current = env.current();
-    // The bulk answer depends on the document and the context.
+    // The bulk answer depends on the document and the request (its context).
     let mut h = std::hash::DefaultHasher::new();
     current.etag.hash(&mut h);
-    raw.to_string().hash(&mut h);
+    body.hash(&mut h);
     let etag = format!("\"{}-{:016x}\"", current.version, h.finish());
     let etag_header =
         HeaderValue::from_str(&etag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
@@ -263,22 +258,54 @@ pub(super) async fn bulk(
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header)]).into_response();
     }
     let keys = current.snapshot.keys();
-    let evaluations: Vec<Evaluation<'_>> = keys
-        .iter()
-        .map(|key| current.snapshot.evaluate(key, &ctx))
-        .collect();
-    let flags = keys
-        .iter()
-        .zip(&evaluations)
-        .map(|(key, evaluation)| entry(key, evaluation).1)
-        .collect();
-    let mut response = Json(OfrepBulk {
-        flags,
+    let answer = OfrepBulk {
+        flags: Evaluated {
+            snapshot: &current.snapshot,
+            keys: &keys,
+            ctx: &ctx,
+        },
         event_streams: [event_stream(&read)],
-    })
-    .into_response();
-    response.headers_mut().insert(header::ETAG, etag_header);
-    response
+    };
+    // Each flag is evaluated as it is written, straight into the body.
+    let mut body = Vec::with_capacity(64 + keys.len() * BYTES_PER_ENTRY);
+    if let Err(e) = serde_json::to_writer(&mut body, &answer) {
+        tracing::error!(error = %e, "bulk answer not serializable");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::ETAG, etag_header),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// About what one flag's bulk entry takes (a key, a short value, the reason,
+/// the variant), to size the body once.
+const BYTES_PER_ENTRY: usize = 96;
+
+/// Every flag of a snapshot, evaluated for a context as it is serialized.
+struct Evaluated<'a> {
+    snapshot: &'a flagyard_core::Snapshot,
+    keys: &'a [&'a str],
+    ctx: &'a EvaluationContext,
+}
+
+impl serde::Serialize for Evaluated<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.keys.len()))?;
+        for key in self.keys {
+            let evaluation = self.snapshot.evaluate(key, self.ctx);
+            seq.serialize_element(&entry(key, &evaluation).1)?;
+        }
+        seq.end()
+    }
 }
 
 /// `GET /ofrep/v1/changes?channel=…`'s query.
