@@ -1,27 +1,39 @@
 //! Live-heap accounting and memory per flag.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 
 use serde_json::{Value, json};
 
+/// The system allocator, counting live bytes once [`enable`]d — in the
+/// measuring process only: a server child runs on the plain system allocator
+/// (a shared counter updated on every allocation would slow its threads).
 pub struct Counting;
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Counts from now on (call before the first allocation measured).
+pub fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+fn count(bytes: isize) {
+    if ENABLED.load(Ordering::Relaxed) {
+        LIVE.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        count(layout.size() as isize);
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        count(-(layout.size() as isize));
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
+        count(new_size as isize - layout.size() as isize);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }

@@ -128,6 +128,7 @@ fn main() {
         println!("{text}");
         return;
     }
+    alloc::enable();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -24,18 +24,11 @@ use crate::state::AppState;
 /// The read endpoints a browser may call from another origin, with CORS
 /// for the configured origins (none by default: no CORS headers at all).
 fn reads(state: &Arc<AppState>) -> Router<Arc<AppState>> {
-    // OFREP's evaluations are timed for /metrics.
-    let evaluations = Router::new()
-        .route("/ofrep/v1/evaluate/flags", post(ofrep::bulk))
-        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::single))
-        .route_layer(axum::middleware::from_fn_with_state(
-            Arc::clone(state),
-            timed_ofrep,
-        ));
     let reads = Router::new()
         .route("/v1/flags", get(flags::get_flags))
         .route("/v1/stream", get(stream::sse))
-        .merge(evaluations)
+        .route(OFREP_BULK, post(ofrep::bulk))
+        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::single))
         .route(ofrep::CHANGES_PATH, get(ofrep::changes));
     let origins = &state.config.cors_origins;
     if origins.is_empty() {
@@ -66,22 +59,23 @@ fn reads(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     )
 }
 
-/// Times an OFREP evaluation request, by endpoint.
-async fn timed_ofrep(
-    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+/// OFREP's bulk evaluation.
+const OFREP_BULK: &str = "/ofrep/v1/evaluate/flags";
+
+/// Which OFREP evaluation `request` is, to time it for /metrics.
+fn ofrep_endpoint(request: &axum::extract::Request) -> Option<crate::metrics::Endpoint> {
     use crate::metrics::Endpoint;
-    let endpoint = if request.uri().path() == "/ofrep/v1/evaluate/flags" {
-        Endpoint::bulk
-    } else {
-        Endpoint::single
-    };
-    let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    state.metrics.ofrep(endpoint, started.elapsed());
-    response
+    if request.method() != Method::POST {
+        return None;
+    }
+    let path = request.uri().path();
+    match path.strip_prefix(OFREP_BULK) {
+        Some("") => Some(Endpoint::bulk),
+        Some(key) if key.len() > 1 && key.starts_with('/') && !key[1..].contains('/') => {
+            Some(Endpoint::single)
+        }
+        _ => None,
+    }
 }
 
 /// `GET /metrics`: the server's metrics in Prometheus's (OpenMetrics) text
@@ -198,13 +192,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         // Bodies are held to the document limit (plus room for formatting);
         // `ApiJson` answers a larger one with the JSON error naming the limit.
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes()))
-        // Every error answer is the project's JSON error, whoever produced it
-        // (axum's rejections of a path, a query or a method answer text).
-        .layer(axum::middleware::map_response(json_errors))
-        .layer(axum::middleware::from_fn(uri_limit))
+        // One middleware for what every request passes (each layer of its own
+        // would box a future and clone the routes once more per request).
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
-            host_check,
+            guard,
         ))
         .with_state(state)
 }
@@ -214,24 +206,13 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// `connections.rs` rewrites that answer as the JSON error.)
 pub(crate) const MAX_URI_BYTES: usize = 8 * 1024;
 
-/// Refuses a URI over [`MAX_URI_BYTES`].
-async fn uri_limit(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let length = request
-        .uri()
-        .path_and_query()
-        .map_or(0, |p| p.as_str().len());
-    if length > MAX_URI_BYTES {
-        return ApiError::UriTooLong(format!(
-            "the request URI has {length} bytes; at most {MAX_URI_BYTES} are accepted"
-        ))
-        .into_response();
-    }
-    next.run(request).await
-}
-
-/// With `allowed_hosts` configured, refuses a request whose `Host` is not one
-/// of them (a DNS-rebinding page names its own host).
-async fn host_check(
+/// What every request passes, in this order: the `Host` check (with
+/// `allowed_hosts` configured, a request naming another host is refused: a
+/// DNS-rebinding page names its own), the URI limit ([`MAX_URI_BYTES`],
+/// `414`), then the route; an OFREP evaluation is timed for /metrics, and
+/// every error answer becomes the project's JSON error, whoever produced it
+/// (axum's rejections of a path, a query or a method answer text).
+async fn guard(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -252,7 +233,22 @@ async fn host_check(
             .into_response();
         }
     }
-    next.run(request).await
+    let length = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if length > MAX_URI_BYTES {
+        return ApiError::UriTooLong(format!(
+            "the request URI has {length} bytes; at most {MAX_URI_BYTES} are accepted"
+        ))
+        .into_response();
+    }
+    let timed = ofrep_endpoint(&request).map(|endpoint| (endpoint, std::time::Instant::now()));
+    let response = next.run(request).await;
+    if let Some((endpoint, started)) = timed {
+        state.metrics.ofrep(endpoint, started.elapsed());
+    }
+    json_errors(response).await
 }
 
 /// Readiness, as flagd's `/readyz`: `200` while the server has a document
