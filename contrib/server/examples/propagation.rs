@@ -10,10 +10,22 @@
 //! cargo run --release -p flagyard-server --example propagation -- --redis redis://127.0.0.1:6379 [CHANGES] [SSE] [WS]
 //! ```
 //!
-//! Starts a server on a free port with a temporary database, connects the
-//! clients, makes CHANGES (default 50) admin writes one after another, and for
-//! each records the time from sending the write to each client seeing the new
-//! version. Prints p50/p90/p99/max per protocol and overall, as text and JSON.
+//! 10,000 clients (issue 19: p99 ≤ 50 ms, ≤ 16 KiB of server memory per idle
+//! connection, returned when they leave):
+//!
+//! ```sh
+//! cargo run --release -p flagyard-server --example propagation -- 50 5000 5000
+//! ```
+//!
+//! Starts the server as a process of its own (this program again, with
+//! `--server-child`) on a free port with a temporary database, raises the
+//! open-file limit of both to the hard limit, connects the clients (in waves,
+//! retrying a refused connection as a provider would), makes CHANGES (default
+//! 50) admin writes one after another, and for each records the time from
+//! sending the write to each client seeing the new version. Prints p50/p90/
+//! p99/max per protocol and overall, the server's resident memory per idle
+//! connection (after they connected, against before), its CPU time per
+//! change, and its memory once every client has left; as text and JSON.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +33,7 @@ use std::time::{Duration, Instant};
 use flagyard_server::{Server, ServerConfig};
 use futures_util::StreamExt;
 use serde_json::json;
+use std::io::BufRead;
 use tokio::sync::{Mutex, mpsc};
 
 const TOKEN: &str = "bench";
@@ -53,9 +66,89 @@ fn summary(name: &str, mut samples: Vec<Duration>) -> serde_json::Value {
     json!({"deliveries": samples.len(), "p50_ms": ms(p50), "p90_ms": ms(p90), "p99_ms": ms(p99), "max_ms": ms(max)})
 }
 
+/// Raises the open-file limit to the hard limit (10,000 clients need as many
+/// descriptors on each side); says so when the hard limit is too low.
+fn raise_file_limit(needed: u64) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < needed => eprintln!(
+            "open-file limit {limit} is below the {needed} this run needs; raise the hard limit (ulimit -Hn)"
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!("could not raise the open-file limit: {e}"),
+    }
+}
+
+/// In the child: `--server-child DB REDIS|- PREFIX CLIENTS` runs one server
+/// and prints `listening HTTP GRPC`.
+async fn server_child(args: &[String]) {
+    raise_file_limit(args[3].parse::<u64>().unwrap_or(0) + 100);
+    let mut config = ServerConfig::new(&args[0]);
+    config.listen = "127.0.0.1:0".parse().expect("addr");
+    config.admin_token = Some(TOKEN.into());
+    config.redis_url = (args[1] != "-").then(|| args[1].clone());
+    config.redis_prefix = args[2].clone();
+    config.grpc_listen = Some("127.0.0.1:0".parse().expect("addr"));
+    // Room for every client and the admin writes.
+    config.max_connections = 25_000;
+    let server = Server::bind(config).await.expect("server");
+    println!(
+        "listening http://{} http://{}",
+        server.local_addr(),
+        server.grpc_addr().expect("gRPC")
+    );
+    server
+        .run(std::future::pending())
+        .await
+        .expect("server runs");
+}
+
+/// A server process, killed when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Child {
+    /// Resident memory, in KiB.
+    fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.0.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// CPU time used so far (user + system).
+    fn cpu(&self) -> Duration {
+        let ticks = std::fs::read_to_string(format!("/proc/{}/stat", self.0.id()))
+            .ok()
+            .and_then(|s| {
+                // Fields after the command name (which is in parentheses).
+                let rest = s.rsplit_once(')')?.1;
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                // utime and stime are fields 14 and 15 of stat (11 and 12 here).
+                Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+            })
+            .unwrap_or(0);
+        // Linux reports clock ticks of 1/100 s.
+        Duration::from_millis(ticks * 10)
+    }
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let raw: Vec<String> = std::env::args().skip(1).collect();
+    if raw.first().map(String::as_str) == Some("--server-child") {
+        server_child(&raw[1..]).await;
+        return;
+    }
     let redis_url = raw
         .iter()
         .position(|a| a == "--redis")
@@ -76,46 +169,73 @@ async fn main() {
     let sse_clients = args.get(1).copied().unwrap_or(100);
     let ws_clients = args.get(2).copied().unwrap_or(100);
 
+    let total = sse_clients + ws_clients + grpc_clients;
+    raise_file_limit(total as u64 + 1_000);
     let dir = tempfile::tempdir().expect("temp dir");
+    let prefix = format!("propagation-{}", std::process::id());
     let start = |name: &str| {
-        let mut config = ServerConfig::new(dir.path().join(format!("{name}.sqlite")));
-        config.listen = "127.0.0.1:0".parse().expect("addr");
-        config.admin_token = Some(TOKEN.into());
-        config.redis_url = redis_url.clone();
-        config.redis_prefix = format!("propagation-{}", std::process::id());
-        config.grpc_listen = Some("127.0.0.1:0".parse().expect("addr"));
-        async move {
-            let server = Server::bind(config).await.expect("server");
-            let base = format!("http://{}", server.local_addr());
-            let grpc = format!("http://{}", server.grpc_addr().expect("gRPC"));
-            tokio::spawn(server.run(std::future::pending()));
-            (base, grpc)
-        }
+        let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
+            .arg("--server-child")
+            .arg(dir.path().join(format!("{name}.sqlite")))
+            .arg(redis_url.as_deref().unwrap_or("-"))
+            .arg(&prefix)
+            .arg(total.to_string())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("server child starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("server child says where it listens");
+        let mut words = line.split_whitespace().skip(1);
+        let (base, grpc) = (
+            words.next().expect("HTTP address").to_string(),
+            words.next().expect("gRPC address").to_string(),
+        );
+        (Child(child), base, grpc)
     };
     // Writes go to `writer`; clients follow `base` (the same server, or a second
     // one sharing the Redis).
-    let (writer, writer_grpc) = start("a").await;
-    let (base, grpc) = if redis_url.is_some() {
-        start("b").await
+    let (writer_child, writer, writer_grpc) = start("a");
+    let (reader_child, base, grpc) = if redis_url.is_some() {
+        let (child, base, grpc) = start("b");
+        (Some(child), base, grpc)
     } else {
-        (writer.clone(), writer_grpc)
+        (None, writer.clone(), writer_grpc)
     };
+    let server = reader_child.as_ref().unwrap_or(&writer_child);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss_before = server.rss_kib();
 
     // Each client reports (protocol, version, when seen).
     let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<(&'static str, u64, Instant)>();
     let ready = Arc::new(Mutex::new(0usize));
+    // Connections being opened at once: more would overflow the server's
+    // accept queue, and a dropped SYN is retried only after a second.
+    let connecting = Arc::new(tokio::sync::Semaphore::new(256));
+    let mut clients = Vec::with_capacity(total);
+    // One HTTP client for every SSE stream (each stream holds a connection).
+    let sse_http = reqwest::Client::new();
     for _ in 0..sse_clients {
-        let (url, tx, ready) = (
+        let (url, tx, ready, http, connecting) = (
             format!("{base}/v1/stream"),
             seen_tx.clone(),
             Arc::clone(&ready),
+            sse_http.clone(),
+            Arc::clone(&connecting),
         );
-        tokio::spawn(async move {
-            let response = reqwest::Client::new()
-                .get(url)
-                .send()
-                .await
-                .expect("sse connects");
+        clients.push(tokio::spawn(async move {
+            let permit = connecting.acquire_owned().await.expect("semaphore open");
+            let mut attempts = 0;
+            let response = loop {
+                attempts += 1;
+                match http.get(&url).send().await {
+                    Ok(response) => break response,
+                    Err(_) if attempts < 50 => tokio::time::sleep(Duration::from_millis(100)).await,
+                    Err(e) => panic!("SSE did not connect after {attempts} attempts: {e}"),
+                }
+            };
+            drop(permit);
             let mut body = response.bytes_stream();
             let mut buffer = String::new();
             let mut counted = false;
@@ -134,18 +254,27 @@ async fn main() {
                     }
                 }
             }
-        });
+        }));
     }
     for _ in 0..ws_clients {
-        let (url, tx, ready) = (
+        let (url, tx, ready, connecting) = (
             format!("{}/v1/ws", base.replace("http://", "ws://")),
             seen_tx.clone(),
             Arc::clone(&ready),
+            Arc::clone(&connecting),
         );
-        tokio::spawn(async move {
-            let (mut socket, _) = tokio_tungstenite::connect_async(url)
-                .await
-                .expect("ws connects");
+        clients.push(tokio::spawn(async move {
+            let permit = connecting.acquire_owned().await.expect("semaphore open");
+            let mut attempts = 0;
+            let mut socket = loop {
+                attempts += 1;
+                match tokio_tungstenite::connect_async(url.as_str()).await {
+                    Ok((socket, _)) => break socket,
+                    Err(_) if attempts < 50 => tokio::time::sleep(Duration::from_millis(100)).await,
+                    Err(e) => panic!("WebSocket did not connect after {attempts} attempts: {e}"),
+                }
+            };
+            drop(permit);
             let mut counted = false;
             while let Some(Ok(message)) = socket.next().await {
                 let now = Instant::now();
@@ -161,13 +290,19 @@ async fn main() {
                     let _ = tx.send(("ws", version, now));
                 }
             }
-        });
+        }));
     }
     // A gRPC client reports the change number the document carries (SyncFlags
     // messages have no version), 0 before the first change.
     for _ in 0..grpc_clients {
-        let (url, tx, ready) = (grpc.clone(), seen_tx.clone(), Arc::clone(&ready));
-        tokio::spawn(async move {
+        let (url, tx, ready, connecting) = (
+            grpc.clone(),
+            seen_tx.clone(),
+            Arc::clone(&ready),
+            Arc::clone(&connecting),
+        );
+        clients.push(tokio::spawn(async move {
+            let permit = connecting.acquire_owned().await.expect("semaphore open");
             use flagyard_flagd_proto::sync::SyncFlagsRequest;
             use flagyard_flagd_proto::sync::flag_sync_service_client::FlagSyncServiceClient;
             // A thousand connections at once can meet a full accept queue:
@@ -185,6 +320,7 @@ async fn main() {
                     None => panic!("SyncFlags did not open after {attempts} attempts"),
                 }
             };
+            drop(permit);
             let mut counted = false;
             while let Ok(Some(message)) = stream.message().await {
                 let now = Instant::now();
@@ -207,16 +343,19 @@ async fn main() {
                 }
                 let _ = tx.send(("grpc", change, now));
             }
-        });
+        }));
     }
     drop(seen_tx);
-    let total = sse_clients + ws_clients + grpc_clients;
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     while *ready.lock().await < total {
         assert!(Instant::now() < deadline, "clients did not connect");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     while seen_rx.try_recv().is_ok() {}
+    // Idle connections, settled.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_connected = server.rss_kib();
+    let cpu_before = server.cpu();
 
     let client = reqwest::Client::new();
     let (mut sse, mut ws, mut sync) = (Vec::new(), Vec::new(), Vec::new());
@@ -253,6 +392,15 @@ async fn main() {
             }
         }
     }
+    let cpu_per_change = server.cpu().saturating_sub(cpu_before) / changes.max(1) as u32;
+    let rss_after_changes = server.rss_kib();
+    for client in &clients {
+        client.abort();
+    }
+    drop(clients);
+    // The server notices the closed connections and frees what they held.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_left = server.rss_kib();
     match &redis_url {
         Some(url) => println!(
             "{changes} changes through server A's admin API, {sse_clients} SSE + {ws_clients} WebSocket + {grpc_clients} gRPC SyncFlags clients on server B, one Redis ({url})"
@@ -262,7 +410,29 @@ async fn main() {
         ),
     }
     let all: Vec<Duration> = sse.iter().chain(&ws).chain(&sync).copied().collect();
+    let per_connection = |kib: u64| kib.saturating_sub(rss_before) as f64 / total.max(1) as f64;
+    println!(
+        "server: RSS {:.1} MiB before the clients, {:.1} MiB with them ({:.1} KiB per idle connection), \
+         {:.1} MiB after the changes, {:.1} MiB once they left ({:.1} KiB per connection kept); \
+         CPU {:.2} ms per change",
+        rss_before as f64 / 1024.0,
+        rss_connected as f64 / 1024.0,
+        per_connection(rss_connected),
+        rss_after_changes as f64 / 1024.0,
+        rss_left as f64 / 1024.0,
+        per_connection(rss_left),
+        cpu_per_change.as_secs_f64() * 1000.0,
+    );
     let report = json!({
+        "server": {
+            "rss_kib_before": rss_before,
+            "rss_kib_connected": rss_connected,
+            "rss_kib_after_changes": rss_after_changes,
+            "rss_kib_after_leaving": rss_left,
+            "kib_per_idle_connection": per_connection(rss_connected),
+            "kib_per_connection_after_leaving": per_connection(rss_left),
+            "cpu_ms_per_change": cpu_per_change.as_secs_f64() * 1000.0,
+        },
         "changes": changes,
         "sse": summary("SSE", sse),
         "websocket": summary("WebSocket", ws),

@@ -44,6 +44,10 @@ pub(super) async fn sse(
 /// and close frames); a larger one closes the connection.
 const MAX_INBOUND_MESSAGE: usize = 4 * 1024;
 
+/// The socket's read buffer: room for [`MAX_INBOUND_MESSAGE`] (tungstenite's
+/// default, 128 KiB per connection, is what an idle client cost the server).
+const READ_BUFFER: usize = MAX_INBOUND_MESSAGE + 64;
+
 pub(super) async fn websocket(
     State(state): State<Arc<AppState>>,
     read: ReadAccess,
@@ -55,6 +59,10 @@ pub(super) async fn websocket(
     Ok(upgrade
         .max_message_size(MAX_INBOUND_MESSAGE)
         .max_frame_size(MAX_INBOUND_MESSAGE)
+        .read_buffer_size(READ_BUFFER)
+        // Each message is written out at once (one document per change),
+        // never held in a buffer of its own per connection.
+        .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             // The socket keeps its connection's place under the cap.
             let _slot = slot;
