@@ -42,6 +42,11 @@ enum Command {
     Watch(watch::WatchArgs),
 }
 
+/// jemalloc returns freed memory to the system (see the `jemalloc` feature).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

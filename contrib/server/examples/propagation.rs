@@ -34,6 +34,10 @@ use flagyard_server::{Server, ServerConfig};
 use futures_util::StreamExt;
 use serde_json::json;
 use std::io::BufRead;
+
+/// The allocator the `flagyard` binary serves with (its `jemalloc` feature).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use tokio::sync::{Mutex, mpsc};
 
 const TOKEN: &str = "bench";
@@ -398,9 +402,17 @@ async fn main() {
         client.abort();
     }
     drop(clients);
-    // The server notices the closed connections and frees what they held.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let rss_left = server.rss_kib();
+    // The server notices the closed connections and frees what they held;
+    // the allocator returns it to the system within its decay time (jemalloc:
+    // 10 s). Watched for 15 s, at most.
+    let mut rss_left = server.rss_kib();
+    for _ in 0..15 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        rss_left = server.rss_kib();
+        if rss_left.saturating_sub(rss_before) < (rss_connected.saturating_sub(rss_before)) / 10 {
+            break;
+        }
+    }
     match &redis_url {
         Some(url) => println!(
             "{changes} changes through server A's admin API, {sse_clients} SSE + {ws_clients} WebSocket + {grpc_clients} gRPC SyncFlags clients on server B, one Redis ({url})"
