@@ -18,6 +18,9 @@ pub struct Published {
     /// `{"version": N, "document": {...}}` — the SSE and WebSocket message,
     /// shared by every stream.
     pub message: Utf8Bytes,
+    /// The SSE event carrying `message` (`event: document`, `id:` the
+    /// version), encoded once for every SSE stream.
+    pub(crate) sse: Bytes,
     /// Strong ETag, quoted.
     pub etag: String,
     /// The compiled document, for OFREP.
@@ -34,10 +37,13 @@ impl Published {
         body.hash(&mut h);
         let etag = format!("\"{version}-{:016x}\"", h.finish());
         let message = format!(r#"{{"version":{version},"document":{body}}}"#);
+        // Compact JSON is one line: one `data:` line holds it.
+        let sse = format!("event: document\nid: {version}\ndata: {message}\n\n");
         Published {
             version,
             body: Bytes::from(body),
             message: Utf8Bytes::from(message),
+            sse: Bytes::from(sse),
             etag,
             snapshot: Arc::new(snapshot),
             at: std::time::Instant::now(),

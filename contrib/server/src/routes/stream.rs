@@ -6,37 +6,61 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Extension;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::{Stream, StreamExt};
+use std::time::Duration;
 
 use crate::access::ReadAccess;
 use crate::connections::ConnectionSlot;
 use crate::error::ApiError;
 use crate::follow::{Follow, documents, next_document};
 use crate::metrics::Protocol;
-use crate::published::Published;
 use crate::state::AppState;
 
-fn sse_event(published: &Published) -> Event {
-    Event::default()
-        .event("document")
-        .id(published.version.to_string())
-        .data(published.message.as_str())
+/// The comment an idle SSE stream sends every heartbeat interval.
+const HEARTBEAT: &[u8] = b": heartbeat\n\n";
+
+/// `frames`, with [`HEARTBEAT`] whenever `every` passes without one; ends
+/// with `frames`.
+fn with_heartbeats(
+    frames: impl Stream<Item = Bytes> + Send + 'static,
+    every: Duration,
+) -> impl Stream<Item = Bytes> + Send {
+    let idle = Box::pin(tokio::time::sleep(every));
+    futures_util::stream::unfold(
+        (Box::pin(frames), idle),
+        move |(mut frames, mut idle)| async move {
+            let item = tokio::select! {
+                frame = frames.next() => frame?,
+                () = idle.as_mut() => Bytes::from_static(HEARTBEAT),
+            };
+            idle.as_mut().reset(tokio::time::Instant::now() + every);
+            Some((item, (frames, idle)))
+        },
+    )
 }
 
+/// `GET /v1/stream`: each document as the SSE event [`Published`](crate::published::Published) encoded
+/// once for every stream (no event is built per client).
 pub(super) async fn sse(
     State(state): State<Arc<AppState>>,
     read: ReadAccess,
 ) -> Result<Response, ApiError> {
     let heartbeat = state.heartbeat();
-    use futures_util::StreamExt;
-    let stream = documents(Follow::new(state, read, Protocol::sse))
-        .map(|(published, _)| Ok::<_, Infallible>(sse_event(&published)));
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat"))
+    let frames = documents(Follow::new(state, read, Protocol::sse))
+        .map(|(published, _)| published.sse.clone());
+    let body = with_heartbeats(frames, heartbeat).map(Ok::<_, Infallible>);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        axum::body::Body::from_stream(body),
+    )
         .into_response())
 }
 
