@@ -295,6 +295,37 @@ struct Load {
     ok: &'static [StatusCode],
 }
 
+impl Load {
+    /// A POST of each context in turn, to the path `path` makes of its index.
+    fn post(
+        contexts: &[Bytes],
+        path: impl Fn(usize) -> String,
+        auth: (&'static str, String),
+        ok: &'static [StatusCode],
+    ) -> Load {
+        Load {
+            method: Method::POST,
+            requests: contexts
+                .iter()
+                .enumerate()
+                .map(|(i, body)| (path(i), body.clone()))
+                .collect(),
+            headers: vec![auth],
+            ok,
+        }
+    }
+
+    /// A GET of `path`, again and again.
+    fn get(path: &str, headers: Vec<(&'static str, String)>, ok: &'static [StatusCode]) -> Load {
+        Load {
+            method: Method::GET,
+            requests: vec![(path.to_string(), Bytes::new())],
+            headers,
+            ok,
+        }
+    }
+}
+
 struct Outcome {
     requests_per_s: f64,
     p50_ms: f64,
@@ -534,97 +565,67 @@ async fn measure_size(dir: &Path, size: usize, edge: Option<&Path>) -> Vec<Row> 
     let single_value: Value = serde_json::from_slice(&single).expect("single answer is JSON");
     assert_eq!(single_value["value"], true, "flag-1 is on for user-0");
 
-    let ofrep = |path: &dyn Fn(usize) -> String| -> Vec<(String, Bytes)> {
-        ofrep_contexts
-            .iter()
-            .enumerate()
-            .map(|(i, body)| (path(i), body.clone()))
-            .collect()
-    };
-    let one_flag = |i: usize| format!("/ofrep/v1/evaluate/flags/flag-{}", i % size);
-    let bulk_path = |_: usize| "/ofrep/v1/evaluate/flags".to_string();
-    let fy_headers = vec![(AUTHORIZATION.as_str(), bearer.clone())];
-    let ok200: &[StatusCode] = &[StatusCode::OK];
+    let fy_auth = (AUTHORIZATION.as_str(), bearer.clone());
+    let edge_frontend = (AUTHORIZATION.as_str(), EDGE_FRONTEND_TOKEN.to_string());
+    let edge_client = (AUTHORIZATION.as_str(), EDGE_CLIENT_TOKEN.to_string());
+    const OK: &[StatusCode] = &[StatusCode::OK];
+    const NOT_MODIFIED: &[StatusCode] = &[StatusCode::NOT_MODIFIED];
     let mut rows = Vec::new();
     let scenarios: [(&'static str, Load, Option<Load>); 4] = [
         (
             "single flag",
-            Load {
-                method: Method::POST,
-                requests: ofrep(&one_flag),
-                headers: fy_headers.clone(),
-                ok: ok200,
-            },
+            Load::post(
+                &ofrep_contexts,
+                |i| format!("/ofrep/v1/evaluate/flags/flag-{}", i % size),
+                fy_auth.clone(),
+                OK,
+            ),
             // Edge's single-toggle endpoint answers 404 for a toggle that is
             // off for the context: both are answers.
-            Some(Load {
-                method: Method::POST,
-                requests: unleash_contexts
-                    .iter()
-                    .enumerate()
-                    .map(|(i, body)| {
-                        (
-                            format!("/api/frontend/features/flag-{}", i % size),
-                            body.clone(),
-                        )
-                    })
-                    .collect(),
-                headers: vec![(AUTHORIZATION.as_str(), EDGE_FRONTEND_TOKEN.to_string())],
-                ok: &[StatusCode::OK, StatusCode::NOT_FOUND],
-            }),
+            Some(Load::post(
+                &unleash_contexts,
+                |i| format!("/api/frontend/features/flag-{}", i % size),
+                edge_frontend.clone(),
+                &[StatusCode::OK, StatusCode::NOT_FOUND],
+            )),
         ),
         (
             "bulk (all flags)",
-            Load {
-                method: Method::POST,
-                requests: ofrep(&bulk_path),
-                headers: fy_headers.clone(),
-                ok: ok200,
-            },
-            Some(Load {
-                method: Method::POST,
-                requests: unleash_contexts
-                    .iter()
-                    .map(|body| ("/api/frontend".to_string(), body.clone()))
-                    .collect(),
-                headers: vec![(AUTHORIZATION.as_str(), EDGE_FRONTEND_TOKEN.to_string())],
-                ok: ok200,
-            }),
+            Load::post(
+                &ofrep_contexts,
+                |_| "/ofrep/v1/evaluate/flags".into(),
+                fy_auth.clone(),
+                OK,
+            ),
+            Some(Load::post(
+                &unleash_contexts,
+                |_| "/api/frontend".into(),
+                edge_frontend,
+                OK,
+            )),
         ),
         (
             "document 200",
-            Load {
-                method: Method::GET,
-                requests: vec![("/v1/flags".to_string(), Bytes::new())],
-                headers: fy_headers.clone(),
-                ok: ok200,
-            },
-            Some(Load {
-                method: Method::GET,
-                requests: vec![("/api/client/features".to_string(), Bytes::new())],
-                headers: vec![(AUTHORIZATION.as_str(), EDGE_CLIENT_TOKEN.to_string())],
-                ok: ok200,
-            }),
+            Load::get("/v1/flags", vec![fy_auth.clone()], OK),
+            Some(Load::get(
+                "/api/client/features",
+                vec![edge_client.clone()],
+                OK,
+            )),
         ),
         (
             "document 304",
-            Load {
-                method: Method::GET,
-                requests: vec![("/v1/flags".to_string(), Bytes::new())],
-                headers: vec![
-                    (AUTHORIZATION.as_str(), bearer.clone()),
-                    (IF_NONE_MATCH.as_str(), etag.clone()),
-                ],
-                ok: &[StatusCode::NOT_MODIFIED],
-            },
-            edge_etag.map(|etag| Load {
-                method: Method::GET,
-                requests: vec![("/api/client/features".to_string(), Bytes::new())],
-                headers: vec![
-                    (AUTHORIZATION.as_str(), EDGE_CLIENT_TOKEN.to_string()),
-                    (IF_NONE_MATCH.as_str(), etag),
-                ],
-                ok: &[StatusCode::NOT_MODIFIED],
+            Load::get(
+                "/v1/flags",
+                vec![fy_auth, (IF_NONE_MATCH.as_str(), etag.clone())],
+                NOT_MODIFIED,
+            ),
+            edge_etag.map(|etag| {
+                Load::get(
+                    "/api/client/features",
+                    vec![edge_client, (IF_NONE_MATCH.as_str(), etag)],
+                    NOT_MODIFIED,
+                )
             }),
         ),
     ];
