@@ -21,6 +21,9 @@ pub struct Published {
     /// The SSE event carrying `message` (`event: document`, `id:` the
     /// version), encoded once for every SSE stream.
     pub(crate) sse: Bytes,
+    /// The OFREP change notification (ADR-0008) of this version, as the SSE
+    /// event `GET /ofrep/v1/changes` sends, encoded once for every stream.
+    pub(crate) ofrep_change: Bytes,
     /// Strong ETag, quoted.
     pub etag: String,
     /// The compiled document, for OFREP.
@@ -39,11 +42,19 @@ impl Published {
         let message = format!(r#"{{"version":{version},"document":{body}}}"#);
         // Compact JSON is one line: one `data:` line holds it.
         let sse = format!("event: document\nid: {version}\ndata: {message}\n\n");
+        let change = crate::wire::OfrepChange {
+            kind: "refetchEvaluation",
+            etag: &etag,
+        };
+        // A struct of strings always serializes.
+        let change = serde_json::to_string(&change).unwrap_or_default();
+        let ofrep_change = format!("event: message\nid: {version}\ndata: {change}\n\n");
         Published {
             version,
             body: Bytes::from(body),
             message: Utf8Bytes::from(message),
             sse: Bytes::from(sse),
+            ofrep_change: Bytes::from(ofrep_change),
             etag,
             snapshot: Arc::new(snapshot),
             at: std::time::Instant::now(),

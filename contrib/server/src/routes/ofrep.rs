@@ -3,7 +3,6 @@
 //! the change notifications of ADR-0008 (`GET /ofrep/v1/changes`, SSE).
 //! [`OfrepAccess`] checks the SDK key and the rate limit before a handler runs.
 
-use std::convert::Infallible;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +12,6 @@ use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use flagyard_core::{ErrorCode, Evaluation, EvaluationContext};
 use futures_util::StreamExt;
@@ -25,11 +23,9 @@ use crate::environment::Environment;
 use crate::error::ApiError;
 use crate::follow::{Follow, documents};
 use crate::metrics::Protocol;
-use crate::published::{Published, etag_matches};
+use crate::published::etag_matches;
 use crate::state::AppState;
-use crate::wire::{
-    OfrepBulk, OfrepChange, OfrepEndpoint, OfrepEntry, OfrepError, OfrepEventStream, OfrepFlag,
-};
+use crate::wire::{OfrepBulk, OfrepEndpoint, OfrepEntry, OfrepError, OfrepEventStream, OfrepFlag};
 
 /// An OFREP error answer: a status and OFREP's `{"errorCode"?, "errorDetails"}`.
 struct OfrepRejection {
@@ -315,20 +311,6 @@ pub(super) struct ChangesQuery {
     channel: Option<String>,
 }
 
-/// One `refetchEvaluation` notification: `event: message`, the version as
-/// its id, `{"type": "refetchEvaluation", "etag": …}` as its data.
-fn change_event(published: &Published) -> Event {
-    let data = OfrepChange {
-        kind: "refetchEvaluation",
-        etag: &published.etag,
-    };
-    Event::default()
-        .event("message")
-        .id(published.version.to_string())
-        .json_data(data)
-        .unwrap_or_else(|_| Event::default().comment("unserializable change"))
-}
-
 /// `GET /ofrep/v1/changes`: a `refetchEvaluation` event whenever the
 /// channel's environment changes (ADR-0008), with heartbeats. A client
 /// reconnecting with a `Last-Event-ID` older than the current version is
@@ -344,13 +326,13 @@ pub(super) async fn changes(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let heartbeat = state.heartbeat();
-    let stream = documents(Follow::new(state, read, Protocol::ofrep_changes)).filter_map(
+    // `event: message`, the version as its id, `{"type": "refetchEvaluation",
+    // "etag": …}` as its data (`Published::ofrep_change`).
+    let frames = documents(Follow::new(state, read, Protocol::ofrep_changes)).filter_map(
         move |(published, first)| {
             let missed = !first || last_seen.is_some_and(|seen| seen < published.version);
-            std::future::ready(missed.then(|| Ok::<_, Infallible>(change_event(&published))))
+            std::future::ready(missed.then(|| published.ofrep_change.clone()))
         },
     );
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat"))
-        .into_response())
+    Ok(super::stream::event_stream(frames, heartbeat))
 }

@@ -53,15 +53,24 @@ pub(super) async fn sse(
     let heartbeat = state.heartbeat();
     let frames = documents(Follow::new(state, read, Protocol::sse))
         .map(|(published, _)| published.sse.clone());
+    Ok(event_stream(frames, heartbeat))
+}
+
+/// An SSE response of pre-encoded `frames`, with heartbeats: how every
+/// event stream of the server answers (`/v1/stream`, `/ofrep/v1/changes`).
+pub(super) fn event_stream(
+    frames: impl Stream<Item = Bytes> + Send + 'static,
+    heartbeat: Duration,
+) -> Response {
     let body = with_heartbeats(frames, heartbeat).map(Ok::<_, Infallible>);
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, "text/event-stream"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
         axum::body::Body::from_stream(body),
     )
-        .into_response())
+        .into_response()
 }
 
 /// The largest message a client may send on `/v1/ws` (it sends only pongs
