@@ -335,19 +335,13 @@ struct Outcome {
 
 /// Drives `server` with `load` from [`CONNECTIONS`] connections for
 /// [`WARMUP`] + [`MEASURED`]; answers completed in the measured window count.
-async fn drive(server: &Running, load: &Load) -> Outcome {
-    let load = std::sync::Arc::new(Load {
-        method: load.method.clone(),
-        requests: load.requests.clone(),
-        headers: load.headers.clone(),
-        ok: load.ok,
-    });
+async fn drive(server: &Running, load: &std::sync::Arc<Load>) -> Outcome {
     let started = Instant::now();
     let (from, until) = (started + WARMUP, started + WARMUP + MEASURED);
     let addr = server.addr;
     let tasks: Vec<_> = (0..CONNECTIONS)
         .map(|c| {
-            let load = std::sync::Arc::clone(&load);
+            let load = std::sync::Arc::clone(load);
             tokio::spawn(async move {
                 let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
                 stream.set_nodelay(true).expect("nodelay");
@@ -630,6 +624,10 @@ async fn measure_size(dir: &Path, size: usize, edge: Option<&Path>) -> Vec<Row> 
         ),
     ];
     for (scenario, load, edge_load) in scenarios {
+        let (load, edge_load) = (
+            std::sync::Arc::new(load),
+            edge_load.map(std::sync::Arc::new),
+        );
         // Interleaved per scenario, so drift in the machine falls on all three.
         rows.push(Row {
             size,
