@@ -17,6 +17,8 @@ mod credentials;
 mod disk;
 mod documents;
 mod events;
+#[cfg(any(feature = "sqlite", feature = "redis"))]
+pub mod experiments;
 mod memory;
 #[cfg(feature = "pancake")]
 pub mod pancake;

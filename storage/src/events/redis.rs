@@ -46,12 +46,12 @@ const SCAN_LIMIT: usize = 100_000;
 /// at most at 100,000 entries and answers what it found among them.
 #[derive(Clone, Debug)]
 pub struct RedisEvents {
-    space: Keyspace,
+    pub(crate) space: Keyspace,
     retention: Retention,
 }
 
 /// One stream entry: its id and fields.
-type Entry = (String, Vec<(String, String)>);
+pub(crate) type Entry = (String, Vec<(String, String)>);
 
 impl RedisEvents {
     /// Connects to `url` using keys under `prefix`; `retention` bounds the
@@ -72,11 +72,11 @@ impl RedisEvents {
         &self.space.redis.url
     }
 
-    fn key(&self, name: &str) -> String {
+    pub(crate) fn key(&self, name: &str) -> String {
         self.space.key(name)
     }
 
-    fn error(&self, e: redis::RedisError) -> StoreError {
+    pub(crate) fn error(&self, e: redis::RedisError) -> StoreError {
         self.space.error(e)
     }
 
@@ -167,7 +167,7 @@ impl RedisEvents {
         Ok(out)
     }
 
-    fn decode(&self, (id, fields): Entry) -> Result<StoredEvent, StoreError> {
+    pub(crate) fn decode(&self, (id, fields): Entry) -> Result<StoredEvent, StoreError> {
         let corrupt = |detail: String| StoreError::Corrupt {
             path: self.key("events").into(),
             detail: format!("entry {id}: {detail}"),

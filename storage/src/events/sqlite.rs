@@ -35,6 +35,17 @@ CREATE TABLE IF NOT EXISTS cursors (
     name    TEXT PRIMARY KEY,
     last_id INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS experiments (
+    flag       TEXT PRIMARY KEY,
+    definition TEXT NOT NULL,
+    tally      TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS participants (
+    flag          TEXT NOT NULL,
+    targeting_key TEXT NOT NULL,
+    part          TEXT NOT NULL,
+    PRIMARY KEY (flag, targeting_key)
+) WITHOUT ROWID;
 ";
 
 /// Collected events in a SQLite file.
@@ -63,7 +74,7 @@ CREATE TABLE IF NOT EXISTS cursors (
 /// ```
 #[derive(Debug)]
 pub struct SqliteEvents {
-    db: Database,
+    pub(crate) db: Database,
 }
 
 impl SqliteEvents {
