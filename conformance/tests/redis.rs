@@ -284,6 +284,11 @@ async fn two_servers_on_one_redis_fan_changes_out_to_each_others_clients() {
         !on_a.get_bool("shared", true, &())
     })
     .await;
+    // B's own client may see it a moment later than A's.
+    until("B's client sees its own server's change", || {
+        !on_b.get_bool("shared", true, &())
+    })
+    .await;
     assert_eq!(on_a.document_version(), on_b.document_version());
 
     // Redis restarts: both servers reconnect; a later change still reaches both.
