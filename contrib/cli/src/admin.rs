@@ -6,15 +6,93 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-/// `flagyard admin` options.
+/// Where the admin API is and the token it takes (`flagyard admin`,
+/// `flagyard experiment`).
 #[derive(Debug, Args)]
-pub(crate) struct AdminArgs {
+pub(crate) struct ApiArgs {
     /// The server's base URL.
     #[arg(long, env = "FLAGYARD_SERVER", default_value = "http://127.0.0.1:8013")]
     server: String,
     /// The admin token.
     #[arg(long, env = "FLAGYARD_ADMIN_TOKEN", hide_env_values = true)]
     token: Option<String>,
+}
+
+impl ApiArgs {
+    /// The URL of `segments` below the server's base (each percent-encoded).
+    pub(crate) fn url<S: AsRef<str>>(
+        &self,
+        segments: impl IntoIterator<Item = S>,
+    ) -> Result<reqwest::Url, String> {
+        let base = server_url(&self.server)?;
+        let mut url = base.clone();
+        url.path_segments_mut()
+            .map_err(|()| format!("--server '{base}': not a base URL"))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
+    /// Sends one request with the token; on success hands the answer's text
+    /// to `answered`, else prints the server's error (and its problems) and
+    /// exits 1.
+    pub(crate) fn send(
+        &self,
+        method: reqwest::Method,
+        url: reqwest::Url,
+        body: Option<String>,
+        answered: impl FnOnce(&str) -> Result<(), String>,
+    ) -> Result<ExitCode, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        let (status, text) = runtime.block_on(async {
+            let mut request = reqwest::Client::new().request(method, url.clone());
+            if let Some(token) = &self.token {
+                request = request.bearer_auth(token);
+            }
+            if let Some(body) = body {
+                request = request
+                    .header("content-type", "application/json")
+                    .body(body);
+            }
+            let response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
+            let status = response.status();
+            let text = response.text().await.map_err(|e| format!("{url}: {e}"))?;
+            Ok::<_, String>((status, text))
+        })?;
+        if status.is_success() {
+            answered(&text)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        let body = serde_json::from_str::<Value>(&text).ok();
+        let message = body
+            .as_ref()
+            .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or(text);
+        eprintln!("flagyard: {url}: {status}: {message}");
+        for problem in body
+            .as_ref()
+            .and_then(|b| b["problems"].as_array())
+            .into_iter()
+            .flatten()
+        {
+            eprintln!(
+                "flagyard:   {}: {}",
+                problem["pointer"].as_str().unwrap_or_default(),
+                problem["reason"].as_str().unwrap_or_default()
+            );
+        }
+        Ok(ExitCode::from(1))
+    }
+}
+
+/// `flagyard admin` options.
+#[derive(Debug, Args)]
+pub(crate) struct AdminArgs {
+    #[command(flatten)]
+    api: ApiArgs,
     /// The environment the flag commands change and read (default: the
     /// server's `default` environment).
     #[arg(long, short = 'e', env = "FLAGYARD_ENVIRONMENT")]
@@ -159,7 +237,7 @@ struct EventsArgs {
 }
 
 pub(crate) fn admin(args: AdminArgs) -> Result<ExitCode, String> {
-    let base = server_url(&args.server)?;
+    let base = server_url(&args.api.server)?;
     let client = reqwest::Client::new();
     let read = |file: &PathBuf| {
         std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))
@@ -275,14 +353,10 @@ pub(crate) fn admin(args: AdminArgs) -> Result<ExitCode, String> {
         },
         // Pages and follows: a loop of its own.
         AdminAction::Events(filters) => {
-            return events(&client, &base, args.token.as_deref(), filters);
+            return events(&client, &base, args.api.token.as_deref(), filters);
         }
     };
-    let mut url = base.clone();
-    url.path_segments_mut()
-        .map_err(|()| format!("--server '{base}': not a base URL"))?
-        .pop_if_empty()
-        .extend(path);
+    let mut url = args.api.url(path)?;
     let mut table = false;
     if let AdminAction::History {
         limit,
@@ -301,61 +375,23 @@ pub(crate) fn admin(args: AdminArgs) -> Result<ExitCode, String> {
         }
         table = !json;
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(async move {
-        let mut request = client.request(method, url.clone());
-        if let Some(token) = &args.token {
-            request = request.bearer_auth(token);
+    args.api.send(method, url, body, |text| {
+        let answer = serde_json::from_str::<Value>(text).ok();
+        match &answer {
+            Some(page) if table => print!("{}", history_table(page)),
+            _ => println!("{text}"),
         }
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body);
-        }
-        let response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| format!("{url}: {e}"))?;
-        if status.is_success() {
-            let answer = serde_json::from_str::<Value>(&text).ok();
-            match &answer {
-                Some(page) if table => print!("{}", history_table(page)),
-                _ => println!("{text}"),
-            }
-            // What the lints found in an accepted write.
-            if let Some(written) = &answer {
-                for warning in written["warnings"].as_array().into_iter().flatten() {
-                    eprintln!(
-                        "flagyard: warning: {}: {}",
-                        warning["pointer"].as_str().unwrap_or_default(),
-                        warning["reason"].as_str().unwrap_or_default()
-                    );
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        } else {
-            let body = serde_json::from_str::<Value>(&text).ok();
-            let message = body
-                .as_ref()
-                .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
-                .unwrap_or(text);
-            eprintln!("flagyard: {url}: {status}: {message}");
-            for problem in body
-                .as_ref()
-                .and_then(|b| b["problems"].as_array())
-                .into_iter()
-                .flatten()
-            {
+        // What the lints found in an accepted write.
+        if let Some(written) = &answer {
+            for warning in written["warnings"].as_array().into_iter().flatten() {
                 eprintln!(
-                    "flagyard:   {}: {}",
-                    problem["pointer"].as_str().unwrap_or_default(),
-                    problem["reason"].as_str().unwrap_or_default()
+                    "flagyard: warning: {}: {}",
+                    warning["pointer"].as_str().unwrap_or_default(),
+                    warning["reason"].as_str().unwrap_or_default()
                 );
             }
-            Ok(ExitCode::from(1))
         }
+        Ok(())
     })
 }
 
@@ -452,14 +488,17 @@ fn server_url(server: &str) -> Result<reqwest::Url, String> {
 
 /// A history page (`{"history": [...]}`) as a table, newest first.
 fn history_table(page: &Value) -> String {
-    let mut rows = vec![[
-        "VERSION".to_string(),
-        "WHEN (UTC)".to_string(),
-        "ENVIRONMENT".to_string(),
-        "WHO".to_string(),
-        "WHAT".to_string(),
-        "CHANGED".to_string(),
-    ]];
+    let mut rows = vec![
+        [
+            "VERSION",
+            "WHEN (UTC)",
+            "ENVIRONMENT",
+            "WHO",
+            "WHAT",
+            "CHANGED",
+        ]
+        .map(String::from),
+    ];
     for entry in page["history"].as_array().into_iter().flatten() {
         let at = std::time::UNIX_EPOCH
             + std::time::Duration::from_millis(entry["atMs"].as_u64().unwrap_or(0));
@@ -482,25 +521,7 @@ fn history_table(page: &Value) -> String {
             changed(&entry["diff"]),
         ]);
     }
-    let widths: Vec<usize> = (0..6)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in &rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (cell, width))| match i {
-                0 => format!("{cell:>width$}"),
-                5 => cell.clone(),
-                _ => format!("{cell:<width$}"),
-            })
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    crate::table::render(&rows, &[0])
 }
 
 /// A diff in a few words: `flag banner: defaultVariant off → on`, `flag x

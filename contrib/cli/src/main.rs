@@ -4,8 +4,10 @@
 mod admin;
 mod config_file;
 mod eval;
+mod experiment;
 mod pancake;
 mod serve;
+mod table;
 mod watch;
 
 use std::path::PathBuf;
@@ -35,6 +37,9 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Change flags on a running server through its admin API.
     Admin(admin::AdminArgs),
+    /// A/B experiments on a running server: create, list, stop, delete, and
+    /// read their results.
+    Experiment(experiment::ExperimentArgs),
     /// flask-pancake's switches, flags and samples in Redis.
     Pancake(pancake::PancakeArgs),
     /// Follow a source as an app would: one JSON line per applied change and
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::eval(&args),
         Command::Serve(args) => serve::serve(*args),
         Command::Admin(args) => admin::admin(args),
+        Command::Experiment(args) => experiment::experiment(args),
         Command::Watch(args) => watch::watch(args),
         Command::Pancake(args) => pancake::pancake(args),
     };

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use flagyard_core::event_json::WireEvent;
+use flagyard_storage::experiments::{Experiment, Tally};
 use flagyard_storage::{EventQuery, Ingested, RedisEvents, Retention, SqliteEvents, StoredEvent};
 
 use crate::log::{LogFuture, blocking};
@@ -26,6 +27,18 @@ pub trait EventLog: Send + Sync + std::fmt::Debug + 'static {
     fn cursor(&self, name: String) -> LogFuture<'_, u64>;
     /// Records how far a named forwarder got.
     fn set_cursor(&self, name: String, last_id: u64) -> LogFuture<'_, ()>;
+    /// Adds an experiment; `false` when its flag has one.
+    fn create_experiment(&self, experiment: Experiment) -> LogFuture<'_, bool>;
+    /// Every experiment.
+    fn experiments(&self) -> LogFuture<'_, Vec<Experiment>>;
+    /// One experiment and its tally.
+    fn experiment(&self, flag: String) -> LogFuture<'_, Option<(Experiment, Tally)>>;
+    /// Stops an experiment (at `at`, ms) unless stopped; `None`: no such one.
+    fn stop_experiment(&self, flag: String, at: u64) -> LogFuture<'_, Option<Experiment>>;
+    /// Deletes an experiment; `false` when there was none.
+    fn delete_experiment(&self, flag: String) -> LogFuture<'_, bool>;
+    /// Reads up to `limit` new events into the tallies; how many (0: caught up).
+    fn advance_experiments(&self, limit: usize) -> LogFuture<'_, usize>;
 }
 
 impl EventLog for Arc<SqliteEvents> {
@@ -49,6 +62,24 @@ impl EventLog for Arc<SqliteEvents> {
     }
     fn set_cursor(&self, name: String, last_id: u64) -> LogFuture<'_, ()> {
         blocking(self, move |db| db.set_cursor(&name, last_id))
+    }
+    fn create_experiment(&self, experiment: Experiment) -> LogFuture<'_, bool> {
+        blocking(self, move |db| db.create_experiment(&experiment))
+    }
+    fn experiments(&self) -> LogFuture<'_, Vec<Experiment>> {
+        blocking(self, SqliteEvents::experiments)
+    }
+    fn experiment(&self, flag: String) -> LogFuture<'_, Option<(Experiment, Tally)>> {
+        blocking(self, move |db| db.experiment(&flag))
+    }
+    fn stop_experiment(&self, flag: String, at: u64) -> LogFuture<'_, Option<Experiment>> {
+        blocking(self, move |db| db.stop_experiment(&flag, at))
+    }
+    fn delete_experiment(&self, flag: String) -> LogFuture<'_, bool> {
+        blocking(self, move |db| db.delete_experiment(&flag))
+    }
+    fn advance_experiments(&self, limit: usize) -> LogFuture<'_, usize> {
+        blocking(self, move |db| db.advance_experiments(limit))
     }
 }
 
@@ -74,5 +105,23 @@ impl EventLog for RedisEvents {
     }
     fn set_cursor(&self, name: String, last_id: u64) -> LogFuture<'_, ()> {
         Box::pin(async move { RedisEvents::set_cursor(self, &name, last_id).await })
+    }
+    fn create_experiment(&self, experiment: Experiment) -> LogFuture<'_, bool> {
+        Box::pin(async move { RedisEvents::create_experiment(self, &experiment).await })
+    }
+    fn experiments(&self) -> LogFuture<'_, Vec<Experiment>> {
+        Box::pin(RedisEvents::experiments(self))
+    }
+    fn experiment(&self, flag: String) -> LogFuture<'_, Option<(Experiment, Tally)>> {
+        Box::pin(async move { RedisEvents::experiment(self, &flag).await })
+    }
+    fn stop_experiment(&self, flag: String, at: u64) -> LogFuture<'_, Option<Experiment>> {
+        Box::pin(async move { RedisEvents::stop_experiment(self, &flag, at).await })
+    }
+    fn delete_experiment(&self, flag: String) -> LogFuture<'_, bool> {
+        Box::pin(async move { RedisEvents::delete_experiment(self, &flag).await })
+    }
+    fn advance_experiments(&self, limit: usize) -> LogFuture<'_, usize> {
+        Box::pin(RedisEvents::advance_experiments(self, limit))
     }
 }

@@ -34,8 +34,10 @@ mod log;
 mod metrics;
 mod precondition;
 mod published;
+mod results;
 mod routes;
 mod state;
+mod statistics;
 mod strict;
 mod validation;
 pub mod wire;
@@ -129,6 +131,7 @@ impl Server {
             tokio::spawn(follow_redis(Arc::clone(&self.state), docs.clone()));
         }
         tokio::spawn(prune_events(Arc::clone(&self.state)));
+        tokio::spawn(tally_events(Arc::clone(&self.state)));
         let mut grpc_task = None;
         if let Some(listener) = self.grpc {
             let mut shutdown = self.state.shutdown.clone();
@@ -192,6 +195,23 @@ async fn prune_events(state: Arc<AppState>) {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "events past their retention deleted"),
             Err(e) => tracing::warn!(error = %e, "cannot prune the collected events"),
+        }
+    }
+}
+
+/// Reads new events into the experiments' tallies as they arrive (and every
+/// second, for the events other servers on a shared Redis keep), until the
+/// server stops.
+async fn tally_events(state: Arc<AppState>) {
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        if let Err(e) = routes::catch_up(&state).await {
+            tracing::warn!(error = %e, "cannot read the events into the experiments' tallies");
+        }
+        tokio::select! {
+            () = state.events_added.notified() => {}
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
         }
     }
 }

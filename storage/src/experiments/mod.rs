@@ -324,7 +324,7 @@ mod tests {
             environment: "default".into(),
             start: 100,
             stop: None,
-        created_by: None,
+            created_by: None,
         }
     }
 
@@ -384,7 +384,10 @@ mod tests {
         assert_eq!(tally.variants["b"].users, 1);
         assert!(!tally.variants["b"].metrics.contains_key("purchase"));
         let revenue = &tally.variants["b"].metrics["revenue"];
-        assert_eq!((revenue.converted, revenue.total, revenue.total_squares), (1, 7.0, 49.0));
+        assert_eq!(
+            (revenue.converted, revenue.total, revenue.total_squares),
+            (1, 7.0, 49.0)
+        );
         assert_eq!(tally.excluded, 0);
     }
 
@@ -400,7 +403,7 @@ mod tests {
             exposure("u4", "b", 300),
             track("u4", "purchase", 250, None),
         ];
-        let in_order = run(&[events.clone()]);
+        let in_order = run(std::slice::from_ref(&events));
         let mut reversed = events.clone();
         reversed.reverse();
         let one_by_one: Vec<Vec<WireEvent>> = reversed.into_iter().map(|e| vec![e]).collect();

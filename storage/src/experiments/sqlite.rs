@@ -61,7 +61,9 @@ impl SqliteEvents {
             .prepare_cached("SELECT flag, definition FROM experiments ORDER BY flag")
             .map_err(err)?;
         let rows = stmt
-            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
             .map_err(err)?;
         let mut out = Vec::new();
         for row in rows {

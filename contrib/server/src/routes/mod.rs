@@ -3,11 +3,14 @@
 mod admin;
 mod environments;
 mod events;
+mod experiments;
 mod flags;
 mod ofrep;
 mod page;
 mod pancake;
 mod stream;
+
+pub(crate) use experiments::catch_up;
 
 use std::sync::Arc;
 
@@ -173,6 +176,15 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .layer(tower_http::decompression::RequestDecompressionLayer::new()),
         )
         .route("/v1/admin/events", get(events::list))
+        .route(
+            "/v1/admin/experiments",
+            get(experiments::list).post(experiments::create),
+        )
+        .route(
+            "/v1/admin/experiments/{flag}",
+            get(experiments::results).delete(experiments::delete),
+        )
+        .route("/v1/admin/experiments/{flag}/stop", post(experiments::stop))
         .route("/v1/admin/pancake", get(pancake::list))
         .route("/v1/admin/pancake/history", get(pancake::history))
         .route(
