@@ -49,7 +49,9 @@ fi
 # the server is tested against (openfeature-provider-ofrep), flask-pancake with
 # Flask and flask-redis (the compatibility test), Selenium (drives Chromium
 # through the admin web page), the Python flagd core (the differential test) and
-# the Python flagd provider (in-process, against the gRPC sync service).
+# the Python flagd provider (in-process, against the gRPC sync service), and
+# scipy with statsmodels (the reference the experiment results are checked
+# against).
 VENV=.venv-test
 if ! command -v python3 >/dev/null 2>&1; then
     echo "python3 not found: install Python 3.9+ (Debian: apt-get install python3 python3-venv)" >&2
@@ -64,7 +66,7 @@ fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
     "openfeature-provider-ofrep==0.3.0" "flask-pancake==0.5.2" "flask-redis==0.4.0" \
     "Flask==3.1.3" "redis==8.1.0" "selenium==4.51.0" "openfeature-flagd-core==2.0.0" \
-    "openfeature-provider-flagd==0.6.1"
+    "openfeature-provider-flagd==0.6.1" "scipy==1.17.1" "statsmodels==0.15.0"
 export FLAGYARD_TEST_PYTHON="$PWD/$VENV/bin/python"
 
 # The JS flagd core from npm, pinned by conformance/differential/package-lock.json.

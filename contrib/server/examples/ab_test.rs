@@ -25,25 +25,25 @@ use flagyard::{FlagyardProvider, HttpSink, SseSource};
 
 /// What to simulate.
 #[derive(Debug, Clone)]
-pub struct Simulation {
+pub(crate) struct Simulation {
     /// The server's base URL.
-    pub server: String,
+    pub(crate) server: String,
     /// Its SDK key, if it wants one.
-    pub sdk_key: Option<String>,
+    pub(crate) sdk_key: Option<String>,
     /// The flag (a split whose variants are `control` and another).
-    pub flag: String,
+    pub(crate) flag: String,
     /// The variant without the lift.
-    pub control: String,
+    pub(crate) control: String,
     /// Users, each evaluating the flag once.
-    pub users: u64,
+    pub(crate) users: u64,
     /// Seeds who buys and for how much (the split itself is the flag's).
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// The control's conversion rate.
-    pub base_rate: f64,
+    pub(crate) base_rate: f64,
     /// The other variants' relative lift over it (0.10: 10 % more buyers).
-    pub lift: f64,
+    pub(crate) lift: f64,
     /// Users' keys start with this (so that runs can use fresh users).
-    pub key_prefix: String,
+    pub(crate) key_prefix: String,
 }
 
 impl Default for Simulation {
@@ -64,20 +64,22 @@ impl Default for Simulation {
 
 /// What the simulation did, per variant.
 #[derive(Debug, Default)]
-pub struct Simulated {
+pub(crate) struct Simulated {
     /// Users served each variant.
-    pub exposed: BTreeMap<String, u64>,
+    pub(crate) exposed: BTreeMap<String, u64>,
     /// Users who bought.
-    pub converted: BTreeMap<String, u64>,
+    pub(crate) converted: BTreeMap<String, u64>,
     /// Events the sink delivered.
-    pub delivered: u64,
+    pub(crate) delivered: u64,
     /// Events it could not (pending or dropped at close).
-    pub undelivered: u64,
+    pub(crate) undelivered: u64,
 }
 
 /// Runs the users through a provider on `simulation.server`, then closes it
 /// (which delivers every event).
-pub async fn simulate(simulation: &Simulation) -> Result<Simulated, Box<dyn std::error::Error>> {
+pub(crate) async fn simulate(
+    simulation: &Simulation,
+) -> Result<Simulated, Box<dyn std::error::Error>> {
     let server = simulation.server.trim_end_matches('/');
     let mut sink = HttpSink::builder(format!("{server}/v1/events"))
         .batch_size(2000)

@@ -371,6 +371,55 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Users split 50/50 and converting at the same rate in both variants.
+    fn null_experiment(seed: u64, users: u64) -> ExperimentResults {
+        use flagyard_storage::experiments::{Metric, VariantTally};
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut tally = Tally::default();
+        for _ in 0..users {
+            let variant = if rng.bool() { "a" } else { "b" };
+            let v: &mut VariantTally = tally.variants.entry(variant.into()).or_default();
+            v.users += 1;
+            if rng.f64() < 0.3 {
+                v.metrics.entry("buy".into()).or_default().converted += 1;
+            }
+        }
+        let experiment = Experiment {
+            flag: "f".into(),
+            metrics: vec![Metric {
+                name: "buy".into(),
+                kind: MetricKind::Conversion,
+            }],
+            control: Some("a".into()),
+            environment: "default".into(),
+            start: 0,
+            stop: None,
+            created_by: None,
+        };
+        let flag = json!({"targeting": {"fractional": [["a", 50], ["b", 50]]}});
+        ExperimentResults::compute(experiment, &tally, Some(&flag))
+    }
+
+    #[test]
+    fn of_twenty_null_experiments_at_most_two_look_significant() {
+        let significant = (0..20)
+            .filter(|&seed| {
+                let results = null_experiment(seed, 4000);
+                assert!(!results.sample_ratio.mismatch, "seed {seed}: a fair split");
+                let b = &results.metrics[0].variants[1];
+                assert_eq!(b.variant, "b");
+                b.versus_control
+                    .as_ref()
+                    .and_then(|c| c.p_value)
+                    .is_some_and(|p| p < 0.05)
+            })
+            .count();
+        assert!(
+            significant <= 2,
+            "{significant} of 20 null experiments at p < 0.05"
+        );
+    }
+
     #[test]
     fn the_split_is_read_from_the_one_fractional_rule() {
         let flag = json!({"targeting": {"if": [{"==": [1, 1]},

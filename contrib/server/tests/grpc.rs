@@ -429,21 +429,6 @@ async fn flagds_rust_provider_connects_in_rpc_and_in_process_modes() {
 /// (their reconnect backoffs start at about a second).
 const RECOVERY: Duration = Duration::from_secs(15);
 
-/// The Python interpreter of the test venv, or `None` (skipped, except in CI).
-fn python() -> Option<String> {
-    match std::env::var("FLAGYARD_TEST_PYTHON") {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ => {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "FLAGYARD_TEST_PYTHON is not set; scripts/test.sh installs openfeature-provider-flagd and sets it"
-            );
-            eprintln!("SKIPPED: FLAGYARD_TEST_PYTHON not set (run scripts/test.sh)");
-            None
-        }
-    }
-}
-
 /// Runs a flagd client app (`command`, which prints one JSON line per new
 /// answer for `banner` with the email rule's context) in `mode` (`rpc` or
 /// `in-process`), checks its first answer against Flagyard's own evaluator,
@@ -553,7 +538,7 @@ async fn follows_a_change(who: &str, mut command: std::process::Command, mode: &
 /// mode (`flagd.evaluation.v2`) and in process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flagds_python_provider_follows_in_rpc_and_in_process_modes() {
-    let Some(python) = python() else {
+    let Some(python) = common::python("openfeature-provider-flagd") else {
         return;
     };
     for mode in ["rpc", "in-process"] {

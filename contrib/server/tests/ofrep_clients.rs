@@ -9,6 +9,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+mod common;
+
 use flagyard_conformance::browser::{self, step};
 use flagyard_core::{EvaluationContext, RequestedType, Snapshot};
 use flagyard_server::{Server, ServerConfig};
@@ -134,18 +136,8 @@ async fn rust_ofrep_provider_agrees_with_the_evaluator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_ofrep_provider_agrees_with_the_evaluator() {
-    let python = match std::env::var("FLAGYARD_TEST_PYTHON") {
-        Ok(p) if !p.is_empty() => p,
-        _ => {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "FLAGYARD_TEST_PYTHON is not set; scripts/test.sh installs openfeature-provider-ofrep and sets it"
-            );
-            eprintln!(
-                "SKIPPED: FLAGYARD_TEST_PYTHON not set (run scripts/test.sh to install the Python OFREP client)"
-            );
-            return;
-        }
+    let Some(python) = common::python("openfeature-provider-ofrep") else {
+        return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let (base, stop) = start(&dir.path().join("db.sqlite")).await;

@@ -73,3 +73,22 @@ async fn run(mut config: ServerConfig) -> Running {
 pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
+
+/// The Python interpreter of the test venv (`FLAGYARD_TEST_PYTHON`, which
+/// `scripts/test.sh` sets after installing `peers` into it), or `None`: the
+/// test skips with a message, except under `CI=true` where it fails.
+pub(crate) fn python(peers: &str) -> Option<String> {
+    match std::env::var("FLAGYARD_TEST_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ => {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "FLAGYARD_TEST_PYTHON is not set; scripts/test.sh installs {peers} and sets it"
+            );
+            eprintln!(
+                "SKIPPED: FLAGYARD_TEST_PYTHON not set (run scripts/test.sh to install {peers})"
+            );
+            None
+        }
+    }
+}
