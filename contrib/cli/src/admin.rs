@@ -231,6 +231,9 @@ struct EventsArgs {
     /// How many of the newest to show first.
     #[arg(long, default_value_t = 20)]
     limit: usize,
+    /// Every kept event, oldest first (instead of the newest `--limit`).
+    #[arg(long, conflicts_with = "limit")]
+    all: bool,
     /// Keep showing new events as they arrive (every second), until stopped.
     #[arg(long)]
     follow: bool,
@@ -455,20 +458,26 @@ fn events(
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
-        let page = get(filtered(None, filters.limit.clamp(1, 1000))).await?;
-        let mut newest: Vec<Value> = page["events"].as_array().cloned().unwrap_or_default();
-        newest.reverse();
-        print(&newest);
-        if !filters.follow {
-            return Ok(ExitCode::SUCCESS);
+        let mut after = 0;
+        if !filters.all {
+            let page = get(filtered(None, filters.limit.clamp(1, 1000))).await?;
+            let mut newest: Vec<Value> = page["events"].as_array().cloned().unwrap_or_default();
+            newest.reverse();
+            print(&newest);
+            if !filters.follow {
+                return Ok(ExitCode::SUCCESS);
+            }
+            after = newest.last().and_then(|e| e["id"].as_u64()).unwrap_or(0);
         }
-        let mut after = newest.last().and_then(|e| e["id"].as_u64()).unwrap_or(0);
         loop {
             let page = get(filtered(Some(after), 1000)).await?;
             let events = page["events"].as_array().cloned().unwrap_or_default();
             print(&events);
             after = page["next"].as_u64().unwrap_or(after);
             if events.len() < 1000 {
+                if !filters.follow {
+                    return Ok(ExitCode::SUCCESS);
+                }
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         }

@@ -139,8 +139,9 @@ fn an_experiment_read_in_the_terminal_and_on_the_page_agrees_with_scipy() {
     assert!(table.contains("MISMATCH"), "{table}");
     assert!(table.contains("green converts"), "{table}");
 
-    // scipy and statsmodels from what `flagyard admin events` prints.
-    let printed = flagyard(&base, &["admin", "events", "--limit", "1000"]);
+    // scipy and statsmodels from what `flagyard admin events --all` prints,
+    // checked against what `flagyard experiment results --json` printed.
+    let printed = flagyard(&base, &["admin", "events", "--all"]);
     let events_file = dir.path().join("events.jsonl");
     std::fs::write(&events_file, &printed.stdout).expect("write");
     assert_eq!(
@@ -148,33 +149,28 @@ fn an_experiment_read_in_the_terminal_and_on_the_page_agrees_with_scipy() {
         events.len()
     );
     if let Some(python) = &python {
-        let mut spec = results["experiment"].clone();
-        spec["weights"] = json!({"red": 50, "green": 50});
-        let spec_file = dir.path().join("spec.json");
-        std::fs::write(&spec_file, spec.to_string()).expect("write");
+        let results_file = dir.path().join("results.json");
+        std::fs::write(&results_file, results.to_string()).expect("write");
         let out = Command::new(python)
             .arg(repo().join("contrib/server/tests/experiment_stats.py"))
+            .arg("--check")
             .arg(&events_file)
-            .arg(&spec_file)
+            .arg(&results_file)
             .output()
             .expect("python runs");
+        let said = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
-            "{}",
+            "{said}{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let reference: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-        let want = &reference["metrics"]["purchase_completed"]["green"]["versus"];
-        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1e-12);
-        assert!(
-            close(p, want["pValue"].as_f64().expect("p")),
-            "{p} vs {want}"
-        );
-        assert!(close(lift, want["relative"].as_f64().expect("lift")));
-        assert!(close(
-            results["sampleRatio"]["pValue"].as_f64().expect("p"),
-            reference["sampleRatio"]["pValue"].as_f64().expect("p")
-        ));
+        let agree: usize = said
+            .lines()
+            .last()
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{said}"));
+        assert!(agree >= 30, "every figure compared: {said}");
     }
 
     // The page shows the same.

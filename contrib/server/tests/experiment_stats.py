@@ -3,11 +3,17 @@ and scipy, independently of the server: the reference tests/experiments.rs
 compares `GET /v1/admin/experiments/{flag}` with.
 
     python experiment_stats.py EVENTS.jsonl SPEC.json
+    python experiment_stats.py --check EVENTS.jsonl RESULTS.json
 
-EVENTS.jsonl: what `flagyard admin events` prints (one `{"id", "receivedAt",
-"event"}` per line). SPEC.json: the experiment as the server answers it
-(`flag`, `metrics`, `control`, `start`, `stop`) plus `weights` (the
-configured split, variant -> weight). Prints one JSON object.
+EVENTS.jsonl: what `flagyard admin events --all` prints (one `{"id",
+"receivedAt", "event"}` per line). SPEC.json: the experiment as the server
+answers it (`flag`, `metrics`, `control`, `start`, `stop`) plus `weights`
+(the configured split, variant -> weight); prints one JSON object.
+
+With --check, RESULTS.json is what `flagyard experiment results FLAG --json`
+prints: the experiment and split are read from it, every figure in it is
+compared with the reference, and the script prints how many agree (to a
+relative 1e-7) or each that differs, exiting 1 then.
 """
 
 import json
@@ -23,9 +29,72 @@ from statsmodels.stats.proportion import (
 
 
 def main():
-    events_path, spec_path = sys.argv[1], sys.argv[2]
+    args = sys.argv[1:]
+    check = args[:1] == ["--check"]
+    if check:
+        args = args[1:]
+    events_path, spec_path = args[0], args[1]
     with open(spec_path) as f:
         spec = json.load(f)
+    results = None
+    if check:
+        results = spec
+        spec = dict(results["experiment"])
+        spec["control"] = results["control"]
+        spec["weights"] = results["sampleRatio"]["expected"]
+    out = reference(events_path, spec)
+    if not check:
+        print(json.dumps(out))
+        return
+    agree, differ = compare(results, out)
+    for line in differ:
+        print(line)
+    print(f"{agree} figures agree with statsmodels and scipy, {len(differ)} differ")
+    sys.exit(1 if differ else 0)
+
+
+def compare(results, ref):
+    """Every figure of the server's results against the reference."""
+    agree, differ = 0, []
+
+    def same(what, got, want):
+        nonlocal agree
+        if want is None:
+            return
+        if got is not None and abs(got - want) <= 1e-7 * max(abs(want), 1e-3):
+            agree += 1
+        else:
+            differ.append(f"{what}: server {got}, reference {want}")
+
+    same("excluded", results["excluded"], ref["excluded"])
+    for metric in results["metrics"]:
+        for v in metric["variants"]:
+            want = ref["metrics"][metric["name"]].get(v["variant"])
+            if want is None:
+                continue
+            at = f'{metric["name"]}/{v["variant"]}/'
+            for field in ("users", "converted", "total", "mean"):
+                same(at + field, v.get(field), want.get(field))
+            for field in ("rateCi", "meanCi"):
+                for i in (0, 1):
+                    if want.get(field) is not None:
+                        same(f"{at}{field}[{i}]", (v.get(field) or [None, None])[i], want[field][i])
+            versus, mine = want.get("versus"), v.get("versusControl") or {}
+            if versus is None:
+                continue
+            for field in ("absolute", "relative", "pValue"):
+                same(at + field, mine.get(field), versus.get(field))
+            for field in ("absoluteCi", "relativeCi"):
+                for i in (0, 1):
+                    if versus.get(field) is not None:
+                        same(f"{at}{field}[{i}]", (mine.get(field) or [None, None])[i], versus[field][i])
+    srm = results["sampleRatio"]
+    same("sampleRatio/chiSquare", srm.get("chiSquare"), ref["sampleRatio"]["chiSquare"])
+    same("sampleRatio/pValue", srm.get("pValue"), ref["sampleRatio"]["pValue"])
+    return agree, differ
+
+
+def reference(events_path, spec):
     flag, control = spec["flag"], spec["control"]
     start, stop = spec["start"], spec.get("stop")
     metrics = {m["name"]: m["kind"] for m in spec["metrics"]}
@@ -119,7 +188,7 @@ def main():
     expected = [sum(observed) * weights[v] / total for v in names]
     chi = stats.chisquare(observed, expected)
     out["sampleRatio"] = {"chiSquare": float(chi.statistic), "pValue": float(chi.pvalue)}
-    print(json.dumps(out))
+    return out
 
 
 if __name__ == "__main__":
