@@ -244,6 +244,37 @@ impl RedisEvents {
             .map_err(|e| self.error(e))?;
         let (cursor, version) = (cursor.unwrap_or(0), version.unwrap_or(0));
         let experiments = self.experiments().await?;
+        if experiments.is_empty() {
+            // Nothing to count: the cursor moves to the newest event.
+            let newest: Vec<Entry> = redis::cmd("XREVRANGE")
+                .arg(self.key("events"))
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| self.error(e))?;
+            let Some(newest) = newest.into_iter().next() else {
+                return Ok(Some(0));
+            };
+            let newest = self.decode(newest)?.id;
+            if newest <= cursor {
+                return Ok(Some(0));
+            }
+            let committed: i64 = redis::Script::new(COMMIT)
+                .key(self.key("experiments:cursor"))
+                .key(self.key("experiments:version"))
+                .key(self.key("experiments:tallies"))
+                .arg(cursor)
+                .arg(newest)
+                .arg(version)
+                .arg(0)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| self.error(e))?;
+            return Ok((committed == 1).then_some((newest - cursor) as usize));
+        }
         let entries: Vec<Entry> = redis::cmd("XRANGE")
             .arg(self.key("events"))
             .arg(format!("(0-{cursor}"))
@@ -259,9 +290,7 @@ impl RedisEvents {
         for entry in entries {
             let stored = self.decode(entry)?;
             last = stored.id;
-            if !experiments.is_empty() {
-                events.push(stored.event);
-            }
+            events.push(stored.event);
         }
         if read == 0 {
             return Ok(Some(0));

@@ -169,10 +169,29 @@ impl SqliteEvents {
             .map_err(err)?
             .map_or(0, |id| id as u64);
         let experiments = self.definitions(&tx)?;
+        if experiments.is_empty() {
+            // Nothing to count: the cursor moves to the newest event unread.
+            let newest: i64 = tx
+                .query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |row| {
+                    row.get(0)
+                })
+                .map_err(err)?;
+            let newest = newest as u64;
+            if newest <= cursor {
+                return Ok(0);
+            }
+            tx.execute(
+                "INSERT INTO cursors (name, last_id) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET last_id = excluded.last_id",
+                params![CURSOR, newest as i64],
+            )
+            .map_err(err)?;
+            tx.commit().map_err(err)?;
+            return Ok((newest - cursor) as usize);
+        }
         let mut ids = Vec::new();
         let mut events = Vec::new();
         {
-            // Only the kinds that count, and nothing to read without experiments.
             let mut stmt = tx
                 .prepare_cached(
                     "SELECT id, kind, body FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
@@ -190,7 +209,7 @@ impl SqliteEvents {
             for row in rows {
                 let (id, kind, body) = row.map_err(err)?;
                 ids.push(id);
-                if experiments.is_empty() || kind == "summary" {
+                if kind == "summary" {
                     continue;
                 }
                 let event: WireEvent =
