@@ -10,8 +10,10 @@ import json
 import os
 import shutil
 import tempfile
+import time
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 
 
@@ -20,6 +22,19 @@ def find_binary(env, *names):
         if candidate and os.path.exists(candidate):
             return candidate
     raise SystemExit(f"none of {names} found (install Debian's chromium and chromium-driver, or set {env})")
+
+
+def refound(action, attempts=5):
+    """Runs `action` (which finds elements and uses them) again when the page
+    rebuilt what it found meanwhile, as the admin page does when its data
+    changes."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except StaleElementReferenceException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1)
 
 
 def step(name, **detail):

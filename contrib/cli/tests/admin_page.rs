@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use flagyard_conformance::redis_server::TestRedis;
 use serde_json::Value;
 
 mod common;
-use common::{bin, serve};
+use common::{Killed, bin, serve};
 
 fn pancake(url: &str, args: &[&str]) {
     let out = Command::new(bin())
@@ -27,16 +27,6 @@ fn pancake(url: &str, args: &[&str]) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// A child process killed when the test ends, pass or fail.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// `flagyard watch` on `source`; its JSON lines arrive on the channel.

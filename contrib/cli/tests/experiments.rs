@@ -12,17 +12,7 @@ use flagyard_conformance::browser::{self, step};
 use serde_json::{Value, json};
 
 mod common;
-use common::{bin, serve};
-
-/// A child process killed when the test ends, pass or fail.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{Killed, bin, serve};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

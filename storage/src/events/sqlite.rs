@@ -48,6 +48,20 @@ CREATE TABLE IF NOT EXISTS participants (
 ) WITHOUT ROWID;
 ";
 
+/// Sets a named reader's position in `cursors`.
+pub(crate) fn put_cursor(
+    conn: &rusqlite::Connection,
+    name: &str,
+    last_id: u64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO cursors (name, last_id) VALUES (?1, ?2)
+         ON CONFLICT(name) DO UPDATE SET last_id = excluded.last_id",
+        params![name, last_id as i64],
+    )
+    .map(|_| ())
+}
+
 /// Collected events in a SQLite file.
 ///
 /// Needs the crate feature `sqlite`.
@@ -225,15 +239,7 @@ impl SqliteEvents {
 
     /// Records that the named reader has passed on every event up to `last_id`.
     pub fn set_cursor(&self, name: &str, last_id: u64) -> Result<(), StoreError> {
-        self.db
-            .lock()
-            .execute(
-                "INSERT INTO cursors (name, last_id) VALUES (?1, ?2)
-                 ON CONFLICT(name) DO UPDATE SET last_id = excluded.last_id",
-                params![name, last_id as i64],
-            )
-            .map(|_| ())
-            .map_err(|e| self.db.error(e))
+        put_cursor(&self.db.lock(), name, last_id).map_err(|e| self.db.error(e))
     }
 
     /// How many events (rows) are kept.

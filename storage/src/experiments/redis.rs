@@ -92,6 +92,13 @@ impl RedisEvents {
         }
     }
 
+    /// A stored tally (none yet: empty).
+    fn tally_of(&self, flag: &str, text: Option<String>) -> Result<Tally, StoreError> {
+        text.map_or(Ok(Tally::default()), |text| {
+            serde_json::from_str(&text).map_err(|e| self.corrupt(flag, "tally", e))
+        })
+    }
+
     /// Adds an experiment with an empty tally; `false` when its flag has one.
     pub async fn create_experiment(&self, experiment: &Experiment) -> Result<bool, StoreError> {
         let definition = serde_json::to_string(experiment).map_err(json_error)?;
@@ -148,12 +155,7 @@ impl RedisEvents {
         };
         let experiment =
             serde_json::from_str(&definition).map_err(|e| self.corrupt(flag, "definition", e))?;
-        let tally = match tally {
-            Some(text) => {
-                serde_json::from_str(&text).map_err(|e| self.corrupt(flag, "tally", e))?
-            }
-            None => Tally::default(),
-        };
+        let tally = self.tally_of(flag, tally)?;
         Ok(Some((experiment, tally)))
     }
 
@@ -361,12 +363,7 @@ impl RedisEvents {
                 participants.insert(key.to_string(), participant);
             }
         }
-        let tally = match tally {
-            Some(text) => {
-                serde_json::from_str(&text).map_err(|e| self.corrupt(flag, "tally", e))?
-            }
-            None => Tally::default(),
-        };
+        let tally = self.tally_of(flag, tally)?;
         Ok(Working {
             experiment: experiment.clone(),
             tally,

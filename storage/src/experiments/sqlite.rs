@@ -180,12 +180,7 @@ impl SqliteEvents {
             if newest <= cursor {
                 return Ok(0);
             }
-            tx.execute(
-                "INSERT INTO cursors (name, last_id) VALUES (?1, ?2)
-                 ON CONFLICT(name) DO UPDATE SET last_id = excluded.last_id",
-                params![CURSOR, newest as i64],
-            )
-            .map_err(err)?;
+            crate::events::sqlite::put_cursor(&tx, CURSOR, newest).map_err(err)?;
             tx.commit().map_err(err)?;
             return Ok((newest - cursor) as usize);
         }
@@ -231,12 +226,7 @@ impl SqliteEvents {
             working.apply(&events);
             self.save(&tx, &working)?;
         }
-        tx.execute(
-            "INSERT INTO cursors (name, last_id) VALUES (?1, ?2)
-             ON CONFLICT(name) DO UPDATE SET last_id = excluded.last_id",
-            params![CURSOR, last as i64],
-        )
-        .map_err(err)?;
+        crate::events::sqlite::put_cursor(&tx, CURSOR, last).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(ids.len())
     }

@@ -14,9 +14,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../../../../conformance/browser"))
-from chromium import close, headless_chrome, step  # noqa: E402
+from chromium import close, headless_chrome, refound, step  # noqa: E402
 
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -30,13 +29,8 @@ def main():
     css = lambda selector: wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, selector)))
 
     def on(selector, action):
-        # The page rebuilds a table when its data changes; find the element again if that happened.
-        for attempt in range(5):
-            try:
-                return action(css(selector))
-            except StaleElementReferenceException:
-                if attempt == 4:
-                    raise
+        return refound(lambda: action(css(selector)))
+
     try:
         driver.get(base + "/admin")
         token_input = css("#token")

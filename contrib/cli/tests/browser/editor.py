@@ -13,13 +13,11 @@ Usage: editor.py BASE_URL ADMIN_TOKEN VIEWER_TOKEN
 import json
 import os
 import sys
-import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../../../../conformance/browser"))
-from chromium import close, headless_chrome, step  # noqa: E402
+from chromium import close, headless_chrome, refound, step  # noqa: E402
 
-from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
@@ -32,16 +30,6 @@ def main():
     wait = WebDriverWait(driver, 10)
     css = lambda selector: wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, selector)))
     by_id = lambda id_: css("#" + id_)
-
-    def retry(action):
-        # The page rebuilds a table when its data changes; find the element again.
-        for attempt in range(5):
-            try:
-                return action()
-            except StaleElementReferenceException:
-                if attempt == 4:
-                    raise
-                time.sleep(0.1)
 
     def typed(element, text):
         element.clear()
@@ -115,7 +103,7 @@ def main():
              text=result.text)
 
         # A conflict: someone else changes the kill switch while it is open here.
-        retry(lambda: css('button[data-edit-flag="kill-switch"]').click())
+        refound(lambda: css('button[data-edit-flag="kill-switch"]').click())
         wait.until(EC.text_to_be_present_in_element((By.ID, "editor-title"), "kill-switch"))
         theirs = api("GET", "/v1/admin/flags/kill-switch")
         theirs["defaultVariant"] = "off"
@@ -140,7 +128,7 @@ def main():
 
         # Restore the version before the change: the flag is served enabled again.
         before = int(newest) - 1
-        retry(lambda: css(f'button[data-rollback-version="{before}"]').click())
+        refound(lambda: css(f'button[data-rollback-version="{before}"]').click())
         driver.switch_to.alert.accept()
         message_contains("rolled back to v" + str(before))
         served = json.loads(urllib.request.urlopen(base + "/v1/flags").read())
@@ -157,7 +145,7 @@ def main():
 
         # Delete, after confirming.
         api("PUT", "/v1/admin/flags/temporary", {"state": "ENABLED", "variants": {"on": True}, "defaultVariant": "on"})
-        retry(lambda: css('button[data-delete-flag="temporary"]').click())
+        refound(lambda: css('button[data-delete-flag="temporary"]').click())
         driver.switch_to.alert.accept()
         message_contains("temporary deleted")
         wait.until(EC.invisibility_of_element_located((By.CSS_SELECTOR, 'tr[data-document-flag="temporary"]')))

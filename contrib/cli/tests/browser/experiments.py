@@ -9,12 +9,10 @@ Usage: experiments.py BASE_URL ADMIN_TOKEN
 
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../../../../conformance/browser"))
-from chromium import close, headless_chrome, step  # noqa: E402
+from chromium import close, headless_chrome, refound, step  # noqa: E402
 
-from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -26,16 +24,6 @@ def main():
     wait = WebDriverWait(driver, 10)
     css = lambda selector: wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, selector)))
     by_id = lambda id_: css("#" + id_)
-
-    def read(action):
-        # The page rebuilds the section when the results change; read again.
-        for attempt in range(5):
-            try:
-                return action()
-            except StaleElementReferenceException:
-                if attempt == 4:
-                    raise
-                time.sleep(0.2)
 
     def message_contains(text):
         wait.until(EC.text_to_be_present_in_element((By.ID, "message"), text))
@@ -63,12 +51,12 @@ def main():
                 red_lift=row("red").find_element(By.CSS_SELECTOR, ".lift").text,
             )
 
-        step("results shown", **read(results))
+        step("results shown", **refound(results))
 
         css(f'button[data-stop="banner-color"]').click()
         message_contains("experiment banner-color stopped")
         wait.until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, card + " h3"), "stopped"))
-        step("stopped", title=read(lambda: driver.find_element(By.CSS_SELECTOR, card + " h3").text),
+        step("stopped", title=refound(lambda: driver.find_element(By.CSS_SELECTOR, card + " h3").text),
              stop_buttons=len(driver.find_elements(By.CSS_SELECTOR, 'button[data-stop]')))
 
         css('button[data-delete-experiment="banner-color"]').click()
@@ -85,7 +73,7 @@ def main():
         by_id("experiment-create").click()
         message_contains("experiment on banner-color started")
         css(card)
-        step("created", title=read(lambda: driver.find_element(By.CSS_SELECTOR, card + " h3").text))
+        step("created", title=refound(lambda: driver.find_element(By.CSS_SELECTOR, card + " h3").text))
     finally:
         close(driver)
 
