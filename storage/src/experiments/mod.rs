@@ -12,10 +12,12 @@
 //!   before the experiment stopped; a user converts once per metric, and a
 //!   value metric sums the user's values (0 for a user who did not convert).
 //!
-//! Each user's part (their first exposure and the tracking events that may
-//! count) is kept as a [`Participant`]; a batch of events changes the tally
-//! by what it changed in its participants' parts, so an exposure that
-//! arrives after its user's conversion still counts that conversion.
+//! Each user's part (their first exposure, per metric the count and sum of
+//! the tracking events that count, and the ones before the first exposure,
+//! which may count if an earlier exposure arrives) is kept as a
+//! `Participant`; a batch of events changes the tally by what it changed in
+//! its participants' parts, so an exposure that arrives after its user's
+//! conversion still counts that conversion.
 
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
@@ -115,6 +117,11 @@ pub struct MetricTally {
     pub total_squares: f64,
 }
 
+/// Tracking events kept per user that happened before the user's first
+/// exposure (or with no exposure yet): they count if an earlier exposure
+/// arrives later. Beyond this many, the oldest go.
+pub(crate) const MAX_PENDING_TRACKS: usize = 100;
+
 /// One user's part in one experiment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Participant {
@@ -124,10 +131,15 @@ pub(crate) struct Participant {
     /// An exposure to another variant was seen.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     mixed: bool,
-    /// Tracking events of the experiment's metrics inside the window: metric
-    /// name, time and value.
+    /// Per metric name, the tracking events at or after the first exposure:
+    /// how many and the sum of their values. (The first exposure only moves
+    /// earlier, so what counts once always counts.)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    tracks: Vec<(String, u64, Option<f64>)>,
+    counted: Vec<(String, u64, f64)>,
+    /// Tracking events before the first exposure (or before any): metric
+    /// name, time and value; at most [`MAX_PENDING_TRACKS`], the newest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pending: Vec<(String, u64, Option<f64>)>,
 }
 
 /// What a participant adds to a tally.
@@ -143,30 +155,73 @@ enum Part<'a> {
 
 impl Participant {
     fn part<'a>(&'a self, experiment: &'a Experiment) -> Part<'a> {
-        let Some((variant, exposed_at)) = &self.first else {
+        let Some((variant, _)) = &self.first else {
             return Part::Nothing;
         };
         if self.mixed {
             return Part::Excluded;
         }
-        let metrics = experiment
-            .metrics
+        let metrics = self
+            .counted
             .iter()
-            .filter_map(|metric| {
-                let counted = self
-                    .tracks
-                    .iter()
-                    .filter(|(name, at, _)| *name == metric.name && at >= exposed_at);
-                let mut converted = false;
-                let mut total = 0.0;
-                for (_, _, value) in counted {
-                    converted = true;
-                    total += value.unwrap_or(0.0);
-                }
-                converted.then_some((metric.name.as_str(), converted, total))
-            })
+            .filter(|(name, n, _)| *n > 0 && experiment.metric(name).is_some())
+            .map(|(name, _, total)| (name.as_str(), true, *total))
             .collect();
         Part::Counted { variant, metrics }
+    }
+
+    /// Counts a tracking event for its metric.
+    fn count(&mut self, name: &str, value: Option<f64>) {
+        match self.counted.iter_mut().find(|(n, _, _)| n == name) {
+            Some((_, n, total)) => {
+                *n += 1;
+                *total += value.unwrap_or(0.0);
+            }
+            None => self
+                .counted
+                .push((name.to_string(), 1, value.unwrap_or(0.0))),
+        }
+    }
+
+    /// Takes a tracking event: counted when it happened at or after the
+    /// first exposure, else kept pending.
+    fn track(&mut self, name: &str, at: u64, value: Option<f64>) {
+        match &self.first {
+            Some((_, exposed_at)) if at >= *exposed_at => self.count(name, value),
+            _ => {
+                if self.pending.len() >= MAX_PENDING_TRACKS {
+                    let oldest = self
+                        .pending
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, (_, at, _))| *at)
+                        .map_or(0, |(i, _)| i);
+                    self.pending.swap_remove(oldest);
+                }
+                self.pending.push((name.to_string(), at, value));
+            }
+        }
+    }
+
+    /// Takes an exposure: the earliest is the user's; pending events from
+    /// its time on now count.
+    fn expose(&mut self, variant: &str, at: u64) {
+        if let Some((first, first_at)) = &self.first {
+            if first != variant {
+                self.mixed = true;
+            }
+            if at >= *first_at {
+                return;
+            }
+        }
+        self.first = Some((variant.to_string(), at));
+        let (now_counted, still_pending): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|(_, t, _)| *t >= at);
+        self.pending = still_pending;
+        for (name, _, value) in now_counted {
+            self.count(&name, value);
+        }
     }
 }
 
@@ -272,20 +327,10 @@ impl Working {
                     variant: Some(variant),
                     at,
                     ..
-                } => match &participant.first {
-                    None => participant.first = Some((variant.clone(), *at)),
-                    Some((first, first_at)) => {
-                        if first != variant {
-                            participant.mixed = true;
-                        }
-                        if at < first_at {
-                            participant.first = Some((variant.clone(), *at));
-                        }
-                    }
-                },
+                } => participant.expose(variant, *at),
                 WireEvent::Tracking {
                     name, at, value, ..
-                } => participant.tracks.push((name.clone(), *at, *value)),
+                } => participant.track(name, *at, *value),
                 _ => {}
             }
         }
@@ -423,6 +468,38 @@ mod tests {
         ]);
         assert_eq!(tally.variants["a"].users, 1);
         assert_eq!(tally.variants["a"].metrics["purchase"].converted, 1);
+    }
+
+    #[test]
+    fn a_heavy_user_keeps_a_small_part() {
+        let mut events = vec![exposure("u1", "b", 1000)];
+        // Many purchases after the exposure fold into one count and sum...
+        events.extend((0..5000).map(|i| track("u1", "revenue", 2000 + i, Some(1.0))));
+        // ...and many before it keep only the newest hundred.
+        events.extend((0..5000).map(|i| track("u1", "revenue", 200 + i % 700, Some(1.0))));
+        let mut working = Working {
+            experiment: experiment(),
+            tally: Tally::default(),
+            participants: HashMap::new(),
+            changed: Vec::new(),
+        };
+        working.apply(&events);
+        assert_eq!(working.tally.variants["b"].metrics["revenue"].total, 5000.0);
+        let part = &working.participants["u1"];
+        assert_eq!(part.counted.len(), 1);
+        assert_eq!(part.pending.len(), MAX_PENDING_TRACKS);
+        assert!(serde_json::to_string(part).expect("JSON").len() < 4000);
+        // An earlier exposure arrives: the pending events from its time on count.
+        working.apply(&[exposure("u1", "b", 850)]);
+        let counted_late = part_total(&working);
+        assert!(
+            counted_late > 5000.0 && counted_late <= 5100.0,
+            "{counted_late}"
+        );
+    }
+
+    fn part_total(working: &Working) -> f64 {
+        working.tally.variants["b"].metrics["revenue"].total
     }
 
     #[test]
