@@ -6,6 +6,10 @@
 
 use serde_json::{Map, Value};
 
+/// The context attribute holding the user agent (SignaKit's name), which a
+/// provider's bot filtering reads ([`Context::user_agent`]).
+pub const USER_AGENT_ATTRIBUTE: &str = "$userAgent";
+
 /// A borrowed view of one context attribute.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum AttrValue<'a> {
@@ -51,6 +55,13 @@ pub trait Context {
             AttrValue::Json(Value::String(s)) => Some(s),
             _ => None,
         }
+    }
+    /// The [`USER_AGENT_ATTRIBUTE`] if it is a string: what bot filtering
+    /// reads on every recorded evaluation, and usually absent. Override it
+    /// when a context can tell that faster than a lookup.
+    #[inline]
+    fn user_agent(&self) -> Option<&str> {
+        self.attribute_str(USER_AGENT_ATTRIBUTE)
     }
 }
 
@@ -130,6 +141,20 @@ impl Context for EvaluationContext {
     #[inline]
     fn attribute_str(&self, name: &str) -> Option<&str> {
         self.attributes.get(name)?.as_str()
+    }
+    /// A few attributes are scanned with `==`, which compares lengths before
+    /// bytes, so the usual answer (absent) costs no string comparison; the
+    /// map's ordered search compares bytes at every step.
+    #[inline]
+    fn user_agent(&self) -> Option<&str> {
+        if self.attributes.len() <= 8 {
+            return self
+                .attributes
+                .iter()
+                .find(|(name, _)| *name == USER_AGENT_ATTRIBUTE)
+                .and_then(|(_, value)| value.as_str());
+        }
+        self.attribute_str(USER_AGENT_ATTRIBUTE)
     }
 }
 

@@ -30,7 +30,7 @@ mod snapshot;
 mod value;
 mod walk;
 
-pub use context::{AttrValue, Context, EvaluationContext};
+pub use context::{AttrValue, Context, EvaluationContext, USER_AGENT_ATTRIBUTE};
 pub use error::{DocumentError, Problem};
 pub use lint::lint;
 pub use logic::FractionalVersion;

@@ -12,8 +12,7 @@ use std::hash::{BuildHasher, Hasher};
 
 use flagyard_core::Context;
 
-/// The context attribute holding the user agent (SignaKit's name).
-pub const USER_AGENT_ATTRIBUTE: &str = "$userAgent";
+pub use flagyard_core::USER_AGENT_ATTRIBUTE;
 
 const VERDICT_SLOTS: usize = 1024;
 
@@ -48,7 +47,7 @@ pub(crate) fn is_bot_agent(user_agent: &str) -> bool {
 /// Whether the context's `$userAgent` is a known bot (cached per thread).
 #[inline]
 pub(crate) fn is_bot<C: Context + ?Sized>(ctx: &C) -> bool {
-    match ctx.attribute_str(USER_AGENT_ATTRIBUTE) {
+    match ctx.user_agent() {
         Some(agent) => cached_verdict(agent),
         None => false,
     }
@@ -89,5 +88,16 @@ mod tests {
             assert!(!is_bot(&firefox));
         }
         assert!(!is_bot(&EvaluationContext::new()), "no user agent, no bot");
+        // Past eight attributes the context is searched, not scanned.
+        let mut many =
+            EvaluationContext::new().with_attribute(USER_AGENT_ATTRIBUTE, "Googlebot/2.1");
+        for i in 0..12 {
+            many = many.with_attribute(format!("a{i}"), i);
+        }
+        assert!(is_bot(&many));
+        let few = EvaluationContext::new()
+            .with_attribute("email", "ada@example.com")
+            .with_attribute(USER_AGENT_ATTRIBUTE, "Googlebot/2.1");
+        assert!(is_bot(&few));
     }
 }

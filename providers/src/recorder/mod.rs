@@ -21,6 +21,7 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use crossbeam_queue::ArrayQueue;
+use rtrb::{Consumer, Producer, RingBuffer};
 
 use flagyard_core::{
     Context, ErrorOrigin, Event, ExposureEvent, ExposureMode, ProviderError, Reason, Sink,
@@ -56,7 +57,8 @@ struct RawExposure {
     reason: Reason,
     targeting_key: Option<InlineStr>,
     version: u64,
-    at: SystemTime,
+    /// Milliseconds since the epoch.
+    at: u64,
     /// Its [`exposure_hash`], for the drain's de-duplication (0: none).
     hash: u64,
 }
@@ -68,7 +70,8 @@ struct RawTracking {
     truncated: bool,
     targeting_key: Option<InlineStr>,
     details: TrackingDetails,
-    at: SystemTime,
+    /// Milliseconds since the epoch.
+    at: u64,
 }
 
 #[derive(Debug)]
@@ -77,9 +80,13 @@ enum RawEvent {
     Tracking(RawTracking),
 }
 
-/// One thread's lane for one provider.
+/// One thread's lane for one provider: what the drain reads. The thread
+/// writes its events through the ring's producer, which only it holds
+/// ([`LocalLane`]): one writer and one reader, so a push is a plain write and
+/// a release store, with no compare-and-swap.
 struct Lane {
-    events: ArrayQueue<RawEvent>,
+    /// The ring's reading end (only the drain locks it, under its own lock).
+    events: Mutex<Consumer<RawEvent>>,
     /// Count tables this thread started, for the drain to adopt.
     new_tables: ArrayQueue<Arc<CountTable>>,
     dropped: AtomicU64,
@@ -94,6 +101,8 @@ struct Lane {
 struct LocalLane {
     provider: u64,
     lane: Arc<Lane>,
+    /// The ring's writing end.
+    events: Producer<RawEvent>,
     table: Option<Arc<CountTable>>,
     seen: SeenFilter,
 }
@@ -227,14 +236,14 @@ impl Recorder {
             } else {
                 0
             };
-            let queued = self.push(&local.lane, || {
+            let queued = self.push(local, || {
                 RawEvent::Exposure(RawExposure {
                     flag: InlineStr::new(flag),
                     variant: variant.map(InlineStr::new),
                     reason,
                     targeting_key: targeting_key.map(InlineStr::new),
                     version,
-                    at: self.clock(),
+                    at: self.clock_ms(),
                     hash: if summary { hash } else { 0 },
                 })
             });
@@ -255,22 +264,27 @@ impl Recorder {
         details: TrackingDetails,
     ) {
         let filter_bots = self.options.bots.filter && is_bot(ctx);
-        let (name, truncated) = match name.char_indices().nth(MAX_TRACKING_NAME) {
-            Some((end, _)) => (&name[..end], true),
-            None => (name, false),
+        // At most 100 bytes is at most 100 characters: no need to walk them.
+        let (name, truncated) = if name.len() <= MAX_TRACKING_NAME {
+            (name, false)
+        } else {
+            match name.char_indices().nth(MAX_TRACKING_NAME) {
+                Some((end, _)) => (&name[..end], true),
+                None => (name, false),
+            }
         };
         self.with_lane(|local| {
             if filter_bots {
                 bump(&local.lane.bots);
                 return;
             }
-            self.push(&local.lane, || {
+            self.push(local, || {
                 RawEvent::Tracking(RawTracking {
                     name: InlineStr::new(name),
                     truncated,
                     targeting_key: ctx.targeting_key().map(InlineStr::new),
                     details,
-                    at: self.clock(),
+                    at: self.clock_ms(),
                 })
             });
         });
@@ -294,8 +308,9 @@ impl Recorder {
     #[cold]
     fn new_lane(&self, lanes: &mut Vec<LocalLane>) -> usize {
         lanes.retain(|l| !l.lane.closed.load(Ordering::Relaxed));
+        let (producer, consumer) = RingBuffer::new(self.options.per_thread);
         let lane = Arc::new(Lane {
-            events: ArrayQueue::new(self.options.per_thread),
+            events: Mutex::new(consumer),
             new_tables: ArrayQueue::new(4),
             dropped: AtomicU64::new(0),
             bots: AtomicU64::new(0),
@@ -310,6 +325,7 @@ impl Recorder {
         lanes.push(LocalLane {
             provider: self.provider,
             lane,
+            events: producer,
             table: None,
             seen: SeenFilter::new(),
         });
@@ -360,19 +376,20 @@ impl Recorder {
     /// Pushes the event `make` builds; when the lane is full the event is
     /// dropped (without building it) and counted.
     #[inline]
-    fn push(&self, lane: &Lane, make: impl FnOnce() -> RawEvent) -> bool {
-        if lane.events.is_full() || lane.events.push(make()).is_err() {
-            bump(&lane.dropped);
+    fn push(&self, local: &mut LocalLane, make: impl FnOnce() -> RawEvent) -> bool {
+        if local.events.is_full() || local.events.push(make()).is_err() {
+            bump(&local.lane.dropped);
             return false;
         }
         true
     }
 
-    /// The event timestamp: the clock cached by the drain (10 ms resolution,
-    /// one atomic load) — `SystemTime::now` cost ~20 ns per event.
+    /// The event timestamp in milliseconds since the epoch: the clock cached
+    /// by the drain (10 ms resolution, one atomic load) — `SystemTime::now`
+    /// cost ~20 ns per event.
     #[inline]
-    fn clock(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_millis(self.clock_ms.load(Ordering::Relaxed))
+    fn clock_ms(&self) -> u64 {
+        self.clock_ms.load(Ordering::Relaxed)
     }
 
     /// Hands every recorded event to the sink, sends the summary when its
@@ -397,11 +414,13 @@ impl Recorder {
             while let Some(table) = lane.new_tables.pop() {
                 drain.summaries.adopt(table);
             }
-            while let Some(event) = lane.events.pop() {
+            let mut events = lane.events.lock().unwrap_or_else(PoisonError::into_inner);
+            while let Ok(event) = events.pop() {
                 if let Some(event) = self.pass_on(&mut drain, event, flag_set_id) {
                     sink.record(event);
                 }
             }
+            drop(events);
             // Only the registry holds it: its thread is gone.
             ended |= Arc::strong_count(lane) == 1;
         }
@@ -410,7 +429,13 @@ impl Recorder {
             self.lanes.rcu(|all| {
                 all.iter()
                     .filter(|l| {
-                        Arc::strong_count(l) > 1 || !l.events.is_empty() || !l.new_tables.is_empty()
+                        Arc::strong_count(l) > 1
+                            || !l
+                                .events
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .is_empty()
+                            || !l.new_tables.is_empty()
                     })
                     .cloned()
                     .collect::<Vec<_>>()
@@ -472,7 +497,7 @@ impl Recorder {
                     reason: e.reason,
                     targeting_key: e.targeting_key.map(InlineStr::into_string),
                     version: (e.version > 0).then_some(e.version),
-                    at: e.at,
+                    at: from_millis(e.at),
                 }))
             }
             RawEvent::Tracking(t) => {
@@ -507,7 +532,7 @@ impl Recorder {
                     name: t.name.into_string(),
                     targeting_key: t.targeting_key.map(InlineStr::into_string),
                     details: t.details,
-                    at: t.at,
+                    at: from_millis(t.at),
                 }))
             }
         }
@@ -545,6 +570,11 @@ fn details_size(details: &TrackingDetails) -> usize {
 #[inline]
 fn bump(counter: &AtomicU64) {
     counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+/// A time from milliseconds since the Unix epoch.
+fn from_millis(ms: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
 }
 
 /// Milliseconds since the Unix epoch.
