@@ -3,9 +3,8 @@
 //! driven by `tests/browser/admin_page.py` (Selenium, from the test venv that
 //! `scripts/test.sh` prepares, with Debian's chromium and chromedriver).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +13,7 @@ use flagyard_conformance::redis_server::TestRedis;
 use serde_json::Value;
 
 mod common;
-use common::{Killed, bin, serve};
+use common::{Killed, bin, json_lines, serve};
 
 fn pancake(url: &str, args: &[&str]) {
     let out = Command::new(bin())
@@ -31,22 +30,9 @@ fn pancake(url: &str, args: &[&str]) {
 
 /// `flagyard watch` on `source`; its JSON lines arrive on the channel.
 fn watch(source: &str) -> (Killed, mpsc::Receiver<Value>) {
-    let mut child = Command::new(bin())
-        .args(["watch", "--source", source])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("flagyard watch starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(value) = serde_json::from_str::<Value>(&line) {
-                let _ = tx.send(value);
-            }
-        }
-    });
-    (Killed(child), rx)
+    let mut command = Command::new(bin());
+    command.args(["watch", "--source", source]);
+    json_lines(command)
 }
 
 fn wait_for(lines: &mpsc::Receiver<Value>, what: &str, check: impl Fn(&Value) -> bool) -> Value {

@@ -4,9 +4,8 @@
 //! in-process, under node) serve the example flags' answer, and both follow
 //! a change made on the `/admin` page in headless Chromium.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -14,30 +13,10 @@ use flagyard_conformance::browser::{self, step};
 use serde_json::Value;
 
 mod common;
-use common::{Killed, serve};
+use common::{Killed, json_lines, serve};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A flagd app printing one JSON line per new answer; its lines arrive on
-/// the channel.
-fn app(mut command: Command) -> (Killed, mpsc::Receiver<Value>) {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the app starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(value) = serde_json::from_str::<Value>(&line) {
-                let _ = tx.send(value);
-            }
-        }
-    });
-    (Killed(child), rx)
 }
 
 /// Waits up to `within` for a line with `value`; how long it took.
@@ -89,7 +68,7 @@ fn python_and_js_flagd_apps_follow_a_change_made_on_the_admin_page() {
     let mut py = Command::new(&python);
     py.arg(repo().join("contrib/server/tests/flagd_client.py"))
         .args(["127.0.0.1", &port, "", "new-checkout", "60", "in-process"]);
-    let (_py, py_lines) = app(py);
+    let (_py, py_lines) = json_lines(py);
     let mut node = Command::new("node");
     node.arg(js.join("flagd_client.mjs")).args([
         "127.0.0.1",
@@ -99,7 +78,7 @@ fn python_and_js_flagd_apps_follow_a_change_made_on_the_admin_page() {
         "60",
         "in-process",
     ]);
-    let (_js, js_lines) = app(node);
+    let (_js, js_lines) = json_lines(node);
     until_value(&py_lines, "the Python app", true, Duration::from_secs(20));
     until_value(&js_lines, "the JS app", true, Duration::from_secs(20));
 

@@ -16,6 +16,28 @@ impl Drop for Killed {
     }
 }
 
+/// Runs `command` (stdout piped, stderr dropped) and hands each line it
+/// prints that is JSON to the channel, until it ends or is killed.
+pub(crate) fn json_lines(
+    mut command: Command,
+) -> (Killed, std::sync::mpsc::Receiver<serde_json::Value>) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{command:?} does not start: {e}"));
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(value) = serde_json::from_str(&line) {
+                let _ = tx.send(value);
+            }
+        }
+    });
+    (Killed(child), rx)
+}
+
 pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_flagyard")
 }
