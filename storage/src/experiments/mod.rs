@@ -276,15 +276,17 @@ pub(crate) fn touched<'a>(
     events: &'a [WireEvent],
 ) -> HashMap<String, Vec<&'a str>> {
     let mut out: HashMap<String, Vec<&'a str>> = HashMap::new();
-    for event in events {
-        for experiment in experiments {
-            if let Some(key) = relevant(experiment, event) {
-                let keys = out.entry(experiment.flag.clone()).or_default();
-                if !keys.contains(&key) {
-                    keys.push(key);
-                }
-            }
+    for experiment in experiments {
+        let mut keys: Vec<&'a str> = events
+            .iter()
+            .filter_map(|event| relevant(experiment, event))
+            .collect();
+        if keys.is_empty() {
+            continue;
         }
+        keys.sort_unstable();
+        keys.dedup();
+        out.insert(experiment.flag.clone(), keys);
     }
     out
 }
