@@ -264,7 +264,8 @@ impl Tally {
 pub(crate) struct Working {
     pub(crate) experiment: Experiment,
     pub(crate) tally: Tally,
-    /// Participants by targeting key, as loaded (`None`: new).
+    /// Participants by targeting key: those the store held for the step's
+    /// keys (a key without one is new), and any the step adds.
     pub(crate) participants: HashMap<String, Participant>,
     /// Keys whose participant changed.
     pub(crate) changed: Vec<String>,
