@@ -44,7 +44,7 @@ pub use plugin::{
 pub use requested::{DefaultTypeError, RequestedType, UnknownType};
 pub use resolution::{
     Details, ErrorCode, ErrorMessage, EvalError, Evaluation, FlagMetadata, MetadataValue, Reason,
-    Resolution, Served,
+    Resolution, Served, served_identity,
 };
 pub use snapshot::{CompiledFlag, Snapshot, type_mismatch};
 pub use value::{FlagType, FlagValue, ValueKind};

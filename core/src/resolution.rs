@@ -305,4 +305,34 @@ pub struct Served<'s> {
     pub variant: Option<Cow<'s, str>>,
     /// Why.
     pub reason: Reason,
+    /// [`served_identity`] of the flag and this variant: what exposure
+    /// summaries count and de-duplicate by, so the read path hashes no
+    /// flag key or variant name (an evaluator computes it once per variant).
+    pub identity: u64,
+}
+
+/// A stable 64-bit identity of a flag key and the variant it served (`None`:
+/// none): the same on every thread, in every process and for every document
+/// version, so counts keyed by it merge across threads and snapshots.
+///
+/// # Example
+/// ```
+/// use flagyard_core::served_identity;
+///
+/// assert_eq!(served_identity("new-ui", Some("on")), served_identity("new-ui", Some("on")));
+/// assert_ne!(served_identity("new-ui", Some("on")), served_identity("new-ui", None));
+/// ```
+pub fn served_identity(flag: &str, variant: Option<&str>) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = foldhash::fast::FixedState::with_seed(0x5eed_f1a9).build_hasher();
+    h.write(flag.as_bytes());
+    h.write_u8(0xff);
+    match variant {
+        Some(variant) => {
+            h.write_u8(1);
+            h.write(variant.as_bytes());
+        }
+        None => h.write_u8(0),
+    }
+    h.finish()
 }

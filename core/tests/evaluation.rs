@@ -388,3 +388,44 @@ fn if_chains_select_variants_directly_with_the_same_answers() {
     let r = s.resolve("unknown", "none", &EvaluationContext::new());
     assert_eq!(r.error_code(), Some(ErrorCode::General));
 }
+
+#[test]
+fn served_agrees_with_evaluate_and_carries_the_variants_identity() {
+    use flagyard_core::{Evaluator, served_identity};
+    let snap = doc();
+    let staff = EvaluationContext::new().with_attribute("email", "ada@example.com");
+    let other = EvaluationContext::new().with_attribute("email", "bob@mail.test");
+    let cases = [
+        ("static-bool", &other),
+        ("staff", &staff),
+        ("staff", &other),
+        ("disabled", &other),
+        ("no-default", &other),
+        ("bad-op", &other),
+        ("missing", &other),
+    ];
+    let mut identities = std::collections::HashSet::new();
+    for (key, ctx) in cases {
+        let evaluation = snap.evaluate(key, ctx);
+        let served = Evaluator::served(&snap, key, ctx);
+        assert_eq!(served.value, evaluation.value, "{key}");
+        assert_eq!(served.variant, evaluation.variant, "{key}");
+        assert_eq!(served.reason, evaluation.reason, "{key}");
+        assert_eq!(
+            served.identity,
+            served_identity(key, evaluation.variant.as_deref()),
+            "{key}: the identity precomputed with the variants is the public function's"
+        );
+        identities.insert(served.identity);
+    }
+    assert_eq!(
+        identities.len(),
+        cases.len(),
+        "each flag and variant has its own identity: {identities:?}"
+    );
+    assert_ne!(
+        served_identity("f", Some("")),
+        served_identity("f", None),
+        "an empty variant name is not the absence of a variant"
+    );
+}

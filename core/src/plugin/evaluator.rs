@@ -37,6 +37,7 @@ pub trait Evaluator: Send + Sync + Sized + 'static {
         let evaluation = self.evaluate(key, ctx);
         Served {
             value: evaluation.value,
+            identity: crate::served_identity(key, evaluation.variant.as_deref()),
             variant: evaluation.variant,
             reason: evaluation.reason,
         }

@@ -23,6 +23,9 @@ pub struct CompiledFlag {
     /// Hash of everything that decides this flag's answers (its definition, the
     /// set metadata, and the evaluators when it uses `$ref`).
     pub(super) fingerprint: u64,
+    /// [`served_identity`](crate::served_identity) of each variant, in the
+    /// variants' order, then of no variant (the code default).
+    pub(super) identities: Box<[u64]>,
 }
 
 #[derive(Debug)]

@@ -256,7 +256,14 @@ impl Snapshot {
                 value: None,
                 variant: None,
                 reason: Reason::Error,
+                identity: crate::served_identity(key, None),
             };
+        };
+        // One identity per variant and one for none, made with the variants.
+        let identity = |i: usize| {
+            flag.identities.get(i).copied().unwrap_or_else(|| {
+                crate::served_identity(key, flag.variants.get(i).map(|(name, _)| &**name))
+            })
         };
         match self.outcome(flag, ctx) {
             Outcome::Variant(i, reason) => {
@@ -265,17 +272,20 @@ impl Snapshot {
                     value: Some(value),
                     variant: Some(std::borrow::Cow::Borrowed(name)),
                     reason,
+                    identity: identity(i),
                 }
             }
             Outcome::CodeDefault(reason) => Served {
                 value: None,
                 variant: None,
                 reason,
+                identity: identity(flag.variants.len()),
             },
             Outcome::Failed(_) => Served {
                 value: None,
                 variant: None,
                 reason: Reason::Error,
+                identity: identity(flag.variants.len()),
             },
         }
     }

@@ -62,7 +62,7 @@ pub(super) fn compile_document(
     };
     let mut compiled = FlagMap::default();
     let mut add = |key: &str, pointer: String, definition: &Value, problems: &mut Vec<Problem>| {
-        let flag = compile_flag(
+        let mut flag = compile_flag(
             key,
             pointer,
             definition,
@@ -71,6 +71,10 @@ pub(super) fn compile_document(
             options,
             problems,
         );
+        flag.identities = (flag.variants.iter().map(|(name, _)| Some(&**name)))
+            .chain([None])
+            .map(|variant| crate::served_identity(key, variant))
+            .collect();
         compiled.insert(Box::from(key), flag);
     };
     match flags {
@@ -217,6 +221,7 @@ fn compile_flag(
         kind: None,
         broken: None,
         fingerprint: fingerprint(definition, set_metadata, evaluators),
+        identities: Box::new([]),
     };
     let mut r = FlagReport {
         key,

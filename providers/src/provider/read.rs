@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use flagyard_core::{
-    Context, Details, ErrorCode, EvalError, Evaluator, FlagMetadata, FlagType, FlagValue,
+    Context, Details, ErrorCode, EvalError, Evaluator, FlagMetadata, FlagType, FlagValue, Reason,
     Resolution,
 };
 use serde_json::Value;
@@ -95,7 +95,9 @@ impl<E: Evaluator> FlagyardProvider<E> {
             && let Some(recorder) = &self.state.recorder
         {
             let version = self.state.version.load(Ordering::Relaxed);
-            recorder.exposure(key, resolution.variant(), resolution.reason, ctx, version);
+            let variant = resolution.variant();
+            let identity = flagyard_core::served_identity(key, variant);
+            recorder.exposure(key, variant, identity, resolution.reason, ctx, version);
         }
         finish(resolution)
     }
@@ -128,13 +130,18 @@ impl<E: Evaluator> FlagyardProvider<E> {
         };
         let served = snapshot.served(key, ctx);
         let converted = served.value.map(convert);
-        let (variant, reason) = match converted {
-            Some(None) => (None, flagyard_core::Reason::Error),
-            _ => (served.variant.as_deref(), served.reason),
-        };
         if let Some(recorder) = &self.state.recorder {
             let version = self.state.version.load(Ordering::Relaxed);
-            recorder.exposure(key, variant, reason, ctx, version);
+            let (variant, identity, reason) = match converted {
+                // A value of another type: recorded as an error, no variant.
+                Some(None) => (
+                    None,
+                    flagyard_core::served_identity(key, None),
+                    Reason::Error,
+                ),
+                _ => (served.variant.as_deref(), served.identity, served.reason),
+            };
+            recorder.exposure(key, variant, identity, reason, ctx, version);
         }
         finish(converted.flatten())
     }

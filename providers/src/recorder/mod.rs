@@ -31,7 +31,7 @@ use flagyard_core::{
 pub use bots::USER_AGENT_ATTRIBUTE;
 pub(crate) use bots::{is_bot, prepare as prepare_bots};
 use inline::InlineStr;
-use seen::{FirstSeen, SeenFilter, exposure_hash, flag_variant};
+use seen::{FirstSeen, SeenFilter, exposure_hash};
 use summary::{CountKey, CountTable, Summaries, count_hash};
 
 /// How often recorded events are handed to the sink, and the resolution of
@@ -199,13 +199,15 @@ impl Recorder {
         self.options.mode
     }
 
-    /// Records one served evaluation as the mode says. `version` is the served
-    /// document's (0: none).
+    /// Records one served evaluation as the mode says. `identity` is the flag
+    /// and variant's [`served_identity`](flagyard_core::served_identity);
+    /// `version` the served document's (0: none).
     #[inline]
     pub(crate) fn exposure<C: Context + ?Sized>(
         &self,
         flag: &str,
         variant: Option<&str>,
+        identity: u64,
         reason: Reason,
         ctx: &C,
         version: u64,
@@ -222,13 +224,12 @@ impl Recorder {
             }
             let targeting_key = ctx.targeting_key();
             let summary = mode == ExposureMode::Summary;
-            // Full mode without de-duplication hashes nothing.
-            let prefix = (summary || self.options.dedup).then(|| flag_variant(flag, variant));
-            if summary && let Some(prefix) = &prefix {
-                self.count(local, prefix, flag, variant, reason, version);
+            if summary {
+                self.count(local, identity, flag, variant, reason, version);
             }
-            let hash = if let Some(prefix) = &prefix {
-                let hash = exposure_hash(prefix, targeting_key);
+            // Full mode without de-duplication hashes nothing.
+            let hash = if summary || self.options.dedup {
+                let hash = exposure_hash(identity, targeting_key);
                 if local.seen.check(hash) {
                     return;
                 }
@@ -338,13 +339,13 @@ impl Recorder {
     fn count(
         &self,
         local: &mut LocalLane,
-        prefix: &foldhash::fast::FoldHasher<'_>,
+        identity: u64,
         flag: &str,
         variant: Option<&str>,
         reason: Reason,
         version: u64,
     ) {
-        let hash = count_hash(prefix, reason, version);
+        let hash = count_hash(identity, reason, version);
         let key = || CountKey {
             flag: flag.into(),
             variant: variant.map(Into::into),

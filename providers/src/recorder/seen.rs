@@ -15,30 +15,12 @@ const FILTER_SETS: usize = 16_384;
 pub(crate) static HASHER: std::sync::LazyLock<foldhash::fast::FixedState> =
     std::sync::LazyLock::new(|| foldhash::fast::FixedState::with_seed(0x5eed_f1a9));
 
-/// The hasher state after a flag key and a variant: the start of both an
-/// exposure's hash ([`exposure_hash`]) and a summary count's
-/// (`summary::count_hash`), so a read in summary mode hashes them once.
+/// The hash of one exposure's identity: the flag and variant's
+/// [`served_identity`](flagyard_core::served_identity), then the targeting key.
 #[inline]
-pub(crate) fn flag_variant(
-    flag: &str,
-    variant: Option<&str>,
-) -> foldhash::fast::FoldHasher<'static> {
+pub(crate) fn exposure_hash(identity: u64, targeting_key: Option<&str>) -> u64 {
     let mut h = HASHER.build_hasher();
-    h.write(flag.as_bytes());
-    h.write_u8(0xff);
-    h.write(variant.unwrap_or("").as_bytes());
-    h.write_u8(0xff);
-    h
-}
-
-/// The hash of one exposure's identity: flag and variant (as `prefix`), then
-/// targeting key.
-#[inline]
-pub(crate) fn exposure_hash(
-    prefix: &foldhash::fast::FoldHasher<'_>,
-    targeting_key: Option<&str>,
-) -> u64 {
-    let mut h = prefix.clone();
+    h.write_u64(identity);
     h.write(targeting_key.unwrap_or("").as_bytes());
     h.finish() | 1 // never 0 (the drain's "no hash")
 }
@@ -133,7 +115,9 @@ mod tests {
     #[test]
     fn the_filter_remembers_recent_exposures_and_forgets_on_request() {
         let mut filter = SeenFilter::new();
-        let h = |f: &str, v: &str, k: &str| exposure_hash(&flag_variant(f, Some(v)), Some(k));
+        let h = |f: &str, v: &str, k: &str| {
+            exposure_hash(flagyard_core::served_identity(f, Some(v)), Some(k))
+        };
         assert!(!filter.check(h("f", "on", "u1")));
         assert!(filter.check(h("f", "on", "u1")));
         assert!(

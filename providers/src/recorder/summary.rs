@@ -9,7 +9,7 @@
 //! the drain forgets a retired table after its last reading.
 
 use std::collections::HashMap;
-use std::hash::Hasher;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
@@ -31,17 +31,14 @@ pub(crate) struct CountKey {
     pub version: u64,
 }
 
-/// The hash of a [`CountKey`] from its flag and variant's hasher state
-/// (`seen::flag_variant`), never 0 (the empty slot).
+/// The hash of a [`CountKey`] from its flag and variant's
+/// [`served_identity`](flagyard_core::served_identity), never 0 (the empty
+/// slot).
 #[inline]
-pub(crate) fn count_hash(
-    prefix: &foldhash::fast::FoldHasher<'_>,
-    reason: Reason,
-    version: u64,
-) -> u64 {
-    let mut h = prefix.clone();
-    h.write_u8(reason as u8);
-    h.write_u64(version);
+pub(crate) fn count_hash(identity: u64, reason: Reason, version: u64) -> u64 {
+    let mut h = super::seen::HASHER.build_hasher();
+    h.write_u64(identity);
+    h.write_u64(version.rotate_left(8) ^ reason as u64);
     h.finish() | 1
 }
 
@@ -213,7 +210,7 @@ mod tests {
         summaries.adopt(Arc::clone(&a));
         summaries.adopt(Arc::clone(&b));
         let h = count_hash(
-            &super::super::seen::flag_variant("f", Some("on")),
+            flagyard_core::served_identity("f", Some("on")),
             Reason::Static,
             3,
         );
@@ -243,7 +240,7 @@ mod tests {
             let flag = format!("flag-{i}");
             if !table.add(
                 count_hash(
-                    &super::super::seen::flag_variant(&flag, None),
+                    flagyard_core::served_identity(&flag, None),
                     Reason::Default,
                     0,
                 ),
