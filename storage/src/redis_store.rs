@@ -174,6 +174,21 @@ impl Keyspace {
     pub(crate) fn error(&self, e: redis::RedisError) -> StoreError {
         redis_error(&self.redis.url, e)
     }
+
+    /// One field of the hash `prefix:hash` (`None`: absent).
+    pub(crate) async fn hget<T: redis::FromRedisValue>(
+        &self,
+        hash: &str,
+        field: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let mut conn = self.redis.conn.clone();
+        redis::cmd("HGET")
+            .arg(self.key(hash))
+            .arg(field)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error(e))
+    }
 }
 
 impl std::fmt::Debug for Connection {

@@ -155,6 +155,28 @@ impl Database {
     pub(crate) fn error(&self, e: rusqlite::Error) -> StoreError {
         db_error(&self.path, e)
     }
+
+    /// Something in this file that cannot be read back, said in `detail`.
+    pub(crate) fn corrupt(&self, detail: impl std::fmt::Display) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// Every row of a query without parameters, each read by `row`.
+    pub(crate) fn rows<T>(
+        &self,
+        sql: &str,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(sql).map_err(|e| self.error(e))?;
+        stmt.query_map([], row)
+            .map_err(|e| self.error(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.error(e))
+    }
 }
 
 impl SqliteDocuments {
@@ -187,23 +209,16 @@ impl SqliteDocuments {
 
     /// Every environment the file holds, by name.
     pub fn environments(&self) -> Result<Vec<EnvironmentName>, StoreError> {
-        let conn = self.db.lock();
-        let mut stmt = conn
-            .prepare("SELECT name FROM environments ORDER BY name")
-            .map_err(|e| self.db.error(e))?;
-        let names = stmt
-            .query_map([], |row| row.get::<_, String>(0))
-            .map_err(|e| self.db.error(e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.db.error(e))?;
+        let names = self
+            .db
+            .rows("SELECT name FROM environments ORDER BY name", |row| {
+                row.get::<_, String>(0)
+            })?;
         names
             .into_iter()
             .map(|name| {
                 name.parse()
-                    .map_err(|e: InvalidEnvironmentName| StoreError::Corrupt {
-                        path: self.db.path().to_path_buf(),
-                        detail: e.to_string(),
-                    })
+                    .map_err(|e: InvalidEnvironmentName| self.db.corrupt(e))
             })
             .collect()
     }
@@ -325,32 +340,24 @@ impl SqliteDocuments {
 
     /// Every credential the file holds (revoked ones too), oldest first.
     pub fn credentials(&self) -> Result<Vec<StoredCredential>, StoreError> {
-        let conn = self.db.lock();
-        let mut stmt = conn
-            .prepare("SELECT id, body FROM credentials ORDER BY rowid")
-            .map_err(|e| self.db.error(e))?;
-        let rows = stmt
-            .query_map([], |row| {
+        let rows = self
+            .db
+            .rows("SELECT id, body FROM credentials ORDER BY rowid", |row| {
                 Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-            })
-            .map_err(|e| self.db.error(e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.db.error(e))?;
+            })?;
         rows.into_iter()
             .map(|(id, body)| {
-                serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
-                    path: self.db.path().to_path_buf(),
-                    detail: format!("credential {id}: {e}"),
-                })
+                serde_json::from_str(&body)
+                    .map_err(|e| self.db.corrupt(format_args!("credential {id}: {e}")))
             })
             .collect()
     }
 
     /// Stores `credential`, replacing the one with its id.
     pub fn put_credential(&self, credential: &StoredCredential) -> Result<(), StoreError> {
-        let body = serde_json::to_string(credential).map_err(|e| StoreError::Corrupt {
-            path: self.db.path().to_path_buf(),
-            detail: format!("credential {}: {e}", credential.id),
+        let body = serde_json::to_string(credential).map_err(|e| {
+            self.db
+                .corrupt(format_args!("credential {}: {e}", credential.id))
         })?;
         self.db
             .lock()
@@ -429,10 +436,7 @@ fn migrate_single_document(db: &Database) -> Result<(), StoreError> {
         .map_err(|e| db.error(e))?;
     if !has_diff {
         tx.execute_batch("ALTER TABLE env_history ADD COLUMN diff TEXT NOT NULL DEFAULT ''")
-            .map_err(|e| StoreError::Corrupt {
-                path: db.path().to_path_buf(),
-                detail: format!("adding the history's diff column: {e}"),
-            })?;
+            .map_err(|e| db.corrupt(format_args!("adding the history's diff column: {e}")))?;
     }
     let legacy: bool = tx
         .query_row(
@@ -442,11 +446,11 @@ fn migrate_single_document(db: &Database) -> Result<(), StoreError> {
         )
         .map_err(|e| db.error(e))?;
     if legacy {
-        tx.execute_batch(MIGRATE_SINGLE_DOCUMENT)
-            .map_err(|e| StoreError::Corrupt {
-                path: db.path().to_path_buf(),
-                detail: format!("migrating the single document to environment 'default': {e}"),
-            })?;
+        tx.execute_batch(MIGRATE_SINGLE_DOCUMENT).map_err(|e| {
+            db.corrupt(format_args!(
+                "migrating the single document to environment 'default': {e}"
+            ))
+        })?;
         tracing::info!(path = %db.path().display(), "migrated the single document to environment 'default'");
     }
     tx.commit().map_err(|e| db.error(e))

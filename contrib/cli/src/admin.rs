@@ -248,7 +248,7 @@ pub(crate) fn admin(args: AdminArgs) -> Result<ExitCode, String> {
     // The method, the path below the base as segments (each percent-encoded,
     // so a key with `/`, `?` or `#` stays one segment), and the body.
     // The flag commands' path: the environment's, or the default's.
-    let scoped = |tail: &[&'static str]| -> Vec<String> {
+    let scoped = |tail: &[&str]| -> Vec<String> {
         let mut path: Vec<String> = vec!["v1".into(), "admin".into()];
         if let Some(env) = &args.environment {
             path.extend(["environments".to_string(), env.clone()]);
@@ -268,26 +268,20 @@ pub(crate) fn admin(args: AdminArgs) -> Result<ExitCode, String> {
             };
             serde_json::from_str::<Value>(&text)
                 .map_err(|e| format!("the flag definition is not JSON: {e}"))?;
-            let mut path = scoped(&["flags"]);
-            path.push(key.clone());
-            (reqwest::Method::PUT, path, Some(text))
+            (reqwest::Method::PUT, scoped(&["flags", key]), Some(text))
         }
-        AdminAction::DeleteFlag { key } => {
-            let mut path = scoped(&["flags"]);
-            path.push(key.clone());
-            (reqwest::Method::DELETE, path, None)
-        }
+        AdminAction::DeleteFlag { key } => (reqwest::Method::DELETE, scoped(&["flags", key]), None),
         AdminAction::PutDocument { file } => (
             reqwest::Method::PUT,
             scoped(&["document"]),
             Some(read(file)?),
         ),
         AdminAction::History { .. } => (reqwest::Method::GET, scoped(&["history"]), None),
-        AdminAction::ShowVersion { version } => {
-            let mut path = scoped(&["versions"]);
-            path.push(version.to_string());
-            (reqwest::Method::GET, path, None)
-        }
+        AdminAction::ShowVersion { version } => (
+            reqwest::Method::GET,
+            scoped(&["versions", &version.to_string()]),
+            None,
+        ),
         AdminAction::Rollback { version } => (
             reqwest::Method::POST,
             scoped(&["rollback"]),

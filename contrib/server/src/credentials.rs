@@ -254,6 +254,24 @@ struct Index {
     listing: Vec<CredentialView>,
 }
 
+impl Index {
+    /// Indexes a credential by its SHA-256 in hex (`sha256`); one that is not
+    /// 64 hex digits is logged as `which` and left out.
+    fn admit(&mut self, which: &str, id: String, name: &str, grant: Grant, sha256: &str) {
+        let Some(hash) = from_hex(sha256) else {
+            tracing::warn!(credential = which, "SHA-256 is not 64 hex digits; ignored");
+            return;
+        };
+        let principal = Principal {
+            id,
+            name: name.to_string(),
+            grant,
+            digest: hash,
+        };
+        self.by_hash.insert(hash, Arc::new(principal));
+    }
+}
+
 /// The server's credentials: those declared and those stored.
 #[derive(Debug)]
 pub struct Credentials {
@@ -375,19 +393,8 @@ impl Credentials {
             index
                 .listing
                 .push(view(id.clone(), &d.name, &d.grant, true));
-            let Some(hash) = from_hex(&d.sha256) else {
-                tracing::warn!(name = %d.name, "declared credential's SHA-256 is not 64 hex digits; ignored");
-                continue;
-            };
-            index.by_hash.insert(
-                hash,
-                Arc::new(Principal {
-                    id,
-                    name: d.name.clone(),
-                    grant: d.grant.clone(),
-                    digest: hash,
-                }),
-            );
+            let which = format!("declared {}", d.name);
+            index.admit(&which, id, &d.name, d.grant.clone(), &d.sha256);
         }
         for s in stored {
             let grant = match stored_grant(s) {
@@ -408,19 +415,8 @@ impl Credentials {
                 continue;
             }
             index.any_admin |= matches!(grant, Grant::Admin { .. });
-            let Some(hash) = from_hex(&s.sha256) else {
-                tracing::warn!(id = %s.id, "stored credential's SHA-256 is not 64 hex digits; ignored");
-                continue;
-            };
-            index.by_hash.insert(
-                hash,
-                Arc::new(Principal {
-                    id: s.id.clone(),
-                    name: s.name.clone(),
-                    grant,
-                    digest: hash,
-                }),
-            );
+            let which = format!("stored {}", s.id);
+            index.admit(&which, s.id.clone(), &s.name, grant, &s.sha256);
         }
         let old = self.index.swap(Arc::new(index));
         let now = self.index.load();

@@ -253,13 +253,7 @@ impl RedisEvents {
 
     /// The last event id a named forwarder passed on (0: none).
     pub async fn cursor(&self, name: &str) -> Result<u64, StoreError> {
-        let mut conn = self.space.redis.conn.clone();
-        let last: Option<u64> = redis::cmd("HGET")
-            .arg(self.key("events:cursors"))
-            .arg(name)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.error(e))?;
+        let last: Option<u64> = self.space.hget("events:cursors", name).await?;
         Ok(last.unwrap_or(0))
     }
 

@@ -209,10 +209,8 @@ impl SqliteEvents {
         let mut out = Vec::new();
         for row in rows {
             let (id, received_at, body) = row.map_err(err)?;
-            let event = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
-                path: self.db.path().to_path_buf(),
-                detail: format!("event {id}: {e}"),
-            })?;
+            let event = serde_json::from_str(&body)
+                .map_err(|e| self.db.corrupt(format_args!("event {id}: {e}")))?;
             out.push(StoredEvent {
                 id,
                 received_at,

@@ -168,12 +168,7 @@ impl RedisEvents {
     ) -> Result<Option<Experiment>, StoreError> {
         let mut conn = self.space.redis.conn.clone();
         loop {
-            let definition: Option<String> = redis::cmd("HGET")
-                .arg(self.key("experiments"))
-                .arg(flag)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| self.error(e))?;
+            let definition: Option<String> = self.space.hget("experiments", flag).await?;
             let Some(definition) = definition else {
                 return Ok(None);
             };
@@ -342,13 +337,8 @@ impl RedisEvents {
 
     async fn load(&self, experiment: &Experiment, keys: &[&str]) -> Result<Working, StoreError> {
         let flag = &experiment.flag;
+        let tally: Option<String> = self.space.hget("experiments:tallies", flag).await?;
         let mut conn = self.space.redis.conn.clone();
-        let tally: Option<String> = redis::cmd("HGET")
-            .arg(self.key("experiments:tallies"))
-            .arg(flag)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.error(e))?;
         let parts: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(self.participants_key(flag))
             .arg(keys)

@@ -79,9 +79,9 @@ impl SqliteEvents {
         what: &str,
         text: &str,
     ) -> Result<T, StoreError> {
-        serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
-            path: self.db.path().to_path_buf(),
-            detail: format!("experiment {flag}: {what}: {e}"),
+        serde_json::from_str(text).map_err(|e| {
+            self.db
+                .corrupt(format_args!("experiment {flag}: {what}: {e}"))
         })
     }
 
@@ -207,11 +207,8 @@ impl SqliteEvents {
                 if kind == "summary" {
                     continue;
                 }
-                let event: WireEvent =
-                    serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
-                        path: self.db.path().to_path_buf(),
-                        detail: format!("event {id}: {e}"),
-                    })?;
+                let event: WireEvent = serde_json::from_str(&body)
+                    .map_err(|e| self.db.corrupt(format_args!("event {id}: {e}")))?;
                 events.push(event);
             }
         }

@@ -155,8 +155,8 @@ impl<'a, T> Link<'a, T> {
 /// Runs a connecting source until the future is dropped: its connections one
 /// after another, with the backoff between and every end reported to `updates`.
 pub(crate) async fn follow<S: Connects>(
-    source: S,
     policy: ReconnectPolicy,
+    source: S,
     updates: Arc<dyn SourceUpdates>,
     shared: S::Shared,
 ) {

@@ -88,57 +88,47 @@ impl Gate {
     }
 }
 
-/// The primary's updates: forwarded, and its health published.
-struct Primary(Arc<Gate>);
+/// One side's updates: the primary's are forwarded and publish its health;
+/// the fallback's are applied only while the primary is down.
+struct Side {
+    gate: Arc<Gate>,
+    primary: bool,
+}
 
-impl SourceUpdates for Primary {
+impl Side {
+    fn deliver(&self, deliver: impl FnOnce(&dyn SourceUpdates)) {
+        if self.primary {
+            self.gate.primary_delivers(deliver);
+        } else {
+            self.gate.fallback_delivers(deliver);
+        }
+    }
+}
+
+impl SourceUpdates for Side {
     fn document(&self, document: String) {
-        self.0
-            .primary_delivers(|updates| updates.document(document));
+        self.deliver(|updates| updates.document(document));
     }
 
     fn versioned_document(&self, document: String, version: u64) {
-        self.0
-            .primary_delivers(|updates| updates.versioned_document(document, version));
+        self.deliver(|updates| updates.versioned_document(document, version));
     }
 
     fn error(&self, error: ProviderError) {
-        let gate = &self.0;
-        let was_healthy = gate
-            .healthy
-            .send_replace(error.origin() != ErrorOrigin::Network);
-        if was_healthy || error.origin() != ErrorOrigin::Network {
-            gate.inner.error(error);
+        if !self.primary {
+            return self.deliver(|updates| updates.error(error));
+        }
+        let network = error.origin() == ErrorOrigin::Network;
+        let was_healthy = self.gate.healthy.send_replace(!network);
+        if was_healthy || !network {
+            self.gate.inner.error(error);
         } else {
             tracing::debug!(error = %error, "stream still down; the fallback is serving");
         }
     }
 
     fn recovered(&self) {
-        self.0.primary_delivers(|updates| updates.recovered());
-    }
-}
-
-/// The fallback's updates: applied only while the primary is down.
-struct Fallback(Arc<Gate>);
-
-impl SourceUpdates for Fallback {
-    fn document(&self, document: String) {
-        self.0
-            .fallback_delivers(|updates| updates.document(document));
-    }
-
-    fn versioned_document(&self, document: String, version: u64) {
-        self.0
-            .fallback_delivers(|updates| updates.versioned_document(document, version));
-    }
-
-    fn error(&self, error: ProviderError) {
-        self.0.fallback_delivers(|updates| updates.error(error));
-    }
-
-    fn recovered(&self) {
-        self.0.fallback_delivers(|updates| updates.recovered());
+        self.deliver(|updates| updates.recovered());
     }
 }
 
@@ -159,7 +149,10 @@ impl FallbackSource {
             healthy: healthy_tx,
             order: std::sync::Mutex::new(()),
         });
-        let primary_run = self.primary.run(Arc::new(Primary(Arc::clone(&gate))));
+        let primary_run = self.primary.run(Arc::new(Side {
+            gate: Arc::clone(&gate),
+            primary: true,
+        }));
         let fallback = self.fallback;
         let supervisor = async move {
             loop {
@@ -167,7 +160,10 @@ impl FallbackSource {
                 if healthy.wait_for(|h| !*h).await.is_err() {
                     return;
                 }
-                let updates = Arc::new(Fallback(Arc::clone(&gate)));
+                let updates = Arc::new(Side {
+                    gate: Arc::clone(&gate),
+                    primary: false,
+                });
                 let task = AbortOnDrop(tokio::spawn((fallback)().run(updates)));
                 // Wait for it to deliver again, then stop polling.
                 if healthy.wait_for(|h| *h).await.is_err() {

@@ -159,7 +159,6 @@ impl Source for GrpcSyncSource {
     }
 
     fn run(self: Box<Self>, updates: Arc<dyn SourceUpdates>) -> BoxFuture<()> {
-        let policy = self.options.reconnect.clone();
-        Box::pin(follow(*self, policy, updates, ()))
+        Box::pin(follow(self.options.reconnect.clone(), *self, updates, ()))
     }
 }

@@ -75,17 +75,12 @@ impl RedisSourceBuilder {
 impl RedisSource {
     /// One connection: subscribe, load, follow. Returns why it ended.
     async fn follow_changes(&self, link: Link<'_, u64>) -> Result<Infallible, BoxError> {
-        let Link {
-            updates,
-            from,
-            backoff,
-            shared: last,
-        } = link;
+        let (updates, last) = (link.updates, link.shared);
         let docs = RedisDocuments::open(&self.url, &self.prefix).await?;
         // Subscribe first, then load: nothing published in between is missed.
         let mut pubsub = docs.subscribe().await?;
         self.load(&docs, updates, last).await?;
-        backoff.connected();
+        link.backoff.connected();
         let mut messages = pubsub.on_message();
         let mut check = tokio::time::interval(self.check_every);
         check.tick().await;
@@ -103,7 +98,7 @@ impl RedisSource {
                 _ = check.tick() => {
                     let version = docs.version().await?;
                     if version > *last {
-                        tracing::debug!(source = from, version, "version check found a missed change");
+                        tracing::debug!(source = link.from, version, "version check found a missed change");
                         self.load(&docs, updates, last).await?;
                     }
                 }
@@ -149,7 +144,6 @@ impl Source for RedisSource {
     }
 
     fn run(self: Box<Self>, updates: Arc<dyn SourceUpdates>) -> BoxFuture<()> {
-        let policy = self.reconnect.clone();
-        Box::pin(follow(*self, policy, updates, 0))
+        Box::pin(follow(self.reconnect.clone(), *self, updates, 0))
     }
 }

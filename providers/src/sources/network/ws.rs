@@ -163,7 +163,6 @@ impl Source for WebSocketSource {
     }
 
     fn run(self: Box<Self>, updates: Arc<dyn SourceUpdates>) -> BoxFuture<()> {
-        let policy = self.options.reconnect.clone();
-        Box::pin(follow(*self, policy, updates, ()))
+        Box::pin(follow(self.options.reconnect.clone(), *self, updates, ()))
     }
 }

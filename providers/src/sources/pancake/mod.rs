@@ -356,7 +356,6 @@ impl Source for PancakeSource {
             last_document: None,
             last_problems: Vec::new(),
         };
-        let policy = self.reconnect.clone();
-        Box::pin(follow(*self, policy, updates, mirror))
+        Box::pin(follow(self.reconnect.clone(), *self, updates, mirror))
     }
 }
