@@ -164,67 +164,56 @@ impl<E: Evaluator> FlagyardProvider<E> {
     }
 }
 
-#[async_trait]
-impl<E: Evaluator> FeatureProvider for FlagyardProvider<E> {
-    /// Starts the provider and returns at once (OpenFeature holds a write lock
-    /// while this runs); use `wait_until_ready` to wait for a document.
-    async fn initialize(&mut self, _context: &EvaluationContext) {
-        self.start();
-    }
+/// The OpenFeature provider; its typed resolvers are one body
+/// (`resolve_openfeature`) over each type's conversion.
+macro_rules! feature_provider {
+    ($($resolve:ident -> $ty:ty: $convert:expr;)*) => {
+        #[async_trait]
+        impl<E: Evaluator> FeatureProvider for FlagyardProvider<E> {
+            /// Starts the provider and returns at once (OpenFeature holds a write lock
+            /// while this runs); use `wait_until_ready` to wait for a document.
+            async fn initialize(&mut self, _context: &EvaluationContext) {
+                self.start();
+            }
 
-    fn status(&self) -> OfStatus {
-        match FlagyardProvider::status(self) {
-            ProviderStatus::NotReady => OfStatus::NotReady,
-            ProviderStatus::Ready => OfStatus::Ready,
-            ProviderStatus::Stale => OfStatus::STALE,
-            ProviderStatus::Error => OfStatus::Error,
+            fn status(&self) -> OfStatus {
+                match FlagyardProvider::status(self) {
+                    ProviderStatus::NotReady => OfStatus::NotReady,
+                    ProviderStatus::Ready => OfStatus::Ready,
+                    ProviderStatus::Stale => OfStatus::STALE,
+                    ProviderStatus::Error => OfStatus::Error,
+                }
+            }
+
+            fn metadata(&self) -> &ProviderMetadata {
+                self.openfeature_metadata()
+            }
+
+            $(
+                async fn $resolve(
+                    &self,
+                    key: &str,
+                    ctx: &EvaluationContext,
+                ) -> EvaluationResult<ResolutionDetails<$ty>> {
+                    self.resolve_openfeature(key, ctx, $convert)
+                }
+            )*
         }
-    }
+    };
+}
 
-    fn metadata(&self) -> &ProviderMetadata {
-        self.openfeature_metadata()
-    }
+feature_provider! {
+    resolve_bool_value -> bool: |v| bool::from_flag_value(v);
+    resolve_int_value -> i64: |v| i64::from_flag_value(v);
+    resolve_float_value -> f64: |v| f64::from_flag_value(v);
+    resolve_string_value -> String: |v| String::from_flag_value(v);
+    resolve_struct_value -> StructValue: struct_of;
+}
 
-    async fn resolve_bool_value(
-        &self,
-        key: &str,
-        ctx: &EvaluationContext,
-    ) -> EvaluationResult<ResolutionDetails<bool>> {
-        self.resolve_openfeature(key, ctx, |v| bool::from_flag_value(v))
-    }
-
-    async fn resolve_int_value(
-        &self,
-        key: &str,
-        ctx: &EvaluationContext,
-    ) -> EvaluationResult<ResolutionDetails<i64>> {
-        self.resolve_openfeature(key, ctx, |v| i64::from_flag_value(v))
-    }
-
-    async fn resolve_float_value(
-        &self,
-        key: &str,
-        ctx: &EvaluationContext,
-    ) -> EvaluationResult<ResolutionDetails<f64>> {
-        self.resolve_openfeature(key, ctx, |v| f64::from_flag_value(v))
-    }
-
-    async fn resolve_string_value(
-        &self,
-        key: &str,
-        ctx: &EvaluationContext,
-    ) -> EvaluationResult<ResolutionDetails<String>> {
-        self.resolve_openfeature(key, ctx, |v| String::from_flag_value(v))
-    }
-
-    async fn resolve_struct_value(
-        &self,
-        key: &str,
-        ctx: &EvaluationContext,
-    ) -> EvaluationResult<ResolutionDetails<StructValue>> {
-        self.resolve_openfeature(key, ctx, |v| match v {
-            FlagValue::Object(json) => json_to_struct(json),
-            _ => None,
-        })
+/// An object variant as an OpenFeature struct; anything else is no struct.
+fn struct_of(v: &FlagValue) -> Option<StructValue> {
+    match v {
+        FlagValue::Object(json) => json_to_struct(json),
+        _ => None,
     }
 }

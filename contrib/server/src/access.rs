@@ -18,6 +18,25 @@ use crate::error::ApiError;
 use crate::precondition::Preconditions;
 use crate::state::AppState;
 
+/// `FromRequestParts` for a check written as an inherent
+/// `async fn extract(parts, state) -> Result<Self, Rejection>`: the one place
+/// axum's signature is spelled out.
+macro_rules! extractor {
+    ($ty:ty, $rejection:ty $(, for <$g:ident: $bound:path>)?) => {
+        impl$(<$g: $bound>)? axum::extract::FromRequestParts<Arc<AppState>> for $ty {
+            type Rejection = $rejection;
+
+            async fn from_request_parts(
+                parts: &mut axum::http::request::Parts,
+                state: &Arc<AppState>,
+            ) -> Result<Self, Self::Rejection> {
+                Self::extract(parts, state).await
+            }
+        }
+    };
+}
+pub(crate) use extractor;
+
 /// The credential a request carries: `Authorization: Bearer <t>` or `X-API-Key: <t>`.
 fn presented(headers: &HeaderMap) -> Option<&str> {
     if let Some(v) = headers
@@ -107,16 +126,14 @@ async fn path_environment(
 #[derive(Debug, Clone)]
 pub struct InEnvironment(pub Arc<Environment>);
 
-impl FromRequestParts<Arc<AppState>> for InEnvironment {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, Self::Rejection> {
+impl InEnvironment {
+    /// The check behind the extractor.
+    async fn extract(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         path_environment(parts, state).await.map(InEnvironment)
     }
 }
+
+extractor!(InEnvironment, ApiError);
 
 /// The least role a route needs, as a type: [`Viewer`], [`Editor`],
 /// [`Owner`].
@@ -168,13 +185,9 @@ impl<R> RoleAccess<R> {
     }
 }
 
-impl<R: MinimumRole> FromRequestParts<Arc<AppState>> for RoleAccess<R> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, Self::Rejection> {
+impl<R: MinimumRole> RoleAccess<R> {
+    /// The check behind the extractor.
+    async fn extract(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let principal = authenticate_admin(parts, state)?;
         if principal.role() < Some(R::ROLE) {
             return Err(refused_role(&principal, R::ROLE));
@@ -185,6 +198,8 @@ impl<R: MinimumRole> FromRequestParts<Arc<AppState>> for RoleAccess<R> {
         })
     }
 }
+
+extractor!(RoleAccess<R>, ApiError, for <R: MinimumRole>);
 
 /// The caller may change the flags of the environment the path names (or
 /// `default`): an admin, or an editor whose environments include it. Carries
@@ -206,13 +221,9 @@ impl EditAccess {
     }
 }
 
-impl FromRequestParts<Arc<AppState>> for EditAccess {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, Self::Rejection> {
+impl EditAccess {
+    /// The check behind the extractor.
+    async fn extract(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let principal = authenticate_admin(parts, state)?;
         let environment = path_environment(parts, state).await?;
         if !principal.may_edit(&environment.name) {
@@ -231,6 +242,8 @@ impl FromRequestParts<Arc<AppState>> for EditAccess {
         })
     }
 }
+
+extractor!(EditAccess, ApiError);
 
 fn refused_role(principal: &Principal, needed: Role) -> ApiError {
     ApiError::Forbidden(format!(
@@ -319,13 +332,11 @@ impl ReadAccess {
     }
 }
 
-impl FromRequestParts<Arc<AppState>> for ReadAccess {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, Self::Rejection> {
+impl ReadAccess {
+    /// The check behind the extractor.
+    async fn extract(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         ReadAccess::check(&parts.headers, state)
     }
 }
+
+extractor!(ReadAccess, ApiError);

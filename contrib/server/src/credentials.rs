@@ -490,11 +490,7 @@ impl Credentials {
             now_ms(),
         );
         let _serial = self.writes.lock().await;
-        self.store
-            .put(stored.clone())
-            .await
-            .map_err(|e| ApiError::from_store(&e))?;
-        self.reload().await.map_err(|e| ApiError::from_store(&e))?;
+        self.put_and_reload(stored.clone()).await?;
         let listed = self.find(&stored.id)?;
         tracing::info!(id = %stored.id, name = %stored.name, kind, "credential created");
         Ok((listed, token))
@@ -507,12 +503,10 @@ impl Credentials {
         let mut stored = self.stored(id).await?;
         if stored.revoked_at_ms.is_none() {
             stored.revoked_at_ms = Some(now_ms());
-            self.store
-                .put(stored)
-                .await
-                .map_err(|e| ApiError::from_store(&e))?;
+            self.put_and_reload(stored).await?;
+        } else {
+            self.reload().await.map_err(|e| ApiError::from_store(&e))?;
         }
-        self.reload().await.map_err(|e| ApiError::from_store(&e))?;
         tracing::info!(id, "credential revoked");
         self.find(id)
     }
@@ -527,13 +521,19 @@ impl Credentials {
         }
         let token = new_token(&stored_grant(&stored).map_err(ApiError::Internal)?)?;
         stored.sha256 = sha256_hex(&token);
+        self.put_and_reload(stored).await?;
+        tracing::info!(id, "credential rotated");
+        Ok((self.find(id)?, token))
+    }
+
+    /// Stores a credential and rebuilds the index from the store (the caller
+    /// holds the write lock).
+    async fn put_and_reload(&self, stored: StoredCredential) -> Result<(), ApiError> {
         self.store
             .put(stored)
             .await
             .map_err(|e| ApiError::from_store(&e))?;
-        self.reload().await.map_err(|e| ApiError::from_store(&e))?;
-        tracing::info!(id, "credential rotated");
-        Ok((self.find(id)?, token))
+        self.reload().await.map_err(|e| ApiError::from_store(&e))
     }
 
     async fn stored(&self, id: &str) -> Result<StoredCredential, ApiError> {

@@ -334,81 +334,37 @@ fn event(
 /// a value out, v2 can); `$extra` are the methods only that version has.
 macro_rules! evaluation_service {
     ($version:ident, value: $value:expr, object: $object:expr, variant: $variant:expr, $($extra:item)*) => {
+        evaluation_service!(@service $version, $variant, [$($extra)*],
+            resolve_boolean(ResolveBooleanRequest => ResolveBooleanResponse, bool_of, "a boolean", $value),
+            resolve_string(ResolveStringRequest => ResolveStringResponse, string_of, "a string", $value),
+            resolve_float(ResolveFloatRequest => ResolveFloatResponse, float_of, "a number", $value),
+            resolve_int(ResolveIntRequest => ResolveIntResponse, int_of, "an integer", $value),
+            resolve_object(ResolveObjectRequest => ResolveObjectResponse, object_of, "an object", $object),
+        );
+    };
+    (@service $version:ident, $variant:expr, [$($extra:item)*],
+        $($method:ident($request:ident => $response:ident, $of:expr, $wanted:literal, $shape:expr),)*) => {
         #[tonic::async_trait]
         impl $version::service_server::Service for Grpc {
             type EventStreamStream = Streamed<$version::EventStreamResponse>;
 
             $($extra)*
 
-            async fn resolve_boolean(
-                &self,
-                request: Request<$version::ResolveBooleanRequest>,
-            ) -> Result<Response<$version::ResolveBooleanResponse>, Status> {
-                let r = request.get_ref();
-                let x = self.typed(&request, &r.flag_key, r.context.as_ref(), bool_of, "a boolean")?;
-                Ok(Response::new($version::ResolveBooleanResponse {
-                    value: $value(x.value),
-                    reason: x.reason,
-                    variant: $variant(x.variant),
-                    metadata: x.metadata,
-                }))
-            }
-
-            async fn resolve_string(
-                &self,
-                request: Request<$version::ResolveStringRequest>,
-            ) -> Result<Response<$version::ResolveStringResponse>, Status> {
-                let r = request.get_ref();
-                let x = self.typed(&request, &r.flag_key, r.context.as_ref(), string_of, "a string")?;
-                Ok(Response::new($version::ResolveStringResponse {
-                    value: $value(x.value),
-                    reason: x.reason,
-                    variant: $variant(x.variant),
-                    metadata: x.metadata,
-                }))
-            }
-
-            async fn resolve_float(
-                &self,
-                request: Request<$version::ResolveFloatRequest>,
-            ) -> Result<Response<$version::ResolveFloatResponse>, Status> {
-                let r = request.get_ref();
-                let x = self.typed(&request, &r.flag_key, r.context.as_ref(), float_of, "a number")?;
-                Ok(Response::new($version::ResolveFloatResponse {
-                    value: $value(x.value),
-                    reason: x.reason,
-                    variant: $variant(x.variant),
-                    metadata: x.metadata,
-                }))
-            }
-
-            async fn resolve_int(
-                &self,
-                request: Request<$version::ResolveIntRequest>,
-            ) -> Result<Response<$version::ResolveIntResponse>, Status> {
-                let r = request.get_ref();
-                let x = self.typed(&request, &r.flag_key, r.context.as_ref(), int_of, "an integer")?;
-                Ok(Response::new($version::ResolveIntResponse {
-                    value: $value(x.value),
-                    reason: x.reason,
-                    variant: $variant(x.variant),
-                    metadata: x.metadata,
-                }))
-            }
-
-            async fn resolve_object(
-                &self,
-                request: Request<$version::ResolveObjectRequest>,
-            ) -> Result<Response<$version::ResolveObjectResponse>, Status> {
-                let r = request.get_ref();
-                let x = self.typed(&request, &r.flag_key, r.context.as_ref(), object_of, "an object")?;
-                Ok(Response::new($version::ResolveObjectResponse {
-                    value: $object(x.value),
-                    reason: x.reason,
-                    variant: $variant(x.variant),
-                    metadata: x.metadata,
-                }))
-            }
+            $(
+                async fn $method(
+                    &self,
+                    request: Request<$version::$request>,
+                ) -> Result<Response<$version::$response>, Status> {
+                    let r = request.get_ref();
+                    let x = self.typed(&request, &r.flag_key, r.context.as_ref(), $of, $wanted)?;
+                    Ok(Response::new($version::$response {
+                        value: $shape(x.value),
+                        reason: x.reason,
+                        variant: $variant(x.variant),
+                        metadata: x.metadata,
+                    }))
+                }
+            )*
 
             async fn event_stream(
                 &self,

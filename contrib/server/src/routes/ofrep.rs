@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::access::ReadAccess;
+use crate::access::{ReadAccess, extractor};
 use crate::environment::Environment;
 use crate::error::ApiError;
 use crate::follow::{Follow, documents};
@@ -55,13 +55,9 @@ impl IntoResponse for OfrepRejection {
 /// Carries the environment its key reads and the key.
 pub(super) struct OfrepAccess(ReadAccess);
 
-impl FromRequestParts<Arc<AppState>> for OfrepAccess {
-    type Rejection = Response;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, Self::Rejection> {
+impl OfrepAccess {
+    /// The check behind the extractor.
+    async fn extract(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let read = ReadAccess::check(&parts.headers, state).map_err(|e| {
             OfrepRejection {
                 status: e.status(),
@@ -83,6 +79,8 @@ impl FromRequestParts<Arc<AppState>> for OfrepAccess {
         Ok(OfrepAccess(read))
     }
 }
+
+extractor!(OfrepAccess, Response);
 
 /// Why a request's context is unusable (answered as `INVALID_CONTEXT`).
 #[derive(Debug, thiserror::Error)]
