@@ -158,13 +158,14 @@ impl MetadataValue {
 /// Written as [`to_json`](MetadataValue::to_json) would give it, directly.
 impl serde::Serialize for MetadataValue {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use crate::value::Scalar;
         match self {
-            MetadataValue::Bool(b) => serializer.serialize_bool(*b),
-            MetadataValue::Int(i) => serializer.serialize_i64(*i),
-            MetadataValue::Float(f) if f.is_finite() => serializer.serialize_f64(*f),
-            MetadataValue::Float(_) => serializer.serialize_none(),
-            MetadataValue::String(s) => serializer.serialize_str(s),
+            MetadataValue::Bool(b) => Scalar::Bool(*b),
+            MetadataValue::Int(i) => Scalar::Int(*i),
+            MetadataValue::Float(f) => Scalar::Float(*f),
+            MetadataValue::String(s) => Scalar::Str(s),
         }
+        .serialize(serializer)
     }
 }
 

@@ -60,18 +60,39 @@ impl FlagValue {
     }
 }
 
-/// Written as the JSON it was read from (a non-finite float, which JSON cannot
-/// hold, as `null`), without building a `serde_json::Value` first.
+/// A boolean, number or string of a flag value or of flag metadata, as JSON
+/// writes it: a non-finite float, which JSON cannot hold, as `null`.
+pub(crate) enum Scalar<'a> {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(&'a str),
+}
+
+impl serde::Serialize for Scalar<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Scalar::Bool(b) => serializer.serialize_bool(b),
+            Scalar::Int(i) => serializer.serialize_i64(i),
+            Scalar::Float(f) if f.is_finite() => serializer.serialize_f64(f),
+            Scalar::Float(_) => serializer.serialize_none(),
+            Scalar::Str(s) => serializer.serialize_str(s),
+        }
+    }
+}
+
+/// Written as the JSON it was read from (see [`Scalar`]), without building a
+/// `serde_json::Value` first.
 impl serde::Serialize for FlagValue {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            FlagValue::Bool(b) => serializer.serialize_bool(*b),
-            FlagValue::Int(i) => serializer.serialize_i64(*i),
-            FlagValue::Float(f) if f.is_finite() => serializer.serialize_f64(*f),
-            FlagValue::Float(_) => serializer.serialize_none(),
-            FlagValue::String(s) => serializer.serialize_str(s),
-            FlagValue::Object(o) => o.serialize(serializer),
-        }
+        let scalar = match self {
+            FlagValue::Object(o) => return o.serialize(serializer),
+            FlagValue::Bool(b) => Scalar::Bool(*b),
+            FlagValue::Int(i) => Scalar::Int(*i),
+            FlagValue::Float(f) => Scalar::Float(*f),
+            FlagValue::String(s) => Scalar::Str(s),
+        };
+        scalar.serialize(serializer)
     }
 }
 
