@@ -49,6 +49,8 @@ pub(crate) struct ConfigFile {
     pub(crate) sdk_key: Option<String>,
     pub(crate) heartbeat: Option<u64>,
     pub(crate) ofrep_rate_limit: Option<u32>,
+    #[serde(default, deserialize_with = "fractional")]
+    pub(crate) fractional: Option<flagyard::core::FractionalVersion>,
     pub(crate) allow_origin: Option<Vec<String>>,
     pub(crate) cors_origin: Option<Vec<String>>,
     pub(crate) allow_host: Option<Vec<String>>,
@@ -106,10 +108,20 @@ pub(crate) struct AdminTokenEntry {
     token_sha256: Option<String>,
 }
 
-fn environment_name<'de, D: Deserializer<'de>>(d: D) -> Result<EnvironmentName, D::Error> {
+/// A string the value's `FromStr` reads (its error is the TOML error's text).
+fn parsed<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
     String::deserialize(d)?
         .parse()
         .map_err(serde::de::Error::custom)
+}
+
+fn environment_name<'de, D: Deserializer<'de>>(d: D) -> Result<EnvironmentName, D::Error> {
+    parsed(d)
 }
 
 fn environment_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<EnvironmentName>, D::Error> {
@@ -120,9 +132,13 @@ fn environment_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<EnvironmentN
 }
 
 fn role<'de, D: Deserializer<'de>>(d: D) -> Result<Role, D::Error> {
-    String::deserialize(d)?
-        .parse()
-        .map_err(serde::de::Error::custom)
+    parsed(d)
+}
+
+fn fractional<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<flagyard::core::FractionalVersion>, D::Error> {
+    parsed(d).map(Some)
 }
 
 fn sha256_hex<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -255,6 +271,13 @@ mod tests {
         assert!(e.contains("line 3") && e.contains("unknown role"), "{e}");
         let e = parse("max-connections = -1\n").unwrap_err();
         assert!(e.contains("line 1"), "{e}");
+        let e = parse("listen = \"127.0.0.1:1\"\nfractional = \"v4\"\n").unwrap_err();
+        assert!(
+            e.contains("line 2") && e.contains("unknown fractional version 'v4'"),
+            "{e}"
+        );
+        let file = parse("fractional = \"v3\"\n").unwrap();
+        assert_eq!(file.fractional, Some(flagyard::core::FractionalVersion::V3));
     }
 
     #[test]

@@ -71,6 +71,11 @@ pub(crate) struct ServeArgs {
     /// OFREP requests per second for all clients together (default: unlimited).
     #[arg(long)]
     ofrep_rate_limit: Option<u32>,
+    /// The `fractional` hashing the server evaluates with: v2 (flagd today)
+    /// or v3 (the accepted ADR, which flagd's newer in-process engines use);
+    /// match the in-process clients that read `SyncFlags` [default: v2].
+    #[arg(long, value_name = "v2|v3")]
+    fractional: Option<flagyard::core::FractionalVersion>,
     /// A browser origin allowed to open /v1/ws besides the server's own
     /// (repeatable; `*` allows any).
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
@@ -251,6 +256,9 @@ fn settings(args: ServeArgs, file: ConfigFile) -> Result<ServerConfig, String> {
         config.heartbeat = Duration::from_secs(seconds.max(1));
     }
     config.ofrep_rate_limit = args.ofrep_rate_limit.or(file.ofrep_rate_limit);
+    if let Some(version) = args.fractional.or(file.fractional) {
+        config.fractional = version;
+    }
     if let Some(max) = args.max_connections.or(file.max_connections) {
         config.max_connections = max;
     }

@@ -41,6 +41,12 @@ pub struct ServerConfig {
     pub ofrep_rate_limit: Option<u32>,
     /// Largest document accepted by the admin API (default 5 MiB).
     pub max_document_bytes: usize,
+    /// The `fractional` hashing the server evaluates with (OFREP, flagd's
+    /// evaluation RPCs, the admin page): v2, flagd's today (the default), or
+    /// v3, the accepted ADR that flagd's in-process engines are moving to —
+    /// choose the one the in-process clients reading `SyncFlags` use, so
+    /// both kinds of client put a user in the same bucket.
+    pub fractional: flagyard_core::FractionalVersion,
     /// Origins a browser may open `/v1/ws` from besides the server's own
     /// (`https://app.example.com`; `*` allows any). A request without an
     /// `Origin` (not from a browser) is not checked.
@@ -93,6 +99,7 @@ impl ServerConfig {
             heartbeat: Duration::from_secs(15),
             ofrep_rate_limit: None,
             max_document_bytes: 5 * 1024 * 1024,
+            fractional: flagyard_core::FractionalVersion::V2,
             allowed_origins: Vec::new(),
             cors_origins: Vec::new(),
             allowed_hosts: Vec::new(),

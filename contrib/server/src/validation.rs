@@ -24,10 +24,12 @@ pub enum Invalid {
 }
 
 pub(crate) fn compile_options(config: &ServerConfig) -> CompileOptions {
-    CompileOptions::default().limits(Limits {
-        max_document_bytes: config.max_document_bytes,
-        ..Limits::default()
-    })
+    CompileOptions::default()
+        .limits(Limits {
+            max_document_bytes: config.max_document_bytes,
+            ..Limits::default()
+        })
+        .fractional(config.fractional)
 }
 
 /// Compiles a stored document leniently: it was valid when written, and a

@@ -425,6 +425,93 @@ async fn flagds_rust_provider_connects_in_rpc_and_in_process_modes() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_fractional_v3_the_rpc_and_in_process_clients_bucket_users_alike() {
+    use flagyard_core::{CompileOptions, FractionalVersion, Snapshot};
+    use open_feature::provider::FeatureProvider;
+    use open_feature_flagd::{FlagdOptions, FlagdProvider, ResolverType};
+
+    let users: Vec<String> = (0..40).map(|i| format!("user-{i}")).collect();
+    let bucket = |version, user: &str| {
+        let options = CompileOptions::default().fractional(version);
+        let snapshot = Snapshot::parse_with(DOCUMENT, &options).expect("document");
+        let ctx = Ctx::new().with_targeting_key(user);
+        snapshot
+            .evaluate("color", &ctx)
+            .variant()
+            .map(str::to_string)
+    };
+    assert!(
+        users
+            .iter()
+            .any(|u| bucket(FractionalVersion::V2, u) != bucket(FractionalVersion::V3, u)),
+        "the users must tell v2 from v3 for this test to mean anything"
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let seed = dir.path().join("default.json");
+    std::fs::write(&seed, DOCUMENT).expect("seed");
+    let server = start(&dir.path().join("v3.sqlite"), |c| {
+        c.grpc_listen = Some("127.0.0.1:0".parse().expect("addr"));
+        c.seed_file = Some(seed);
+        c.fractional = FractionalVersion::V3;
+    })
+    .await;
+    let grpc = server.grpc.clone().expect("gRPC served");
+    let port: u16 = grpc
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .parse()
+        .expect("number");
+    let provider = |resolver_type| async move {
+        let options = FlagdOptions {
+            host: "127.0.0.1".into(),
+            port,
+            resolver_type,
+            cache_settings: None,
+            ..Default::default()
+        };
+        FlagdProvider::new(options).await.expect("provider")
+    };
+    let rpc = provider(ResolverType::Rpc).await;
+    let in_process = provider(ResolverType::InProcess).await;
+    for user in &users {
+        let ctx = open_feature::EvaluationContext::default().with_targeting_key(user.as_str());
+        let by_rpc = rpc.resolve_string_value("color", &ctx).await.expect("rpc");
+        let by_engine = in_process
+            .resolve_string_value("color", &ctx)
+            .await
+            .expect("in process");
+        assert_eq!(by_rpc.variant, by_engine.variant, "{user}: the two modes");
+        assert_eq!(
+            by_rpc.variant,
+            bucket(FractionalVersion::V3, user),
+            "{user}: the server's v3"
+        );
+    }
+    // OFREP is evaluated by the same snapshot.
+    let user = users
+        .iter()
+        .find(|u| bucket(FractionalVersion::V2, u) != bucket(FractionalVersion::V3, u))
+        .expect("one differs");
+    let answer: Value = client()
+        .post(format!("{}/ofrep/v1/evaluate/flags/color", server.base))
+        .json(&json!({"context": {"targetingKey": user}}))
+        .send()
+        .await
+        .expect("ofrep")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        answer["variant"].as_str().map(str::to_string),
+        bucket(FractionalVersion::V3, user),
+        "{answer}"
+    );
+    server.stop().await;
+}
+
 /// How long a flagd client may take to reconnect after a server restart
 /// (their reconnect backoffs start at about a second).
 const RECOVERY: Duration = Duration::from_secs(15);
