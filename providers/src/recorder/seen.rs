@@ -12,8 +12,9 @@ use std::hash::{BuildHasher, Hasher};
 const FILTER_SETS: usize = 16_384;
 
 /// A fixed hasher, so hashes are the same on every thread and every run.
-pub(crate) static HASHER: std::sync::LazyLock<foldhash::fast::FixedState> =
-    std::sync::LazyLock::new(|| foldhash::fast::FixedState::with_seed(0x5eed_f1a9));
+/// A constant, so reading it costs no initialization check.
+pub(crate) const HASHER: foldhash::fast::FixedState =
+    foldhash::fast::FixedState::with_seed(0x5eed_f1a9);
 
 /// The hash of one exposure's identity: the flag and variant's
 /// [`served_identity`](flagyard_core::served_identity), then the targeting key.
