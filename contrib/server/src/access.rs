@@ -226,14 +226,7 @@ impl EditAccess {
     async fn extract(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let principal = authenticate_admin(parts, state)?;
         let environment = path_environment(parts, state).await?;
-        if !principal.may_edit(&environment.name) {
-            return Err(ApiError::Forbidden(format!(
-                "{} ({}) may not change environment '{}'",
-                principal.name,
-                principal.role().map_or("sdk", Role::as_str),
-                environment.name
-            )));
-        }
+        may_change(&principal, &environment.name)?;
         let preconditions = Preconditions::from_headers(&parts.headers)?;
         Ok(EditAccess {
             principal,
@@ -244,6 +237,24 @@ impl EditAccess {
 }
 
 extractor!(EditAccess, ApiError);
+
+/// `403` naming who and which environment unless `principal` may change
+/// `environment` (an admin, or an editor whose environments include it): for
+/// writes whose environment is not in the path (experiments name theirs in
+/// the body or the stored definition).
+pub(crate) fn may_change(
+    principal: &Principal,
+    environment: &flagyard_storage::EnvironmentName,
+) -> Result<(), ApiError> {
+    if principal.may_edit(environment) {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(format!(
+        "{} ({}) may not change environment '{environment}'",
+        principal.name,
+        principal.role().map_or("sdk", Role::as_str),
+    )))
+}
 
 fn refused_role(principal: &Principal, needed: Role) -> ApiError {
     ApiError::Forbidden(format!(

@@ -428,3 +428,106 @@ async fn servers_on_one_redis_give_the_same_results() {
     a.stop().await;
     b.stop().await;
 }
+
+/// An editor limited to `staging` runs experiments on staging's flags only:
+/// creating one on a `default` flag, or stopping or deleting one there, is
+/// refused with the environment named; the admin may.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_editor_changes_experiments_of_its_environments_only() {
+    use flagyard_server::{DeclaredCredential, EnvironmentConfig, Grant, Role};
+    const EDITOR: &str = "staging-editor";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let document = json!({"flags": {
+        "split": {"state": "ENABLED", "variants": {"red": "red", "green": "green"},
+                  "defaultVariant": "red",
+                  "targeting": {"fractional": [["red", 50], ["green", 50]]}}
+    }});
+    let seed = dir.path().join("flags.json");
+    std::fs::write(&seed, document.to_string()).expect("seed");
+    let staging_seed = dir.path().join("staging.json");
+    let staging_doc = document
+        .to_string()
+        .replace("\"split\"", "\"staging-split\"");
+    std::fs::write(&staging_seed, staging_doc).expect("seed");
+    let server = start(&dir.path().join("db.sqlite"), |c| {
+        c.seed_file = Some(seed);
+        c.environments.push(EnvironmentConfig {
+            name: "staging".parse().expect("name"),
+            seed_file: Some(staging_seed),
+        });
+        c.credentials = vec![DeclaredCredential {
+            name: "eddie".into(),
+            grant: Grant::Admin {
+                role: Role::Editor,
+                environments: vec!["staging".parse().expect("name")],
+            },
+            sha256: flagyard_server::sha256_hex(EDITOR),
+        }];
+    })
+    .await;
+    let base = &server.base;
+    let as_editor = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut request = client()
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(EDITOR);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            (status, response.text().await.expect("body"))
+        }
+    };
+    let new = |flag: &str, env: &str| json!({"flag": flag, "environment": env, "metrics": ["purchase"], "control": "red"});
+
+    let (status, body) = as_editor(
+        reqwest::Method::POST,
+        "/v1/admin/experiments",
+        Some(new("split", "default")),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("environment 'default'"), "{body}");
+    let (status, body) = as_editor(
+        reqwest::Method::POST,
+        "/v1/admin/experiments",
+        Some(new("staging-split", "staging")),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+
+    // The admin's experiment on `default`: the editor may neither stop nor
+    // delete it; its own it may.
+    create(base, new("split", "default")).await;
+    for (method, path) in [
+        (reqwest::Method::POST, "/v1/admin/experiments/split/stop"),
+        (reqwest::Method::DELETE, "/v1/admin/experiments/split"),
+    ] {
+        let (status, body) = as_editor(method, path, None).await;
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(body.contains("environment 'default'"), "{body}");
+    }
+    let (status, body) = as_editor(
+        reqwest::Method::POST,
+        "/v1/admin/experiments/staging-split/stop",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = as_editor(
+        reqwest::Method::DELETE,
+        "/v1/admin/experiments/nothing-here",
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "no experiment: not found, as before");
+    let (status, _) = api(
+        reqwest::Method::POST,
+        format!("{base}/v1/admin/experiments/split/stop"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "the admin may");
+    server.stop().await;
+}

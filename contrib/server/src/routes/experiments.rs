@@ -13,7 +13,7 @@ use flagyard_storage::experiments::{Experiment, Metric, MetricKind};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::access::{AdminAccess, Editor, RoleAccess};
+use crate::access::{AdminAccess, Editor, RoleAccess, may_change};
 use crate::body::ApiJson;
 use crate::error::ApiError;
 use crate::results::ExperimentResults;
@@ -83,11 +83,12 @@ pub(super) async fn create(
     let environment = new
         .environment
         .unwrap_or_else(|| DEFAULT_ENVIRONMENT.to_string());
-    if state.environment(&environment).is_none() {
+    let Some(served) = state.environment(&environment) else {
         return Err(ApiError::NotFound(format!(
             "no environment '{environment}'"
         )));
-    }
+    };
+    may_change(&editor.principal, &served.name)?;
     let definition = flag_definition(&state, &environment, &new.flag).ok_or_else(|| {
         ApiError::NotFound(format!(
             "no flag '{}' in environment '{environment}'",
@@ -195,11 +196,32 @@ pub(super) async fn results(
     )))
 }
 
+/// The editor may change the environment of the experiment on `flag` (`404`
+/// when there is none).
+async fn may_change_experiment(
+    state: &AppState,
+    editor: &RoleAccess<Editor>,
+    flag: &str,
+) -> Result<(), ApiError> {
+    let (experiment, _) = state
+        .events
+        .experiment(flag.to_string())
+        .await
+        .map_err(|e| ApiError::from_store(&e))?
+        .ok_or_else(|| ApiError::NotFound(format!("no experiment on flag '{flag}'")))?;
+    let environment = experiment
+        .environment
+        .parse()
+        .map_err(|e| ApiError::Internal(format!("experiment on flag '{flag}': {e}")))?;
+    may_change(&editor.principal, &environment)
+}
+
 pub(super) async fn stop(
     State(state): State<Arc<AppState>>,
     editor: RoleAccess<Editor>,
     Path(ExperimentPath { flag }): Path<ExperimentPath>,
 ) -> Result<Json<Experiment>, ApiError> {
+    may_change_experiment(&state, &editor, &flag).await?;
     let now = epoch_millis(std::time::SystemTime::now());
     let stopped = state
         .events
@@ -216,6 +238,7 @@ pub(super) async fn delete(
     editor: RoleAccess<Editor>,
     Path(ExperimentPath { flag }): Path<ExperimentPath>,
 ) -> Result<StatusCode, ApiError> {
+    may_change_experiment(&state, &editor, &flag).await?;
     if !state
         .events
         .delete_experiment(flag.clone())
