@@ -196,8 +196,9 @@ async fn redis_events_keep_their_retention_and_cursors() {
         .expect("connects");
     for batch in 0..10 {
         let batch_events: Vec<WireEvent> = (0..50).map(|i| event(batch * 50 + i)).collect();
+        let environment = if batch % 2 == 1 { "staging" } else { "default" };
         events
-            .ingest(&format!("b{batch}"), &batch_events)
+            .ingest(&format!("b{batch}"), environment, &batch_events)
             .await
             .expect("ingest");
     }
@@ -206,6 +207,31 @@ async fn redis_events_keep_their_retention_and_cursors() {
     assert!((100..=250).contains(&kept), "{kept}");
     let newest = events.query(&EventQuery::default()).await.expect("query");
     assert_eq!(newest[0].event, event(499), "the newest are kept");
+    assert_eq!(newest[0].environment, "staging", "with their environment");
+    assert_eq!(newest[60].environment, "default", "{:?}", newest[60]);
+    // An entry written before environments were recorded (no `v` field)
+    // reads as `default`'s.
+    let client = redis::Client::open(redis.url()).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let old = serde_json::to_string(&event(500)).expect("json");
+    let _: String = redis::cmd("XADD")
+        .arg("ev:events")
+        .arg("0-100000")
+        .arg("r")
+        .arg(1)
+        .arg("e")
+        .arg(old)
+        .query_async(&mut conn)
+        .await
+        .expect("xadd");
+    let newest = events.query(&EventQuery::default()).await.expect("query");
+    assert_eq!(
+        (newest[0].id, newest[0].environment.as_str()),
+        (100_000, "default")
+    );
     assert_eq!(events.prune().await.expect("prune"), 0, "all are young");
     // An age bound of zero lets nothing stay.
     let strict = RedisEvents::open(
@@ -219,7 +245,7 @@ async fn redis_events_keep_their_retention_and_cursors() {
     .await
     .expect("connects");
     std::thread::sleep(std::time::Duration::from_millis(5));
-    assert_eq!(strict.prune().await.expect("prune"), kept);
+    assert_eq!(strict.prune().await.expect("prune"), kept + 1);
     assert_eq!(strict.count().await.expect("count"), 0);
     assert_eq!(events.cursor("jsonl:x").await.expect("cursor"), 0);
     events.set_cursor("jsonl:x", 42).await.expect("set");

@@ -305,3 +305,57 @@ fn a_single_document_file_becomes_the_default_environment_with_its_history() {
         8
     );
 }
+
+/// An events file written before events recorded their environment gains the
+/// column when it opens: what it holds reads as `default`'s, and new events
+/// keep the environment they were collected in.
+#[test]
+fn an_events_file_from_before_environments_reads_as_default() {
+    use flagyard_core::event_json::WireEvent;
+    use flagyard_storage::{EventQuery, SqliteEvents};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("events.sqlite");
+    let purchase = |key: &str, at: u64| WireEvent::Tracking {
+        name: "purchase".into(),
+        targeting_key: Some(key.into()),
+        value: None,
+        fields: Default::default(),
+        at,
+    };
+    {
+        // The table as the collector created it before.
+        let conn = rusqlite::Connection::open(&path).expect("file");
+        conn.execute_batch(
+            "CREATE TABLE events (
+                 id INTEGER PRIMARY KEY, received_at INTEGER NOT NULL, at INTEGER NOT NULL,
+                 kind TEXT NOT NULL, flag TEXT, name TEXT, targeting_key TEXT, variant TEXT,
+                 body TEXT NOT NULL)",
+        )
+        .expect("old schema");
+        let body = serde_json::to_string(&purchase("old", 1)).expect("json");
+        conn.execute(
+            "INSERT INTO events (received_at, at, kind, name, targeting_key, body)
+             VALUES (1, 1, 'tracking', 'purchase', 'old', ?1)",
+            [body],
+        )
+        .expect("old row");
+    }
+    let events = SqliteEvents::open(&path).expect("opens and migrates");
+    events
+        .ingest("b1", "staging", &[purchase("new", 2)])
+        .expect("ingest");
+    let kept = events.query(&EventQuery::default()).expect("query");
+    let seen: Vec<(&str, &str)> = kept
+        .iter()
+        .map(|e| match &e.event {
+            WireEvent::Tracking { targeting_key, .. } => (
+                targeting_key.as_deref().expect("key"),
+                e.environment.as_str(),
+            ),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(seen, [("new", "staging"), ("old", "default")]);
+    drop(events);
+    SqliteEvents::open(&path).expect("opens again, the column already there");
+}

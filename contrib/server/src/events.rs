@@ -15,8 +15,14 @@ use crate::log::{LogFuture, blocking};
 pub trait EventLog: Send + Sync + std::fmt::Debug + 'static {
     /// Where it is, for logs.
     fn describe(&self) -> String;
-    /// Keeps a batch's events unless its id was seen before.
-    fn ingest(&self, batch_id: String, events: Vec<WireEvent>) -> LogFuture<'_, Ingested>;
+    /// Keeps a batch's events, collected in `environment`, unless its id was
+    /// seen before.
+    fn ingest(
+        &self,
+        batch_id: String,
+        environment: String,
+        events: Vec<WireEvent>,
+    ) -> LogFuture<'_, Ingested>;
     /// The events a query asks for.
     fn query(&self, query: EventQuery) -> LogFuture<'_, Vec<StoredEvent>>;
     /// Deletes what the retention no longer keeps; the events deleted.
@@ -45,8 +51,13 @@ impl EventLog for Arc<SqliteEvents> {
     fn describe(&self) -> String {
         format!("sqlite {}", self.path().display())
     }
-    fn ingest(&self, batch_id: String, events: Vec<WireEvent>) -> LogFuture<'_, Ingested> {
-        blocking(self, move |db| db.ingest(&batch_id, &events))
+    fn ingest(
+        &self,
+        batch_id: String,
+        environment: String,
+        events: Vec<WireEvent>,
+    ) -> LogFuture<'_, Ingested> {
+        blocking(self, move |db| db.ingest(&batch_id, &environment, &events))
     }
     fn query(&self, query: EventQuery) -> LogFuture<'_, Vec<StoredEvent>> {
         blocking(self, move |db| db.query(&query))
@@ -87,8 +98,13 @@ impl EventLog for RedisEvents {
     fn describe(&self) -> String {
         format!("redis {}", flagyard_storage::masked_url(self.url()))
     }
-    fn ingest(&self, batch_id: String, events: Vec<WireEvent>) -> LogFuture<'_, Ingested> {
-        Box::pin(async move { RedisEvents::ingest(self, &batch_id, &events).await })
+    fn ingest(
+        &self,
+        batch_id: String,
+        environment: String,
+        events: Vec<WireEvent>,
+    ) -> LogFuture<'_, Ingested> {
+        Box::pin(async move { RedisEvents::ingest(self, &batch_id, &environment, &events).await })
     }
     fn query(&self, query: EventQuery) -> LogFuture<'_, Vec<StoredEvent>> {
         Box::pin(async move { RedisEvents::query(self, &query).await })

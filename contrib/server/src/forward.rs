@@ -23,7 +23,7 @@ use crate::state::AppState;
 /// Where collected events are forwarded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Forward {
-    /// Appended to a file, one JSON object per line (`{"id", "receivedAt", "event"}`).
+    /// Appended to a file, one JSON object per line (`{"id", "receivedAt", "environment", "event"}`).
     JsonLines(PathBuf),
     /// Posted in batches to a URL, signed with `secret`.
     Webhook {
@@ -56,7 +56,7 @@ enum Failure {
 fn lines(events: &[StoredEvent]) -> Vec<serde_json::Value> {
     events
         .iter()
-        .map(|e| json!({"id": e.id, "receivedAt": e.received_at, "event": e.event}))
+        .map(|e| json!({"id": e.id, "receivedAt": e.received_at, "environment": e.environment, "event": e.event}))
         .collect()
 }
 

@@ -531,3 +531,90 @@ async fn an_editor_changes_experiments_of_its_environments_only() {
     assert_eq!(status, 200, "the admin may");
     server.stop().await;
 }
+
+/// Events are kept with the environment of the SDK key they were posted with,
+/// and an experiment counts only its environment's: staging's traffic on a
+/// flag of the same name does not move production's results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_experiment_counts_the_events_of_its_environment_only() {
+    use flagyard_server::{DeclaredCredential, EnvironmentConfig};
+    const PRODUCTION: &str = "production-key";
+    const STAGING: &str = "staging-key";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let staging_seed = dir.path().join("staging.json");
+    std::fs::copy(example_flags(), &staging_seed).expect("seed");
+    let server = start(&dir.path().join("db.sqlite"), |c| {
+        c.seed_file = Some(example_flags());
+        c.environments.push(EnvironmentConfig {
+            name: "staging".parse().expect("name"),
+            seed_file: Some(staging_seed),
+        });
+        c.credentials = vec![
+            DeclaredCredential::sdk_key("prod", PRODUCTION, "default".parse().expect("name")),
+            DeclaredCredential::sdk_key("stage", STAGING, "staging".parse().expect("name")),
+        ];
+    })
+    .await;
+    let base = server.base.clone();
+    let created = create(
+        &base,
+        json!({"flag": "banner-color", "metrics": ["buy"], "control": "red"}),
+    )
+    .await;
+    assert_eq!(created["environment"], "default");
+    let t0 = created["start"].as_u64().expect("start");
+    let post = |key: &'static str, id: String, events: Vec<Value>| {
+        let base = base.clone();
+        async move {
+            let response = client()
+                .post(format!("{base}/v1/events"))
+                .bearer_auth(key)
+                .json(&json!({"batchId": id, "events": events}))
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(response.status(), 200);
+        }
+    };
+    // Staging: ten users exposed, all buying.
+    let staging: Vec<Value> = (0..10)
+        .flat_map(|i| {
+            let key = format!("s{i}");
+            [
+                exposure("banner-color", &key, "green", t0 + 10),
+                track("buy", &key, None, t0 + 20),
+            ]
+        })
+        .collect();
+    post(STAGING, "staging-1".into(), staging).await;
+    let answer = results(&base, "banner-color").await;
+    assert_eq!(
+        answer["users"], 0,
+        "staging's events are not production's: {answer}"
+    );
+    // Production: three users, one buying.
+    let production = vec![
+        exposure("banner-color", "p1", "red", t0 + 10),
+        exposure("banner-color", "p2", "green", t0 + 10),
+        exposure("banner-color", "p3", "green", t0 + 10),
+        track("buy", "p2", None, t0 + 30),
+    ];
+    post(PRODUCTION, "production-1".into(), production).await;
+    let answer = results(&base, "banner-color").await;
+    assert_eq!(answer["users"], 3, "{answer}");
+    assert_eq!(metric(&answer, "buy", "green")["converted"], 1, "{answer}");
+    // The admin API shows where each event came from.
+    let kept = all_events(&base).await;
+    let environments: std::collections::BTreeMap<String, usize> =
+        kept.iter().fold(Default::default(), |mut by, e| {
+            *by.entry(e["environment"].as_str().expect("environment").to_string())
+                .or_default() += 1;
+            by
+        });
+    assert_eq!(
+        environments,
+        [("default".to_string(), 4), ("staging".to_string(), 20)].into(),
+        "{kept:?}"
+    );
+    server.stop().await;
+}

@@ -16,6 +16,10 @@ pub struct StoredEvent {
     pub id: u64,
     /// When the collector received it (ms since the epoch).
     pub received_at: u64,
+    /// The environment of the SDK key it was posted with (`default` on a
+    /// server without SDK keys, and for events kept before environments were
+    /// recorded).
+    pub environment: String,
     /// The event.
     pub event: WireEvent,
 }

@@ -23,11 +23,11 @@ const INGEST: &str = r#"
 if not redis.call('SET', KEYS[3], ARGV[2], 'NX', 'EX', ARGV[1]) then
   return -1
 end
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   local n = redis.call('INCR', KEYS[2])
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '0-' .. n, 'r', ARGV[2], 'e', ARGV[i])
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '0-' .. n, 'r', ARGV[2], 'v', ARGV[4], 'e', ARGV[i])
 end
-return #ARGV - 3
+return #ARGV - 4
 "#;
 
 /// Entries read per request when a query filters.
@@ -84,6 +84,7 @@ impl RedisEvents {
     pub async fn ingest(
         &self,
         batch_id: &str,
+        environment: &str,
         events: &[WireEvent],
     ) -> Result<Ingested, StoreError> {
         let ingest = redis::Script::new(INGEST);
@@ -94,7 +95,8 @@ impl RedisEvents {
             .key(self.key(&format!("events:batch:{batch_id}")))
             .arg((self.retention.max_age_ms / 1000).max(1))
             .arg(now_ms())
-            .arg(self.retention.max_events);
+            .arg(self.retention.max_events)
+            .arg(environment);
         for row in rows(events) {
             let body = serde_json::to_string(&*row)
                 .map_err(|e| StoreError::database("event JSON", false, e))?;
@@ -187,9 +189,12 @@ impl RedisEvents {
             .parse()
             .map_err(|e| corrupt(format!("r: {e}")))?;
         let event = serde_json::from_str(field("e")?).map_err(|e| corrupt(format!("e: {e}")))?;
+        // Entries written before environments were recorded have no `v`.
+        let environment = field("v").unwrap_or(crate::DEFAULT_ENVIRONMENT).to_string();
         Ok(StoredEvent {
             id: n,
             received_at,
+            environment,
             event,
         })
     }

@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS events (
     name          TEXT,
     targeting_key TEXT,
     variant       TEXT,
-    body          TEXT    NOT NULL
+    body          TEXT    NOT NULL,
+    environment   TEXT    NOT NULL DEFAULT 'default'
 );
 CREATE INDEX IF NOT EXISTS events_flag ON events (flag) WHERE flag IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_name ON events (name) WHERE name IS NOT NULL;
@@ -47,6 +48,26 @@ CREATE TABLE IF NOT EXISTS participants (
     PRIMARY KEY (flag, targeting_key)
 ) WITHOUT ROWID;
 ";
+
+/// A file written before events recorded their environment gains the column;
+/// what it holds counts as `default`'s.
+fn add_environment_column(db: &Database) -> Result<(), StoreError> {
+    let conn = db.lock();
+    let has: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('events') WHERE name = 'environment')",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(|e| db.error(e))?;
+    if !has {
+        conn.execute_batch(
+            "ALTER TABLE events ADD COLUMN environment TEXT NOT NULL DEFAULT 'default'",
+        )
+        .map_err(|e| db.corrupt(format_args!("adding the events' environment column: {e}")))?;
+    }
+    Ok(())
+}
 
 /// Sets a named reader's position in `cursors`.
 pub(crate) fn put_cursor(
@@ -82,9 +103,10 @@ pub(crate) fn put_cursor(
 ///     name: "purchase".into(), targeting_key: Some("user-1".into()),
 ///     value: Some(9.5), fields: Default::default(), at: 1,
 /// };
-/// assert_eq!(events.ingest("batch-1", &[purchase.clone()]).unwrap().kept, 1);
-/// assert!(events.ingest("batch-1", &[purchase]).unwrap().duplicate);
-/// assert_eq!(events.query(&EventQuery::default()).unwrap().len(), 1);
+/// assert_eq!(events.ingest("batch-1", "default", &[purchase.clone()]).unwrap().kept, 1);
+/// assert!(events.ingest("batch-1", "default", &[purchase]).unwrap().duplicate);
+/// let kept = events.query(&EventQuery::default()).unwrap();
+/// assert_eq!((kept.len(), kept[0].environment.as_str()), (1, "default"));
 /// ```
 #[derive(Debug)]
 pub struct SqliteEvents {
@@ -94,9 +116,9 @@ pub struct SqliteEvents {
 impl SqliteEvents {
     /// Opens (creating if needed) the events file.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteEvents, StoreError> {
-        Ok(SqliteEvents {
-            db: Database::open(path, SCHEMA)?,
-        })
+        let db = Database::open(path, SCHEMA)?;
+        add_environment_column(&db)?;
+        Ok(SqliteEvents { db })
     }
 
     /// The file.
@@ -105,7 +127,12 @@ impl SqliteEvents {
     }
 
     /// Keeps a batch's events, unless its id was seen before.
-    pub fn ingest(&self, batch_id: &str, events: &[WireEvent]) -> Result<Ingested, StoreError> {
+    pub fn ingest(
+        &self,
+        batch_id: &str,
+        environment: &str,
+        events: &[WireEvent],
+    ) -> Result<Ingested, StoreError> {
         let err = |e| self.db.error(e);
         let received_at = now_ms() as i64;
         let mut conn = self.db.lock();
@@ -125,8 +152,8 @@ impl SqliteEvents {
         {
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT INTO events (received_at, at, kind, flag, name, targeting_key, variant, body)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT INTO events (received_at, at, kind, flag, name, targeting_key, variant, body, environment)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )
                 .map_err(err)?;
             let mut put = |event: &WireEvent| -> Result<(), StoreError> {
@@ -142,7 +169,8 @@ impl SqliteEvents {
                         columns.name,
                         columns.targeting_key,
                         columns.variant,
-                        body
+                        body,
+                        environment
                     ])
                     .map_err(err)?;
                 Ok(())
@@ -162,7 +190,8 @@ impl SqliteEvents {
     /// `query.after`.
     pub fn query(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
         let err = |e| self.db.error(e);
-        let mut sql = String::from("SELECT id, received_at, body FROM events WHERE 1 = 1");
+        let mut sql =
+            String::from("SELECT id, received_at, environment, body FROM events WHERE 1 = 1");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         let mut filter = |clause: &str, value: rusqlite::types::Value| {
             sql.push_str(" AND ");
@@ -203,17 +232,19 @@ impl SqliteEvents {
                     row.get::<_, i64>(0)? as u64,
                     row.get::<_, i64>(1)? as u64,
                     row.get::<_, String>(2)?,
+                    row.get::<_, String>(3)?,
                 ))
             })
             .map_err(err)?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, received_at, body) = row.map_err(err)?;
+            let (id, received_at, environment, body) = row.map_err(err)?;
             let event = serde_json::from_str(&body)
                 .map_err(|e| self.db.corrupt(format_args!("event {id}: {e}")))?;
             out.push(StoredEvent {
                 id,
                 received_at,
+                environment,
                 event,
             });
         }

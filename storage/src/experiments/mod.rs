@@ -271,6 +271,42 @@ pub(crate) struct Working {
     pub(crate) changed: Vec<String>,
 }
 
+/// A step's events by the environment they were collected in: an experiment
+/// counts only its own environment's.
+#[derive(Debug, Default)]
+pub(crate) struct Collected {
+    by_environment: HashMap<String, Vec<WireEvent>>,
+}
+
+impl Collected {
+    /// One event, collected in `environment`.
+    pub(crate) fn push(&mut self, environment: String, event: WireEvent) {
+        self.by_environment
+            .entry(environment)
+            .or_default()
+            .push(event);
+    }
+
+    /// Each experiment the events concern: the targeting keys they touch in
+    /// it, and the events of its environment.
+    pub(crate) fn touching<'a>(
+        &'a self,
+        experiments: &'a [Experiment],
+    ) -> Vec<(&'a Experiment, Vec<&'a str>, &'a [WireEvent])> {
+        let mut out = Vec::new();
+        for experiment in experiments {
+            let Some(events) = self.by_environment.get(&experiment.environment) else {
+                continue;
+            };
+            let mut touched = touched(std::slice::from_ref(experiment), events);
+            if let Some(keys) = touched.remove(&experiment.flag) {
+                out.push((experiment, keys, events.as_slice()));
+            }
+        }
+        out
+    }
+}
+
 /// The targeting keys a batch of events touches, per experiment flag.
 pub(crate) fn touched<'a>(
     experiments: &[Experiment],

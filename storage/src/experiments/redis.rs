@@ -13,9 +13,8 @@
 use std::collections::HashMap;
 
 use flagyard_core::StoreError;
-use flagyard_core::event_json::WireEvent;
 
-use super::{Experiment, Participant, Tally, Working, touched};
+use super::{Collected, Experiment, Participant, Tally, Working};
 use crate::RedisEvents;
 use crate::events::redis::Entry;
 
@@ -283,11 +282,11 @@ impl RedisEvents {
             .map_err(|e| self.error(e))?;
         let read = entries.len();
         let mut last = cursor;
-        let mut events: Vec<WireEvent> = Vec::with_capacity(read);
+        let mut events = Collected::default();
         for entry in entries {
             let stored = self.decode(entry)?;
             last = stored.id;
-            events.push(stored.event);
+            events.push(stored.environment, stored.event);
         }
         if read == 0 {
             return Ok(Some(0));
@@ -302,12 +301,9 @@ impl RedisEvents {
             .arg(last)
             .arg(version);
         let mut steps = Vec::new();
-        for (flag, keys) in touched(&experiments, &events) {
-            let Some(experiment) = experiments.iter().find(|e| e.flag == flag) else {
-                continue;
-            };
+        for (experiment, keys, events) in events.touching(&experiments) {
             let mut working = self.load(experiment, &keys).await?;
-            working.apply(&events);
+            working.apply(events);
             steps.push(working);
         }
         invocation.arg(steps.len());

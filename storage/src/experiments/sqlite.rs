@@ -8,7 +8,7 @@ use flagyard_core::StoreError;
 use flagyard_core::event_json::WireEvent;
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::{Experiment, Participant, Tally, Working, touched};
+use super::{Collected, Experiment, Participant, Tally, Working};
 use crate::SqliteEvents;
 
 /// The cursor the tallies keep in `cursors`.
@@ -185,11 +185,11 @@ impl SqliteEvents {
             return Ok((newest - cursor) as usize);
         }
         let mut ids = Vec::new();
-        let mut events = Vec::new();
+        let mut events = Collected::default();
         {
             let mut stmt = tx
                 .prepare_cached(
-                    "SELECT id, kind, body FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
+                    "SELECT id, kind, environment, body FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
                 )
                 .map_err(err)?;
             let rows = stmt
@@ -198,29 +198,27 @@ impl SqliteEvents {
                         row.get::<_, i64>(0)? as u64,
                         row.get::<_, String>(1)?,
                         row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
                     ))
                 })
                 .map_err(err)?;
             for row in rows {
-                let (id, kind, body) = row.map_err(err)?;
+                let (id, kind, environment, body) = row.map_err(err)?;
                 ids.push(id);
                 if kind == "summary" {
                     continue;
                 }
                 let event: WireEvent = serde_json::from_str(&body)
                     .map_err(|e| self.db.corrupt(format_args!("event {id}: {e}")))?;
-                events.push(event);
+                events.push(environment, event);
             }
         }
         let Some(&last) = ids.last() else {
             return Ok(0);
         };
-        for (flag, keys) in touched(&experiments, &events) {
-            let Some(experiment) = experiments.iter().find(|e| e.flag == flag) else {
-                continue;
-            };
+        for (experiment, keys, events) in events.touching(&experiments) {
             let mut working = self.load(&tx, experiment, &keys)?;
-            working.apply(&events);
+            working.apply(events);
             self.save(&tx, &working)?;
         }
         crate::events::sqlite::put_cursor(&tx, CURSOR, last).map_err(err)?;

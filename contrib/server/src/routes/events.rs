@@ -110,7 +110,7 @@ fn batch_id_problem(id: &str) -> Option<&'static str> {
 
 pub(super) async fn collect(
     State(state): State<Arc<AppState>>,
-    _read: ReadAccess,
+    read: ReadAccess,
     ApiJson(batch): ApiJson<IncomingBatch>,
 ) -> Result<Json<BatchAnswer>, ApiError> {
     if let Some(problem) = batch_id_problem(&batch.batch_id) {
@@ -139,7 +139,7 @@ pub(super) async fn collect(
     }
     let ingested = state
         .events
-        .ingest(batch.batch_id, kept)
+        .ingest(batch.batch_id, read.environment.name().to_string(), kept)
         .await
         .map_err(|e| ApiError::from_store(&e))?;
     state.metrics.events(ingested.kept, refused.len());
@@ -188,6 +188,8 @@ pub(super) struct EventsPage {
 struct KeptEvent {
     id: u64,
     received_at: u64,
+    /// The environment of the SDK key it was posted with.
+    environment: String,
     event: WireEvent,
 }
 
@@ -233,6 +235,7 @@ pub(super) async fn list(
             .map(|e| KeptEvent {
                 id: e.id,
                 received_at: e.received_at,
+                environment: e.environment,
                 event: e.event,
             })
             .collect(),
