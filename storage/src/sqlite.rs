@@ -422,22 +422,42 @@ impl SqliteDocuments {
     }
 }
 
+/// Gives `table` the column `column` (`definition`: its type and default)
+/// unless it has it: how a file made by an older version gains what a newer
+/// one reads.
+pub(crate) fn add_column(
+    db: &Database,
+    conn: &Connection,
+    table: &str,
+    column: &str,
+    definition: &str,
+) -> Result<(), StoreError> {
+    let has: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+            params![table, column],
+            |row| row.get(0),
+        )
+        .map_err(|e| db.error(e))?;
+    if !has {
+        conn.execute_batch(&format!(
+            "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+        ))
+        .map_err(|e| {
+            db.corrupt(format_args!(
+                "adding the {table} table's {column} column: {e}"
+            ))
+        })?;
+    }
+    Ok(())
+}
+
 /// Moves a file made before environments to the environment `default`, and
 /// gives a history made before diffs were recorded its (empty) `diff` column.
 fn migrate_single_document(db: &Database) -> Result<(), StoreError> {
     let mut conn = db.lock();
     let tx = conn.transaction().map_err(|e| db.error(e))?;
-    let has_diff: bool = tx
-        .query_row(
-            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('env_history') WHERE name = 'diff')",
-            [],
-            |row| row.get(0),
-        )
-        .map_err(|e| db.error(e))?;
-    if !has_diff {
-        tx.execute_batch("ALTER TABLE env_history ADD COLUMN diff TEXT NOT NULL DEFAULT ''")
-            .map_err(|e| db.corrupt(format_args!("adding the history's diff column: {e}")))?;
-    }
+    add_column(db, &tx, "env_history", "diff", "TEXT NOT NULL DEFAULT ''")?;
     let legacy: bool = tx
         .query_row(
             "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'document')",

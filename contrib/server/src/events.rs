@@ -11,18 +11,23 @@ use flagyard_storage::{EventQuery, Ingested, RedisEvents, Retention, SqliteEvent
 
 use crate::log::{LogFuture, blocking};
 
+/// One batch posted to the collector.
+#[derive(Debug)]
+pub struct Batch {
+    /// Its id: a batch id seen before keeps nothing.
+    pub id: String,
+    /// The environment of the SDK key it was posted with.
+    pub environment: String,
+    /// Its events, each validated.
+    pub events: Vec<WireEvent>,
+}
+
 /// The collector's events.
 pub trait EventLog: Send + Sync + std::fmt::Debug + 'static {
     /// Where it is, for logs.
     fn describe(&self) -> String;
-    /// Keeps a batch's events, collected in `environment`, unless its id was
-    /// seen before.
-    fn ingest(
-        &self,
-        batch_id: String,
-        environment: String,
-        events: Vec<WireEvent>,
-    ) -> LogFuture<'_, Ingested>;
+    /// Keeps a batch's events unless its id was seen before.
+    fn ingest(&self, batch: Batch) -> LogFuture<'_, Ingested>;
     /// The events a query asks for.
     fn query(&self, query: EventQuery) -> LogFuture<'_, Vec<StoredEvent>>;
     /// Deletes what the retention no longer keeps; the events deleted.
@@ -51,13 +56,10 @@ impl EventLog for Arc<SqliteEvents> {
     fn describe(&self) -> String {
         format!("sqlite {}", self.path().display())
     }
-    fn ingest(
-        &self,
-        batch_id: String,
-        environment: String,
-        events: Vec<WireEvent>,
-    ) -> LogFuture<'_, Ingested> {
-        blocking(self, move |db| db.ingest(&batch_id, &environment, &events))
+    fn ingest(&self, batch: Batch) -> LogFuture<'_, Ingested> {
+        blocking(self, move |db| {
+            db.ingest(&batch.id, &batch.environment, &batch.events)
+        })
     }
     fn query(&self, query: EventQuery) -> LogFuture<'_, Vec<StoredEvent>> {
         blocking(self, move |db| db.query(&query))
@@ -98,13 +100,10 @@ impl EventLog for RedisEvents {
     fn describe(&self) -> String {
         format!("redis {}", flagyard_storage::masked_url(self.url()))
     }
-    fn ingest(
-        &self,
-        batch_id: String,
-        environment: String,
-        events: Vec<WireEvent>,
-    ) -> LogFuture<'_, Ingested> {
-        Box::pin(async move { RedisEvents::ingest(self, &batch_id, &environment, &events).await })
+    fn ingest(&self, batch: Batch) -> LogFuture<'_, Ingested> {
+        Box::pin(async move {
+            RedisEvents::ingest(self, &batch.id, &batch.environment, &batch.events).await
+        })
     }
     fn query(&self, query: EventQuery) -> LogFuture<'_, Vec<StoredEvent>> {
         Box::pin(async move { RedisEvents::query(self, &query).await })

@@ -58,7 +58,7 @@ pub use credentials::{
 };
 pub use environment::Environment;
 pub use error::{ApiError, ServerError};
-pub use events::EventLog;
+pub use events::{Batch, EventLog};
 pub use forward::Forward;
 pub use log::{DocumentLog, LogFuture};
 pub use published::Published;

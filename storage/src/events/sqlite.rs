@@ -9,7 +9,7 @@ use flagyard_core::event_json::WireEvent;
 use rusqlite::{OptionalExtension, params, params_from_iter};
 
 use super::{Columns, EventQuery, Ingested, Retention, StoredEvent, rows};
-use crate::sqlite::{Database, now_ms};
+use crate::sqlite::{Database, add_column, now_ms};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS batches (
@@ -48,26 +48,6 @@ CREATE TABLE IF NOT EXISTS participants (
     PRIMARY KEY (flag, targeting_key)
 ) WITHOUT ROWID;
 ";
-
-/// A file written before events recorded their environment gains the column;
-/// what it holds counts as `default`'s.
-fn add_environment_column(db: &Database) -> Result<(), StoreError> {
-    let conn = db.lock();
-    let has: bool = conn
-        .query_row(
-            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('events') WHERE name = 'environment')",
-            [],
-            |row| row.get(0),
-        )
-        .map_err(|e| db.error(e))?;
-    if !has {
-        conn.execute_batch(
-            "ALTER TABLE events ADD COLUMN environment TEXT NOT NULL DEFAULT 'default'",
-        )
-        .map_err(|e| db.corrupt(format_args!("adding the events' environment column: {e}")))?;
-    }
-    Ok(())
-}
 
 /// Sets a named reader's position in `cursors`.
 pub(crate) fn put_cursor(
@@ -117,7 +97,15 @@ impl SqliteEvents {
     /// Opens (creating if needed) the events file.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteEvents, StoreError> {
         let db = Database::open(path, SCHEMA)?;
-        add_environment_column(&db)?;
+        // A file from before events recorded their environment: what it
+        // holds counts as `default`'s.
+        add_column(
+            &db,
+            &db.lock(),
+            "events",
+            "environment",
+            "TEXT NOT NULL DEFAULT 'default'",
+        )?;
         Ok(SqliteEvents { db })
     }
 

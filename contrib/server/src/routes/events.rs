@@ -139,7 +139,11 @@ pub(super) async fn collect(
     }
     let ingested = state
         .events
-        .ingest(batch.batch_id, read.environment.name().to_string(), kept)
+        .ingest(crate::events::Batch {
+            id: batch.batch_id,
+            environment: read.environment.name().to_string(),
+            events: kept,
+        })
         .await
         .map_err(|e| ApiError::from_store(&e))?;
     state.metrics.events(ingested.kept, refused.len());

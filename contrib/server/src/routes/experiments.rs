@@ -182,18 +182,26 @@ pub(super) async fn results(
     Path(ExperimentPath { flag }): Path<ExperimentPath>,
 ) -> Result<Json<ExperimentResults>, ApiError> {
     catch_up(&state).await?;
-    let (experiment, tally) = state
-        .events
-        .experiment(flag.clone())
-        .await
-        .map_err(|e| ApiError::from_store(&e))?
-        .ok_or_else(|| ApiError::NotFound(format!("no experiment on flag '{flag}'")))?;
+    let (experiment, tally) = experiment_on(&state, &flag).await?;
     let definition = flag_definition(&state, &experiment.environment, &flag);
     Ok(Json(ExperimentResults::compute(
         experiment,
         &tally,
         definition.as_ref(),
     )))
+}
+
+/// The experiment on `flag` and its tally; `404` when there is none.
+async fn experiment_on(
+    state: &AppState,
+    flag: &str,
+) -> Result<(Experiment, flagyard_storage::experiments::Tally), ApiError> {
+    state
+        .events
+        .experiment(flag.to_string())
+        .await
+        .map_err(|e| ApiError::from_store(&e))?
+        .ok_or_else(|| ApiError::NotFound(format!("no experiment on flag '{flag}'")))
 }
 
 /// The editor may change the environment of the experiment on `flag` (`404`
@@ -203,12 +211,7 @@ async fn may_change_experiment(
     editor: &RoleAccess<Editor>,
     flag: &str,
 ) -> Result<(), ApiError> {
-    let (experiment, _) = state
-        .events
-        .experiment(flag.to_string())
-        .await
-        .map_err(|e| ApiError::from_store(&e))?
-        .ok_or_else(|| ApiError::NotFound(format!("no experiment on flag '{flag}'")))?;
+    let (experiment, _) = experiment_on(state, flag).await?;
     let environment = experiment
         .environment
         .parse()
