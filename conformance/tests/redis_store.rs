@@ -209,6 +209,31 @@ async fn redis_events_keep_their_retention_and_cursors() {
     assert_eq!(newest[0].event, event(499), "the newest are kept");
     assert_eq!(newest[0].environment, "staging", "with their environment");
     assert_eq!(newest[60].environment, "default", "{:?}", newest[60]);
+    let default = events
+        .query(&EventQuery {
+            environment: Some("default".into()),
+            limit: Some(1000),
+            ..EventQuery::default()
+        })
+        .await
+        .expect("query");
+    assert!(
+        !default.is_empty() && default.iter().all(|e| e.environment == "default"),
+        "{default:?}"
+    );
+    let all = events
+        .query(&EventQuery {
+            limit: Some(1000),
+            ..EventQuery::default()
+        })
+        .await
+        .expect("query");
+    assert_eq!(
+        default.len(),
+        all.iter().filter(|e| e.environment == "default").count(),
+        "every one of default's, none of staging's"
+    );
+    assert!(default.len() < all.len(), "staging's are there too");
     // An entry written before environments were recorded (no `v` field)
     // reads as `default`'s.
     let client = redis::Client::open(redis.url()).expect("client");

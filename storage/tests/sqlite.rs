@@ -356,6 +356,14 @@ fn an_events_file_from_before_environments_reads_as_default() {
         })
         .collect();
     assert_eq!(seen, [("new", "staging"), ("old", "default")]);
+    let staging = events
+        .query(&EventQuery {
+            environment: Some("staging".into()),
+            ..EventQuery::default()
+        })
+        .expect("query");
+    assert_eq!(staging.len(), 1, "{staging:?}");
+    assert_eq!(staging[0].environment, "staging");
     drop(events);
     SqliteEvents::open(&path).expect("opens again, the column already there");
 }

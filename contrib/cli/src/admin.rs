@@ -94,7 +94,8 @@ pub(crate) struct AdminArgs {
     #[command(flatten)]
     api: ApiArgs,
     /// The environment the flag commands change and read (default: the
-    /// server's `default` environment).
+    /// server's `default` environment); for `events`, only the events
+    /// collected there (default: every environment's).
     #[arg(long, short = 'e', env = "FLAGYARD_ENVIRONMENT")]
     environment: Option<String>,
     #[command(subcommand)]
@@ -350,7 +351,13 @@ pub(crate) fn admin(args: AdminArgs) -> Result<ExitCode, String> {
         },
         // Pages and follows: a loop of its own.
         AdminAction::Events(filters) => {
-            return events(&client, &base, args.api.token.as_deref(), filters);
+            return events(
+                &client,
+                &base,
+                args.api.token.as_deref(),
+                args.environment.as_deref(),
+                filters,
+            );
         }
     };
     let mut url = args.api.url(path)?;
@@ -398,6 +405,7 @@ fn events(
     client: &reqwest::Client,
     base: &reqwest::Url,
     token: Option<&str>,
+    environment: Option<&str>,
     filters: &EventsArgs,
 ) -> Result<ExitCode, String> {
     let mut url = base.clone();
@@ -418,6 +426,9 @@ fn events(
                 if let Some(value) = value {
                     query.append_pair(name, value);
                 }
+            }
+            if let Some(environment) = environment {
+                query.append_pair("environment", environment);
             }
             query.append_pair("limit", &limit.to_string());
             if let Some(after) = after {

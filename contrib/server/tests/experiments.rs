@@ -616,5 +616,18 @@ async fn an_experiment_counts_the_events_of_its_environment_only() {
         [("default".to_string(), 4), ("staging".to_string(), 20)].into(),
         "{kept:?}"
     );
+    let (status, page) = api(
+        reqwest::Method::GET,
+        format!("{base}/v1/admin/events?environment=staging&limit=1000"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let staging = page["events"].as_array().expect("events");
+    assert_eq!(staging.len(), 20, "{page}");
+    assert!(
+        staging.iter().all(|e| e["environment"] == "staging"),
+        "{page}"
+    );
     server.stop().await;
 }

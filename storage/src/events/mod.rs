@@ -45,6 +45,8 @@ pub struct EventQuery {
     pub name: Option<String>,
     /// Events of this targeting key.
     pub targeting_key: Option<String>,
+    /// Events collected in this environment.
+    pub environment: Option<String>,
     /// Events at or after this time (ms since the epoch).
     pub since: Option<u64>,
     /// Events before this time (ms since the epoch).

@@ -301,6 +301,10 @@ fn matches(query: &EventQuery, stored: &StoredEvent) -> bool {
             .targeting_key
             .as_deref()
             .is_none_or(|k| columns.targeting_key == Some(k))
+        && query
+            .environment
+            .as_deref()
+            .is_none_or(|e| stored.environment == e)
         && query.since.is_none_or(|s| at >= s)
         && query.until.is_none_or(|u| at < u)
 }

@@ -198,6 +198,9 @@ impl SqliteEvents {
         if let Some(key) = &query.targeting_key {
             filter("targeting_key = ?", key.clone().into());
         }
+        if let Some(environment) = &query.environment {
+            filter("environment = ?", environment.clone().into());
+        }
         if let Some(since) = query.since {
             filter("at >= ?", (since as i64).into());
         }
