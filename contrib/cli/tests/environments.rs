@@ -1,7 +1,7 @@
 //! Environments as a new user sets them up: `flagyard serve --config` with
 //! three environments and one token per role, two Rust services on a staging
-//! and a production key, `flagyard admin promote`, and a viewer that can read
-//! but not write.
+//! and a production key, `flagyard admin promote`, a viewer that can read
+//! but not write, and events shown by the environment they were posted in.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -223,6 +223,42 @@ async fn three_environments_three_roles_two_services_and_a_promotion() {
         .await
         .expect("json");
     assert_eq!(document, json!({"flags": {}}));
+
+    // Events keep the environment of the key they were posted with, and
+    // `flagyard admin -e ENV events` shows that environment's only.
+    let now = flagyard::core::event_json::epoch_millis(std::time::SystemTime::now());
+    for (key, name) in [
+        ("sk-staging", "staging-buy"),
+        ("sk-production", "production-buy"),
+    ] {
+        let response = reqwest::Client::new()
+            .post(format!("{base}/v1/events"))
+            .bearer_auth(key)
+            .json(&json!({"batchId": name, "events": [
+                {"kind": "tracking", "name": name, "targetingKey": "u1", "at": now}
+            ]}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(response.status(), 200);
+    }
+    let out = Command::new(bin())
+        .args(["admin", "--server", &base, "--token", "t-viewer"])
+        .args(["-e", "staging", "events", "--all"])
+        .output()
+        .expect("flagyard admin events runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert_eq!(shown[0]["environment"], "staging");
+    assert_eq!(shown[0]["event"]["name"], "staging-buy");
     staging.close();
     production.close();
     let _ = server.kill();
