@@ -298,8 +298,8 @@ impl Collected {
             let Some(events) = self.by_environment.get(&experiment.environment) else {
                 continue;
             };
-            let mut touched = touched(std::slice::from_ref(experiment), events);
-            if let Some(keys) = touched.remove(&experiment.flag) {
+            let keys = touched(experiment, events);
+            if !keys.is_empty() {
                 out.push((experiment, keys, events.as_slice()));
             }
         }
@@ -307,25 +307,15 @@ impl Collected {
     }
 }
 
-/// The targeting keys a batch of events touches, per experiment flag.
-pub(crate) fn touched<'a>(
-    experiments: &[Experiment],
-    events: &'a [WireEvent],
-) -> HashMap<String, Vec<&'a str>> {
-    let mut out: HashMap<String, Vec<&'a str>> = HashMap::new();
-    for experiment in experiments {
-        let mut keys: Vec<&'a str> = events
-            .iter()
-            .filter_map(|event| relevant(experiment, event))
-            .collect();
-        if keys.is_empty() {
-            continue;
-        }
-        keys.sort_unstable();
-        keys.dedup();
-        out.insert(experiment.flag.clone(), keys);
-    }
-    out
+/// The targeting keys `events` touch in `experiment`, sorted, each once.
+fn touched<'a>(experiment: &Experiment, events: &'a [WireEvent]) -> Vec<&'a str> {
+    let mut keys: Vec<&'a str> = events
+        .iter()
+        .filter_map(|event| relevant(experiment, event))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
 }
 
 /// The targeting key an event concerns in an experiment, if it counts there.
