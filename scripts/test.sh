@@ -16,10 +16,15 @@ rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup com
 
 # System packages the tests use, from Debian: redis-server (the Redis tests start
 # their own on a free port), chromium + chromium-driver (the admin web page is
-# tested in headless Chromium) and nodejs + npm (the JS flagd core of the
-# differential test, the JS flagd provider, the OFREP web provider). Installed
-# here when running as root.
+# tested in headless Chromium), nodejs + npm (the JS flagd core of the
+# differential test, the JS flagd provider, the OFREP web provider) and
+# protobuf-compiler (`protoc`: the build script of flagd's own Rust provider,
+# which the gRPC tests connect with, runs it; Flagyard's own `.proto` files
+# compile without it). Installed here when running as root.
 missing=()
+if ! command -v protoc >/dev/null 2>&1 && [ -z "${PROTOC:-}" ]; then
+    missing+=(protobuf-compiler)
+fi
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     missing+=(nodejs npm)
 fi
@@ -36,6 +41,9 @@ if [ ${#missing[@]} -gt 0 ]; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     elif [[ " ${missing[*]} " == *" redis-server "* ]]; then
         echo "redis-server not found: install it (Debian: sudo apt-get install redis-server)" >&2
+        exit 1
+    elif [[ " ${missing[*]} " == *" protobuf-compiler "* ]]; then
+        echo "protoc not found: install it (Debian: sudo apt-get install protobuf-compiler) or set PROTOC" >&2
         exit 1
     elif [[ " ${missing[*]} " == *" nodejs "* ]]; then
         echo "node and npm not found: install them (Debian: sudo apt-get install nodejs npm)" >&2
