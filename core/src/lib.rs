@@ -26,6 +26,7 @@ mod options;
 mod plugin;
 mod requested;
 mod resolution;
+mod setters;
 mod snapshot;
 mod value;
 mod walk;

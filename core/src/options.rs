@@ -48,15 +48,11 @@ pub struct CompileOptions {
 }
 
 impl CompileOptions {
-    /// Sets the `fractional` hashing.
-    pub fn fractional(mut self, version: FractionalVersion) -> Self {
-        self.fractional = version;
-        self
-    }
+    crate::setters! {
+        /// Sets the `fractional` hashing.
+        fractional(version: FractionalVersion) => fractional = version;
 
-    /// Sets the limits.
-    pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
-        self
+        /// Sets the limits.
+        limits(limits: Limits) => limits = limits;
     }
 }

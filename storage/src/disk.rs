@@ -82,23 +82,16 @@ pub struct DiskStoreBuilder {
 }
 
 impl DiskStoreBuilder {
-    /// The directory (default `$XDG_DATA_HOME/flagyard/cache`).
-    pub fn directory(mut self, directory: impl Into<PathBuf>) -> Self {
-        self.directory = Some(directory.into());
-        self
-    }
+    flagyard_core::setters! {
+        /// The directory (default `$XDG_DATA_HOME/flagyard/cache`).
+        directory(directory: impl Into<PathBuf>) => directory = Some(directory.into());
 
-    /// The file name inside the directory (default `flags.json`); use one per
-    /// flag set when several providers share a directory.
-    pub fn file_name(mut self, name: impl Into<String>) -> Self {
-        self.file_name = Some(name.into());
-        self
-    }
+        /// The file name inside the directory (default `flags.json`); use one per
+        /// flag set when several providers share a directory.
+        file_name(name: impl Into<String>) => file_name = Some(name.into());
 
-    /// How long to wait for more updates before writing (default 2.5 s).
-    pub fn coalesce(mut self, delay: Duration) -> Self {
-        self.coalesce = Some(delay);
-        self
+        /// How long to wait for more updates before writing (default 2.5 s).
+        coalesce(delay: Duration) => coalesce = Some(delay);
     }
 
     /// Builds the cache and starts its writer thread. Nothing is read or created

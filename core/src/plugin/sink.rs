@@ -50,10 +50,9 @@ impl TrackingDetails {
         Self::default()
     }
 
-    /// Sets the numeric value.
-    pub fn value(mut self, value: f64) -> Self {
-        self.value = Some(value);
-        self
+    crate::setters! {
+        /// Sets the numeric value.
+        value(value: f64) => value = Some(value);
     }
 
     /// Adds one custom field.

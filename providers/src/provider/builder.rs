@@ -119,113 +119,70 @@ impl<E: Evaluator> FlagyardProviderBuilder<E> {
         self
     }
 
-    /// Where the last good document is kept and read back at start-up. A shared
-    /// store (`Arc<S>`, `Arc<dyn Store>`) is a store too.
-    pub fn store(mut self, store: impl Store) -> Self {
-        self.store = Some(Arc::new(store));
-        self
-    }
+    flagyard_core::setters! {
+        /// Where the last good document is kept and read back at start-up. A shared
+        /// store (`Arc<S>`, `Arc<dyn Store>`) is a store too.
+        store(store: impl Store) => store = Some(Arc::new(store));
 
-    /// Where exposure and tracking events go. A shared sink (`Arc<S>`) is a sink too.
-    pub fn sink(mut self, sink: impl Sink) -> Self {
-        self.sink = Some(Arc::new(sink));
-        self
-    }
+        /// Where exposure and tracking events go. A shared sink (`Arc<S>`) is a sink too.
+        sink(sink: impl Sink) => sink = Some(Arc::new(sink));
 
-    /// Called for every error: a bad document, an unavailable source, a failed
-    /// cache write. Runs on the thread that found it; keep it short.
-    pub fn on_error(mut self, hook: impl Fn(&ProviderError) + Send + Sync + 'static) -> Self {
-        self.on_error = Some(Arc::new(hook));
-        self
-    }
+        /// Called for every error: a bad document, an unavailable source, a failed
+        /// cache write. Runs on the thread that found it; keep it short.
+        on_error(hook: impl Fn(&ProviderError) + Send + Sync + 'static) => on_error = Some(Arc::new(hook));
 
-    /// `true` (default): `build()` serves the store's (or bootstrap) document at
-    /// once and starts the sources in the background. `false`: lazy — nothing
-    /// starts until the first read, OpenFeature's `initialize`, or `start()`.
-    pub fn preload(mut self, preload: bool) -> Self {
-        self.preload = preload;
-        self
-    }
+        /// `true` (default): `build()` serves the store's (or bootstrap) document at
+        /// once and starts the sources in the background. `false`: lazy — nothing
+        /// starts until the first read, OpenFeature's `initialize`, or `start()`.
+        preload(preload: bool) => preload = preload;
 
-    /// Never start sources (no network, no file watching): serve only the store
-    /// or the bootstrap document.
-    pub fn offline(mut self, offline: bool) -> Self {
-        self.offline = offline;
-        self
-    }
+        /// Never start sources (no network, no file watching): serve only the store
+        /// or the bootstrap document.
+        offline(offline: bool) => offline = offline;
 
-    /// A document served at start-up when the store has none.
-    pub fn bootstrap_document(mut self, document: impl Into<String>) -> Self {
-        self.bootstrap = Some(document.into());
-        self
-    }
+        /// A document served at start-up when the store has none.
+        bootstrap_document(document: impl Into<String>) => bootstrap = Some(document.into());
 
-    /// A file holding the bootstrap document, read by [`build`](Self::build)
-    /// (an unreadable file is the build's error).
-    pub fn bootstrap_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.bootstrap_file = Some(path.into());
-        self
-    }
+        /// A file holding the bootstrap document, read by [`build`](Self::build)
+        /// (an unreadable file is the build's error).
+        bootstrap_file(path: impl Into<PathBuf>) => bootstrap_file = Some(path.into());
 
-    /// The `fractional` hashing (v2 by default).
-    pub fn fractional(mut self, version: FractionalVersion) -> Self {
-        self.options.fractional = version;
-        self
-    }
+        /// The `fractional` hashing (v2 by default).
+        fractional(version: FractionalVersion) => options.fractional = version;
 
-    /// All compile options (fractional version, size and depth limits).
-    pub fn compile_options(mut self, options: CompileOptions) -> Self {
-        self.options = options;
-        self
-    }
+        /// All compile options (fractional version, size and depth limits).
+        compile_options(options: CompileOptions) => options = options;
 
-    /// Which exposure events reads produce: [`ExposureMode::Full`] (an event
-    /// per evaluation), [`ExposureMode::Summary`] (counts per interval plus
-    /// the first exposure of each flag, variant and user) or
-    /// [`ExposureMode::Off`]. By default the sink's preference: `Summary` for
-    /// `HttpSink`, `Full` for the others.
-    pub fn exposures(mut self, mode: ExposureMode) -> Self {
-        self.mode = Some(mode);
-        self
-    }
+        /// Which exposure events reads produce: [`ExposureMode::Full`] (an event
+        /// per evaluation), [`ExposureMode::Summary`] (counts per interval plus
+        /// the first exposure of each flag, variant and user) or
+        /// [`ExposureMode::Off`]. By default the sink's preference: `Summary` for
+        /// `HttpSink`, `Full` for the others.
+        exposures(mode: ExposureMode) => mode = Some(mode);
 
-    /// How often a summary is sent in summary mode (default 10 s; also on
-    /// `close()`).
-    pub fn summary_interval(mut self, every: std::time::Duration) -> Self {
-        self.events.summary_every = every.max(crate::recorder::DRAIN_EVERY);
-        self
-    }
+        /// How often a summary is sent in summary mode (default 10 s; also on
+        /// `close()`).
+        summary_interval(every: std::time::Duration) => events.summary_every = every.max(crate::recorder::DRAIN_EVERY);
 
-    /// Capacity of each reading thread's event queue (default 1,024; drained
-    /// every 10 ms; when full the newest event is dropped and counted).
-    pub fn exposure_queue(mut self, capacity: usize) -> Self {
-        self.events.per_thread = capacity;
-        self
-    }
+        /// Capacity of each reading thread's event queue (default 1,024; drained
+        /// every 10 ms; when full the newest event is dropped and counted).
+        exposure_queue(capacity: usize) => events.per_thread = capacity;
 
-    /// `true` (default): in full mode, an exposure already recorded recently
-    /// on the same thread for the same flag, variant and targeting key is not
-    /// recorded again (a per-thread table of 16,384 recent exposures).
-    /// `false`: every evaluation is an exposure event.
-    pub fn dedup_exposures(mut self, dedup: bool) -> Self {
-        self.events.dedup = dedup;
-        self
-    }
+        /// `true` (default): in full mode, an exposure already recorded recently
+        /// on the same thread for the same flag, variant and targeting key is not
+        /// recorded again (a per-thread table of 16,384 recent exposures).
+        /// `false`: every evaluation is an exposure event.
+        dedup_exposures(dedup: bool) => events.dedup = dedup;
 
-    /// `true` (default): evaluations and `track` calls whose context's
-    /// `$userAgent` ([`USER_AGENT_ATTRIBUTE`](crate::USER_AGENT_ATTRIBUTE))
-    /// is a known bot produce no events (counted in
-    /// [`event_stats`](FlagyardProvider::event_stats)).
-    pub fn filter_bots(mut self, filter: bool) -> Self {
-        self.events.bots.filter = filter;
-        self
-    }
+        /// `true` (default): evaluations and `track` calls whose context's
+        /// `$userAgent` ([`USER_AGENT_ATTRIBUTE`](crate::USER_AGENT_ATTRIBUTE))
+        /// is a known bot produce no events (counted in
+        /// [`event_stats`](FlagyardProvider::event_stats)).
+        filter_bots(filter: bool) => events.bots.filter = filter;
 
-    /// `true`: bots are served the code default (reason `DEFAULT`, no
-    /// variant), as SignaKit serves them its off variation. Default `false`.
-    pub fn serve_bots_default(mut self, serve_default: bool) -> Self {
-        self.events.bots.serve_default = serve_default;
-        self
+        /// `true`: bots are served the code default (reason `DEFAULT`, no
+        /// variant), as SignaKit serves them its off variation. Default `false`.
+        serve_bots_default(serve_default: bool) => events.bots.serve_default = serve_default;
     }
 
     /// Builds the provider (and, when preloading, starts it), or says what in

@@ -77,10 +77,9 @@ impl OtlpSinkBuilder {
         self
     }
 
-    /// The `service.name` resource attribute (default `flagyard`).
-    pub fn service_name(mut self, name: impl Into<String>) -> Self {
-        self.service_name = name.into();
-        self
+    flagyard_core::setters! {
+        /// The `service.name` resource attribute (default `flagyard`).
+        service_name(name: impl Into<String>) => service_name = name.into();
     }
 
     /// The sink, or what is wrong with its endpoint.

@@ -45,16 +45,12 @@ impl FileSource {
         }
     }
 
-    /// How long to wait after a change for more changes (default 100 ms).
-    pub fn debounce(mut self, debounce: Duration) -> Self {
-        self.debounce = debounce;
-        self
-    }
+    flagyard_core::setters! {
+        /// How long to wait after a change for more changes (default 100 ms).
+        debounce(debounce: Duration) => debounce = debounce;
 
-    /// How often to re-read the file regardless of notifications (default 5 s).
-    pub fn poll_interval(mut self, interval: Duration) -> Self {
-        self.poll_interval = interval;
-        self
+        /// How often to re-read the file regardless of notifications (default 5 s).
+        poll_interval(interval: Duration) => poll_interval = interval;
     }
 
     /// The file followed.

@@ -118,43 +118,27 @@ impl HttpSink {
 }
 
 impl HttpSinkBuilder {
-    /// Events per batch (default 500).
-    pub fn batch_size(mut self, events: usize) -> Self {
-        self.batch_size = events.max(1);
-        self
-    }
+    flagyard_core::setters! {
+        /// Events per batch (default 500).
+        batch_size(events: usize) => batch_size = events.max(1);
 
-    /// The longest an event waits before its batch is sent (default 5 s).
-    pub fn interval(mut self, interval: Duration) -> Self {
-        self.interval = interval;
-        self
-    }
+        /// The longest an event waits before its batch is sent (default 5 s).
+        interval(interval: Duration) => interval = interval;
 
-    /// Events held in memory at most (default 10,000); beyond, the oldest are
-    /// dropped and counted.
-    pub fn capacity(mut self, events: usize) -> Self {
-        self.capacity = events.max(1);
-        self
-    }
+        /// Events held in memory at most (default 10,000); beyond, the oldest are
+        /// dropped and counted.
+        capacity(events: usize) => capacity = events.max(1);
 
-    /// How long `close()` may take to deliver what is buffered (default 5 s).
-    pub fn close_deadline(mut self, deadline: Duration) -> Self {
-        self.close_deadline = deadline;
-        self
-    }
+        /// How long `close()` may take to deliver what is buffered (default 5 s).
+        close_deadline(deadline: Duration) => close_deadline = deadline;
 
-    /// Keeps batches waiting for the collector in `dir`, so they survive an
-    /// outage and a restart (sent first at the next start).
-    pub fn spool(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.spool = Some(dir.into());
-        self
-    }
+        /// Keeps batches waiting for the collector in `dir`, so they survive an
+        /// outage and a restart (sent first at the next start).
+        spool(dir: impl Into<PathBuf>) => spool = Some(dir.into());
 
-    /// The spool's byte budget (default 64 MiB); beyond it the oldest
-    /// batches are dropped and counted.
-    pub fn spool_bytes(mut self, bytes: u64) -> Self {
-        self.spool_bytes = bytes;
-        self
+        /// The spool's byte budget (default 64 MiB); beyond it the oldest
+        /// batches are dropped and counted.
+        spool_bytes(bytes: u64) => spool_bytes = bytes;
     }
 
     connection_builder_methods!();

@@ -51,11 +51,10 @@ pub struct GrpcSyncSourceBuilder {
 impl GrpcSyncSourceBuilder {
     network_builder_methods!();
 
-    /// The selector, sent as the `Flagd-Selector` header: a flagd source
-    /// name, or for `flagyard serve` an environment or an SDK key.
-    pub fn selector(mut self, selector: impl Into<String>) -> Self {
-        self.selector = Some(selector.into());
-        self
+    flagyard_core::setters! {
+        /// The selector, sent as the `Flagd-Selector` header: a flagd source
+        /// name, or for `flagyard serve` an environment or an SDK key.
+        selector(selector: impl Into<String>) => selector = Some(selector.into());
     }
 
     /// The source, or what is wrong with its URL, headers or selector.

@@ -59,10 +59,9 @@ impl PollingSource {
 }
 
 impl PollingSourceBuilder {
-    /// How often to poll (default 30 s).
-    pub fn interval(mut self, interval: Duration) -> Self {
-        self.interval = interval;
-        self
+    flagyard_core::setters! {
+        /// How often to poll (default 30 s).
+        interval(interval: Duration) => interval = interval;
     }
 
     network_builder_methods!();

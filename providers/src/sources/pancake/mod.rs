@@ -108,10 +108,9 @@ impl PancakeSource {
 }
 
 impl PancakeSourceBuilder {
-    /// The flask-pancake extension name (its `FlaskPancake(name=…)`).
-    pub fn extension(mut self, ext: impl Into<String>) -> Self {
-        self.source.ext = ext.into();
-        self
+    flagyard_core::setters! {
+        /// The flask-pancake extension name (its `FlaskPancake(name=…)`).
+        extension(ext: impl Into<String>) => source.ext = ext.into();
     }
 
     /// Adds a group of flag overrides, keyed on the context attribute
@@ -148,40 +147,27 @@ impl PancakeSourceBuilder {
         self.declare(Kind::Sample, name, default_ratio)
     }
 
-    /// Samples hash on the targeting key (the same user always gets the same
-    /// answer for a ratio) instead of drawing at random on every check; a
-    /// context without a targeting key still draws at random.
-    pub fn sticky_samples(mut self, sticky: bool) -> Self {
-        self.source.sticky_samples = sticky;
-        self
-    }
+    flagyard_core::setters! {
+        /// Samples hash on the targeting key (the same user always gets the same
+        /// answer for a ratio) instead of drawing at random on every check; a
+        /// context without a targeting key still draws at random.
+        sticky_samples(sticky: bool) => source.sticky_samples = sticky;
 
-    /// Exposes each name lower-cased (`NEW_UI` → `new_ui`).
-    pub fn lowercase_keys(mut self, lowercase: bool) -> Self {
-        self.source.lowercase_keys = lowercase;
-        self
-    }
+        /// Exposes each name lower-cased (`NEW_UI` → `new_ui`).
+        lowercase_keys(lowercase: bool) => source.lowercase_keys = lowercase;
 
-    /// Turns Redis's keyspace notifications on (`CONFIG SET
-    /// notify-keyspace-events`, adding `K$g` to what is set) so writes by
-    /// other programs are seen at once. Off by default: it changes the server's
-    /// configuration, and some hosted Redis refuse `CONFIG`.
-    pub fn enable_keyspace_events(mut self, enable: bool) -> Self {
-        self.source.enable_keyspace_events = enable;
-        self
-    }
+        /// Turns Redis's keyspace notifications on (`CONFIG SET
+        /// notify-keyspace-events`, adding `K$g` to what is set) so writes by
+        /// other programs are seen at once. Off by default: it changes the server's
+        /// configuration, and some hosted Redis refuse `CONFIG`.
+        enable_keyspace_events(enable: bool) => source.enable_keyspace_events = enable;
 
-    /// How often the whole state is rescanned (default 2 s): the fallback
-    /// for writes by other programs when keyspace notifications are off.
-    pub fn rescan_every(mut self, interval: Duration) -> Self {
-        self.source.rescan_every = interval;
-        self
-    }
+        /// How often the whole state is rescanned (default 2 s): the fallback
+        /// for writes by other programs when keyspace notifications are off.
+        rescan_every(interval: Duration) => source.rescan_every = interval;
 
-    /// Reconnection timing.
-    pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
-        self.source.reconnect = policy;
-        self
+        /// Reconnection timing.
+        reconnect(policy: ReconnectPolicy) => source.reconnect = policy;
     }
 
     /// The source, or what is wrong with its URL or a declared name (a name
