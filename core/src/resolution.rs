@@ -8,7 +8,8 @@ use std::sync::Arc;
 use crate::value::FlagValue;
 
 /// Why a value was chosen, spelled as in OpenFeature and flagd.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum Reason {
     /// The flag has no targeting; the default variant was served.
     Static,
@@ -27,25 +28,13 @@ pub enum Reason {
 impl Reason {
     /// The OpenFeature spelling (`STATIC`, `TARGETING_MATCH`, ...).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Static => "STATIC",
-            Reason::TargetingMatch => "TARGETING_MATCH",
-            Reason::Default => "DEFAULT",
-            Reason::Split => "SPLIT",
-            Reason::Disabled => "DISABLED",
-            Reason::Error => "ERROR",
-        }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
 /// OpenFeature error codes that an evaluation can report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     /// No document has been loaded yet.
     ProviderNotReady,
@@ -66,21 +55,7 @@ pub enum ErrorCode {
 impl ErrorCode {
     /// The OpenFeature spelling (`FLAG_NOT_FOUND`, ...).
     pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::ProviderNotReady => "PROVIDER_NOT_READY",
-            ErrorCode::FlagNotFound => "FLAG_NOT_FOUND",
-            ErrorCode::ParseError => "PARSE_ERROR",
-            ErrorCode::TypeMismatch => "TYPE_MISMATCH",
-            ErrorCode::TargetingKeyMissing => "TARGETING_KEY_MISSING",
-            ErrorCode::InvalidContext => "INVALID_CONTEXT",
-            ErrorCode::General => "GENERAL",
-        }
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
@@ -336,4 +311,46 @@ pub fn served_identity(flag: &str, variant: Option<&str>) -> u64 {
         None => h.write_u8(0),
     }
     h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ErrorCode, Reason};
+
+    /// Each value's `as_str` and `Display` give its spelling.
+    fn spelled<T: Copy + std::fmt::Display>(cases: &[(T, &str)], as_str: fn(T) -> &'static str) {
+        for &(value, spelling) in cases {
+            assert_eq!(as_str(value), spelling);
+            assert_eq!(value.to_string(), spelling);
+        }
+    }
+
+    #[test]
+    fn reasons_and_error_codes_are_spelled_as_openfeature_spells_them() {
+        use ErrorCode as C;
+        use Reason as R;
+        spelled(
+            &[
+                (R::Static, "STATIC"),
+                (R::TargetingMatch, "TARGETING_MATCH"),
+                (R::Default, "DEFAULT"),
+                (R::Split, "SPLIT"),
+                (R::Disabled, "DISABLED"),
+                (R::Error, "ERROR"),
+            ],
+            Reason::as_str,
+        );
+        spelled(
+            &[
+                (C::ProviderNotReady, "PROVIDER_NOT_READY"),
+                (C::FlagNotFound, "FLAG_NOT_FOUND"),
+                (C::ParseError, "PARSE_ERROR"),
+                (C::TypeMismatch, "TYPE_MISMATCH"),
+                (C::TargetingKeyMissing, "TARGETING_KEY_MISSING"),
+                (C::InvalidContext, "INVALID_CONTEXT"),
+                (C::General, "GENERAL"),
+            ],
+            ErrorCode::as_str,
+        );
+    }
 }

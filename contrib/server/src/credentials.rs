@@ -16,7 +16,10 @@ use crate::error::ApiError;
 use crate::log::{LogFuture, blocking};
 
 /// What an admin token may do. Each role may do what the ones before it may.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, strum::IntoStaticStr, strum::Display,
+)]
+#[strum(serialize_all = "lowercase")]
 pub enum Role {
     /// Reads the admin API and page.
     Viewer,
@@ -29,11 +32,7 @@ pub enum Role {
 impl Role {
     /// `viewer`, `editor` or `admin`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Editor => "editor",
-            Role::Admin => "admin",
-        }
+        self.into()
     }
 }
 
@@ -47,12 +46,6 @@ impl std::str::FromStr for Role {
             "admin" => Ok(Role::Admin),
             other => Err(format!("unknown role {other:?} (viewer, editor or admin)")),
         }
-    }
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
