@@ -90,10 +90,9 @@ impl EvaluationContext {
         Self::default()
     }
 
-    /// Sets the targeting key.
-    pub fn with_targeting_key(mut self, key: impl Into<String>) -> Self {
-        self.targeting_key = Some(key.into());
-        self
+    crate::setters! {
+        /// Sets the targeting key.
+        with_targeting_key(key: impl Into<String>) => targeting_key = Some(key.into());
     }
 
     /// Adds one attribute.

@@ -50,10 +50,9 @@ impl Change {
         }
     }
 
-    /// The same change with `diff` (JSON text) recorded beside it.
-    pub fn with_diff(mut self, diff: impl Into<String>) -> Change {
-        self.diff = diff.into();
-        self
+    flagyard_core::setters! {
+        /// The same change with `diff` (JSON text) recorded beside it.
+        with_diff(diff: impl Into<String>) => diff = diff.into();
     }
 }
 

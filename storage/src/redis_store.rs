@@ -295,11 +295,10 @@ impl RedisDocuments {
         Ok(added > 0)
     }
 
-    /// Keeps the newest `keep` history entries (default
-    /// [`DEFAULT_HISTORY_KEEP`]).
-    pub fn with_history_keep(mut self, keep: usize) -> Self {
-        self.history_keep = keep.max(1);
-        self
+    flagyard_core::setters! {
+        /// Keeps the newest `keep` history entries (default
+        /// [`DEFAULT_HISTORY_KEEP`]).
+        with_history_keep(keep: usize) => history_keep = keep.max(1);
     }
 
     /// How many history entries are kept.

@@ -237,12 +237,11 @@ impl SqliteDocuments {
             .map_err(|e| self.db.error(e))
     }
 
-    /// Keeps the newest `keep` history entries (default
-    /// [`DEFAULT_HISTORY_KEEP`]); every write drops the older ones, so the
-    /// file stops growing with the number of writes.
-    pub fn with_history_keep(mut self, keep: usize) -> Self {
-        self.history_keep = keep.max(1);
-        self
+    flagyard_core::setters! {
+        /// Keeps the newest `keep` history entries (default
+        /// [`DEFAULT_HISTORY_KEEP`]); every write drops the older ones, so the
+        /// file stops growing with the number of writes.
+        with_history_keep(keep: usize) => history_keep = keep.max(1);
     }
 
     /// The database file.

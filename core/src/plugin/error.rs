@@ -72,10 +72,9 @@ impl ProviderError {
         }
     }
 
-    /// Keeps `source` as the underlying cause.
-    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
-        self.source = Some(Arc::from(source.into()));
-        self
+    crate::setters! {
+        /// Keeps `source` as the underlying cause.
+        with_source(source: impl Into<BoxError>) => source = Some(Arc::from(source.into()));
     }
 
     /// Where it came from.

@@ -129,7 +129,8 @@ impl<E: Evaluator> FlagyardProviderBuilder<E> {
 
         /// Called for every error: a bad document, an unavailable source, a failed
         /// cache write. Runs on the thread that found it; keep it short.
-        on_error(hook: impl Fn(&ProviderError) + Send + Sync + 'static) => on_error = Some(Arc::new(hook));
+        on_error(hook: impl Fn(&ProviderError) + Send + Sync + 'static)
+            => on_error = Some(Arc::new(hook));
 
         /// `true` (default): `build()` serves the store's (or bootstrap) document at
         /// once and starts the sources in the background. `false`: lazy — nothing
@@ -162,7 +163,8 @@ impl<E: Evaluator> FlagyardProviderBuilder<E> {
 
         /// How often a summary is sent in summary mode (default 10 s; also on
         /// `close()`).
-        summary_interval(every: std::time::Duration) => events.summary_every = every.max(crate::recorder::DRAIN_EVERY);
+        summary_interval(every: std::time::Duration)
+            => events.summary_every = every.max(crate::recorder::DRAIN_EVERY);
 
         /// Capacity of each reading thread's event queue (default 1,024; drained
         /// every 10 ms; when full the newest event is dropped and counted).

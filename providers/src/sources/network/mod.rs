@@ -169,16 +169,12 @@ macro_rules! connection_builder_methods {
             self
         }
 
-        /// Reconnection (and retry) timing.
-        pub fn reconnect(mut self, policy: $crate::sources::ReconnectPolicy) -> Self {
-            self.options.reconnect = policy;
-            self
-        }
+        flagyard_core::setters! {
+            /// Reconnection (and retry) timing.
+            reconnect(policy: $crate::sources::ReconnectPolicy) => options.reconnect = policy;
 
-        /// Silence after which a connection is considered dead (default 45 s).
-        pub fn read_timeout(mut self, timeout: std::time::Duration) -> Self {
-            self.options.read_timeout = timeout;
-            self
+            /// Silence after which a connection is considered dead (default 45 s).
+            read_timeout(timeout: std::time::Duration) => options.read_timeout = timeout;
         }
     };
 }
@@ -192,10 +188,9 @@ macro_rules! network_builder_methods {
     () => {
         $crate::sources::connection_builder_methods!();
 
-        /// The largest payload accepted (default 5 MB).
-        pub fn max_payload(mut self, bytes: usize) -> Self {
-            self.options.max_payload = bytes;
-            self
+        flagyard_core::setters! {
+            /// The largest payload accepted (default 5 MB).
+            max_payload(bytes: usize) => options.max_payload = bytes;
         }
     };
 }
