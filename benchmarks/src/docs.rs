@@ -26,22 +26,22 @@ pub fn users() -> Vec<EvaluationContext> {
 }
 
 pub fn of_context(u: &EvaluationContext) -> OfContext {
-    let email = u.attributes["email"]
+    let email = u.attributes()["email"]
         .as_str()
         .unwrap_or_default()
         .to_string();
     OfContext::default()
-        .with_targeting_key(u.targeting_key.clone().unwrap_or_default())
+        .with_targeting_key(u.targeting_key().unwrap_or_default())
         .with_custom_field("email", email)
 }
 
 pub fn unleash_context(u: &EvaluationContext) -> UnleashContext {
-    let email = u.attributes["email"]
+    let email = u.attributes()["email"]
         .as_str()
         .unwrap_or_default()
         .to_string();
     UnleashContext {
-        user_id: u.targeting_key.clone(),
+        user_id: u.targeting_key().map(str::to_string),
         properties: Some([("email".to_string(), email)].into_iter().collect()),
         ..Default::default()
     }

@@ -19,7 +19,7 @@ pub fn hand_written(rule: &HandRule, key: &str, ctx: &EvaluationContext) -> bool
     match rule {
         HandRule::Static => true,
         HandRule::EndsWith => ctx
-            .attributes
+            .attributes()
             .get("email")
             .and_then(Value::as_str)
             .is_some_and(|e| e.ends_with("@example.com")),
@@ -29,7 +29,7 @@ pub fn hand_written(rule: &HandRule, key: &str, ctx: &EvaluationContext) -> bool
         HandRule::Split => {
             let (flag, user) = (
                 key.as_bytes(),
-                ctx.targeting_key.as_deref().unwrap_or("").as_bytes(),
+                ctx.targeting_key().unwrap_or("").as_bytes(),
             );
             let mut buffer = [0u8; 64];
             buffer[0] = 0x82;

@@ -540,9 +540,12 @@ fn main() {
     let cold = cold::measure(dir.path());
     let track = track_with_room(&recording_small, &users);
     let mut report = timing::report(&results, &threads, &memory, &cold);
-    let (server_text, server_json) = server::measure(dir.path());
-    report.0.push_str(&server_text);
-    report.1["server"] = server_json;
+    // `reads`: the read path's sections alone (no servers, no Unleash Edge).
+    if args.get(1).map(String::as_str) != Some("reads") {
+        let (server_text, server_json) = server::measure(dir.path());
+        report.0.push_str(&server_text);
+        report.1["server"] = server_json;
+    }
     println!("{}", report.0);
     println!(
         "track() with room in the queue (200 batches of 256 calls, the drain emptying \

@@ -169,9 +169,9 @@ pub fn evaluate(bytes: &[u8]) {
         return;
     };
     let mut context = EvaluationContext::new();
-    context.targeting_key = ctx.targeting_key.as_ref().map(Word::text);
+    context.set_targeting_key(ctx.targeting_key.as_ref().map(Word::text));
     for (name, value) in &ctx.attributes {
-        context.attributes.insert(name.text(), value.json());
+        context.insert_attribute(name.text(), value.json());
     }
     for snapshot in DOCUMENTS.iter() {
         check_reads(snapshot, &context);

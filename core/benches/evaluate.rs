@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use arc_swap::ArcSwap;
 use criterion::{Criterion, criterion_group, criterion_main};
 use flagyard_core::murmur3::Murmur3;
-use flagyard_core::{Context, EvaluationContext, Snapshot};
+use flagyard_core::{EvaluationContext, Snapshot};
 use serde_json::{Value, json};
 
 /// Counts live heap bytes, for the memory-per-flag figure.
@@ -125,13 +125,13 @@ fn floor_eval(rule: &HandRule, key: &str, ctx: &EvaluationContext) -> u8 {
     match rule {
         HandRule::Static(b) => u8::from(*b),
         HandRule::EndsWith(suffix) => {
-            let email = ctx.attributes.get("email").and_then(Value::as_str);
+            let email = ctx.attributes().get("email").and_then(Value::as_str);
             u8::from(email.is_some_and(|e| e.ends_with(suffix)))
         }
         HandRule::Split50 => {
             let mut h = Murmur3::new(0);
             h.write(key.as_bytes());
-            h.write(ctx.targeting_key.as_deref().unwrap_or("").as_bytes());
+            h.write(ctx.targeting_key().unwrap_or("").as_bytes());
             u8::from(((u64::from(h.finish()) * 100) >> 32) >= 50)
         }
     }

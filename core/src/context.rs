@@ -4,6 +4,8 @@
 //! can evaluate against their own context type (the `flagyard` crate implements it
 //! for OpenFeature's `EvaluationContext`) without copying it per call.
 
+use std::hash::BuildHasher;
+
 use serde_json::{Map, Value};
 
 /// The context attribute holding the user agent (SignaKit's name), which a
@@ -63,9 +65,23 @@ pub trait Context {
     fn user_agent(&self) -> Option<&str> {
         self.attribute_str(USER_AGENT_ATTRIBUTE)
     }
+    /// [`targeting_key_hash`] of the targeting key: what exposure
+    /// de-duplication keys on for every recorded evaluation. Override it when
+    /// a context can keep it computed (as [`EvaluationContext`] does).
+    #[inline]
+    fn targeting_key_hash(&self) -> u64 {
+        targeting_key_hash(self.targeting_key())
+    }
 }
 
 /// A simple owned context: a targeting key plus JSON attributes.
+///
+/// The fields are private so that what a recording read asks of every
+/// context is computed once, when the context is built, and never goes stale:
+/// the targeting key's hash ([`Context::targeting_key_hash`], what exposure
+/// de-duplication keys on) and whether a user agent is present (what bot
+/// filtering asks). Both are read from the context itself, without following
+/// a pointer, as LaunchDarkly's SDKs precompute a context's keys.
 ///
 /// # Example
 /// ```
@@ -74,14 +90,39 @@ pub trait Context {
 /// let ctx = EvaluationContext::new()
 ///     .with_targeting_key("user-42")
 ///     .with_attribute("email", "ada@example.com");
-/// assert_eq!(ctx.targeting_key.as_deref(), Some("user-42"));
+/// assert_eq!(ctx.targeting_key(), Some("user-42"));
+/// assert_eq!(ctx.attributes()["email"], "ada@example.com");
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EvaluationContext {
-    /// The targeting key (`targetingKey`).
-    pub targeting_key: Option<String>,
-    /// The other attributes.
-    pub attributes: Map<String, Value>,
+    targeting_key: Option<TargetingKey>,
+    attributes: Map<String, Value>,
+    has_user_agent: bool,
+}
+
+/// A targeting key with its [`targeting_key_hash`], computed when it is set.
+#[derive(Debug, Clone, PartialEq)]
+struct TargetingKey {
+    text: String,
+    hash: u64,
+}
+
+impl TargetingKey {
+    fn new(text: String) -> TargetingKey {
+        let hash = targeting_key_hash(Some(&text));
+        TargetingKey { text, hash }
+    }
+}
+
+/// The hash of a targeting key that exposure de-duplication keys on
+/// ([`Context::targeting_key_hash`]): the same on every thread and every run;
+/// no key hashes to 0.
+#[inline]
+pub fn targeting_key_hash(key: Option<&str>) -> u64 {
+    match key {
+        Some(key) => crate::resolution::FIXED_HASHER.hash_one(key.as_bytes()) | 1,
+        None => 0,
+    }
 }
 
 impl EvaluationContext {
@@ -92,13 +133,52 @@ impl EvaluationContext {
 
     crate::setters! {
         /// Sets the targeting key.
-        with_targeting_key(key: impl Into<String>) => targeting_key = Some(key.into());
+        with_targeting_key(key: impl Into<String>) => targeting_key = Some(TargetingKey::new(key.into()));
     }
 
     /// Adds one attribute.
     pub fn with_attribute(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.attributes.insert(name.into(), value.into());
+        self.insert_attribute(name, value);
         self
+    }
+
+    /// The targeting key (`targetingKey`), if any.
+    #[inline]
+    pub fn targeting_key(&self) -> Option<&str> {
+        self.targeting_key.as_ref().map(|k| k.text.as_str())
+    }
+
+    /// Sets or clears the targeting key.
+    pub fn set_targeting_key(&mut self, key: Option<String>) {
+        self.targeting_key = key.map(TargetingKey::new);
+    }
+
+    /// The other attributes.
+    #[inline]
+    pub fn attributes(&self) -> &Map<String, Value> {
+        &self.attributes
+    }
+
+    /// Adds or replaces one attribute; returns the value it replaced.
+    pub fn insert_attribute(
+        &mut self,
+        name: impl Into<String>,
+        value: impl Into<Value>,
+    ) -> Option<Value> {
+        let name = name.into();
+        let user_agent = name == USER_AGENT_ATTRIBUTE;
+        let old = self.attributes.insert(name, value.into());
+        self.has_user_agent |= user_agent;
+        old
+    }
+
+    /// Removes one attribute; returns its value.
+    pub fn remove_attribute(&mut self, name: &str) -> Option<Value> {
+        let old = self.attributes.remove(name);
+        if name == USER_AGENT_ATTRIBUTE {
+            self.has_user_agent = false;
+        }
+        old
     }
 
     /// Builds a context from a JSON object; a string `targetingKey` member becomes
@@ -108,7 +188,7 @@ impl EvaluationContext {
             Value::Null => Ok(Self::default()),
             Value::Object(mut attributes) => {
                 let targeting_key = match attributes.remove("targetingKey") {
-                    Some(Value::String(s)) => Some(s),
+                    Some(Value::String(s)) => Some(TargetingKey::new(s)),
                     Some(other) => {
                         // Keep a non-string targetingKey visible to rules, as flagd does.
                         attributes.insert("targetingKey".into(), other);
@@ -118,6 +198,7 @@ impl EvaluationContext {
                 };
                 Ok(Self {
                     targeting_key,
+                    has_user_agent: attributes.contains_key(USER_AGENT_ATTRIBUTE),
                     attributes,
                 })
             }
@@ -130,8 +211,9 @@ impl EvaluationContext {
 }
 
 impl Context for EvaluationContext {
+    #[inline]
     fn targeting_key(&self) -> Option<&str> {
-        self.targeting_key.as_deref()
+        EvaluationContext::targeting_key(self)
     }
 
     fn attribute(&self, name: &str) -> Option<AttrValue<'_>> {
@@ -141,19 +223,19 @@ impl Context for EvaluationContext {
     fn attribute_str(&self, name: &str) -> Option<&str> {
         self.attributes.get(name)?.as_str()
     }
-    /// A few attributes are scanned with `==`, which compares lengths before
-    /// bytes, so the usual answer (absent) costs no string comparison; the
-    /// map's ordered search compares bytes at every step.
+    /// Known when the context was built: a context without a user agent
+    /// answers without reading its attributes.
     #[inline]
     fn user_agent(&self) -> Option<&str> {
-        if self.attributes.len() <= 8 {
-            return self
-                .attributes
-                .iter()
-                .find(|(name, _)| *name == USER_AGENT_ATTRIBUTE)
-                .and_then(|(_, value)| value.as_str());
+        if !self.has_user_agent {
+            return None;
         }
         self.attribute_str(USER_AGENT_ATTRIBUTE)
+    }
+    /// Computed when the key was set.
+    #[inline]
+    fn targeting_key_hash(&self) -> u64 {
+        self.targeting_key.as_ref().map_or(0, |k| k.hash)
     }
 }
 
@@ -188,5 +270,96 @@ pub(crate) fn json_kind(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A context answering through the trait's default methods only.
+    struct Plain<'a>(&'a EvaluationContext);
+
+    impl Context for Plain<'_> {
+        fn targeting_key(&self) -> Option<&str> {
+            self.0.targeting_key()
+        }
+        fn attribute(&self, name: &str) -> Option<AttrValue<'_>> {
+            self.0.attribute(name)
+        }
+    }
+
+    /// What an `EvaluationContext` keeps computed must be what the trait's
+    /// defaults compute from its fields, however it was built or changed.
+    fn assert_consistent(ctx: &EvaluationContext) {
+        let plain = Plain(ctx);
+        assert_eq!(
+            ctx.targeting_key_hash(),
+            plain.targeting_key_hash(),
+            "{ctx:?}"
+        );
+        assert_eq!(Context::user_agent(ctx), plain.user_agent(), "{ctx:?}");
+    }
+
+    #[test]
+    fn the_kept_key_hash_and_user_agent_follow_every_change() {
+        let mut ctx = EvaluationContext::new();
+        assert_consistent(&ctx);
+        assert_eq!(ctx.targeting_key_hash(), 0, "no key hashes to 0");
+        ctx = ctx
+            .with_targeting_key("user-1")
+            .with_attribute("email", "a@b.c");
+        assert_consistent(&ctx);
+        assert_ne!(ctx.targeting_key_hash(), 0);
+        assert_ne!(
+            ctx.targeting_key_hash(),
+            EvaluationContext::new()
+                .with_targeting_key("user-2")
+                .targeting_key_hash()
+        );
+        ctx = ctx.with_attribute(USER_AGENT_ATTRIBUTE, "Googlebot/2.1");
+        assert_consistent(&ctx);
+        assert_eq!(Context::user_agent(&ctx), Some("Googlebot/2.1"));
+        assert_eq!(
+            ctx.insert_attribute(USER_AGENT_ATTRIBUTE, "Firefox"),
+            Some(Value::from("Googlebot/2.1"))
+        );
+        assert_eq!(Context::user_agent(&ctx), Some("Firefox"));
+        assert_eq!(
+            ctx.remove_attribute(USER_AGENT_ATTRIBUTE),
+            Some(Value::from("Firefox"))
+        );
+        assert_consistent(&ctx);
+        assert_eq!(Context::user_agent(&ctx), None);
+        // A user agent that is not a string is no user agent, as before.
+        ctx.insert_attribute(USER_AGENT_ATTRIBUTE, 7);
+        assert_consistent(&ctx);
+        ctx.set_targeting_key(Some("user-3".into()));
+        assert_consistent(&ctx);
+        assert_eq!(ctx.targeting_key(), Some("user-3"));
+        ctx.set_targeting_key(None);
+        assert_consistent(&ctx);
+        assert_eq!(ctx.targeting_key_hash(), 0);
+    }
+
+    #[test]
+    fn a_context_from_json_keeps_its_key_hash_and_user_agent() {
+        let ctx = EvaluationContext::from_json(serde_json::json!({
+            "targetingKey": "user-9",
+            USER_AGENT_ATTRIBUTE: "curl/8.0",
+        }))
+        .unwrap();
+        assert_consistent(&ctx);
+        assert_eq!(ctx.targeting_key(), Some("user-9"));
+        assert_eq!(Context::user_agent(&ctx), Some("curl/8.0"));
+        assert_eq!(
+            ctx,
+            EvaluationContext::new()
+                .with_targeting_key("user-9")
+                .with_attribute(USER_AGENT_ATTRIBUTE, "curl/8.0")
+        );
+        let keyless = EvaluationContext::from_json(serde_json::json!({"targetingKey": 5})).unwrap();
+        assert_consistent(&keyless);
+        assert_eq!(keyless.attributes()["targetingKey"], 5);
     }
 }

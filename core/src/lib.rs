@@ -31,7 +31,9 @@ mod snapshot;
 mod value;
 mod walk;
 
-pub use context::{AttrValue, Context, EvaluationContext, USER_AGENT_ATTRIBUTE};
+pub use context::{
+    AttrValue, Context, EvaluationContext, USER_AGENT_ATTRIBUTE, targeting_key_hash,
+};
 pub use error::{DocumentError, Problem};
 pub use lint::lint;
 pub use logic::FractionalVersion;
@@ -44,8 +46,8 @@ pub use plugin::{
 };
 pub use requested::{DefaultTypeError, RequestedType, UnknownType};
 pub use resolution::{
-    Details, ErrorCode, ErrorMessage, EvalError, Evaluation, FlagMetadata, MetadataValue, Reason,
-    Resolution, Served, served_identity,
+    Details, ErrorCode, ErrorMessage, EvalError, Evaluation, FIXED_HASHER, FlagMetadata,
+    MetadataValue, Reason, Resolution, Served, served_identity,
 };
 pub use snapshot::{CompiledFlag, Snapshot, type_mismatch};
 pub use value::{FlagType, FlagValue, ValueKind};

@@ -287,6 +287,13 @@ pub struct Served<'s> {
     pub identity: u64,
 }
 
+/// The fixed hasher behind [`served_identity`] and
+/// [`targeting_key_hash`](crate::context::targeting_key_hash): seeded with a
+/// constant, so hashes are the same on every thread and every run; a
+/// constant, so using it costs no initialization check.
+pub const FIXED_HASHER: foldhash::fast::FixedState =
+    foldhash::fast::FixedState::with_seed(0x5eed_f1a9);
+
 /// A stable 64-bit identity of a flag key and the variant it served (`None`:
 /// none): the same on every thread, in every process and for every document
 /// version, so counts keyed by it merge across threads and snapshots.
@@ -300,7 +307,7 @@ pub struct Served<'s> {
 /// ```
 pub fn served_identity(flag: &str, variant: Option<&str>) -> u64 {
     use std::hash::{BuildHasher, Hasher};
-    let mut h = foldhash::fast::FixedState::with_seed(0x5eed_f1a9).build_hasher();
+    let mut h = FIXED_HASHER.build_hasher();
     h.write(flag.as_bytes());
     h.write_u8(0xff);
     match variant {

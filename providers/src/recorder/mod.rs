@@ -222,14 +222,13 @@ impl Recorder {
                 bump(&local.lane.bots);
                 return;
             }
-            let targeting_key = ctx.targeting_key();
             let summary = mode == ExposureMode::Summary;
             if summary {
                 self.count(local, identity, flag, variant, reason, version);
             }
             // Full mode without de-duplication hashes nothing.
             let hash = if summary || self.options.dedup {
-                let hash = exposure_hash(identity, targeting_key);
+                let hash = exposure_hash(identity, ctx.targeting_key_hash());
                 if local.seen.check(hash) {
                     return;
                 }
@@ -242,7 +241,7 @@ impl Recorder {
                     flag: InlineStr::new(flag),
                     variant: variant.map(InlineStr::new),
                     reason,
-                    targeting_key: targeting_key.map(InlineStr::new),
+                    targeting_key: ctx.targeting_key().map(InlineStr::new),
                     version,
                     at: self.clock_ms(),
                     hash: if summary { hash } else { 0 },

@@ -11,18 +11,18 @@ use std::hash::{BuildHasher, Hasher};
 /// provider.
 const FILTER_SETS: usize = 16_384;
 
-/// A fixed hasher, so hashes are the same on every thread and every run.
-/// A constant, so reading it costs no initialization check.
-pub(crate) const HASHER: foldhash::fast::FixedState =
-    foldhash::fast::FixedState::with_seed(0x5eed_f1a9);
+pub(crate) use flagyard_core::FIXED_HASHER as HASHER;
 
 /// The hash of one exposure's identity: the flag and variant's
-/// [`served_identity`](flagyard_core::served_identity), then the targeting key.
+/// [`served_identity`](flagyard_core::served_identity) and the context's
+/// [`targeting_key_hash`](flagyard_core::Context::targeting_key_hash) (which
+/// an [`EvaluationContext`](flagyard_core::EvaluationContext) keeps computed,
+/// so a recording read does not read the key's bytes).
 #[inline]
-pub(crate) fn exposure_hash(identity: u64, targeting_key: Option<&str>) -> u64 {
+pub(crate) fn exposure_hash(identity: u64, targeting_key_hash: u64) -> u64 {
     let mut h = HASHER.build_hasher();
     h.write_u64(identity);
-    h.write(targeting_key.unwrap_or("").as_bytes());
+    h.write_u64(targeting_key_hash);
     h.finish() | 1 // never 0 (the drain's "no hash")
 }
 
@@ -117,7 +117,10 @@ mod tests {
     fn the_filter_remembers_recent_exposures_and_forgets_on_request() {
         let mut filter = SeenFilter::new();
         let h = |f: &str, v: &str, k: &str| {
-            exposure_hash(flagyard_core::served_identity(f, Some(v)), Some(k))
+            exposure_hash(
+                flagyard_core::served_identity(f, Some(v)),
+                flagyard_core::targeting_key_hash(Some(k)),
+            )
         };
         assert!(!filter.check(h("f", "on", "u1")));
         assert!(filter.check(h("f", "on", "u1")));
