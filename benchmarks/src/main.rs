@@ -161,6 +161,14 @@ fn main() {
     let flagyard_small = flagyard(false, None);
     let flagyard_large = flagyard(true, None);
     let recording_small = flagyard(false, Some(ExposureMode::Full));
+    if args.get(1).map(String::as_str) == Some("track") {
+        // `track`: the track() section alone, five rounds.
+        for _ in 0..5 {
+            let (median, min, max) = track_with_room(&recording_small, &users);
+            println!("track() with room: median {median:.1} ns, min {min:.1}, max {max:.1}");
+        }
+        return;
+    }
     let recording_large = flagyard(true, Some(ExposureMode::Full));
     let summary_small = flagyard(false, Some(ExposureMode::Summary));
     let summary_large = flagyard(true, Some(ExposureMode::Summary));

@@ -10,8 +10,8 @@
 //! event's size, de-duplicating across threads) happens in the drain.
 
 mod bots;
-mod inline;
 mod seen;
+mod slot;
 mod summary;
 
 use std::cell::RefCell;
@@ -30,8 +30,8 @@ use flagyard_core::{
 
 pub use bots::USER_AGENT_ATTRIBUTE;
 pub(crate) use bots::{is_bot, prepare as prepare_bots};
-use inline::InlineStr;
 use seen::{FirstSeen, SeenFilter, exposure_hash};
+use slot::{Slot, Slots};
 use summary::{CountKey, CountTable, Summaries, count_hash};
 
 /// How often recorded events are handed to the sink, and the resolution of
@@ -49,13 +49,14 @@ pub const MAX_TRACKING_DETAILS: usize = 5_000;
 /// exposures across threads.
 const FIRST_SEEN_CAPACITY: usize = 100_000;
 
-/// One exposure as recorded on the read path.
+/// One exposure as the drain reads it from a lane (see [`slot`] for how
+/// the read path writes it).
 #[derive(Debug)]
 struct RawExposure {
-    flag: InlineStr,
-    variant: Option<InlineStr>,
+    flag: String,
+    variant: Option<String>,
     reason: Reason,
-    targeting_key: Option<InlineStr>,
+    targeting_key: Option<String>,
     version: u64,
     /// Milliseconds since the epoch.
     at: u64,
@@ -63,12 +64,12 @@ struct RawExposure {
     hash: u64,
 }
 
-/// One tracking event as recorded on the caller's thread.
+/// One tracking event as the drain reads it from a lane.
 #[derive(Debug)]
 struct RawTracking {
-    name: InlineStr,
+    name: String,
     truncated: bool,
-    targeting_key: Option<InlineStr>,
+    targeting_key: Option<String>,
     details: TrackingDetails,
     /// Milliseconds since the epoch.
     at: u64,
@@ -86,7 +87,7 @@ enum RawEvent {
 /// a release store, with no compare-and-swap.
 struct Lane {
     /// The ring's reading end (only the drain locks it, under its own lock).
-    events: Mutex<Consumer<RawEvent>>,
+    events: Mutex<Consumer<Slot>>,
     /// Count tables this thread started, for the drain to adopt.
     new_tables: ArrayQueue<Arc<CountTable>>,
     dropped: AtomicU64,
@@ -102,7 +103,7 @@ struct LocalLane {
     provider: u64,
     lane: Arc<Lane>,
     /// The ring's writing end.
-    events: Producer<RawEvent>,
+    events: Producer<Slot>,
     table: Option<Arc<CountTable>>,
     seen: SeenFilter,
 }
@@ -237,15 +238,15 @@ impl Recorder {
                 0
             };
             let queued = self.push(local, || {
-                RawEvent::Exposure(RawExposure {
-                    flag: InlineStr::new(flag),
-                    variant: variant.map(InlineStr::new),
+                Slots::exposure(
+                    flag,
+                    variant,
+                    ctx.targeting_key(),
                     reason,
-                    targeting_key: ctx.targeting_key().map(InlineStr::new),
                     version,
-                    at: self.clock_ms(),
-                    hash: if summary { hash } else { 0 },
-                })
+                    self.clock_ms(),
+                    if summary { hash } else { 0 },
+                )
             });
             if !queued && hash != 0 {
                 // Not queued: the next read records it again.
@@ -279,13 +280,13 @@ impl Recorder {
                 return;
             }
             self.push(local, || {
-                RawEvent::Tracking(RawTracking {
-                    name: InlineStr::new(name),
+                Slots::tracking(
+                    name,
                     truncated,
-                    targeting_key: ctx.targeting_key().map(InlineStr::new),
+                    ctx.targeting_key(),
                     details,
-                    at: self.clock_ms(),
-                })
+                    self.clock_ms(),
+                )
             });
         });
     }
@@ -374,10 +375,14 @@ impl Recorder {
     }
 
     /// Pushes the event `make` builds; when the lane is full the event is
-    /// dropped (without building it) and counted.
+    /// dropped (without building it when not one slot is free) and counted.
     #[inline]
-    fn push(&self, local: &mut LocalLane, make: impl FnOnce() -> RawEvent) -> bool {
-        if local.events.is_full() || local.events.push(make()).is_err() {
+    fn push<'a, const N: usize>(
+        &self,
+        local: &mut LocalLane,
+        make: impl FnOnce() -> Slots<'a, N>,
+    ) -> bool {
+        if local.events.is_full() || !make().push(&mut local.events) {
             bump(&local.lane.dropped);
             return false;
         }
@@ -415,7 +420,7 @@ impl Recorder {
                 drain.summaries.adopt(table);
             }
             let mut events = lane.events.lock().unwrap_or_else(PoisonError::into_inner);
-            while let Ok(event) = events.pop() {
+            while let Some(event) = slot::pop(&mut events) {
                 if let Some(event) = self.pass_on(&mut drain, event, flag_set_id) {
                     sink.record(event);
                 }
@@ -489,13 +494,13 @@ impl Recorder {
                 if e.hash != 0 && !drain.first_seen.insert(e.hash) {
                     return None;
                 }
-                let set_id = flag_set_id(e.flag.as_str());
+                let set_id = flag_set_id(&e.flag);
                 Some(Event::Exposure(ExposureEvent {
                     flag_set_id: set_id,
-                    flag: e.flag.into_string(),
-                    variant: e.variant.map(InlineStr::into_string),
+                    flag: e.flag,
+                    variant: e.variant,
                     reason: e.reason,
-                    targeting_key: e.targeting_key.map(InlineStr::into_string),
+                    targeting_key: e.targeting_key,
                     version: (e.version > 0).then_some(e.version),
                     at: from_millis(e.at),
                 }))
@@ -511,7 +516,7 @@ impl Recorder {
                                 "tracking event {:?}: details are {size} bytes as JSON, over \
                                  the {MAX_TRACKING_DETAILS}-byte limit; the event was dropped \
                                  (reported once, counted in event_stats)",
-                                t.name.as_str()
+                                t.name
                             ),
                         ));
                     }
@@ -524,13 +529,13 @@ impl Recorder {
                         format!(
                             "tracking event name over {MAX_TRACKING_NAME} characters, \
                              truncated to {:?} (reported once, counted in event_stats)",
-                            t.name.as_str()
+                            t.name
                         ),
                     ));
                 }
                 Some(Event::Tracking(TrackingEvent {
-                    name: t.name.into_string(),
-                    targeting_key: t.targeting_key.map(InlineStr::into_string),
+                    name: t.name,
+                    targeting_key: t.targeting_key,
                     details: t.details,
                     at: from_millis(t.at),
                 }))
