@@ -5,8 +5,8 @@
 //! [`HEAD_TEXT`] bytes, and continues in [`Slot::More`] slots when they are
 //! longer; all of an event's slots are committed to the ring at once, so the
 //! drain never sees half an event. Every slot the caller writes is a cache
-//! line the drain's core read last: one line per event instead of three
-//! halves `track()`'s cost (docs/BENCHMARKS.md, run 9). An event with a string
+//! line the drain's core read last, so an event moves one line between the
+//! cores instead of three (docs/BENCHMARKS.md, run 9). An event with a string
 //! over [`MAX_IN_SLOTS`] bytes goes to the heap whole ([`Slot::Boxed`]).
 
 use rtrb::{Consumer, Producer};
