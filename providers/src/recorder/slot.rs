@@ -87,7 +87,7 @@ impl<'a> Slots<'a, 3> {
                 hash,
             }));
         };
-        let (text, more) = head_text(&parts);
+        let more = more_slots(&parts);
         Slots {
             head: Slot::Exposure {
                 at,
@@ -95,7 +95,7 @@ impl<'a> Slots<'a, 3> {
                 hash,
                 reason,
                 lens,
-                text,
+                text: [0; HEAD_TEXT],
             },
             parts,
             more,
@@ -123,7 +123,7 @@ impl<'a> Slots<'a, 2> {
                 at,
             }));
         };
-        let (text, more) = head_text(&parts);
+        let more = more_slots(&parts);
         let TrackingDetails { value, fields } = details;
         Slots {
             head: Slot::Tracking {
@@ -133,7 +133,7 @@ impl<'a> Slots<'a, 2> {
                 truncated,
                 fields: (!fields.is_empty()).then(|| Box::new(fields)),
                 lens,
-                text,
+                text: [0; HEAD_TEXT],
             },
             parts,
             more,
@@ -152,23 +152,37 @@ impl<'a, const N: usize> Slots<'a, N> {
     }
 
     /// Pushes every slot at once; `false` (and nothing pushed) when the ring
-    /// has no room for them all.
+    /// has no room for them all. The text is copied into the ring's slots
+    /// in place rather than built beside them and moved.
     #[inline]
     pub(super) fn push(self, ring: &mut Producer<Slot>) -> bool {
-        if self.more == 0 {
-            return ring.push(self.head).is_ok();
-        }
-        let Ok(chunk) = ring.write_chunk_uninit(1 + self.more) else {
+        let Slots { head, parts, more } = self;
+        let Ok(mut chunk) = ring.write_chunk(1 + more) else {
             return false;
         };
-        let parts = self.parts;
-        let more = (0..self.more).map(|i| {
-            let mut text = [0u8; MORE_TEXT];
-            copy_text(&parts, HEAD_TEXT + i * MORE_TEXT, &mut text);
-            Slot::More(text)
-        });
-        chunk.fill_from_iter(std::iter::once(self.head).chain(more));
+        let (first, second) = chunk.as_mut_slices();
+        let mut slots = first.iter_mut().chain(second);
+        if let Some(slot) = slots.next() {
+            *slot = head;
+            if let Slot::Exposure { text, .. } | Slot::Tracking { text, .. } = slot {
+                copy_text(&parts, 0, text);
+            }
+        }
+        for (i, slot) in slots.enumerate() {
+            // `More`, the slots' default.
+            if let Slot::More(text) = slot {
+                copy_text(&parts, HEAD_TEXT + i * MORE_TEXT, text);
+            }
+        }
+        chunk.commit_all();
         true
+    }
+}
+
+impl Default for Slot {
+    /// What `write_chunk` fills a slot with before an event's text is copied in.
+    fn default() -> Self {
+        Slot::More([0; MORE_TEXT])
     }
 }
 
@@ -187,12 +201,11 @@ fn lengths<const N: usize>(parts: &[Option<&str>; N]) -> Option<[u8; N]> {
     Some(lens)
 }
 
-/// The head's text and how many `More` slots the rest needs.
+/// How many `More` slots the strings need beyond the head's text.
 #[inline]
-fn head_text(parts: &[Option<&str>]) -> ([u8; HEAD_TEXT], usize) {
-    let mut text = [0u8; HEAD_TEXT];
-    let total = copy_text(parts, 0, &mut text);
-    (text, total.saturating_sub(HEAD_TEXT).div_ceil(MORE_TEXT))
+fn more_slots(parts: &[Option<&str>]) -> usize {
+    let total: usize = parts.iter().flatten().map(|p| p.len()).sum();
+    total.saturating_sub(HEAD_TEXT).div_ceil(MORE_TEXT)
 }
 
 /// Copies the strings' concatenation, from byte `from` on, into `out` (as
