@@ -166,8 +166,10 @@ impl<E: Evaluator> FlagyardProviderBuilder<E> {
         summary_interval(every: std::time::Duration)
             => events.summary_every = every.max(crate::recorder::DRAIN_EVERY);
 
-        /// Capacity of each reading thread's event queue (default 1,024; drained
-        /// every 10 ms; when full the newest event is dropped and counted).
+        /// Capacity of each reading thread's event queue in 64-byte slots
+        /// (default 1,024; an event takes one when its strings come to 35 bytes,
+        /// one more per further 63; drained every 10 ms; when full the newest
+        /// event is dropped and counted).
         exposure_queue(capacity: usize) => events.per_thread = capacity;
 
         /// `true` (default): in full mode, an exposure already recorded recently

@@ -17,7 +17,7 @@ use flagyard_core::{Reason, TrackingDetails};
 use super::{RawEvent, RawExposure, RawTracking};
 
 /// Text bytes in an event's first slot.
-pub(super) const HEAD_TEXT: usize = 35;
+const HEAD_TEXT: usize = 35;
 /// Text bytes in each slot that continues it.
 const MORE_TEXT: usize = 63;
 /// The longest string kept in slots (a length byte of 255 means "none").
@@ -209,9 +209,9 @@ fn more_slots(parts: &[Option<&str>]) -> usize {
 }
 
 /// Copies the strings' concatenation, from byte `from` on, into `out` (as
-/// much as fits); returns the concatenation's whole length.
+/// much as fits).
 #[inline]
-fn copy_text(parts: &[Option<&str>], from: usize, out: &mut [u8]) -> usize {
+fn copy_text(parts: &[Option<&str>], from: usize, out: &mut [u8]) {
     let mut start = 0;
     for part in parts.iter().flatten() {
         let bytes = part.as_bytes();
@@ -224,7 +224,6 @@ fn copy_text(parts: &[Option<&str>], from: usize, out: &mut [u8]) -> usize {
         }
         start = end;
     }
-    start
 }
 
 /// Takes the next whole event from the ring, or `None` when it is empty.
