@@ -79,7 +79,8 @@ impl CountTable {
     #[inline]
     pub(crate) fn add(&self, hash: u64, key: impl FnOnce() -> CountKey) -> bool {
         let mask = TABLE_SLOTS - 1;
-        let mut i = (hash as usize) & mask;
+        // Bit 0 of the hash is always set: the slot comes from the bits above it.
+        let mut i = ((hash >> 1) as usize) & mask;
         for _ in 0..PROBES {
             let slot = &self.slots[i];
             let seen = slot.hash.load(Ordering::Relaxed);
