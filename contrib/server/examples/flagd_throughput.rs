@@ -2,10 +2,12 @@
 //! same client over OFREP HTTP (issue 18: gRPC at least OFREP's throughput).
 //!
 //! ```sh
-//! cargo run --release -p flagyard-server --example flagd_throughput -- [SECONDS] [TASKS]
+//! cargo run --release -p flagyard-server --example flagd_throughput -- [SECONDS] [TASKS] [--in-process]
 //! ```
 //!
-//! Starts a server on loopback (open reads, one flag with a targeting rule),
+//! Starts a server on loopback (open reads, one flag with a targeting rule) in
+//! a process of its own, as `flagyard serve` runs (`--in-process`: on this
+//! process's runtime, beside the clients, as the first measurements did),
 //! then, with flagd's own Rust provider (`open-feature-flagd`, cache off),
 //! resolves the flag from TASKS concurrent tasks (default 16) for SECONDS
 //! (default 5) per round, alternating RPC (`flagd.evaluation.v1` on the gRPC
@@ -13,6 +15,8 @@
 //! each mode's best round in resolutions per second and their ratio, as text
 //! and JSON.
 
+use std::io::BufRead;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -51,30 +55,84 @@ async fn round(provider: Arc<FlagdProvider>, tasks: usize, seconds: u64) -> f64 
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() {
-    let args: Vec<u64> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let seconds = args.first().copied().unwrap_or(5);
-    let tasks = args.get(1).copied().unwrap_or(16) as usize;
-
-    let dir = tempfile::tempdir().expect("temp dir");
-    let seed = dir.path().join("flags.json");
+/// The server: open reads, one flag with a targeting rule, in `dir`.
+async fn bind(dir: &Path) -> Server {
+    let seed = dir.join("flags.json");
     let document = json!({"flags": {"banner": {
         "state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
         "targeting": {"if": [{"ends_with": [{"var": "email"}, "@example.com"]}, "on", "off"]}
     }}});
     std::fs::write(&seed, document.to_string()).expect("seed");
-    let mut config = ServerConfig::new(dir.path().join("db.sqlite"));
+    let mut config = ServerConfig::new(dir.join("db.sqlite"));
     config.listen = "127.0.0.1:0".parse().expect("addr");
     config.grpc_listen = Some("127.0.0.1:0".parse().expect("addr"));
     config.seed_file = Some(seed);
-    let server = Server::bind(config).await.expect("server");
-    let http_port = server.local_addr().port();
-    let grpc_port = server.grpc_addr().expect("gRPC").port();
-    tokio::spawn(server.run(std::future::pending()));
+    Server::bind(config).await.expect("server")
+}
+
+/// A server process, killed when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    if raw.first().map(String::as_str) == Some("--server-child") {
+        // In the child: serve, and say where.
+        let server = bind(dir.path()).await;
+        println!(
+            "listening {} {}",
+            server.local_addr().port(),
+            server.grpc_addr().expect("gRPC").port()
+        );
+        server
+            .run(std::future::pending())
+            .await
+            .expect("server runs");
+        return;
+    }
+    let in_process = raw.iter().any(|a| a == "--in-process");
+    let args: Vec<u64> = raw.iter().filter_map(|a| a.parse().ok()).collect();
+    let seconds = args.first().copied().unwrap_or(5);
+    let tasks = args.get(1).copied().unwrap_or(16) as usize;
+
+    let (http_port, grpc_port, _child) = if in_process {
+        let server = bind(dir.path()).await;
+        let ports = (
+            server.local_addr().port(),
+            server.grpc_addr().expect("gRPC").port(),
+        );
+        tokio::spawn(server.run(std::future::pending()));
+        (ports.0, ports.1, None)
+    } else {
+        let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
+            .arg("--server-child")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("server child starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("server child says where it listens");
+        let ports: Vec<u16> = line
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        assert_eq!(ports.len(), 2, "the child printed {line:?}");
+        (ports[0], ports[1], Some(Child(child)))
+    };
+    let server_runs = if in_process {
+        "in this process"
+    } else {
+        "in its own process"
+    };
 
     let provider = |resolver_type: ResolverType, port: u16| async move {
         let options = FlagdOptions {
@@ -94,7 +152,8 @@ async fn main() {
         best_rest = best_rest.max(round(Arc::clone(&rest), tasks, seconds).await);
     }
     println!(
-        "open-feature-flagd 0.3, {tasks} tasks, best of 2 rounds of {seconds} s, loopback:\n  \
+        "open-feature-flagd 0.3, {tasks} tasks, best of 2 rounds of {seconds} s, loopback, \
+         server {server_runs}:\n  \
          RPC  (gRPC, flagd.evaluation.v1): {best_rpc:>9.0} resolutions/s\n  \
          REST (OFREP over HTTP/1.1):       {best_rest:>9.0} resolutions/s\n  \
          RPC / REST: {:.2}",
@@ -102,7 +161,7 @@ async fn main() {
     );
     println!(
         "{}",
-        json!({"tasks": tasks, "seconds": seconds, "rpc_per_s": best_rpc.round(),
+        json!({"tasks": tasks, "seconds": seconds, "server_process": !in_process, "rpc_per_s": best_rpc.round(),
                "rest_per_s": best_rest.round(), "ratio": best_rpc / best_rest})
     );
 }
