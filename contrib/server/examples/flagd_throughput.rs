@@ -15,7 +15,6 @@
 //! each mode's best round in resolutions per second and their ratio, as text
 //! and JSON.
 
-use std::io::BufRead;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,8 +26,33 @@ use open_feature::provider::FeatureProvider;
 use open_feature_flagd::{FlagdOptions, FlagdProvider, ResolverType};
 use serde_json::json;
 
-/// One round: resolutions per second from `tasks` tasks for `seconds`.
-async fn round(provider: Arc<FlagdProvider>, tasks: usize, seconds: u64) -> f64 {
+#[path = "support/server_child.rs"]
+mod server_child;
+use server_child::{ServerChild, own_cpu};
+
+/// The allocator the `flagyard` binary serves with (its `jemalloc` feature).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// One round's figures.
+#[derive(Clone, Copy, Default)]
+struct Round {
+    per_s: f64,
+    /// CPU time per resolution in this (the clients') process, in µs.
+    client_us: f64,
+    /// CPU time per resolution in the server's process, in µs (0 in process).
+    server_us: f64,
+}
+
+/// One round: resolutions per second from `tasks` tasks for `seconds`, and the
+/// CPU each side spent per resolution.
+async fn round(
+    provider: Arc<FlagdProvider>,
+    tasks: usize,
+    seconds: u64,
+    server: Option<&ServerChild>,
+) -> Round {
+    let cpu_before = (own_cpu(), server.map(ServerChild::cpu).unwrap_or_default());
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut handles = Vec::new();
@@ -52,7 +76,18 @@ async fn round(provider: Arc<FlagdProvider>, tasks: usize, seconds: u64) -> f64 
     for handle in handles {
         handle.await.expect("task");
     }
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    let resolutions = done.load(Ordering::Relaxed).max(1) as f64;
+    let micros = |d: Duration| d.as_secs_f64() * 1e6 / resolutions;
+    Round {
+        per_s: resolutions / started.elapsed().as_secs_f64(),
+        client_us: micros(own_cpu().saturating_sub(cpu_before.0)),
+        server_us: micros(
+            server
+                .map(ServerChild::cpu)
+                .unwrap_or_default()
+                .saturating_sub(cpu_before.1),
+        ),
+    }
 }
 
 /// The server: open reads, one flag with a targeting rule, in `dir`.
@@ -68,16 +103,6 @@ async fn bind(dir: &Path) -> Server {
     config.grpc_listen = Some("127.0.0.1:0".parse().expect("addr"));
     config.seed_file = Some(seed);
     Server::bind(config).await.expect("server")
-}
-
-/// A server process, killed when dropped.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -103,7 +128,7 @@ async fn main() {
     let seconds = args.first().copied().unwrap_or(5);
     let tasks = args.get(1).copied().unwrap_or(16) as usize;
 
-    let (http_port, grpc_port, _child) = if in_process {
+    let (http_port, grpc_port, child) = if in_process {
         let server = bind(dir.path()).await;
         let ports = (
             server.local_addr().port(),
@@ -112,21 +137,13 @@ async fn main() {
         tokio::spawn(server.run(std::future::pending()));
         (ports.0, ports.1, None)
     } else {
-        let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
-            .arg("--server-child")
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("server child starts");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("server child says where it listens");
+        let (child, line) = ServerChild::start(&[]);
         let ports: Vec<u16> = line
             .split_whitespace()
             .filter_map(|w| w.parse().ok())
             .collect();
         assert_eq!(ports.len(), 2, "the child printed {line:?}");
-        (ports[0], ports[1], Some(Child(child)))
+        (ports[0], ports[1], Some(child))
     };
     let server_runs = if in_process {
         "in this process"
@@ -146,22 +163,49 @@ async fn main() {
     };
     let rpc = provider(ResolverType::Rpc, grpc_port).await;
     let rest = provider(ResolverType::Rest, http_port).await;
-    let (mut best_rpc, mut best_rest) = (0f64, 0f64);
+    let (mut best_rpc, mut best_rest) = (Round::default(), Round::default());
+    let best = |best: &mut Round, this: Round| {
+        if this.per_s > best.per_s {
+            *best = this;
+        }
+    };
     for _ in 0..2 {
-        best_rpc = best_rpc.max(round(Arc::clone(&rpc), tasks, seconds).await);
-        best_rest = best_rest.max(round(Arc::clone(&rest), tasks, seconds).await);
+        best(
+            &mut best_rpc,
+            round(Arc::clone(&rpc), tasks, seconds, child.as_ref()).await,
+        );
+        best(
+            &mut best_rest,
+            round(Arc::clone(&rest), tasks, seconds, child.as_ref()).await,
+        );
     }
+    let cpu = |r: Round| {
+        if in_process {
+            format!("{:.1} µs CPU per resolution", r.client_us)
+        } else {
+            format!(
+                "CPU per resolution: client {:.1} µs, server {:.1} µs",
+                r.client_us, r.server_us
+            )
+        }
+    };
     println!(
         "open-feature-flagd 0.3, {tasks} tasks, best of 2 rounds of {seconds} s, loopback, \
          server {server_runs}:\n  \
-         RPC  (gRPC, flagd.evaluation.v1): {best_rpc:>9.0} resolutions/s\n  \
-         REST (OFREP over HTTP/1.1):       {best_rest:>9.0} resolutions/s\n  \
+         RPC  (gRPC, flagd.evaluation.v1): {:>9.0} resolutions/s ({})\n  \
+         REST (OFREP over HTTP/1.1):       {:>9.0} resolutions/s ({})\n  \
          RPC / REST: {:.2}",
-        best_rpc / best_rest
+        best_rpc.per_s,
+        cpu(best_rpc),
+        best_rest.per_s,
+        cpu(best_rest),
+        best_rpc.per_s / best_rest.per_s
     );
     println!(
         "{}",
-        json!({"tasks": tasks, "seconds": seconds, "server_process": !in_process, "rpc_per_s": best_rpc.round(),
-               "rest_per_s": best_rest.round(), "ratio": best_rpc / best_rest})
+        json!({"tasks": tasks, "seconds": seconds, "server_process": !in_process, "rpc_per_s": best_rpc.per_s.round(),
+               "rest_per_s": best_rest.per_s.round(), "ratio": best_rpc.per_s / best_rest.per_s,
+               "rpc_cpu_us": {"client": best_rpc.client_us, "server": best_rpc.server_us},
+               "rest_cpu_us": {"client": best_rest.client_us, "server": best_rest.server_us}})
     );
 }

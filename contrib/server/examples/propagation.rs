@@ -33,12 +33,15 @@ use std::time::{Duration, Instant};
 use flagyard_server::{Server, ServerConfig};
 use futures_util::StreamExt;
 use serde_json::json;
-use std::io::BufRead;
+use tokio::sync::{Mutex, mpsc};
+
+#[path = "support/server_child.rs"]
+mod server_child;
+use server_child::ServerChild;
 
 /// The allocator the `flagyard` binary serves with (its `jemalloc` feature).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-use tokio::sync::{Mutex, mpsc};
 
 const TOKEN: &str = "bench";
 
@@ -106,46 +109,6 @@ async fn server_child(args: &[String]) {
         .expect("server runs");
 }
 
-/// A server process, killed when dropped.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Child {
-    /// Resident memory, in KiB.
-    fn rss_kib(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.0.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            })
-            .unwrap_or(0)
-    }
-
-    /// CPU time used so far (user + system).
-    fn cpu(&self) -> Duration {
-        let ticks = std::fs::read_to_string(format!("/proc/{}/stat", self.0.id()))
-            .ok()
-            .and_then(|s| {
-                // Fields after the command name (which is in parentheses).
-                let rest = s.rsplit_once(')')?.1;
-                let fields: Vec<&str> = rest.split_whitespace().collect();
-                // utime and stime are fields 14 and 15 of stat (11 and 12 here).
-                Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-            })
-            .unwrap_or(0);
-        // Linux reports clock ticks of 1/100 s.
-        Duration::from_millis(ticks * 10)
-    }
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let raw: Vec<String> = std::env::args().skip(1).collect();
@@ -178,25 +141,20 @@ async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let prefix = format!("propagation-{}", std::process::id());
     let start = |name: &str| {
-        let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
-            .arg("--server-child")
-            .arg(dir.path().join(format!("{name}.sqlite")))
-            .arg(redis_url.as_deref().unwrap_or("-"))
-            .arg(&prefix)
-            .arg(total.to_string())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("server child starts");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("server child says where it listens");
+        let sqlite = dir.path().join(format!("{name}.sqlite"));
+        let total = total.to_string();
+        let (child, line) = ServerChild::start(&[
+            sqlite.as_os_str(),
+            redis_url.as_deref().unwrap_or("-").as_ref(),
+            prefix.as_ref(),
+            total.as_ref(),
+        ]);
         let mut words = line.split_whitespace().skip(1);
         let (base, grpc) = (
             words.next().expect("HTTP address").to_string(),
             words.next().expect("gRPC address").to_string(),
         );
-        (Child(child), base, grpc)
+        (child, base, grpc)
     };
     // Writes go to `writer`; clients follow `base` (the same server, or a second
     // one sharing the Redis).

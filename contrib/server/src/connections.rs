@@ -69,31 +69,12 @@ pub(crate) async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
     tokio::pin!(shutdown);
-    let mut last_warning: Option<std::time::Instant> = None;
+    let mut last_warning = None;
     loop {
         let (stream, addr) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors (or a connection reset before
-                    // it was accepted): wait a little and accept again,
-                    // saying so at most once a second.
-                    if last_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-                        tracing::warn!(error = %e, "accept failed; accepting again shortly");
-                        last_warning = Some(std::time::Instant::now());
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            accepted = accept(&listener, &mut last_warning) => accepted,
             () = &mut shutdown => break,
         };
-        // Nagle off: a stream's small messages (and a response written after
-        // its request was read) go out at once instead of waiting for the
-        // peer's delayed ACK (up to 40 ms on Linux).
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
             tokio::spawn(refuse(stream, max_connections));
             continue;
@@ -143,6 +124,35 @@ pub(crate) async fn serve(
         ),
     }
     Ok(())
+}
+
+/// The next connection on `listener`, with Nagle off: a stream's small
+/// messages (and a response written after its request was read) go out at
+/// once instead of waiting for the peer's delayed ACK (up to 40 ms on Linux).
+/// After an accept error (out of file descriptors, or a connection reset
+/// before it was accepted) waits a little and accepts again, saying so at
+/// most once a second (`last_warning` remembers when it last did).
+pub(crate) async fn accept(
+    listener: &TcpListener,
+    last_warning: &mut Option<std::time::Instant>,
+) -> (TcpStream, std::net::SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(error = %e, "could not set TCP_NODELAY");
+                }
+                return (stream, addr);
+            }
+            Err(e) => {
+                if last_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                    tracing::warn!(error = %e, "accept failed; accepting again shortly");
+                    *last_warning = Some(std::time::Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
 
 /// Answers a connection over the cap with `503` and closes it.

@@ -29,6 +29,7 @@ mod events;
 mod follow;
 mod forward;
 mod grpc;
+mod grpc_threads;
 mod limiter;
 mod log;
 mod metrics;
@@ -134,21 +135,16 @@ impl Server {
         tokio::spawn(tally_events(Arc::clone(&self.state)));
         let mut grpc_task = None;
         if let Some(listener) = self.grpc {
-            let mut shutdown = self.state.shutdown.clone();
+            let shutdown = self.state.shutdown.clone();
             let router = grpc::router(Arc::clone(&self.state));
             let addr = listener.local_addr()?;
             tracing::info!(%addr, "flagd gRPC services listening (FlagSyncService, evaluation Service)");
-            grpc_task = Some(tokio::spawn(async move {
-                // Nagle off, as on the HTTP side: small stream messages go out at once.
-                let incoming =
-                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-                let stopped = async move {
-                    let _ = shutdown.wait_for(|stop| *stop).await;
-                };
-                if let Err(e) = router.serve_with_incoming_shutdown(incoming, stopped).await {
-                    tracing::error!(error = %e, "the gRPC server failed");
-                }
-            }));
+            let threads = grpc_threads::GrpcThreads::start(
+                &router,
+                grpc_threads::default_threads(),
+                &shutdown,
+            )?;
+            grpc_task = Some(tokio::spawn(threads.serve(listener, shutdown)));
         }
         for target in self.state.config.forward.clone() {
             tokio::spawn(forward::run(Arc::clone(&self.state), target));
