@@ -12,8 +12,10 @@
 //! resolves the flag from TASKS concurrent tasks (default 16) for SECONDS
 //! (default 5) per round, alternating RPC (`flagd.evaluation.v1` on the gRPC
 //! port) and REST (OFREP on the HTTP port) for two rounds each, and prints
-//! each mode's best round in resolutions per second and their ratio, as text
-//! and JSON.
+//! each mode's best round in resolutions per second, the CPU time each side
+//! spent per resolution (this process's and the server's), and their ratio,
+//! as text and JSON. `FT_SERVER_WORKERS=N` sets the server process's tokio
+//! worker count.
 
 use std::path::Path;
 use std::sync::Arc;
