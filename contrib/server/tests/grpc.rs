@@ -172,6 +172,65 @@ async fn sync_streams_the_keys_environment_on_connect_and_on_every_change() {
     server.stop().await;
 }
 
+/// Connections are spread over the gRPC threads (one runtime per core):
+/// streams on more connections than there are threads each get the document
+/// and every change, and a stop ends each of them with `UNAVAILABLE` and
+/// frees the port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_on_many_connections_follow_changes_and_end_at_stop() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_with_grpc(dir.path()).await;
+    let grpc = server.grpc.clone().expect("gRPC served");
+    let connections = 2 * std::thread::available_parallelism().map_or(1, usize::from) + 1;
+    let mut streams = Vec::new();
+    for _ in 0..connections {
+        // A client of its own: a connection of its own.
+        let mut sync = FlagSyncServiceClient::connect(grpc.clone())
+            .await
+            .expect("connects");
+        let mut stream = sync
+            .sync_flags(with_selector(SyncFlagsRequest::default(), KEY))
+            .await
+            .expect("stream")
+            .into_inner();
+        let first = stream.message().await.expect("message").expect("first");
+        assert_eq!(flag_keys(&first.flag_configuration), ["banner", "color"]);
+        streams.push(stream);
+    }
+    put_flag(
+        &server.base,
+        "beta",
+        &json!({"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "on"}),
+    )
+    .await;
+    for (i, stream) in streams.iter_mut().enumerate() {
+        let next = tokio::time::timeout(Duration::from_secs(1), stream.message())
+            .await
+            .unwrap_or_else(|_| panic!("connection {i}: the change within a second"))
+            .expect("message")
+            .expect("next");
+        assert_eq!(
+            flag_keys(&next.flag_configuration),
+            ["banner", "beta", "color"],
+            "connection {i}"
+        );
+    }
+    let port: std::net::SocketAddr = grpc.trim_start_matches("http://").parse().expect("address");
+    server.stop().await;
+    for (i, stream) in streams.iter_mut().enumerate() {
+        let ended = tokio::time::timeout(Duration::from_secs(1), stream.message())
+            .await
+            .unwrap_or_else(|_| panic!("connection {i}: the stream ends at stop"));
+        let status = ended.expect_err("ends with a status");
+        assert_eq!(
+            status.code(),
+            tonic::Code::Unavailable,
+            "connection {i}: {status}"
+        );
+    }
+    std::net::TcpListener::bind(port).expect("the gRPC port is free once stopped");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evaluation_answers_as_flagd_with_its_reasons_and_error_codes() {
     let dir = tempfile::tempdir().expect("temp dir");
