@@ -15,7 +15,7 @@ use flagyard_flagd_proto::evaluation::{
     EventStreamRequest, ResolveAllRequest, ResolveBooleanRequest, ResolveStringRequest,
 };
 use flagyard_flagd_proto::sync::flag_sync_service_client::FlagSyncServiceClient;
-use flagyard_flagd_proto::sync::{FetchAllFlagsRequest, SyncFlagsRequest};
+use flagyard_flagd_proto::sync::{FetchAllFlagsRequest, SyncFlagsRequest, SyncFlagsResponse};
 use flagyard_server::{DeclaredCredential, EnvironmentConfig, Role};
 use serde_json::{Value, json};
 
@@ -97,15 +97,17 @@ fn flag_keys(text: &str) -> Vec<String> {
     keys
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sync_streams_the_keys_environment_on_connect_and_on_every_change() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let server = start_with_grpc(dir.path()).await;
-    let grpc = server.grpc.clone().expect("gRPC served");
-    let mut sync = FlagSyncServiceClient::connect(grpc.clone())
+/// A sync client on a connection of its own and its `SyncFlags` stream with
+/// [`KEY`], whose first message (the seeded document) is checked and read.
+async fn keyed_sync_stream(
+    grpc: &str,
+) -> (
+    FlagSyncServiceClient<tonic::transport::Channel>,
+    tonic::Streaming<SyncFlagsResponse>,
+) {
+    let mut sync = FlagSyncServiceClient::connect(grpc.to_owned())
         .await
         .expect("connects");
-
     let mut stream = sync
         .sync_flags(with_selector(SyncFlagsRequest::default(), KEY))
         .await
@@ -113,6 +115,15 @@ async fn sync_streams_the_keys_environment_on_connect_and_on_every_change() {
         .into_inner();
     let first = stream.message().await.expect("message").expect("first");
     assert_eq!(flag_keys(&first.flag_configuration), ["banner", "color"]);
+    (sync, stream)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_streams_the_keys_environment_on_connect_and_on_every_change() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_with_grpc(dir.path()).await;
+    let grpc = server.grpc.clone().expect("gRPC served");
+    let (mut sync, mut stream) = keyed_sync_stream(&grpc).await;
 
     let changed_at = Instant::now();
     put_flag(
@@ -185,17 +196,7 @@ async fn streams_on_many_connections_follow_changes_and_end_at_stop() {
     let mut streams = Vec::new();
     for _ in 0..connections {
         // A client of its own: a connection of its own.
-        let mut sync = FlagSyncServiceClient::connect(grpc.clone())
-            .await
-            .expect("connects");
-        let mut stream = sync
-            .sync_flags(with_selector(SyncFlagsRequest::default(), KEY))
-            .await
-            .expect("stream")
-            .into_inner();
-        let first = stream.message().await.expect("message").expect("first");
-        assert_eq!(flag_keys(&first.flag_configuration), ["banner", "color"]);
-        streams.push(stream);
+        streams.push(keyed_sync_stream(&grpc).await.1);
     }
     put_flag(
         &server.base,
