@@ -4,11 +4,11 @@
 //! each of its streams stay on one thread.
 //!
 //! On the server's multi-threaded runtime each call's stream task could be
-//! stolen by the other worker, whose wake-up (a futex call and a context
-//! switch per call) cost more than the call: a flagd RPC-mode client at 16
-//! concurrent calls used 36–57 µs of server CPU per resolution there, 28 µs
-//! here (docs/BENCHMARKS.md). A thread's runtime does nothing else, so a
-//! stream's deliveries are not delayed by the HTTP side's work either.
+//! stolen by the other worker, woken for it (a futex call and a context
+//! switch): a flagd RPC-mode client at 16 concurrent calls used 23.5–26.7 µs
+//! of server CPU per resolution there, 15.7–18.9 µs here in the same run
+//! (docs/BENCHMARKS.md). A thread's runtime does nothing else, so a stream's
+//! deliveries are not delayed by the HTTP side's work either.
 
 use std::io;
 use std::thread;
@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::connections::accept;
 
-/// flagd's gRPC services, served on `threads` threads (at least one).
+/// flagd's gRPC services, served on one thread per core.
 pub(crate) struct GrpcThreads {
     /// Each thread's queue of accepted connections.
     queues: Vec<mpsc::UnboundedSender<std::net::TcpStream>>,
@@ -31,18 +31,18 @@ pub(crate) struct GrpcThreads {
 }
 
 impl GrpcThreads {
-    /// Starts `threads` threads serving `router` until `shutdown` turns true
-    /// (then each finishes its open calls and ends its streams, tonic's
+    /// Starts one thread per core serving `router` until `shutdown` turns
+    /// true (then each finishes its open calls and ends its streams, tonic's
     /// graceful shutdown).
     pub(crate) fn start(
         router: &tonic::transport::server::Router,
-        threads: usize,
         shutdown: &watch::Receiver<bool>,
     ) -> io::Result<GrpcThreads> {
+        let threads = thread::available_parallelism().map_or(1, usize::from);
         let mut queues = Vec::new();
         let mut ended = Vec::new();
         let mut abandon = Vec::new();
-        for i in 0..threads.max(1) {
+        for i in 0..threads {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -130,9 +130,4 @@ impl GrpcThreads {
             let _ = end.await;
         }
     }
-}
-
-/// The threads to serve gRPC on by default: one per core.
-pub(crate) fn default_threads() -> usize {
-    thread::available_parallelism().map_or(1, usize::from)
 }

@@ -139,11 +139,7 @@ impl Server {
             let router = grpc::router(Arc::clone(&self.state));
             let addr = listener.local_addr()?;
             tracing::info!(%addr, "flagd gRPC services listening (FlagSyncService, evaluation Service)");
-            let threads = grpc_threads::GrpcThreads::start(
-                &router,
-                grpc_threads::default_threads(),
-                &shutdown,
-            )?;
+            let threads = grpc_threads::GrpcThreads::start(&router, &shutdown)?;
             grpc_task = Some(tokio::spawn(threads.serve(listener, shutdown)));
         }
         for target in self.state.config.forward.clone() {
