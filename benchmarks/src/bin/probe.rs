@@ -13,14 +13,22 @@
 //! threads whose work depends on run time, not on the reads.
 //! Work items: `floor-static`, `floor-rule`, `floor-split`, `floor-large`,
 //! `fy-static`, `fy-rule`, `fy-split`, `fy-large` (the rule among 10,000 more
-//! flags), `snap-rule`, `snap-eval`.
+//! flags), `snap-rule`, `snap-eval`; with exposures recorded (a `NoopSink`):
+//! `sum-static`, `sum-rule`, `sum-split`, `sum-large` (summary mode),
+//! `full-static`, `full-rule` (full mode), `track`. A recording item first
+//! reads every user with pauses so its drain keeps up (the counted reads are
+//! the steady state's); full mode's back-to-back reads then mostly find the
+//! thread's queue full, as in the side-by-side run, and the event counts are
+//! printed to stderr. For costs per source line or instruction, build with
+//! `--config 'profile.release.debug="line-tables-only"'` and run callgrind
+//! with `--dump-instr=yes`.
 
 use std::collections::HashMap;
 use std::hint::black_box;
 
 use arc_swap::ArcSwap;
-use flagyard::FlagyardProvider;
-use flagyard::core::FractionalVersion;
+use flagyard::core::{ExposureMode, FractionalVersion, TrackingDetails};
+use flagyard::{FlagyardProvider, NoopSink};
 
 #[path = "../docs.rs"]
 #[allow(dead_code)] // the probe reads only the documents and the users
@@ -36,15 +44,26 @@ fn main() {
     let n: usize = args[2].parse().unwrap();
     // The side-by-side run's documents, users and floors.
     let users = docs::users();
-    let provider = |large: bool| {
-        FlagyardProvider::builder()
+    let recording = |large: bool, mode: Option<ExposureMode>| {
+        let builder = FlagyardProvider::builder()
             .bootstrap_document(docs::flagd(large).to_string())
             .offline(true)
-            .fractional(FractionalVersion::V3)
-            .build()
-            .expect("provider builds")
+            .fractional(FractionalVersion::V3);
+        match mode {
+            Some(mode) => builder.sink(NoopSink).exposures(mode).build(),
+            None => builder.build(),
+        }
+        .expect("provider builds")
     };
+    let provider = |large: bool| recording(large, None);
     let (fy, fy_large) = (provider(false), provider(true));
+    // Only the item's provider records (a recording provider keeps a lane per thread).
+    let mode = match what.split('-').next() {
+        Some("sum") => Some(ExposureMode::Summary),
+        Some("full" | "track") => Some(ExposureMode::Full),
+        _ => None,
+    };
+    let rec = recording(what.ends_with("large"), mode);
     let snap = fy.snapshot().unwrap();
     let floor: ArcSwap<HashMap<String, HandRule>> = ArcSwap::from_pointee(
         [
@@ -67,6 +86,24 @@ fn main() {
             .get(black_box(key))
             .is_some_and(|rule| hand_written(rule, key, u))
     };
+    // A recording provider first sees every user, with pauses for its drain
+    // to empty the thread's queue, so the reads counted are the steady
+    // state's (not the first-seen exposures a full queue drops).
+    if mode.is_some() {
+        for _ in 0..100 {
+            let dropped = rec.event_stats().dropped;
+            for u in &users {
+                black_box(rec.get_bool("email-rule", false, u));
+                black_box(rec.get_bool("static-bool", false, u));
+                black_box(rec.with_str("split", "", u, str::len));
+                std::thread::sleep(std::time::Duration::from_micros(2));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            if rec.event_stats().dropped == dropped {
+                break;
+            }
+        }
+    }
     let mut hits = 0usize;
     for i in 0..n {
         let u = &users[i % docs::USERS];
@@ -75,6 +112,15 @@ fn main() {
             "fy-static" => fy.get_bool(black_box("static-bool"), false, u),
             "fy-large" => fy_large.get_bool(black_box("email-rule"), false, u),
             "fy-split" => fy.with_str(black_box("split"), "", u, |s| s.len() == 3),
+            "sum-static" | "full-static" => rec.get_bool(black_box("static-bool"), false, u),
+            "sum-rule" | "sum-large" | "full-rule" => {
+                rec.get_bool(black_box("email-rule"), false, u)
+            }
+            "sum-split" => rec.with_str(black_box("split"), "", u, |s| s.len() == 3),
+            "track" => {
+                rec.track(black_box("purchase"), u, TrackingDetails::new().value(9.5));
+                true
+            }
             "snap-rule" => snap.resolve(black_box("email-rule"), false, u).value,
             "snap-eval" => snap.evaluate(black_box("email-rule"), u).value.is_some(),
             "floor-static" => read(&floor, "static-bool", u),
@@ -86,4 +132,5 @@ fn main() {
         hits += r as usize;
     }
     println!("{hits}");
+    eprintln!("events: {:?}", rec.event_stats());
 }
