@@ -224,6 +224,73 @@ fn summaries_count_every_evaluation_and_send_each_user_s_first_exposure_once() {
 }
 
 #[test]
+fn providers_read_in_turn_on_one_thread_each_record_into_their_own_sink() {
+    // A thread keeps a lane per provider and finds the one it used last
+    // without a search: reads that alternate between providers, and a
+    // provider built after another was closed, must each reach their own.
+    let (full_sink, summary_sink, tracking_sink) =
+        (MemorySink::new(), MemorySink::new(), MemorySink::new());
+    let full = builder(&full_sink)
+        .exposures(ExposureMode::Full)
+        .dedup_exposures(false)
+        .build()
+        .expect("builds");
+    let summary = builder(&summary_sink)
+        .exposures(ExposureMode::Summary)
+        .build()
+        .expect("builds");
+    let tracker = builder(&tracking_sink)
+        .exposures(ExposureMode::Off)
+        .build()
+        .expect("builds");
+    for round in 0..30 {
+        for i in 0..4 {
+            let ctx = user(i);
+            full.get_bool("new-checkout", false, &ctx);
+            if round % 3 == 0 {
+                // Several reads of one provider in a row, then the others.
+                summary.get_bool("new-checkout", false, &ctx);
+                summary.get_bool("new-checkout", false, &ctx);
+            }
+            tracker.track("purchase", &ctx, TrackingDetails::new().value(1.0));
+        }
+    }
+    for provider in [&full, &summary, &tracker] {
+        provider.close();
+    }
+    let full_events = full_sink.events();
+    assert_eq!(exposures(&full_events).len(), 30 * 4);
+    assert!(tracking(&full_events).is_empty() && summary_counts(&full_events).is_empty());
+    let summary_events = summary_sink.events();
+    let counted: u64 = summary_counts(&summary_events)
+        .iter()
+        .map(|c| c.count)
+        .sum();
+    assert_eq!(counted, 10 * 4 * 2);
+    assert_eq!(
+        exposures(&summary_events).len(),
+        4,
+        "one first-seen per user"
+    );
+    let tracking_events = tracking_sink.events();
+    assert_eq!(tracking(&tracking_events).len(), 30 * 4);
+    assert!(exposures(&tracking_events).is_empty());
+
+    // A provider after those were closed records on the same thread as well.
+    let later_sink = MemorySink::new();
+    let later = builder(&later_sink)
+        .exposures(ExposureMode::Full)
+        .build()
+        .expect("builds");
+    for i in 0..5 {
+        later.get_bool("new-checkout", false, &user(i));
+    }
+    later.close();
+    assert_eq!(exposures(&later_sink.events()).len(), 5);
+    assert_eq!(full.event_stats().dropped, 0);
+}
+
+#[test]
 fn a_summary_is_sent_every_interval_not_only_at_close() {
     let sink = MemorySink::new();
     let provider = builder(&sink)

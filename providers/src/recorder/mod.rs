@@ -14,7 +14,8 @@ mod seen;
 mod slot;
 mod summary;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -100,7 +101,6 @@ struct Lane {
 
 /// A lane as its thread holds it, with the count table it writes.
 struct LocalLane {
-    provider: u64,
     lane: Arc<Lane>,
     /// The ring's writing end.
     events: Producer<Slot>,
@@ -108,9 +108,17 @@ struct LocalLane {
     seen: SeenFilter,
 }
 
+/// A thread's lane for one provider, as its thread-locals hold it.
+type SharedLane = Rc<RefCell<LocalLane>>;
+
 thread_local! {
     /// This thread's lanes, by provider id (usually one entry).
-    static LANES: RefCell<Vec<LocalLane>> = const { RefCell::new(Vec::new()) };
+    static LANES: RefCell<Vec<(u64, SharedLane)>> = const { RefCell::new(Vec::new()) };
+    /// The lane this thread recorded into last, by provider id: a record
+    /// reaches it without a search, in a closure small enough for the
+    /// thread-local access to inline (a closure doing the recording itself
+    /// was not, and cost an indirect call and its captures' reloads).
+    static LAST: Cell<Option<(u64, SharedLane)>> = const { Cell::new(None) };
 }
 
 /// What a provider does with bots (contexts whose `$userAgent` is a known bot).
@@ -292,23 +300,59 @@ impl Recorder {
     }
 
     /// Runs `f` on this thread's lane for this provider (made on first use).
+    /// Nothing runs while the thread is already inside (a sink reading a
+    /// flag) or its thread-locals are being destroyed.
     #[inline]
     fn with_lane(&self, f: impl FnOnce(&mut LocalLane)) {
-        LANES.with(|lanes| {
-            let Ok(mut lanes) = lanes.try_borrow_mut() else {
-                return;
-            };
-            let i = match lanes.iter().position(|l| l.provider == self.provider) {
-                Some(i) => i,
-                None => self.new_lane(&mut lanes),
-            };
-            f(&mut lanes[i]);
-        });
+        let provider = self.provider;
+        let last = LAST
+            .try_with(|last| {
+                let cached = last.take();
+                let lane = match &cached {
+                    Some((id, lane)) if *id == provider => Some(Rc::clone(lane)),
+                    _ => None,
+                };
+                last.set(cached);
+                lane
+            })
+            .ok()
+            .flatten();
+        let Some(lane) = last.or_else(|| self.find_lane()) else {
+            return;
+        };
+        if let Ok(mut local) = lane.try_borrow_mut() {
+            f(&mut local);
+        }
     }
 
+    /// This thread's lane for this provider (made on first use), remembered
+    /// as the thread's last.
     #[cold]
-    fn new_lane(&self, lanes: &mut Vec<LocalLane>) -> usize {
-        lanes.retain(|l| !l.lane.closed.load(Ordering::Relaxed));
+    #[inline(never)]
+    fn find_lane(&self) -> Option<SharedLane> {
+        let lane = LANES
+            .try_with(|lanes| {
+                let mut lanes = lanes.try_borrow_mut().ok()?;
+                let lane = match lanes.iter().find(|(id, _)| *id == self.provider) {
+                    Some((_, lane)) => Rc::clone(lane),
+                    None => self.new_lane(&mut lanes),
+                };
+                Some(lane)
+            })
+            .ok()
+            .flatten()?;
+        let remembered = Rc::clone(&lane);
+        // The lane it replaces may be dropped here: after the registry's
+        // borrow above ended.
+        let _ = LAST.try_with(move |last| last.set(Some((self.provider, remembered))));
+        Some(lane)
+    }
+
+    fn new_lane(&self, lanes: &mut Vec<(u64, SharedLane)>) -> SharedLane {
+        lanes.retain(|(_, l)| {
+            l.try_borrow()
+                .map_or(true, |l| !l.lane.closed.load(Ordering::Relaxed))
+        });
         let (producer, consumer) = RingBuffer::new(self.options.per_thread);
         let lane = Arc::new(Lane {
             events: Mutex::new(consumer),
@@ -323,14 +367,14 @@ impl Recorder {
             next.push(Arc::clone(&lane));
             next
         });
-        lanes.push(LocalLane {
-            provider: self.provider,
+        let local = Rc::new(RefCell::new(LocalLane {
             lane,
             events: producer,
             table: None,
             seen: SeenFilter::new(),
-        });
-        lanes.len() - 1
+        }));
+        lanes.push((self.provider, Rc::clone(&local)));
+        local
     }
 
     /// Counts one evaluation in this thread's table (starting one when there
