@@ -84,18 +84,33 @@ impl FeatureProvider for ConstantProvider {
 }
 
 /// `track()` as a caller pays it when its thread's queue has room: batches
-/// of 256 calls (the queue holds 1,024), each followed by a pause in which
-/// the provider's drain (every 10 ms) empties the queue. The table's
+/// of 256 calls (the queue holds 1,024), each followed by a 25 ms pause in
+/// which the provider's drain (every 10 ms) empties the queue. The table's
 /// `track()` row calls it back to back, ten million times a second, so the
 /// queue is full and most calls are the dropping path. Median, min and max
 /// ns per call over the batches.
+///
+/// `pause` says how the caller waits between batches: asleep (the thread
+/// leaves its core; on this VM the first call after waking costs microseconds
+/// whatever it calls) or busy (spinning on the clock, as a thread that serves
+/// requests stays on its core).
 fn track_with_room(
     provider: &FlagyardProvider,
     users: &[flagyard::core::EvaluationContext],
+    pause: Pause,
 ) -> (f64, f64, f64) {
+    const PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
     let mut per_call: Vec<f64> = (0..200)
         .map(|batch| {
-            std::thread::sleep(std::time::Duration::from_millis(25));
+            match pause {
+                Pause::Asleep => std::thread::sleep(PAUSE),
+                Pause::Busy => {
+                    let from = std::time::Instant::now();
+                    while from.elapsed() < PAUSE {
+                        std::hint::spin_loop();
+                    }
+                }
+            }
             let started = std::time::Instant::now();
             for i in 0..256 {
                 provider.track(
@@ -109,6 +124,13 @@ fn track_with_room(
         .collect();
     per_call.sort_by(f64::total_cmp);
     (per_call[100], per_call[0], per_call[199])
+}
+
+/// How [`track_with_room`]'s caller waits between batches.
+#[derive(Clone, Copy)]
+enum Pause {
+    Asleep,
+    Busy,
 }
 
 fn main() {
@@ -162,10 +184,15 @@ fn main() {
     let flagyard_large = flagyard(true, None);
     let recording_small = flagyard(false, Some(ExposureMode::Full));
     if args.get(1).map(String::as_str) == Some("track") {
-        // `track`: the track() section alone, five rounds.
+        // `track`: the track() section alone, five rounds of each pause.
         for _ in 0..5 {
-            let (median, min, max) = track_with_room(&recording_small, &users);
-            println!("track() with room: median {median:.1} ns, min {min:.1}, max {max:.1}");
+            for (pause, name) in [(Pause::Asleep, "asleep"), (Pause::Busy, "busy")] {
+                let (median, min, max) = track_with_room(&recording_small, &users, pause);
+                println!(
+                    "track() with room, caller {name} between batches: \
+                     median {median:.1} ns, min {min:.1}, max {max:.1}"
+                );
+            }
         }
         return;
     }
@@ -546,7 +573,8 @@ fn main() {
     ];
     let memory = alloc::memory_per_flag(&large_path);
     let cold = cold::measure(dir.path());
-    let track = track_with_room(&recording_small, &users);
+    let track = track_with_room(&recording_small, &users, Pause::Asleep);
+    let track_busy = track_with_room(&recording_small, &users, Pause::Busy);
     let mut report = timing::report(&results, &threads, &memory, &cold);
     // `reads`: the read path's sections alone (no servers, no Unleash Edge).
     if args.get(1).map(String::as_str) != Some("reads") {
@@ -557,8 +585,9 @@ fn main() {
     println!("{}", report.0);
     println!(
         "track() with room in the queue (200 batches of 256 calls, the drain emptying \
-         the queue between batches): median {:.1} ns, min {:.1}, max {:.1}",
-        track.0, track.1, track.2
+         the queue between batches): median {:.1} ns, min {:.1}, max {:.1}; \
+         the caller busy between batches: median {:.1} ns, min {:.1}, max {:.1}",
+        track.0, track.1, track.2, track_busy.0, track_busy.1, track_busy.2
     );
     std::fs::write(
         "results.json",
