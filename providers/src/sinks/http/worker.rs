@@ -94,7 +94,8 @@ impl Worker {
             if pending.is_none() {
                 let due = closing.is_some() || flushing || Instant::now() >= next_send;
                 pending = self.next_batch(due);
-                if pending.is_some() && due {
+                if due {
+                    // Sent, or nothing to send: the interval starts again.
                     next_send = Instant::now() + self.settings.interval;
                 }
             }
@@ -103,12 +104,10 @@ impl Worker {
                 if closing.is_some() {
                     return 0;
                 }
+                // At `next_send` the loop sends what the queue holds.
                 tokio::select! {
                     () = self.shared.wake.notified() => {}
                     () = tokio::time::sleep_until(next_send.into()) => {}
-                }
-                if Instant::now() >= next_send {
-                    next_send = Instant::now() + self.settings.interval;
                 }
                 continue;
             };
