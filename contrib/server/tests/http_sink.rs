@@ -2,7 +2,8 @@
 //! server's `POST /v1/events`, and an endpoint speaking the same format that
 //! answers 429 with `Retry-After` first. A batch smaller than the batch size
 //! leaves when the interval is over; `close()` delivers what is buffered;
-//! a 429's `Retry-After` is waited out and the retried batch keeps its id.
+//! a 429's `Retry-After` is waited out and the retried batch keeps its id;
+//! a wrong SDK key is reported, with origin `Sink`, and loses nothing.
 
 mod common;
 
@@ -11,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{TOKEN, client, start};
-use flagyard::core::{EvaluationContext, TrackingDetails};
+use flagyard::core::{ErrorOrigin, EvaluationContext, TrackingDetails};
 use flagyard::{FlagyardProvider, HttpSink, ReconnectPolicy};
 use serde_json::Value;
 
@@ -198,4 +199,49 @@ async fn a_429_is_retried_after_its_retry_after_with_the_same_batch_id() {
     tokio::task::spawn_blocking(move || provider.close())
         .await
         .expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_sdk_key_is_reported_and_its_events_wait() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(&dir.path().join("db.sqlite"), |c| {
+        c.sdk_key = Some(SDK_KEY.into())
+    })
+    .await;
+    let reports: Arc<Mutex<Vec<(ErrorOrigin, String)>>> = Default::default();
+    let seen = Arc::clone(&reports);
+    let sink = HttpSink::builder(format!("{}/v1/events", server.base))
+        .sdk_key("not-the-key")
+        .interval(Duration::from_millis(100))
+        .build()
+        .expect("sink builds");
+    let provider = FlagyardProvider::builder()
+        .bootstrap_document(r#"{"flags": {}}"#)
+        .sink(sink.clone())
+        .on_error(move |e| {
+            let report = (e.origin(), e.to_string());
+            seen.lock().expect("lock").push(report);
+        })
+        .build()
+        .expect("provider builds");
+    track(&provider, "purchase", 3);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while reports.lock().expect("lock").is_empty() {
+        assert!(Instant::now() < deadline, "no report: {:?}", sink.stats());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (origin, message) = reports.lock().expect("lock")[0].clone();
+    assert_eq!(origin, ErrorOrigin::Sink);
+    assert!(
+        message.contains("refused the credentials (401)") && message.contains("/v1/events"),
+        "{message}"
+    );
+    let stats = sink.stats();
+    assert_eq!(
+        (stats.delivered, stats.dropped, stats.pending),
+        (0, 0, 3),
+        "{stats:?}"
+    );
+    assert_eq!(kept(&server.base, "purchase").await, 0);
+    server.stop().await;
 }
