@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{TOKEN, client, start};
 use flagyard::core::{ErrorOrigin, EvaluationContext, TrackingDetails};
-use flagyard::{FlagyardProvider, HttpSink, ReconnectPolicy};
+use flagyard::{FlagyardProvider, FlagyardProviderBuilder, HttpSink, ReconnectPolicy};
 use serde_json::Value;
 
 const SDK_KEY: &str = "sdk-secret";
@@ -35,11 +35,14 @@ async fn kept(base: &str, name: &str) -> usize {
 
 /// A provider whose events go to `sink`.
 fn provider(sink: &HttpSink) -> FlagyardProvider {
+    builder(sink).build().expect("provider builds")
+}
+
+/// [`provider`]'s builder, for more settings.
+fn builder(sink: &HttpSink) -> FlagyardProviderBuilder {
     FlagyardProvider::builder()
         .bootstrap_document(r#"{"flags": {}}"#)
         .sink(sink.clone())
-        .build()
-        .expect("provider builds")
 }
 
 fn track(provider: &FlagyardProvider, name: &str, users: usize) {
@@ -215,9 +218,7 @@ async fn a_wrong_sdk_key_is_reported_and_its_events_wait() {
         .interval(Duration::from_millis(100))
         .build()
         .expect("sink builds");
-    let provider = FlagyardProvider::builder()
-        .bootstrap_document(r#"{"flags": {}}"#)
-        .sink(sink.clone())
+    let provider = builder(&sink)
         .on_error(move |e| {
             let report = (e.origin(), e.to_string());
             seen.lock().expect("lock").push(report);
