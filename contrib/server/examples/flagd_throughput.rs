@@ -2,7 +2,7 @@
 //! same client over OFREP HTTP (issue 18: gRPC at least OFREP's throughput).
 //!
 //! ```sh
-//! cargo run --release -p flagyard-server --example flagd_throughput -- [SECONDS] [TASKS] [--in-process]
+//! cargo run --release -p flagyard-server --example flagd_throughput -- [SECONDS] [TASKS] [--in-process] [--anchor]
 //! ```
 //!
 //! Starts a server on loopback (open reads, one flag with a targeting rule) in
@@ -15,8 +15,12 @@
 //! each mode's best round in resolutions per second, the CPU time each side
 //! spent per resolution (this process's and the server's), and their ratio,
 //! as text and JSON. `FT_SERVER_WORKERS=N` sets the server process's tokio
-//! worker count.
+//! worker count, `TOKIO_WORKER_THREADS=N` the clients' (tokio's own setting). `--anchor` adds, in the same alternation, the same client
+//! against the anchor (`support/anchor_server.rs`: plain tonic and plain axum
+//! answering a constant, in a process of their own), which bounds what any
+//! server on those stacks could give that client.
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +32,8 @@ use open_feature::provider::FeatureProvider;
 use open_feature_flagd::{FlagdOptions, FlagdProvider, ResolverType};
 use serde_json::json;
 
+#[path = "support/anchor_server.rs"]
+mod anchor_server;
 #[path = "support/server_child.rs"]
 mod server_child;
 use server_child::{ServerChild, own_cpu};
@@ -107,11 +113,26 @@ async fn bind(dir: &Path) -> Server {
     Server::bind(config).await.expect("server")
 }
 
+/// A server child and the two ports (HTTP, gRPC) it printed.
+fn ports_of((child, line): (ServerChild, String)) -> (ServerChild, (u16, u16)) {
+    let ports: Vec<u16> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(ports.len(), 2, "the child printed {line:?}");
+    (child, (ports[0], ports[1]))
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     let dir = tempfile::tempdir().expect("temp dir");
-    if raw.first().map(String::as_str) == Some("--server-child") {
+    let child_of = raw.first().map(String::as_str) == Some("--server-child");
+    if child_of && raw.iter().any(|a| a == "--anchor") {
+        anchor_server::serve().await;
+        return;
+    }
+    if child_of {
         // In the child: serve, and say where.
         let server = bind(dir.path()).await;
         println!(
@@ -126,6 +147,7 @@ async fn main() {
         return;
     }
     let in_process = raw.iter().any(|a| a == "--in-process");
+    let with_anchor = raw.iter().any(|a| a == "--anchor");
     let args: Vec<u64> = raw.iter().filter_map(|a| a.parse().ok()).collect();
     let seconds = args.first().copied().unwrap_or(5);
     let tasks = args.get(1).copied().unwrap_or(16) as usize;
@@ -139,13 +161,8 @@ async fn main() {
         tokio::spawn(server.run(std::future::pending()));
         (ports.0, ports.1, None)
     } else {
-        let (child, line) = ServerChild::start(&[]);
-        let ports: Vec<u16> = line
-            .split_whitespace()
-            .filter_map(|w| w.parse().ok())
-            .collect();
-        assert_eq!(ports.len(), 2, "the child printed {line:?}");
-        (ports[0], ports[1], Some(child))
+        let (child, ports) = ports_of(ServerChild::start(&[]));
+        (ports.0, ports.1, Some(child))
     };
     let server_runs = if in_process {
         "in this process"
@@ -165,7 +182,17 @@ async fn main() {
     };
     let rpc = provider(ResolverType::Rpc, grpc_port).await;
     let rest = provider(ResolverType::Rest, http_port).await;
+    // The anchor: the same client against plain tonic and plain axum.
+    let anchor = if with_anchor {
+        let (child, ports) = ports_of(ServerChild::start(&[OsStr::new("--anchor")]));
+        let rpc = provider(ResolverType::Rpc, ports.1).await;
+        let rest = provider(ResolverType::Rest, ports.0).await;
+        Some((child, rpc, rest))
+    } else {
+        None
+    };
     let (mut best_rpc, mut best_rest) = (Round::default(), Round::default());
+    let (mut anchor_rpc, mut anchor_rest) = (Round::default(), Round::default());
     let best = |best: &mut Round, this: Round| {
         if this.per_s > best.per_s {
             *best = this;
@@ -180,6 +207,16 @@ async fn main() {
             &mut best_rest,
             round(Arc::clone(&rest), tasks, seconds, child.as_ref()).await,
         );
+        if let Some((anchor, rpc, rest)) = &anchor {
+            best(
+                &mut anchor_rpc,
+                round(Arc::clone(rpc), tasks, seconds, Some(anchor)).await,
+            );
+            best(
+                &mut anchor_rest,
+                round(Arc::clone(rest), tasks, seconds, Some(anchor)).await,
+            );
+        }
     }
     let cpu = |r: Round| {
         if in_process {
@@ -203,9 +240,35 @@ async fn main() {
         cpu(best_rest),
         best_rpc.per_s / best_rest.per_s
     );
+    let anchor_json = anchor.as_ref().map(|_| {
+        let own = |r: Round| {
+            format!(
+                "CPU per resolution: client {:.1} µs, server {:.1} µs",
+                r.client_us, r.server_us
+            )
+        };
+        println!(
+            "  anchor, same rounds (plain tonic / plain axum answering a constant, own process):\n  \
+             RPC  (gRPC):                      {:>9.0} resolutions/s ({})\n  \
+             REST (OFREP):                     {:>9.0} resolutions/s ({})\n  \
+             anchor RPC / anchor REST: {:.2}; Flagyard ÷ anchor: RPC {:.2}, REST {:.2}; \
+             anchor RPC / Flagyard REST: {:.2}",
+            anchor_rpc.per_s,
+            own(anchor_rpc),
+            anchor_rest.per_s,
+            own(anchor_rest),
+            anchor_rpc.per_s / anchor_rest.per_s,
+            best_rpc.per_s / anchor_rpc.per_s,
+            best_rest.per_s / anchor_rest.per_s,
+            anchor_rpc.per_s / best_rest.per_s,
+        );
+        json!({"rpc_per_s": anchor_rpc.per_s.round(), "rest_per_s": anchor_rest.per_s.round(),
+               "rpc_cpu_us": {"client": anchor_rpc.client_us, "server": anchor_rpc.server_us},
+               "rest_cpu_us": {"client": anchor_rest.client_us, "server": anchor_rest.server_us}})
+    });
     println!(
         "{}",
-        json!({"tasks": tasks, "seconds": seconds, "server_process": !in_process, "rpc_per_s": best_rpc.per_s.round(),
+        json!({"anchor": anchor_json, "tasks": tasks, "seconds": seconds, "server_process": !in_process, "rpc_per_s": best_rpc.per_s.round(),
                "rest_per_s": best_rest.per_s.round(), "ratio": best_rpc.per_s / best_rest.per_s,
                "rpc_cpu_us": {"client": best_rpc.client_us, "server": best_rpc.server_us},
                "rest_cpu_us": {"client": best_rest.client_us, "server": best_rest.server_us}})

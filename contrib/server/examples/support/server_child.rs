@@ -12,16 +12,20 @@ pub(crate) struct ServerChild(std::process::Child);
 impl ServerChild {
     /// Starts this executable with `--server-child` and `args`, and returns
     /// it with the first line it prints (where it listens).
-    /// `FT_SERVER_WORKERS`, when set, is the child's tokio worker count.
+    /// `FT_SERVER_WORKERS`, when set, is the child's tokio worker count (else
+    /// tokio's default, whatever `TOKIO_WORKER_THREADS` says to this process).
     pub(crate) fn start(args: &[&std::ffi::OsStr]) -> (ServerChild, String) {
         let mut command = Command::new(std::env::current_exe().expect("exe"));
         command
             .arg("--server-child")
             .args(args)
             .stdout(Stdio::piped());
-        if let Ok(workers) = std::env::var("FT_SERVER_WORKERS") {
-            command.env("TOKIO_WORKER_THREADS", workers);
-        }
+        // `TOKIO_WORKER_THREADS` set for the tool is the clients' count, not
+        // the child's.
+        match std::env::var("FT_SERVER_WORKERS") {
+            Ok(workers) => command.env("TOKIO_WORKER_THREADS", workers),
+            Err(_) => command.env_remove("TOKIO_WORKER_THREADS"),
+        };
         let mut child = command.spawn().expect("server child starts");
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().expect("stdout"))
